@@ -1,0 +1,2 @@
+//! The `vitals` command. STUB.
+fn main() {}

@@ -1,0 +1,1 @@
+//! Heartbeat failure detectors. STUB: being written.

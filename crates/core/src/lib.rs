@@ -1,0 +1,27 @@
+//! The sans-IO heart of vitals.
+//!
+//! This crate owns the vocabulary every other part of vitals speaks, as plain data and
+//! synchronous state machines:
+//!
+//! - [`Status`] (pass / warn / fail) and [`aggregate`] of many checks into one verdict;
+//! - [`Outcome`], what one check run observed, and [`Report`], what a check returns before the
+//!   runner stamps time on it;
+//! - [`machine`], the hysteresis state machine (unknown, healthy, degraded, failing, unhealthy,
+//!   down, recovering) with fall / rise / down_after thresholds and flap detection;
+//! - [`detector`], heartbeat failure detectors (deadline and phi accrual);
+//! - [`health_json`], the `application/health+json` body.
+//!
+//! What it is not: it does no I/O, reads no clock and knows nothing of tokio. Every function
+//! that depends on time takes `now` as an argument, so the whole crate is deterministic and
+//! tested without waiting.
+
+pub mod aggregate;
+pub mod detector;
+pub mod health_json;
+pub mod machine;
+mod outcome;
+mod status;
+
+pub use aggregate::{Part, aggregate};
+pub use outcome::{Kind, Observed, Outcome, Report};
+pub use status::Status;

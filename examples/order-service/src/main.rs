@@ -1,0 +1,2 @@
+//! The order service. STUB.
+fn main() {}

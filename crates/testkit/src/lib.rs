@@ -1,1 +1,48 @@
-//! Test support: STUB.
+//! Test support for vitals: real PostgreSQL and Redis servers on loopback.
+//!
+//! vitals checks real dependencies, so its tests run real servers from the distribution's
+//! packages (there is no Docker engine on these machines, and mocks would not tell a refused
+//! connection from a paused server). Two ways to get one:
+//!
+//! - **A private server** that the test may stop, start again, pause or count queries on:
+//!   [`Postgres::start`] and [`Redis::start`]. Each makes its own temporary directory and free
+//!   port, and dropping it kills the server and removes the directory.
+//! - **The shared servers** that `scripts/test` starts once per run, for tests that only need
+//!   a server that stays up: [`shared_postgres_url`] and [`shared_redis_url`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), vitals_testkit::Error> {
+//! use vitals_testkit::{Postgres, Signal, signal};
+//!
+//! let mut pg = Postgres::start().await?;
+//! pg.execute("SELECT 1").await?;
+//! assert_eq!(pg.count_queries("SELECT $1").await?, 1); // normalized by pg_stat_statements
+//! signal(pg.pid(), Signal::SIGSTOP)?; // paused: accepts TCP, answers nothing
+//! signal(pg.pid(), Signal::SIGCONT)?;
+//! pg.stop().await?; // refused from now on
+//! pg.start_again().await?; // same port, same data
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Process hygiene: every server is stopped by its own PID, never by name; as root PostgreSQL
+//! runs as the `postgres` user through `setpriv`, which execs in place, so the PID held is the
+//! server's. A test binary killed with `SIGKILL` cannot clean up after itself; its servers then
+//! outlive it (they are in its process group, so Ctrl-C reaches them).
+//!
+//! What it is not: a mock, a container runner, or anything for production code. It must not be
+//! used under tokio's paused clock (`start_paused = true`): waiting for real servers takes real
+//! time. Timeouts are generous (30 s to become ready, 30 s to stop) because CI machines have two
+//! cores and may be compiling at the same time.
+
+mod error;
+mod postgres;
+mod process;
+mod redis;
+mod shared;
+
+pub use error::Error;
+pub use postgres::Postgres;
+pub use process::{Signal, free_port, is_running, signal, wait_for_exit};
+pub use redis::Redis;
+pub use shared::{shared_postgres_url, shared_redis_url};

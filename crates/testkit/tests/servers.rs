@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use vitals_testkit::{Postgres, Redis, Signal, is_running, signal};
 
@@ -91,6 +92,42 @@ async fn dropping_redis_kills_it() {
     let pid = redis.pid();
     drop(redis);
     assert!(!is_running(pid), "redis {pid} outlived its Redis");
+}
+
+#[tokio::test]
+async fn shared_servers_answer_when_scripts_test_started_them() {
+    let (Ok(pg_url), Ok(redis_url)) = (
+        vitals_testkit::shared_postgres_url(),
+        vitals_testkit::shared_redis_url(),
+    ) else {
+        eprintln!("shared servers not set up (run scripts/test); nothing to check");
+        return;
+    };
+    let (client, connection) = tokio_postgres::connect(&pg_url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the shared postgresql");
+    tokio::spawn(connection);
+    let row = client
+        .query_one(
+            "SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'",
+            &[],
+        )
+        .await
+        .expect("query the shared postgresql");
+    assert_eq!(
+        row.get::<_, i64>(0),
+        1,
+        "pg_stat_statements is not installed"
+    );
+
+    let addr = redis_url.trim_start_matches("redis://");
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .expect("connect to the shared redis");
+    stream.write_all(b"PING\r\n").await.expect("send PING");
+    let mut answer = [0u8; 7];
+    stream.read_exact(&mut answer).await.expect("read PONG");
+    assert_eq!(&answer, b"+PONG\r\n");
 }
 
 #[test]

@@ -1,1 +1,85 @@
-//! Probes: STUB.
+//! Probes: the pieces of vitals that look at the outside world and say what they saw.
+//!
+//! A probe has one job: [`Probe::check`] looks once and returns a [`Report`] (a verdict, a
+//! message, maybe a measured value). It does not schedule itself, time itself out, remember
+//! past results or decide whether a failure matters: the runner that calls it owns the clock,
+//! the deadline (it cancels the future) and the state machine.
+//!
+//! Probes reuse what they connect with. The PostgreSQL probe borrows from a pool, the Redis
+//! probe shares one multiplexed connection manager, the HTTP probe one client: none opens a new
+//! connection per check unless the old one broke.
+//!
+//! | probe | looks at | external |
+//! |---|---|---|
+//! | [`Tcp`] | a TCP connect to `host:port` | yes |
+//! | [`Http`] | an HTTP GET and its status code | yes |
+//! | [`Postgres`] | `SELECT 1` through a pool | yes |
+//! | [`Redis`] | `PING` through a connection manager | yes |
+//! | [`Memory`], [`Disk`] | memory and disk used, against limits | no |
+//! | [`Threshold`] | any async number against limits (a queue's length) | your call |
+//! | [`from_fn`] | any async function returning a [`Report`] | your call |
+//!
+//! "External" matters because a check of an external dependency must not decide liveness: a
+//! database outage would get every replica restarted at once. The service library refuses
+//! such a check in the liveness group unless forced.
+
+use std::future::Future;
+use std::pin::Pin;
+
+pub use vitals_core::Report;
+
+mod func;
+#[cfg(feature = "http")]
+mod http;
+mod limits;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "redis")]
+mod redis;
+#[cfg(feature = "system")]
+mod system;
+mod tcp;
+mod threshold;
+
+pub use func::{FnProbe, from_fn};
+#[cfg(feature = "http")]
+pub use http::Http;
+pub use limits::{Limits, LimitsError};
+#[cfg(feature = "postgres")]
+pub use postgres::Postgres;
+#[cfg(feature = "redis")]
+pub use redis::Redis;
+#[cfg(feature = "system")]
+pub use system::{Disk, Memory};
+pub use tcp::Tcp;
+pub use threshold::Threshold;
+
+/// A boxed future, so that probes of different types can sit side by side as `dyn Probe`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// `componentType` values of `application/health+json`.
+pub mod component_type {
+    pub const DATASTORE: &str = "datastore";
+    pub const SYSTEM: &str = "system";
+    pub const COMPONENT: &str = "component";
+}
+
+/// Something that can be checked.
+///
+/// Implementations must be cancel-safe: the runner drops the future at its deadline.
+pub trait Probe: Send + Sync + 'static {
+    /// Look once. Errors are not a separate channel: a probe that could not look says so in a
+    /// failing [`Report`] whose output names the cause ("connection refused").
+    fn check(&self) -> BoxFuture<'_, Report>;
+
+    /// The `componentType` this probe reports in `application/health+json`.
+    fn component_type(&self) -> &'static str {
+        component_type::COMPONENT
+    }
+
+    /// Whether the probe reaches outside the process (a database, another service). Such a
+    /// check is refused in the liveness group unless forced.
+    fn is_external(&self) -> bool {
+        false
+    }
+}

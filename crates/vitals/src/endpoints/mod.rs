@@ -1,0 +1,130 @@
+//! The HTTP face of [`Health`]: an axum `Router` with the probe endpoints.
+//!
+//! | path | answers |
+//! |---|---|
+//! | `/livez`, `/alive` | liveness group |
+//! | `/readyz`, `/ready` | readiness group and lifecycle (starting, draining) |
+//! | `/startupz`, `/startup` | startup hooks and startup group |
+//! | `/health` | every check (`application/health+json`) |
+//! | `/livez/{check}` (and `readyz`, `startupz`) | one check |
+//! | `/heartbeat` | `{"status":"alive","timestamp":…}` |
+//! | `/metrics` | Prometheus text |
+//!
+//! Query parameters: `?verbose` (kube-apiserver-style lines), `?exclude=NAME` (repeatable,
+//! or comma-separated), `?fresh=1` (re-run the checks first, coalesced and rate-limited).
+//! Handlers only read the snapshot; none runs a check unless `fresh` asks for it.
+
+mod query;
+mod render;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::check::Group;
+use crate::health::Health;
+use crate::view::{Scope, check_view};
+use query::Params;
+
+/// The `application/health+json` body of a verdict, serialized.
+pub(crate) fn health_body(
+    health: &Health,
+    verdict: &crate::view::Verdict<'_>,
+    details: bool,
+) -> String {
+    serde_json::to_string(&render::health_body(health, verdict, details)).unwrap_or_else(|error| {
+        format!("{{\"status\":\"fail\",\"output\":\"cannot encode: {error}\"}}")
+    })
+}
+
+impl Health {
+    /// The probe endpoints as a router to merge into an application's own:
+    /// `app.merge(health.router())`.
+    pub fn router(&self) -> Router {
+        let mut router = Router::new();
+        router = probe_route(router, "/health", Scope::All);
+        router = router
+            .route("/heartbeat", get(render::heartbeat))
+            .route("/metrics", get(metrics));
+        for group in Group::ALL {
+            let seed_name = match group {
+                Group::Liveness => "/alive",
+                Group::Readiness => "/ready",
+                Group::Startup => "/startup",
+            };
+            let scope = Scope::Group(group);
+            router = probe_route(router, &format!("/{}", group.endpoint()), scope);
+            router = probe_route(router, seed_name, scope);
+            router = router.route(
+                &format!("/{}/{{check}}", group.endpoint()),
+                get(move |state, path| single(group, state, path)),
+            );
+        }
+        router.with_state(self.clone())
+    }
+}
+
+/// Mount the handler answering for `scope` at `path`.
+fn probe_route(router: Router<Health>, path: &str, scope: Scope) -> Router<Health> {
+    router.route(
+        path,
+        get(move |state, query, headers| probe(scope, state, query, headers)),
+    )
+}
+
+async fn probe(
+    scope: Scope,
+    State(health): State<Health>,
+    Query(pairs): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Response {
+    let params = match Params::parse(&pairs, &health) {
+        Ok(params) => params,
+        Err(message) => return render::bad_request(&message),
+    };
+    if params.fresh {
+        health.refresh(scope).await;
+    }
+    let snapshot = health.snapshot();
+    let verdict = health.verdict(&snapshot, scope, &params.excluded);
+    let details = render::may_see_details(&health, &headers);
+    if params.verbose {
+        render::verbose(scope, &verdict, details)
+    } else {
+        render::json(&health, &verdict, details)
+    }
+}
+
+/// `/readyz/{check}`: one check's status as plain text, like kube-apiserver's per-check paths.
+async fn single(group: Group, State(health): State<Health>, Path(name): Path<String>) -> Response {
+    let Some(index) = health.position(&name) else {
+        return render::not_found(&format!("no check named {name:?}"));
+    };
+    let check = &health.checks()[index];
+    if !check.in_group(group) {
+        return render::not_found(&format!("check {name:?} is not part of {}", group.as_str()));
+    }
+    let snapshot = health.snapshot();
+    let view = check_view(
+        check,
+        &snapshot.checks[index],
+        Scope::Group(group),
+        tokio::time::Instant::now(),
+    );
+    let code = if view.status.is_serving() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, render::line(&view, true) + "\n").into_response()
+}
+
+async fn metrics(State(health): State<Health>) -> Response {
+    (
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        health.metrics_text(),
+    )
+        .into_response()
+}

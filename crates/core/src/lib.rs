@@ -3,7 +3,7 @@
 //! This crate owns the vocabulary every other part of vitals speaks, as plain data and
 //! synchronous state machines:
 //!
-//! - [`Status`] (pass / warn / fail) and [`aggregate`] of many checks into one verdict;
+//! - [`Status`] (pass / warn / fail) and [`aggregate()`] of many checks into one verdict;
 //! - [`Outcome`], what one check run observed, and [`Report`], what a check returns before the
 //!   runner stamps time on it;
 //! - [`machine`], the hysteresis state machine (unknown, healthy, degraded, failing, unhealthy,

@@ -174,3 +174,94 @@ pub fn verdict<'a>(
         checks: views,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use vitals_core::{Kind, Outcome};
+    use vitals_probes::from_fn;
+
+    use super::*;
+    use crate::Report;
+
+    fn check() -> Check {
+        Check::new("database", from_fn(|| async { Report::pass() }))
+            .interval(Duration::from_secs(5))
+            .timeout(Duration::from_secs(1))
+            .jitter(Duration::ZERO)
+    }
+
+    fn entry(state: State, recorded: Instant) -> CheckSnapshot {
+        CheckSnapshot {
+            outcome: Some(
+                Outcome::new(Kind::Pass, SystemTime::now(), Duration::from_millis(2))
+                    .with_output("SELECT 1 ok"),
+            ),
+            recorded: Some(recorded),
+            state,
+            state_since: Some(recorded),
+            flapping: false,
+            runs: 1,
+            last_success: None,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_result_older_than_its_allowed_age_is_a_failure() {
+        let check = check();
+        // Default max age: 2 × 5 s + 1 s timeout + 0 jitter = 11 s.
+        assert_eq!(check.effective_max_age(), Duration::from_secs(11));
+        let recorded = Instant::now();
+        let entry = entry(State::Healthy, recorded);
+        let scope = Scope::Group(Group::Readiness);
+        let fresh = check_view(&check, &entry, scope, recorded + Duration::from_secs(11));
+        assert_eq!((fresh.status, fresh.stale), (Status::Pass, false));
+        let stale = check_view(&check, &entry, scope, recorded + Duration::from_secs(12));
+        assert_eq!((stale.status, stale.stale), (Status::Fail, true));
+        assert_eq!(
+            stale.output.as_deref(),
+            Some("stale: latest result is 12s old, more than the allowed 11s")
+        );
+        // Staleness fails liveness too: a check that stopped producing results is how a
+        // deadlocked process shows.
+        let live = check_view(
+            &check,
+            &entry,
+            Scope::Group(Group::Liveness),
+            recorded + Duration::from_secs(60),
+        );
+        assert_eq!(live.status, Status::Fail);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn states_map_to_statuses() {
+        let check = check();
+        let now = Instant::now();
+        let scope = Scope::Group(Group::Readiness);
+        for (state, status) in [
+            (State::Healthy, Status::Pass),
+            (State::Degraded, Status::Warn),
+            (State::Failing, Status::Warn),
+            (State::Unhealthy, Status::Fail),
+            (State::Down, Status::Fail),
+            (State::Recovering, Status::Fail),
+            (State::Unknown, Status::Fail),
+        ] {
+            let entry = entry(state, now);
+            assert_eq!(
+                check_view(&check, &entry, scope, now).status,
+                status,
+                "{state:?}"
+            );
+        }
+        let never_ran = CheckSnapshot::default();
+        let view = check_view(&check, &never_ran, scope, now);
+        assert_eq!(
+            (view.status, view.output.as_deref()),
+            (Status::Fail, Some("not checked yet"))
+        );
+        let live = check_view(&check, &never_ran, Scope::Group(Group::Liveness), now);
+        assert_eq!(live.status, Status::Pass);
+    }
+}

@@ -94,7 +94,11 @@ pub(super) fn json(health: &Health, verdict: &Verdict<'_>, details: bool) -> Res
 
 /// One kube-style line for a check: `[+]database ok`, `[-]cache failed: connection refused`.
 pub(super) fn line(view: &CheckView<'_>, details: bool) -> String {
-    let mark = if view.status.is_serving() { '+' } else { '-' };
+    let mark = if view.excluded || view.status.is_serving() {
+        '+'
+    } else {
+        '-'
+    };
     let reason = |word: &str| match (&view.output, details) {
         (Some(output), true) => format!("{word}: {output}"),
         (_, false) if view.status != Status::Pass => format!("{word}: reason withheld"),

@@ -1,7 +1,7 @@
 //! Helpers shared by the library's integration tests: a switchable probe and a one-shot
 //! request through the real router.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, missing_debug_implementations)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};

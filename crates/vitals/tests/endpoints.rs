@@ -32,7 +32,7 @@ fn service(db: &Switch, cache: &Switch) -> Health {
                 .timeout(secs(1)),
         )
         .start()
-        .unwrap()
+        .expect("valid registrations")
 }
 
 #[tokio::test(start_paused = true)]

@@ -5,7 +5,8 @@
 #
 #   ensure_packages [PACKAGE...]   install postgresql and redis-server if their binaries are
 #                                  missing, plus any extra Debian packages not yet installed
-#   free_port                      print a TCP port on 127.0.0.1 that nothing listens on
+#   free_port                      print a TCP port on 127.0.0.1 that nothing listens on,
+#                                  below the ephemeral range
 #   start_postgres DIR PORT        initdb DIR/data, start postgres (pg_stat_statements
 #                                  preloaded) in the background, wait until ready, create the
 #                                  extension; logs in DIR/postgres.log
@@ -98,10 +99,14 @@ _vitals_port_open() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+# Ports are drawn from below the kernel's ephemeral range (ip_local_port_range), because any
+# outgoing connection may take a port inside it, and under a load generator thousands do.
 free_port() {
-    local port tries
+    local low=32768 port tries
+    read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+    ((low > 11000)) || low=32768
     for tries in $(seq 1 100); do
-        port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+        port=$((10000 + (RANDOM * 32768 + RANDOM) % (low - 10000)))
         if ! _vitals_port_open "$port"; then
             printf '%s\n' "$port"
             return 0

@@ -10,6 +10,7 @@
 use std::ffi::OsString;
 use std::fs::File;
 use std::future::Future;
+use std::hash::BuildHasher;
 use std::net::{Ipv4Addr, TcpListener};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -35,16 +36,40 @@ const LOG_TAIL_LINES: usize = 30;
 
 /// Returns a TCP port on 127.0.0.1 that was free a moment ago.
 ///
-/// The port is found by binding port 0 and closing the socket, so another process can take it
-/// before the caller binds it. The servers in this crate retry with a new port when that race
-/// is lost; anything else using this should be ready to do the same.
+/// Ports come from below the kernel's ephemeral range (`ip_local_port_range`, usually from
+/// 32768 up), where outgoing connections take their local ports: a port picked there can be
+/// taken by any client socket before the server binds it, and tests open many. A candidate is
+/// checked by binding it. Another process can still take it before the caller binds it; the
+/// servers in this crate retry with a new port when that race is lost.
 pub fn free_port() -> Result<u16, Error> {
+    let low = ephemeral_low()
+        .unwrap_or(32768)
+        .clamp(FIRST_PORT + 1000, 65535);
+    let span = u64::from(low - FIRST_PORT);
+    // RandomState is seeded from the OS: a random source without a dependency.
+    let seed = std::collections::hash_map::RandomState::new();
+    for attempt in 0u64..200 {
+        let port = FIRST_PORT + (seed.hash_one(attempt) % span) as u16;
+        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    // Everything below the ephemeral range is busy: let the kernel choose.
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .map_err(|e| Error::io("could not bind a free port on 127.0.0.1", e))?;
     let addr = listener
         .local_addr()
         .map_err(|e| Error::io("could not read the address of a bound port", e))?;
     Ok(addr.port())
+}
+
+/// The lowest port `free_port` hands out (below it are well-known and registered services).
+const FIRST_PORT: u16 = 10000;
+
+/// The first port of the kernel's ephemeral range.
+fn ephemeral_low() -> Option<u16> {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    range.split_whitespace().next()?.parse().ok()
 }
 
 /// Sends `sig` to the process `pid` (and only to it: never to a group, never by name).

@@ -142,3 +142,10 @@ fn shared_urls_explain_how_to_get_them() {
         Err(e) => assert!(e.to_string().contains("scripts/test"), "{e}"),
     }
 }
+
+#[test]
+fn free_ports_are_bindable_and_not_well_known() {
+    let port = vitals_testkit::free_port().expect("free port");
+    assert!(port >= 10000, "{port}");
+    std::net::TcpListener::bind(("127.0.0.1", port)).expect("the port is free");
+}

@@ -4,7 +4,7 @@
 use std::fmt::Display;
 use std::future::Future;
 
-use vitals_core::Report;
+use vitals_core::{Report, Status};
 
 use crate::{BoxFuture, Limits, Probe};
 
@@ -22,6 +22,7 @@ pub struct Threshold<F> {
     limits: Limits,
     measure: F,
     external: bool,
+    unmeasurable: Status,
 }
 
 impl<F> std::fmt::Debug for Threshold<F> {
@@ -48,7 +49,16 @@ impl<F> Threshold<F> {
             limits,
             measure,
             external: false,
+            unmeasurable: Status::Fail,
         }
+    }
+
+    /// The status to report when the number cannot be measured (default: fail). The seed's
+    /// queue check lets readiness pass when the queue's Redis is down: the cache check
+    /// already reports that, and an unknown backlog is not a known one.
+    pub fn when_unmeasurable(mut self, status: Status) -> Self {
+        self.unmeasurable = status;
+        self
     }
 
     /// Declare that measuring reaches an external dependency (the queue lives in Redis).
@@ -68,7 +78,11 @@ where
         Box::pin(async move {
             match (self.measure)().await {
                 Ok(value) => self.limits.judge(&self.what, value, &self.unit),
-                Err(error) => Report::fail(format!("could not measure {}: {error}", self.what)),
+                Err(error) => Report {
+                    status: self.unmeasurable,
+                    output: Some(format!("could not measure {}: {error}", self.what)),
+                    observed: None,
+                },
             }
         })
     }
@@ -80,8 +94,6 @@ where
 
 #[cfg(test)]
 mod tests {
-    use vitals_core::Status;
-
     use super::*;
 
     #[tokio::test]
@@ -103,5 +115,10 @@ mod tests {
             report.output.as_deref(),
             Some("could not measure queue length: connection refused")
         );
+        let lenient = Threshold::new("queue length", "items", limits, || async {
+            Err::<f64, _>("connection refused")
+        })
+        .when_unmeasurable(Status::Warn);
+        assert_eq!(lenient.check().await.status, Status::Warn);
     }
 }

@@ -1,0 +1,186 @@
+//! The order service against real PostgreSQL and Redis: orders are stored, a Redis outage
+//! degrades without leaving rotation, a PostgreSQL outage leaves rotation and comes back, a
+//! probe storm costs the database nothing, SIGTERM drains then exits 0.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Service, servers};
+use tokio::time::Instant;
+use vitals_testkit::{Signal, signal, wait_for_exit};
+
+#[tokio::test]
+async fn orders_are_stored_in_postgres() {
+    let (pg, redis) = servers().await;
+    let service = Service::start(&pg, &redis, &[]).await;
+    let response = service
+        .client
+        .post(format!("{}/api/orders", service.base))
+        .json(&serde_json::json!({"item": "book", "quantity": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(body["order_id"].as_i64().unwrap() > 0);
+    let client = pg.connect().await.unwrap();
+    let row = client
+        .query_one("SELECT item, quantity FROM orders", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        (row.get::<_, String>(0), row.get::<_, i32>(1)),
+        ("book".to_string(), 2)
+    );
+
+    // Bad input gets a precise 4xx, and nothing is stored.
+    let response = service
+        .client
+        .post(format!("{}/api/orders", service.base))
+        .json(&serde_json::json!({"item": "book", "quantity": -1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "quantity must be positive");
+    let count: i64 = client
+        .query_one("SELECT count(*) FROM orders", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 1);
+}
+
+#[tokio::test]
+async fn redis_down_degrades_but_stays_ready() {
+    let (pg, mut redis) = servers().await;
+    let service = Service::start(&pg, &redis, &["--check-interval", "1s"]).await;
+    service
+        .wait_for("/ready", 200, Duration::from_secs(10))
+        .await;
+    redis.stop().await.unwrap();
+
+    // Within a couple of intervals the cache is failed; readiness still 200 (warn).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let health = service.get("/health").await;
+        let body = health.json();
+        if body["checks"]["cache"][0]["status"] == "fail" {
+            assert_eq!(health.status, 200, "degraded still serves: {}", health.body);
+            assert_eq!(body["status"], "warn");
+            let output = body["checks"]["cache"][0]["output"].as_str().unwrap();
+            assert!(!output.is_empty());
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cache never failed: {}",
+            health.body
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ready = service.get("/ready").await;
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    assert_eq!(ready.json()["status"], "warn");
+    let verbose = service.get("/ready?verbose").await;
+    assert!(verbose.body.contains("[-]cache failed"), "{}", verbose.body);
+    assert!(verbose.body.contains("[+]database ok"), "{}", verbose.body);
+}
+
+#[tokio::test]
+async fn postgres_down_leaves_rotation_and_comes_back() {
+    let (mut pg, redis) = servers().await;
+    let service = Service::start(&pg, &redis, &["--check-interval", "1s"]).await;
+    service
+        .wait_for("/ready", 200, Duration::from_secs(10))
+        .await;
+
+    pg.stop().await.unwrap();
+    // fall 2 at 1 s intervals: out within a few seconds.
+    let answer = service
+        .wait_for("/ready", 503, Duration::from_secs(15))
+        .await;
+    let body = answer.json();
+    assert_eq!(
+        body["checks"]["database"][0]["status"], "fail",
+        "{}",
+        answer.body
+    );
+    // Liveness does not depend on the database.
+    assert_eq!(service.get("/alive").await.status, 200);
+    let health = service.get("/health").await;
+    assert_eq!(health.status, 503);
+
+    pg.start_again().await.unwrap();
+    // rise 2: back within a few seconds.
+    let answer = service
+        .wait_for("/ready", 200, Duration::from_secs(15))
+        .await;
+    assert_eq!(answer.json()["checks"]["database"][0]["status"], "pass");
+    let metrics = service.get("/metrics").await.body;
+    for transition in [
+        r#"from="healthy",to="failing""#,
+        r#"from="failing",to="unhealthy""#,
+        r#"to="recovering""#,
+        r#"from="recovering",to="healthy""#,
+    ] {
+        assert!(
+            metrics.contains(transition),
+            "missing {transition} in\n{metrics}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_probe_storm_adds_no_query_to_postgres() {
+    let (pg, redis) = servers().await;
+    // A long interval: the background check runs once at start, then not during the storm.
+    let service = Service::start(&pg, &redis, &["--check-interval", "60s"]).await;
+    service
+        .wait_for("/ready", 200, Duration::from_secs(10))
+        .await;
+    // The startup check ran its SELECT 1: the counter sees the check's queries.
+    let before = pg.count_queries("SELECT $1").await.unwrap();
+    assert!(before >= 1, "the background check's query is counted");
+
+    let storm = (0..1000).map(|_| service.get("/readyz"));
+    let answers = futures_util::future::join_all(storm).await;
+    assert!(answers.iter().all(|answer| answer.status == 200));
+    assert_eq!(
+        pg.count_queries("SELECT $1").await.unwrap(),
+        before,
+        "1,000 /readyz requests must not query PostgreSQL"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_drains_then_exits_zero() {
+    let (pg, redis) = servers().await;
+    let mut service = Service::start(&pg, &redis, &["--drain-delay", "3s"]).await;
+    service
+        .wait_for("/ready", 200, Duration::from_secs(10))
+        .await;
+
+    signal(service.pid(), Signal::SIGTERM).unwrap();
+    let answer = service
+        .wait_for("/ready", 503, Duration::from_secs(2))
+        .await;
+    assert!(
+        answer.json()["output"]
+            .as_str()
+            .unwrap()
+            .starts_with("draining"),
+        "{}",
+        answer.body
+    );
+    // Still alive and still serving during the drain delay.
+    assert_eq!(service.get("/alive").await.status, 200);
+    assert_eq!(service.get("/livez").await.status, 200);
+
+    let status = wait_for_exit(&mut service.child, Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}

@@ -1,2 +1,63 @@
-//! The `vitals` command. STUB.
-fn main() {}
+//! The `vitals` command: parses arguments, wires the library's parts together, and turns
+//! errors into messages and exit codes. No health-checking logic lives here.
+
+mod demo;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+/// Heartbeats and health checks for services.
+#[derive(Debug, Parser)]
+#[command(name = "vitals", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a demo service with live probes and dependencies you can break and mend.
+    ///
+    /// It needs no server: its "database" and "cache" are simulated, its memory and disk
+    /// checks are real. Break one with `curl -X POST localhost:8000/demo/database/down` and
+    /// watch /readyz, /health?verbose and /metrics react.
+    Demo {
+        /// Address to serve on.
+        #[arg(long, default_value = "127.0.0.1:8000")]
+        listen: SocketAddr,
+        /// How often the demo's checks run.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        interval: Duration,
+        /// How long to keep serving after Ctrl-C or SIGTERM, with readiness failing.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        drain_delay: Duration,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo {
+            listen,
+            interval,
+            drain_delay,
+        } => demo::run(listen, interval, drain_delay).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("vitals: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

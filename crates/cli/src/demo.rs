@@ -1,0 +1,166 @@
+//! `vitals demo`: a service embedding the vitals library, with simulated dependencies that
+//! can be broken and mended over HTTP, so the probes can be watched reacting.
+//!
+//! The simulation lives here, in the binary, because it is a toy: the library and its tests
+//! use real servers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::post;
+use vitals::probes::{Disk, Memory, Probe, from_fn};
+use vitals::{Check, Health, Report};
+
+/// What a simulated dependency does when checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Mode {
+    Up = 0,
+    Down = 1,
+    Slow = 2,
+    Hang = 3,
+}
+
+impl Mode {
+    fn parse(text: &str) -> Option<Mode> {
+        match text {
+            "up" => Some(Mode::Up),
+            "down" => Some(Mode::Down),
+            "slow" => Some(Mode::Slow),
+            "hang" => Some(Mode::Hang),
+            _ => None,
+        }
+    }
+
+    fn from_u8(value: u8) -> Mode {
+        match value {
+            1 => Mode::Down,
+            2 => Mode::Slow,
+            3 => Mode::Hang,
+            _ => Mode::Up,
+        }
+    }
+}
+
+/// A simulated dependency whose behaviour is switched over HTTP.
+#[derive(Debug, Clone, Default)]
+struct Simulated {
+    mode: Arc<AtomicU8>,
+}
+
+impl Simulated {
+    fn probe(&self, what: &'static str) -> impl Probe + use<> {
+        let mode = Arc::clone(&self.mode);
+        from_fn(move || {
+            let mode = Mode::from_u8(mode.load(Ordering::Relaxed));
+            async move {
+                match mode {
+                    Mode::Up => Report::pass().with_output(format!("{what} answered")),
+                    Mode::Down => Report::fail(format!("{what}: connection refused")),
+                    Mode::Slow => {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        Report::warn(format!("{what} answered slowly")).with_observed(300.0, "ms")
+                    }
+                    Mode::Hang => std::future::pending().await,
+                }
+            }
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Dependencies {
+    database: Simulated,
+    cache: Simulated,
+}
+
+async fn switch(
+    State(deps): State<Dependencies>,
+    Path((name, mode)): Path<(String, String)>,
+) -> (StatusCode, String) {
+    let Some(mode) = Mode::parse(&mode) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("unknown mode {mode:?}; use up, down, slow or hang\n"),
+        );
+    };
+    let target = match name.as_str() {
+        "database" => &deps.database,
+        "cache" => &deps.cache,
+        _ => {
+            return (
+                StatusCode::NOT_FOUND,
+                format!("no simulated dependency {name:?}; use database or cache\n"),
+            );
+        }
+    };
+    target.mode.store(mode as u8, Ordering::Relaxed);
+    tracing::info!(dependency = %name, ?mode, "simulated dependency switched");
+    (StatusCode::OK, format!("{name} is now {mode:?}\n"))
+}
+
+pub async fn run(
+    listen: SocketAddr,
+    interval: Duration,
+    drain_delay: Duration,
+) -> anyhow::Result<()> {
+    let deps = Dependencies {
+        database: Simulated::default(),
+        cache: Simulated::default(),
+    };
+    let timeout = (interval / 2).max(Duration::from_millis(100));
+    let every = |check: Check| {
+        check
+            .interval(interval)
+            .timeout(timeout)
+            .jitter(interval / 10)
+    };
+    let health = Health::builder()
+        .service_id("vitals-demo")
+        .version(env!("CARGO_PKG_VERSION"))
+        .drain_delay(drain_delay)
+        .check(every(Check::new(
+            "database",
+            deps.database.probe("database"),
+        )))
+        .check(every(Check::new("cache", deps.cache.probe("cache"))).non_critical())
+        .check(
+            every(Check::new("memory", Memory::default()))
+                .liveness()
+                .non_critical(),
+        )
+        .check(every(Check::new("disk", Disk::new(std::env::temp_dir()))).non_critical())
+        .on_startup("warm-up", || async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Ok::<_, std::convert::Infallible>(())
+        })
+        .start()
+        .context("invalid demo checks")?;
+
+    let app = Router::new()
+        .route("/demo/{dependency}/{mode}", post(switch))
+        .with_state(deps)
+        .merge(health.router());
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| {
+            format!("cannot listen on {listen} (is another demo running? try --listen 127.0.0.1:0)")
+        })?;
+    let addr = listener.local_addr().context("no local address")?;
+    println!(
+        "vitals demo on http://{addr}\n\
+         \n  probes:   curl -i http://{addr}/readyz?verbose     (also /livez /startupz /health /metrics)\
+         \n  break:    curl -X POST http://{addr}/demo/database/down   (modes: up down slow hang; also cache)\
+         \n  mend:     curl -X POST http://{addr}/demo/database/up\
+         \n  stop:     Ctrl-C (readiness fails at once, the server drains for {}, then exits)\n",
+        humantime::format_duration(drain_delay)
+    );
+    health.serve(listener, app).await.context("server failed")?;
+    Ok(())
+}

@@ -80,11 +80,17 @@ mod tests {
         }"#;
         let health: Health = serde_json::from_str(body).unwrap();
         assert_eq!(health.status, Status::Warn);
-        assert_eq!(health.checks["cache"][0].output.as_deref(), Some("connection refused"));
+        assert_eq!(
+            health.checks["cache"][0].output.as_deref(),
+            Some("connection refused")
+        );
         let again: Health = serde_json::from_str(&serde_json::to_string(&health).unwrap()).unwrap();
         assert_eq!(again, health);
         let text = serde_json::to_string(&health).unwrap();
         assert!(text.contains("\"observedValue\":12.5"), "{text}");
-        assert!(!text.contains("serviceId"), "absent fields are omitted: {text}");
+        assert!(
+            !text.contains("serviceId"),
+            "absent fields are omitted: {text}"
+        );
     }
 }

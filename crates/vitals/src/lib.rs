@@ -75,3 +75,8 @@ pub use vitals_core::machine::Thresholds;
 pub use vitals_core::{Report, Status};
 /// The probes vitals ships, re-exported so one dependency is enough.
 pub use vitals_probes as probes;
+
+/// The README's code blocks, compiled as doctests so the quick start cannot rot.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -1,5 +1,7 @@
 //! The heartbeat emitter against a real HTTP receiver on loopback.
 
+#![allow(clippy::unwrap_used)] // helpers of tests, outside #[test] functions
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

@@ -2,6 +2,7 @@
 //! errors into messages and exit codes. No health-checking logic lives here.
 
 mod demo;
+mod probe;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -35,6 +36,11 @@ enum Command {
         #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
         drain_delay: Duration,
     },
+    /// Check one URL once, for Docker HEALTHCHECK and Kubernetes exec probes.
+    ///
+    /// Exit codes: 0 healthy, 1 usage error, 2 could not connect, 3 unexpected response,
+    /// 4 reported unhealthy.
+    Probe(probe::ProbeArgs),
 }
 
 #[tokio::main]
@@ -47,6 +53,7 @@ async fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Probe(args) => return probe::run(args).await,
         Command::Demo {
             listen,
             interval,

@@ -336,6 +336,13 @@ impl Health {
         listener: tokio::net::TcpListener,
         app: axum::Router,
     ) -> std::io::Result<()> {
+        use axum::serve::ListenerExt;
+        // Probe answers are one small write each; Nagle's algorithm would only delay them.
+        let listener = listener.tap_io(|stream| {
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY");
+            }
+        });
         axum::serve(listener, app)
             .with_graceful_shutdown(self.drained())
             .await

@@ -24,6 +24,6 @@ mod status;
 
 pub use aggregate::{Part, aggregate};
 pub use detector::{Deadline, Detector, PhiAccrual, PhiConfig, Suspicion};
-pub use machine::{Event, EventKind, Machine, State, Thresholds};
+pub use machine::{Event, EventKind, Machine, Saved, State, Thresholds};
 pub use outcome::{Kind, Observed, Outcome, Report};
 pub use status::Status;

@@ -244,6 +244,16 @@ pub struct Event {
 /// and each follows an edge of the design's diagram, with two shortcuts that only thresholds of 1
 /// (or the window rule) open: `failing` is skipped when one failure already reaches `fall` or
 /// trips the window, and `recovering` is skipped when `rise` is 1.
+/// The part of a machine worth saving across a restart. See [`Machine::restore`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Saved {
+    pub state: State,
+    pub since: Option<Instant>,
+    pub consecutive_failures: u32,
+    pub consecutive_successes: u32,
+    pub flapping: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct Machine {
     thresholds: Thresholds,
@@ -281,6 +291,34 @@ impl Machine {
             flapping: false,
             events: VecDeque::new(),
         })
+    }
+
+    /// A machine that carries on from a saved state, as a daemon does after a restart. The
+    /// window and flap histories are not saved: they start empty, so a restart can only make
+    /// the machine slower to call a target flapping, never quicker to evict it.
+    pub fn restore(thresholds: Thresholds, saved: Saved) -> Result<Self, ThresholdError> {
+        let mut machine = Machine::new(thresholds)?;
+        machine.state = saved.state;
+        machine.since = saved.since;
+        machine.now = saved.since;
+        machine.failures = saved.consecutive_failures;
+        machine.successes = saved.consecutive_successes;
+        machine.flapping = saved.flapping;
+        // A recovering target fell from unhealthy or down; which one is not saved, and
+        // unhealthy is the milder assumption (down_after still counts on from the failures).
+        machine.recovering_from = State::Unhealthy;
+        Ok(machine)
+    }
+
+    /// What [`Machine::restore`] needs to carry on.
+    pub fn saved(&self) -> Saved {
+        Saved {
+            state: self.state,
+            since: self.since,
+            consecutive_failures: self.failures,
+            consecutive_successes: self.successes,
+            flapping: self.flapping,
+        }
     }
 
     pub fn state(&self) -> State {

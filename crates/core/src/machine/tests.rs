@@ -503,3 +503,30 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_restored_machine_carries_on_where_the_saved_one_stopped() {
+    let t0 = base();
+    let mut original = Machine::new(th(2, 2, 3)).unwrap();
+    for (i, letter) in "PFF".chars().enumerate() {
+        original.handle_outcome(t0 + Duration::from_secs(i as u64), &outcome(letter));
+    }
+    assert_eq!(original.state(), State::Unhealthy);
+    let saved = original.saved();
+    let mut restored = Machine::restore(th(2, 2, 3), saved).unwrap();
+    assert_eq!(restored.saved(), saved);
+    // The third failure in a row takes both down: the restored one counts on.
+    for machine in [&mut original, &mut restored] {
+        machine.handle_outcome(t0 + Duration::from_secs(10), &outcome('F'));
+        assert_eq!(machine.state(), State::Down);
+    }
+    let events = drain(&mut restored);
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        events[0].kind,
+        EventKind::Transition {
+            from: State::Unhealthy,
+            to: State::Down
+        }
+    );
+}

@@ -14,3 +14,4 @@
 pub mod config;
 pub mod store;
 pub mod udp;
+pub mod engine;

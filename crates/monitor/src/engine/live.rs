@@ -1,0 +1,81 @@
+//! One target's live state: its state machine, its latest outcome, its heartbeat detector and
+//! its flags, and the one function that applies an outcome to it.
+
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+use vitals_core::Outcome;
+use vitals_core::detector::Detector;
+use vitals_core::machine::{EventKind, Machine, State};
+
+use super::{Cadence, Record};
+
+/// Mutable state of one target. Lives in the engine's table, behind its lock.
+pub(crate) struct Live {
+    pub(crate) machine: Machine,
+    pub(crate) last: Option<Outcome>,
+    /// Wall time the current state was entered, for people and the API.
+    pub(crate) since_wall: Option<SystemTime>,
+    pub(crate) detector: Option<Box<dyn Detector + Send>>,
+    /// Bumped whenever the target's pending timer is superseded (a heartbeat moved its
+    /// deadline), so the timer task can drop stale entries.
+    pub(crate) timer_generation: u64,
+    pub(crate) paused: bool,
+    pub(crate) maintenance_until: Option<SystemTime>,
+    /// When a heartbeat job said `/start`, to measure its run.
+    pub(crate) started: Option<(Instant, Option<String>)>,
+    /// When the latest heartbeat arrived (passive targets).
+    pub(crate) last_beat: Option<Instant>,
+    /// When the engine started watching, to say how long a never-heard target was silent.
+    pub(crate) created: Instant,
+}
+
+impl Live {
+    /// Feed one outcome; push what must be stored to `records`.
+    pub(crate) fn apply(
+        &mut self,
+        target: &str,
+        now: Instant,
+        wall: SystemTime,
+        outcome: Outcome,
+        records: &mut Vec<Record>,
+    ) {
+        self.machine.handle_outcome(now.into_std(), &outcome);
+        while let Some(event) = self.machine.poll_event() {
+            match event.kind {
+                EventKind::Transition { from, to } => {
+                    self.since_wall = Some(wall);
+                    tracing::info!(target = %target, from = from.as_str(), to = to.as_str(), reason = %event.reason, "target changed state");
+                    records.push(Record::Transition {
+                        target: target.to_string(),
+                        at: wall,
+                        from,
+                        to,
+                        reason: event.reason,
+                        cause: event.cause,
+                        saved: self.machine.saved(),
+                    });
+                }
+                EventKind::FlappingStarted | EventKind::FlappingStopped => {
+                    tracing::warn!(target = %target, reason = %event.reason, "flapping changed");
+                }
+            }
+        }
+        records.push(Record::Result {
+            target: target.to_string(),
+            outcome: outcome.clone(),
+        });
+        self.last = Some(outcome);
+    }
+
+    /// How long until the next active check: faster while the state is changing, slower
+    /// while down.
+    pub(crate) fn next_interval(&self, cadence: &Cadence) -> Duration {
+        match self.machine.state() {
+            State::Failing | State::Recovering => cadence.interval_changing,
+            State::Unknown if self.machine.consecutive_failures() > 0 => cadence.interval_changing,
+            State::Down => cadence.interval_down,
+            _ => cadence.interval,
+        }
+    }
+}

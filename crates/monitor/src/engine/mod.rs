@@ -1,0 +1,546 @@
+//! The engine: every target's live state, fed by active checks, HTTP pings and UDP beats
+//! alike, judged by the core state machine.
+//!
+//! One table of targets behind one lock; every signal becomes an [`Outcome`] applied to a
+//! target's [`Machine`](vitals_core::Machine), so active and passive targets look the same
+//! downstream. What must be stored leaves as [`Record`]s on a channel; the engine itself does
+//! no storage I/O and no HTTP. Timing lives in [`timers`].
+
+mod expect;
+mod live;
+mod timers;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{Semaphore, mpsc};
+use tokio::time::Instant;
+use vitals_core::machine::{Machine, Saved, State, Thresholds};
+use vitals_core::{Kind, Outcome, Status};
+use vitals_probes::Probe;
+
+pub use expect::Expectation;
+use live::Live;
+
+/// How often an active target is checked.
+#[derive(Debug, Clone)]
+pub struct Cadence {
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub jitter: Duration,
+    /// While failing or recovering: look more often, to decide sooner.
+    pub interval_changing: Duration,
+    /// While down: look less often, to spare a service that is struggling back.
+    pub interval_down: Duration,
+}
+
+/// How a target is watched.
+#[derive(Clone)]
+pub enum Mode {
+    /// The monitor checks it.
+    Active {
+        probe: Arc<dyn Probe>,
+        cadence: Cadence,
+    },
+    /// It reports to the monitor (HTTP pings, UDP beats).
+    Passive {
+        ping_id: String,
+        expectation: Expectation,
+    },
+}
+
+impl std::fmt::Debug for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Mode::Active { cadence, .. } => f
+                .debug_struct("Active")
+                .field("cadence", cadence)
+                .finish_non_exhaustive(),
+            Mode::Passive {
+                ping_id,
+                expectation,
+            } => f
+                .debug_struct("Passive")
+                .field("ping_id", ping_id)
+                .field("expectation", expectation)
+                .finish(),
+        }
+    }
+}
+
+/// One target as the engine runs it.
+#[derive(Debug, Clone)]
+pub struct TargetSpec {
+    pub id: String,
+    pub name: String,
+    pub thresholds: Thresholds,
+    pub mode: Mode,
+}
+
+/// What the engine hands to storage.
+#[derive(Debug, Clone)]
+pub enum Record {
+    Result {
+        target: String,
+        outcome: Outcome,
+    },
+    Transition {
+        target: String,
+        at: SystemTime,
+        from: State,
+        to: State,
+        reason: String,
+        cause: Option<Outcome>,
+        saved: Saved,
+    },
+    Ping(PingRecord),
+}
+
+/// Creates the channel the engine hands records out on. Transitions are never dropped and
+/// keep their order; results (summaries, high volume) are dropped and counted once more than
+/// `capacity` records wait, so a slow disk cannot grow memory without bound.
+pub fn records(capacity: usize) -> (RecordSender, RecordReceiver) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let pending = Arc::new(AtomicUsize::new(0));
+    (
+        RecordSender {
+            tx,
+            pending: Arc::clone(&pending),
+            capacity,
+        },
+        RecordReceiver { rx, pending },
+    )
+}
+
+/// The engine's side of [`records`].
+#[derive(Debug, Clone)]
+pub struct RecordSender {
+    tx: mpsc::UnboundedSender<Record>,
+    pending: Arc<AtomicUsize>,
+    capacity: usize,
+}
+
+/// The storage side of [`records`].
+#[derive(Debug)]
+pub struct RecordReceiver {
+    rx: mpsc::UnboundedReceiver<Record>,
+    pending: Arc<AtomicUsize>,
+}
+
+impl RecordReceiver {
+    pub async fn recv(&mut self) -> Option<Record> {
+        let record = self.rx.recv().await?;
+        self.pending.fetch_sub(1, AtomicOrdering::Relaxed);
+        Some(record)
+    }
+
+    pub fn try_recv(&mut self) -> Option<Record> {
+        let record = self.rx.try_recv().ok()?;
+        self.pending.fetch_sub(1, AtomicOrdering::Relaxed);
+        Some(record)
+    }
+}
+
+impl RecordSender {
+    /// Send `record`; false when a droppable record was dropped.
+    fn send(&self, record: Record) -> bool {
+        let droppable = !matches!(record, Record::Transition { .. });
+        if droppable && self.pending.load(AtomicOrdering::Relaxed) >= self.capacity {
+            return false;
+        }
+        self.pending.fetch_add(1, AtomicOrdering::Relaxed);
+        if self.tx.send(record).is_err() {
+            self.pending.fetch_sub(1, AtomicOrdering::Relaxed);
+        }
+        true
+    }
+}
+
+/// A heartbeat as received, for history.
+#[derive(Debug, Clone)]
+pub struct PingRecord {
+    pub target: String,
+    pub at: SystemTime,
+    pub signal: Signal,
+    pub rid: Option<String>,
+    pub body: Option<String>,
+    pub duration: Option<Duration>,
+    pub source: Option<String>,
+}
+
+/// What a heartbeat says, in healthchecks.io's vocabulary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Start,
+    Success,
+    Fail,
+    Log,
+    /// `/ping/<id>/<exit-status>`: 0 is success, anything else failure.
+    Exit(u8),
+    /// A UDP beat carrying a status.
+    Beat(Status),
+}
+
+/// A saved state to carry on from after a restart.
+#[derive(Debug, Clone)]
+pub struct Restored {
+    pub state: State,
+    pub since: Option<SystemTime>,
+    pub consecutive_failures: u32,
+    pub consecutive_successes: u32,
+    pub flapping: bool,
+    pub paused: bool,
+    pub maintenance_until: Option<SystemTime>,
+}
+
+/// One target as the API shows it.
+#[derive(Debug, Clone)]
+pub struct TargetView {
+    pub id: String,
+    pub name: String,
+    pub active: bool,
+    pub state: State,
+    pub since: Option<SystemTime>,
+    pub flapping: bool,
+    pub paused: bool,
+    pub maintenance_until: Option<SystemTime>,
+    pub last: Option<Outcome>,
+}
+
+/// A ping for an id nobody configured.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no heartbeat target has ping id {0:?}")]
+pub struct UnknownPing(pub String);
+
+/// The running engine; clone it freely.
+#[derive(Clone)]
+pub struct Engine {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("targets", &self.shared.specs.len())
+            .finish()
+    }
+}
+
+struct Shared {
+    specs: Vec<TargetSpec>,
+    by_id: HashMap<String, usize>,
+    by_ping: HashMap<String, usize>,
+    live: Mutex<Vec<Live>>,
+    records: RecordSender,
+    timers: mpsc::UnboundedSender<timers::Entry>,
+    concurrency: Arc<Semaphore>,
+    metrics: timers::Lag,
+}
+
+impl Shared {
+    fn metrics(&self) -> &timers::Lag {
+        &self.metrics
+    }
+}
+
+impl Engine {
+    /// Build the engine and start its timer task. `restored` carries saved states by target
+    /// id; `records` (see [`records`]) receives what must be stored. `max_concurrency` bounds active checks in flight.
+    pub fn start(
+        specs: Vec<TargetSpec>,
+        restored: &HashMap<String, Restored>,
+        records: RecordSender,
+        max_concurrency: usize,
+    ) -> Engine {
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        let live = specs
+            .iter()
+            .map(|spec| new_live(spec, restored.get(&spec.id), now, wall))
+            .collect();
+        let (timers, timer_rx) = mpsc::unbounded_channel();
+        let engine = Engine {
+            shared: Arc::new(Shared {
+                by_id: specs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (s.id.clone(), i))
+                    .collect(),
+                by_ping: specs
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, s)| match &s.mode {
+                        Mode::Passive { ping_id, .. } => Some((ping_id.clone(), i)),
+                        Mode::Active { .. } => None,
+                    })
+                    .collect(),
+                specs,
+                live: Mutex::new(live),
+                records,
+                timers,
+                concurrency: Arc::new(Semaphore::new(max_concurrency.max(1))),
+                metrics: timers::Lag::default(),
+            }),
+        };
+        for index in 0..engine.shared.specs.len() {
+            engine.schedule_first(index, now);
+        }
+        tokio::spawn(timers::run(engine.clone(), timer_rx));
+        engine
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Live>> {
+        // A panic while holding the lock leaves plain data behind; keep serving it.
+        self.shared
+            .live
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn specs(&self) -> &[TargetSpec] {
+        &self.shared.specs
+    }
+
+    pub fn index_of(&self, id: &str) -> Option<usize> {
+        self.shared.by_id.get(id).copied()
+    }
+
+    pub fn index_of_ping(&self, ping_id: &str) -> Option<usize> {
+        self.shared.by_ping.get(ping_id).copied()
+    }
+
+    /// The 99th percentile and count of schedule lag (due → started) of active checks.
+    pub fn lag(&self) -> &timers::Lag {
+        &self.shared.metrics
+    }
+
+    fn schedule_first(&self, index: usize, now: Instant) {
+        let generation = self.lock()[index].timer_generation;
+        let due = match &self.shared.specs[index].mode {
+            Mode::Active { .. } => Some(now),
+            Mode::Passive { .. } => self.lock()[index]
+                .detector
+                .as_ref()
+                .and_then(|detector| detector.poll_timeout())
+                .map(Instant::from_std),
+        };
+        if let Some(due) = due {
+            let _ = self.shared.timers.send(timers::Entry {
+                due,
+                index,
+                generation,
+            });
+        }
+    }
+
+    /// Apply `outcome` to target `index` and hand on the records.
+    pub(crate) fn apply(&self, index: usize, outcome: Outcome) {
+        let mut records = Vec::with_capacity(2);
+        {
+            let mut live = self.lock();
+            let spec = &self.shared.specs[index];
+            live[index].apply(
+                &spec.id,
+                Instant::now(),
+                SystemTime::now(),
+                outcome,
+                &mut records,
+            );
+        }
+        self.emit(records);
+    }
+
+    fn emit(&self, records: Vec<Record>) {
+        for record in records {
+            if !self.shared.records.send(record) {
+                self.shared
+                    .metrics
+                    .dropped_records
+                    .fetch_add(1, AtomicOrdering::Relaxed);
+            }
+        }
+    }
+
+    /// A heartbeat arrived for `ping_id` (HTTP ping or UDP beat).
+    pub fn heartbeat(&self, ping_id: &str, mut ping: PingRecord) -> Result<(), UnknownPing> {
+        let index = self
+            .index_of_ping(ping_id)
+            .ok_or_else(|| UnknownPing(ping_id.to_string()))?;
+        let now = Instant::now();
+        let spec = &self.shared.specs[index];
+        let mut records = Vec::with_capacity(3);
+        let reschedule;
+        {
+            let mut table = self.lock();
+            let live = &mut table[index];
+            ping.target = spec.id.clone();
+            let status = match ping.signal {
+                Signal::Start => {
+                    live.started = Some((now, ping.rid.clone()));
+                    None
+                }
+                Signal::Log => None,
+                Signal::Success | Signal::Exit(0) => Some(Status::Pass),
+                Signal::Fail | Signal::Exit(_) => Some(Status::Fail),
+                Signal::Beat(status) => Some(status),
+            };
+            if let Some(status) = status {
+                // A run's duration is measured from its `/start` (same run id, if any).
+                if let Some((started, rid)) = live.started.take() {
+                    if rid == ping.rid {
+                        ping.duration = Some(now.saturating_duration_since(started));
+                    } else {
+                        live.started = Some((started, rid));
+                    }
+                }
+                if let Some(detector) = live.detector.as_mut() {
+                    detector.handle_heartbeat(now.into_std());
+                }
+                live.last_beat = Some(now);
+                let output = match ping.signal {
+                    Signal::Exit(code) if code != 0 => format!("job exited with status {code}"),
+                    Signal::Fail => "job reported failure".to_string(),
+                    _ => "heartbeat received".to_string(),
+                };
+                let outcome = vitals_core::Report {
+                    status,
+                    output: Some(output),
+                    observed: ping.duration.map(|d| vitals_core::Observed {
+                        value: d.as_secs_f64() * 1000.0,
+                        unit: "ms".to_string(),
+                    }),
+                }
+                .into_outcome(ping.at, ping.duration.unwrap_or_default());
+                live.apply(&spec.id, now, ping.at, outcome, &mut records);
+                live.timer_generation += 1;
+                reschedule = live
+                    .detector
+                    .as_ref()
+                    .and_then(|detector| detector.poll_timeout())
+                    .map(|due| (Instant::from_std(due), live.timer_generation));
+            } else {
+                reschedule = None;
+            }
+        }
+        records.push(Record::Ping(ping));
+        self.emit(records);
+        if let Some((due, generation)) = reschedule {
+            let _ = self.shared.timers.send(timers::Entry {
+                due,
+                index,
+                generation,
+            });
+        }
+        Ok(())
+    }
+
+    /// Every target as the API shows it, in configuration order.
+    pub fn views(&self) -> Vec<TargetView> {
+        let live = self.lock();
+        self.shared
+            .specs
+            .iter()
+            .zip(live.iter())
+            .map(|(spec, live)| view(spec, live))
+            .collect()
+    }
+
+    pub fn view(&self, id: &str) -> Option<TargetView> {
+        let index = self.index_of(id)?;
+        let live = self.lock();
+        Some(view(&self.shared.specs[index], &live[index]))
+    }
+
+    /// Pause (checks and deadlines stop) or resume a target.
+    pub fn set_paused(&self, id: &str, paused: bool) -> Option<TargetView> {
+        let index = self.index_of(id)?;
+        let mut live = self.lock();
+        live[index].paused = paused;
+        Some(view(&self.shared.specs[index], &live[index]))
+    }
+
+    /// Put a target in maintenance until `until` (None ends it). Checks go on and are
+    /// recorded; the flag tells alerting and people that failures are expected.
+    pub fn set_maintenance(&self, id: &str, until: Option<SystemTime>) -> Option<TargetView> {
+        let index = self.index_of(id)?;
+        let mut live = self.lock();
+        live[index].maintenance_until = until;
+        Some(view(&self.shared.specs[index], &live[index]))
+    }
+}
+
+fn view(spec: &TargetSpec, live: &Live) -> TargetView {
+    TargetView {
+        id: spec.id.clone(),
+        name: spec.name.clone(),
+        active: matches!(spec.mode, Mode::Active { .. }),
+        state: live.machine.state(),
+        since: live.since_wall,
+        flapping: live.machine.is_flapping(),
+        paused: live.paused,
+        maintenance_until: live.maintenance_until,
+        last: live.last.clone(),
+    }
+}
+
+fn new_live(
+    spec: &TargetSpec,
+    restored: Option<&Restored>,
+    now: Instant,
+    wall: SystemTime,
+) -> Live {
+    let fresh = || Machine::new(spec.thresholds.clone());
+    let machine = match restored {
+        Some(saved) => {
+            // Monotonic "since" from the saved wall time: as long ago as it was then.
+            let since = saved.since.map(|since| {
+                let ago = wall.duration_since(since).unwrap_or_default();
+                now.checked_sub(ago).unwrap_or(now).into_std()
+            });
+            Machine::restore(
+                spec.thresholds.clone(),
+                Saved {
+                    state: saved.state,
+                    since,
+                    consecutive_failures: saved.consecutive_failures,
+                    consecutive_successes: saved.consecutive_successes,
+                    flapping: saved.flapping,
+                },
+            )
+        }
+        None => fresh(),
+    };
+    // Thresholds are validated with the config; fall back to defaults rather than panic.
+    let machine = machine
+        .or_else(|_| Machine::new(Thresholds::default()))
+        .expect("default thresholds are valid");
+    let detector = match &spec.mode {
+        Mode::Passive { expectation, .. } => Some(expectation.detector(now.into_std(), wall)),
+        Mode::Active { .. } => None,
+    };
+    Live {
+        machine,
+        last: None,
+        since_wall: restored.and_then(|saved| saved.since),
+        detector,
+        timer_generation: 0,
+        paused: restored.is_some_and(|saved| saved.paused),
+        maintenance_until: restored.and_then(|saved| saved.maintenance_until),
+        started: None,
+        last_beat: None,
+        created: now,
+    }
+}
+
+/// The outcome a missed deadline produces.
+pub(crate) fn overdue(wall: SystemTime, silent_for: Duration) -> Outcome {
+    Outcome::new(Kind::Fail, wall, Duration::ZERO).with_output(format!(
+        "no heartbeat for {}",
+        humantime::format_duration(Duration::from_secs(silent_for.as_secs()))
+    ))
+}
+
+#[cfg(test)]
+mod tests;

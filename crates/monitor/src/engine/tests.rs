@@ -1,0 +1,253 @@
+//! The engine on tokio's paused clock: an active target walks failing → unhealthy → down on
+//! schedule and back; a heartbeat target goes overdue and recovers; a real TCP target that is
+//! killed is noticed.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use vitals_probes::{Tcp, from_fn};
+
+use super::*;
+
+fn cadence() -> Cadence {
+    Cadence {
+        interval: Duration::from_secs(10),
+        timeout: Duration::from_secs(2),
+        jitter: Duration::ZERO,
+        interval_changing: Duration::from_secs(5),
+        interval_down: Duration::from_secs(60),
+    }
+}
+
+fn switchable(up: &Arc<AtomicBool>) -> Arc<dyn Probe> {
+    let up = Arc::clone(up);
+    Arc::new(from_fn(move || {
+        let up = up.load(Ordering::SeqCst);
+        async move {
+            if up {
+                vitals_core::Report::pass()
+            } else {
+                vitals_core::Report::fail("connection refused")
+            }
+        }
+    }))
+}
+
+fn drain(rx: &mut RecordReceiver) -> Vec<(State, State)> {
+    let mut transitions = Vec::new();
+    while let Some(record) = rx.try_recv() {
+        if let Record::Transition { from, to, .. } = record {
+            transitions.push((from, to));
+        }
+    }
+    transitions
+}
+
+async fn at(secs: f64) {
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_active_target_goes_down_on_schedule_and_comes_back() {
+    use State::*;
+    let up = Arc::new(AtomicBool::new(true));
+    let (tx, mut rx) = records(1024);
+    let engine = Engine::start(
+        vec![TargetSpec {
+            id: "api".into(),
+            name: "API".into(),
+            thresholds: Thresholds::default(),
+            mode: Mode::Active {
+                probe: switchable(&up),
+                cadence: cadence(),
+            },
+        }],
+        &HashMap::new(),
+        tx,
+        16,
+    );
+    at(1.0).await;
+    assert_eq!(engine.view("api").unwrap().state, Healthy);
+    up.store(false, Ordering::SeqCst);
+    at(10.0).await; // t=11: the t=10 check failed
+    assert_eq!(engine.view("api").unwrap().state, Failing);
+    at(5.0).await; // t=16: t=15 (interval while changing: 5 s) failed again
+    assert_eq!(engine.view("api").unwrap().state, Unhealthy);
+    // Unhealthy is not "changing": back to the 10 s interval; t=25 fails the third time.
+    at(10.0).await;
+    assert_eq!(engine.view("api").unwrap().state, Down);
+    up.store(true, Ordering::SeqCst);
+    // Down: checked every 60 s; the t=85 check passes, then every 5 s while recovering.
+    at(60.0).await;
+    assert_eq!(engine.view("api").unwrap().state, Recovering);
+    at(5.0).await;
+    assert_eq!(engine.view("api").unwrap().state, Healthy);
+    assert_eq!(
+        drain(&mut rx),
+        [
+            (Unknown, Healthy),
+            (Healthy, Failing),
+            (Failing, Unhealthy),
+            (Unhealthy, Down),
+            (Down, Recovering),
+            (Recovering, Healthy)
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_heartbeat_target_goes_overdue_and_recovers_on_the_next_ping() {
+    use State::*;
+    let (tx, mut rx) = records(1024);
+    let thresholds = Thresholds {
+        fall: 1,
+        rise: 1,
+        down_after: 2,
+        ..Thresholds::default()
+    };
+    let engine = Engine::start(
+        vec![TargetSpec {
+            id: "backup".into(),
+            name: "nightly backup".into(),
+            thresholds,
+            mode: Mode::Passive {
+                ping_id: "5a1c".into(),
+                expectation: Expectation::Period {
+                    period: Duration::from_secs(60),
+                    grace: Duration::from_secs(10),
+                },
+            },
+        }],
+        &HashMap::new(),
+        tx,
+        16,
+    );
+    let ping = |signal| PingRecord {
+        target: String::new(),
+        at: SystemTime::now(),
+        signal,
+        rid: None,
+        body: None,
+        duration: None,
+        source: None,
+    };
+    engine.heartbeat("5a1c", ping(Signal::Success)).unwrap();
+    assert_eq!(engine.view("backup").unwrap().state, Healthy);
+    at(69.0).await;
+    assert_eq!(engine.view("backup").unwrap().state, Healthy);
+    at(2.0).await; // t=71: past 60 s + 10 s grace
+    let view = engine.view("backup").unwrap();
+    assert_eq!(view.state, Unhealthy);
+    assert_eq!(
+        view.last.unwrap().output.as_deref(),
+        Some("no heartbeat for 1m 10s")
+    );
+    at(60.0).await; // still silent a period later: down
+    assert_eq!(engine.view("backup").unwrap().state, Down);
+    engine.heartbeat("5a1c", ping(Signal::Exit(0))).unwrap();
+    assert_eq!(engine.view("backup").unwrap().state, Healthy);
+    engine.heartbeat("5a1c", ping(Signal::Exit(3))).unwrap();
+    let view = engine.view("backup").unwrap();
+    assert_eq!(view.state, Unhealthy);
+    assert_eq!(
+        view.last.unwrap().output.as_deref(),
+        Some("job exited with status 3")
+    );
+    assert_eq!(
+        engine.heartbeat("nope", ping(Signal::Success)),
+        Err(UnknownPing("nope".into()))
+    );
+    let transitions = drain(&mut rx);
+    assert_eq!(
+        transitions,
+        [
+            (Unknown, Healthy),
+            (Healthy, Unhealthy),
+            (Unhealthy, Down),
+            (Down, Healthy),
+            (Healthy, Unhealthy)
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restored_target_carries_on_from_its_saved_state() {
+    let up = Arc::new(AtomicBool::new(false));
+    let (tx, _rx) = records(1024);
+    let mut restored = HashMap::new();
+    restored.insert(
+        "api".to_string(),
+        Restored {
+            state: State::Unhealthy,
+            since: Some(SystemTime::now() - Duration::from_secs(30)),
+            consecutive_failures: 2,
+            consecutive_successes: 0,
+            flapping: false,
+            paused: false,
+            maintenance_until: None,
+        },
+    );
+    let engine = Engine::start(
+        vec![TargetSpec {
+            id: "api".into(),
+            name: "API".into(),
+            thresholds: Thresholds::default(),
+            mode: Mode::Active {
+                probe: switchable(&up),
+                cadence: cadence(),
+            },
+        }],
+        &restored,
+        tx,
+        16,
+    );
+    assert_eq!(engine.view("api").unwrap().state, State::Unhealthy);
+    at(0.5).await; // the first check after the restart is the third failure in a row
+    assert_eq!(engine.view("api").unwrap().state, State::Down);
+}
+
+/// Real time and a real TCP server: kill the listener and the engine notices.
+#[tokio::test]
+async fn a_killed_tcp_target_is_noticed() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, _rx) = records(1024);
+    let fast = Cadence {
+        interval: Duration::from_millis(50),
+        timeout: Duration::from_millis(50),
+        jitter: Duration::ZERO,
+        interval_changing: Duration::from_millis(20),
+        interval_down: Duration::from_millis(50),
+    };
+    let engine = Engine::start(
+        vec![TargetSpec {
+            id: "tcp".into(),
+            name: "tcp".into(),
+            thresholds: Thresholds::default(),
+            mode: Mode::Active {
+                probe: Arc::new(Tcp::new(addr.to_string())),
+                cadence: fast,
+            },
+        }],
+        &HashMap::new(),
+        tx,
+        16,
+    );
+    wait_for(&engine, State::Healthy).await;
+    drop(listener);
+    wait_for(&engine, State::Down).await;
+    let output = engine.view("tcp").unwrap().last.unwrap().output.unwrap();
+    assert!(output.contains("refused"), "{output}");
+    let _listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    wait_for(&engine, State::Healthy).await;
+}
+
+async fn wait_for(engine: &Engine, state: State) {
+    for _ in 0..400 {
+        if engine.view("tcp").unwrap().state == state {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("never reached {state:?}: {:?}", engine.view("tcp"));
+}

@@ -43,11 +43,19 @@ impl Health {
     /// The probe endpoints as a router to merge into an application's own:
     /// `app.merge(health.router())`.
     pub fn router(&self) -> Router {
+        self.probes_router().merge(
+            Router::new()
+                .route("/metrics", get(metrics))
+                .with_state(self.clone()),
+        )
+    }
+
+    /// The probe endpoints without `/metrics`, for an application that serves its own
+    /// exposition (include [`Health::metrics_text`] in it).
+    pub fn probes_router(&self) -> Router {
         let mut router = Router::new();
         router = probe_route(router, "/health", Scope::All);
-        router = router
-            .route("/heartbeat", get(render::heartbeat))
-            .route("/metrics", get(metrics));
+        router = router.route("/heartbeat", get(render::heartbeat));
         for group in Group::ALL {
             let seed_name = match group {
                 Group::Liveness => "/alive",

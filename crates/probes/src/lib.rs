@@ -12,7 +12,9 @@
 //! | probe | looks at | external |
 //! |---|---|---|
 //! | [`Tcp`] | a TCP connect to `host:port` | yes |
-//! | [`Http`] | an HTTP GET and its status code | yes |
+//! | [`Http`] | an HTTP request: status code, body text, a JSONPath value, response time | yes |
+//! | [`VitalsHealth`] | a service's `application/health+json` verdict and its checks | yes |
+//! | [`Exec`] | a command's exit code, the Nagios plugin way (0 pass, 1 warn, 2 fail) | yes |
 //! | [`Postgres`] | `SELECT 1` through a pool | yes |
 //! | [`Redis`] | `PING` through a connection manager | yes |
 //! | [`Memory`], [`Disk`] | memory and disk used, against limits | no |
@@ -28,6 +30,7 @@ use std::pin::Pin;
 
 pub use vitals_core::Report;
 
+mod exec;
 mod func;
 #[cfg(feature = "http")]
 mod http;
@@ -40,10 +43,13 @@ mod redis;
 mod system;
 mod tcp;
 mod threshold;
+#[cfg(feature = "http")]
+mod vitals_health;
 
+pub use exec::Exec;
 pub use func::{FnProbe, from_fn};
 #[cfg(feature = "http")]
-pub use http::Http;
+pub use http::{Http, HttpAnswer, HttpError, HttpFailure};
 pub use limits::{Limits, LimitsError};
 #[cfg(feature = "postgres")]
 pub use postgres::Postgres;
@@ -53,6 +59,8 @@ pub use redis::Redis;
 pub use system::{Disk, Memory};
 pub use tcp::Tcp;
 pub use threshold::Threshold;
+#[cfg(feature = "http")]
+pub use vitals_health::VitalsHealth;
 
 /// A boxed future, so that probes of different types can sit side by side as `dyn Probe`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

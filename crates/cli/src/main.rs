@@ -51,7 +51,16 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    // Usage errors exit 1, as `vitals probe` documents (clap's own default is 2, which there
+    // means "could not connect"); help and version exit 0.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let code = if error.use_stderr() { 1 } else { 0 };
+            let _ = error.print();
+            return ExitCode::from(code);
+        }
+    };
     let result = match cli.command {
         Command::Probe(args) => return probe::run(args).await,
         Command::Demo {

@@ -241,3 +241,24 @@ async fn usage_errors_exit_1_and_name_the_bad_value() {
         assert_eq!(stdout(&output), "", "{args:?}");
     }
 }
+
+#[test]
+fn clap_usage_errors_exit_one_and_help_exits_zero() {
+    let missing = std::process::Command::new(env!("CARGO_BIN_EXE_vitals"))
+        .args(["probe"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    let unknown = std::process::Command::new(env!("CARGO_BIN_EXE_vitals"))
+        .args(["probe", "--no-such-flag", "http://127.0.0.1:1/"])
+        .output()
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(1));
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_vitals"))
+        .args(["probe", "--help"])
+        .output()
+        .unwrap();
+    assert_eq!(help.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(text.contains("4"), "{text}");
+}

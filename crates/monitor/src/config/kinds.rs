@@ -1,0 +1,326 @@
+//! What each kind of target needs, beyond the keys every target shares: the HTTP request
+//! and its conditions, a heartbeat's expectation and detector, the address or URL of the
+//! others. Checks here compare keys of one target's kind (json_equals needs json_path, a
+//! heartbeat has a period or a schedule, phi needs a period…).
+//!
+//! Not here: which keys a kind accepts (`keys`), or reading single values (`value`).
+
+use std::time::Duration;
+
+use humantime::format_duration;
+use vitals_core::detector::PhiConfig;
+
+use super::error::{Diag, Span};
+use super::fields::{At, Fields, PhiTuning, Reported};
+use super::keys::Kind;
+use super::model::{DetectorKind, Expect, HeartbeatSpec, HttpSpec, Schedule, TargetKind, defaults};
+
+/// The message for a required key that is missing.
+pub(super) fn missing(kind: Kind, key: &str) -> String {
+    let example = match (kind, key) {
+        (Kind::Http, _) => "url = \"http://127.0.0.1:8080/health\"",
+        (Kind::Vitals, _) => "url = \"http://127.0.0.1:8000/health\"",
+        (Kind::Postgres, _) => "url = \"postgres://monitor@127.0.0.1:5432/postgres\"",
+        (Kind::Redis, _) => "url = \"redis://127.0.0.1:6379\"",
+        (Kind::Tcp, _) => "address = \"127.0.0.1:5432\"",
+        (Kind::Exec, _) => "command = [\"/usr/lib/nagios/plugins/check_load\", \"-w\", \"5\"]",
+        (Kind::Heartbeat, _) => "period = \"1m\"",
+    };
+    format!(
+        "missing {key}; a {} target needs it, like {example}",
+        kind.name()
+    )
+}
+
+/// The kind-specific part of a target.
+pub(super) fn spec(
+    diag: &mut Diag<'_>,
+    kind: Kind,
+    f: &Fields,
+    path: &str,
+    schedule: Option<&Schedule>,
+    udp_listen: bool,
+) -> Result<TargetKind, Reported> {
+    let url = || f.str("url")?.map(|at| at.value).ok_or(Reported);
+    Ok(match kind {
+        Kind::Http => TargetKind::Http(http(diag, f, path, schedule)?),
+        Kind::Tcp => TargetKind::Tcp {
+            address: f.str("address")?.ok_or(Reported)?.value,
+        },
+        Kind::Postgres => TargetKind::Postgres { url: url()? },
+        Kind::Redis => TargetKind::Redis { url: url()? },
+        Kind::Vitals => TargetKind::Vitals { url: url()? },
+        Kind::Exec => TargetKind::Exec {
+            command: f
+                .list("command")?
+                .ok_or(Reported)?
+                .value
+                .into_iter()
+                .map(|at| at.value)
+                .collect(),
+        },
+        Kind::Heartbeat => TargetKind::Heartbeat(heartbeat(diag, f, path, udp_listen)?),
+    })
+}
+
+fn http(
+    diag: &mut Diag<'_>,
+    f: &Fields,
+    path: &str,
+    schedule: Option<&Schedule>,
+) -> Result<HttpSpec, Reported> {
+    // Every key is read before any `?`, so that one bad value does not hide the others.
+    let method = f.str("method");
+    let body_contains = f.str("body_contains");
+    let json_path = f.str("json_path");
+    let json_equals = f.json("json_equals");
+    let warn_over = f.duration("warn_over");
+    let headers = f.headers("headers");
+    let expect_status = f.status_range("expect_status");
+    let url = f.str("url");
+
+    let mut failed = false;
+    let json_path_at = json_path.as_ref().ok().and_then(Option::as_ref);
+    if let Some(at) = json_path_at
+        && !at.value.starts_with('$')
+    {
+        let p = &at.value;
+        diag.error(
+            &at.span,
+            format!("{path}.json_path"),
+            format!(
+                "{p:?} is not a JSONPath; paths start at the root, like \"$.{}\"",
+                p.trim_start_matches('.')
+            ),
+        );
+        failed = true;
+    }
+    if let Some(at) = json_equals.as_ref().ok().and_then(Option::as_ref)
+        && !f.has("json_path")
+    {
+        diag.error(
+            &at.span,
+            format!("{path}.json_equals"),
+            "json_equals needs json_path to say where to look: add json_path = \"$.status\"",
+        );
+        failed = true;
+    }
+    if let Ok(Some(at)) = &method
+        && at.value == "HEAD"
+        && (f.has("body_contains") || f.has("json_path"))
+    {
+        diag.error(
+            &at.span,
+            format!("{path}.method"),
+            "a HEAD answer has no body for body_contains or json_path to look at: use GET",
+        );
+        failed = true;
+    }
+    if let Ok(Some(at)) = &warn_over {
+        if at.value.is_zero() {
+            diag.error(
+                &at.span,
+                format!("{path}.warn_over"),
+                "is zero; every answer would warn: set it like \"500ms\"",
+            );
+            failed = true;
+        } else if let Some(schedule) = schedule
+            && at.value >= schedule.timeout
+        {
+            diag.error(&at.span, format!("{path}.warn_over"), format!(
+                "{} is not shorter than timeout {}; the check is cut at its timeout, so it could never warn",
+                format_duration(at.value), format_duration(schedule.timeout)
+            ));
+            failed = true;
+        }
+    }
+    let spec = HttpSpec {
+        url: url?.ok_or(Reported)?.value,
+        method: method?.map_or_else(|| "GET".to_owned(), |at| at.value),
+        headers: headers?.map_or_else(Vec::new, |at| at.value),
+        expect_status: expect_status?.map_or(200..=299, |at| at.value),
+        body_contains: body_contains?.map(|at| at.value),
+        json_path: json_path?.map(|at| at.value),
+        json_equals: json_equals?.map(|at| at.value),
+        warn_over: warn_over?.map(|at| at.value),
+    };
+    if failed { Err(Reported) } else { Ok(spec) }
+}
+
+fn heartbeat(
+    diag: &mut Diag<'_>,
+    f: &Fields,
+    path: &str,
+    udp_listen: bool,
+) -> Result<HeartbeatSpec, Reported> {
+    let field = |key: &str| format!("{path}.{key}");
+    let mut failed = false;
+    let period = f.duration("period");
+    let cron = f.cron("schedule");
+    let timezone = f.time_zone("timezone");
+    let grace = f.duration("grace");
+    if f.has("period") && f.has("schedule") {
+        if let Some(span) = f.key_span("schedule") {
+            diag.error(&span, field("schedule"),
+                "a heartbeat has period or schedule, not both: period for a sender that pings at a steady rhythm, schedule for a cron job");
+        }
+        failed = true;
+    } else if !f.has("period") && !f.has("schedule") {
+        diag.error(&f.span, field("period"),
+            "missing period or schedule; write period = \"1m\" for a sender that pings every minute, or schedule = \"0 3 * * *\" for a cron job");
+        failed = true;
+    }
+    if f.has("timezone") && !f.has("schedule") {
+        if let Some(span) = f.key_span("timezone") {
+            diag.error(
+                &span,
+                field("timezone"),
+                "timezone applies to schedule (cron); a period needs none: remove it",
+            );
+        }
+        failed = true;
+    }
+    if let Ok(Some(at)) = &period
+        && at.value.is_zero()
+    {
+        diag.error(
+            &at.span,
+            field("period"),
+            "is zero; write how often the sender pings, like \"1m\"",
+        );
+        failed = true;
+    }
+    let detector = f.detector("detector");
+    if let Ok(Some(At {
+        value: (Some(_), _),
+        ..
+    })) = &detector
+        && f.has("schedule")
+        && !f.has("period")
+    {
+        if let Some(span) = f.span("detector") {
+            diag.error(&span, field("detector"),
+                "phi accrual learns a steady rhythm and needs a period; a cron schedule is judged by its deadline: use detector = \"deadline\" (the default)");
+        }
+        failed = true;
+    }
+    if !udp_listen && let Some(span) = f.key_span("udp_key") {
+        diag.error(&span, field("udp_key"),
+            "udp heartbeats need a udp listener: set server.udp_listen (like \"127.0.0.1:7071\"), or remove udp_key");
+        failed = true;
+    }
+    let udp_key = f.hex_key("udp_key");
+    let ping_id = match f.str("ping_id") {
+        Ok(None) => f.str("id"),
+        other => other,
+    };
+    let (period, cron, timezone, grace) = (period?, cron?, timezone?, grace?);
+    let (detector, detector_spans) = detector?.map_or((None, Vec::new()), |at| at.value);
+    let (udp_key, ping_id) = (udp_key?.map(|at| at.value), ping_id?.ok_or(Reported)?.value);
+    if failed {
+        return Err(Reported);
+    }
+    let expect = match (period, cron) {
+        (Some(period), None) => Expect::Period {
+            period: period.value,
+            grace: grace
+                .as_ref()
+                .map_or((period.value / 5).max(Duration::from_secs(1)), |at| {
+                    at.value
+                }),
+        },
+        (None, Some(cron)) => {
+            let timezone = timezone.map_or(chrono_tz::UTC, |at| at.value);
+            never_fires(diag, &field("schedule"), &cron, timezone)?;
+            Expect::Cron {
+                schedule: cron.value.0,
+                expression: cron.value.1,
+                timezone,
+                grace: grace.as_ref().map_or(defaults::CRON_GRACE, |at| at.value),
+            }
+        }
+        _ => return Err(Reported),
+    };
+    let detector = match (detector, &expect) {
+        (None, _) => DetectorKind::Deadline,
+        (Some(tuning), Expect::Period { period, grace }) => DetectorKind::Phi(phi(
+            diag,
+            f,
+            &field("detector"),
+            tuning,
+            &detector_spans,
+            *period,
+            *grace,
+        )?),
+        (Some(_), Expect::Cron { .. }) => return Err(Reported),
+    };
+    Ok(HeartbeatSpec {
+        ping_id,
+        expect,
+        detector,
+        udp_key,
+    })
+}
+
+/// Reports a cron expression that parses but matches no date ("0 0 30 2 *"): a heartbeat
+/// that is never expected would never be judged. It looks from a fixed date, not the clock.
+fn never_fires(
+    diag: &mut Diag<'_>,
+    field: &str,
+    cron: &At<(croner::Cron, String)>,
+    timezone: chrono_tz::Tz,
+) -> Result<(), Reported> {
+    let Some(start) = chrono::DateTime::from_timestamp(946_684_800, 0) else {
+        return Ok(());
+    };
+    if cron
+        .value
+        .0
+        .find_next_occurrence(&start.with_timezone(&timezone), false)
+        .is_ok()
+    {
+        return Ok(());
+    }
+    diag.error(
+        &cron.span,
+        field,
+        format!(
+            "{:?} matches no date, so the heartbeat would never be expected; check the day and month fields",
+            cron.value.1
+        ),
+    );
+    Err(Reported)
+}
+
+/// The phi detector's configuration: what was written, then the core's defaults, with the
+/// period as the first estimate and the grace as the acceptable pause.
+fn phi(
+    diag: &mut Diag<'_>,
+    f: &Fields,
+    field: &str,
+    tuning: PhiTuning,
+    spans: &[(&'static str, Span)],
+    period: Duration,
+    grace: Duration,
+) -> Result<PhiConfig, Reported> {
+    let base = PhiConfig::default();
+    let config = PhiConfig {
+        threshold: tuning.threshold.unwrap_or(base.threshold),
+        max_samples: tuning.max_samples.map_or(base.max_samples, |n| n as usize),
+        min_std_dev: tuning.min_std_dev.unwrap_or(base.min_std_dev),
+        acceptable_pause: tuning.acceptable_pause.unwrap_or(grace),
+        first_heartbeat_estimate: period,
+    };
+    if let Err(error) = config.validate() {
+        let inner = spans
+            .iter()
+            .find(|(name, _)| *name == error.field)
+            .map(|(_, span)| span.clone());
+        let span = inner
+            .or_else(|| f.span("detector"))
+            .unwrap_or(f.span.clone());
+        diag.error(&span, format!("{field}.{}", error.field), error.message);
+        return Err(Reported);
+    }
+    Ok(config)
+}

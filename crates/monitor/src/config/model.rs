@@ -1,0 +1,291 @@
+//! The validated configuration: plain data the monitor runs from. Every value here has
+//! passed every check, defaults are filled in, and `[defaults]` is merged into each target.
+//!
+//! Not here: TOML, spans or errors. A `Config` can also be built in code (tests, embedders)
+//! without a file; the checks in `build` then do not run, so build it with care.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use vitals_core::detector::PhiConfig;
+use vitals_core::machine::Thresholds;
+
+/// Built-in defaults, documented in docs/CONFIG.md.
+pub mod defaults {
+    use std::time::Duration;
+
+    pub const LISTEN_PORT: u16 = 7070;
+    pub const DATA_DIR: &str = "./vitals-data";
+    /// healthchecks.io keeps the first 100,000 bytes of a ping body.
+    pub const PING_BODY_LIMIT: usize = 100_000;
+    pub const MAX_CONCURRENCY: usize = 1024;
+    pub const UDP_MAX_SKEW: Duration = Duration::from_secs(30);
+    pub const RAW_DAYS: u32 = 7;
+    pub const ROLLUP_DAYS: u32 = 365;
+    pub const INTERVAL: Duration = Duration::from_secs(30);
+    /// The timeout unless set; the interval when that is shorter.
+    pub const TIMEOUT: Duration = Duration::from_secs(10);
+    /// The interval while the state is changing is at most this (and never below the timeout).
+    pub const INTERVAL_CHANGING: Duration = Duration::from_secs(5);
+    /// The interval while down is at least this (and never below the interval).
+    pub const INTERVAL_DOWN: Duration = Duration::from_secs(60);
+    /// Grace of a cron heartbeat: healthchecks.io's default, since cron jobs usually ping when
+    /// they finish and their run time varies.
+    pub const CRON_GRACE: Duration = Duration::from_secs(3600);
+}
+
+/// Everything `vitals serve` runs from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub server: Server,
+    pub retention: Retention,
+    /// In file order.
+    pub targets: Vec<Target>,
+}
+
+impl Config {
+    /// What `vitals serve` runs with no `--config`: listen on 127.0.0.1:7070, keep data in
+    /// `./vitals-data`, no targets (they can still send heartbeats once configured).
+    pub fn embedded_default() -> Config {
+        Config {
+            server: Server::default(),
+            retention: Retention::default(),
+            targets: Vec::new(),
+        }
+    }
+}
+
+/// The monitor's own listeners, storage and limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Server {
+    /// HTTP: API, pings, metrics, the monitor's own probes. Default 127.0.0.1:7070.
+    pub listen: SocketAddr,
+    /// UDP heartbeats; off unless set.
+    pub udp_listen: Option<SocketAddr>,
+    /// Where the SQLite database lives, relative to the working directory unless absolute.
+    pub data_dir: PathBuf,
+    /// Bearer token for changing operations (pause, resume, maintenance). With none set,
+    /// changing operations are refused.
+    pub api_token: Option<String>,
+    /// When set, reads need a bearer token too: this one or `api_token`.
+    pub read_token: Option<String>,
+    /// Bytes of a ping's body kept as its log; longer bodies are refused (413).
+    pub ping_body_limit: usize,
+    /// Active checks in flight at once.
+    pub max_concurrency: usize,
+    /// How far a UDP heartbeat's timestamp may be from the monitor's clock.
+    pub udp_max_skew: Duration,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, defaults::LISTEN_PORT)),
+            udp_listen: None,
+            data_dir: PathBuf::from(defaults::DATA_DIR),
+            api_token: None,
+            read_token: None,
+            ping_body_limit: defaults::PING_BODY_LIMIT,
+            max_concurrency: defaults::MAX_CONCURRENCY,
+            udp_max_skew: defaults::UDP_MAX_SKEW,
+        }
+    }
+}
+
+/// How long history is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retention {
+    /// Days of raw results.
+    pub raw_days: u32,
+    /// Days of per-minute, per-hour and per-day rollups; at least `raw_days`.
+    pub rollup_days: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            raw_days: defaults::RAW_DAYS,
+            rollup_days: defaults::ROLLUP_DAYS,
+        }
+    }
+}
+
+/// One monitored thing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    /// `[a-z0-9][a-z0-9_.-]{0,63}`, unique.
+    pub id: String,
+    /// For people; the id unless set.
+    pub name: String,
+    pub group: Option<String>,
+    pub tags: Vec<String>,
+    /// Ids of targets this one needs, for root-cause analysis. All exist, none is this
+    /// target, and they form no cycle.
+    pub depends_on: Vec<String>,
+    pub kind: TargetKind,
+    /// When to probe. For heartbeat targets, whose rhythm is set by their sender
+    /// ([`HeartbeatSpec::expect`]), this holds the `[defaults]` and is not used.
+    pub schedule: Schedule,
+    pub thresholds: Thresholds,
+}
+
+/// When an active target is probed.
+///
+/// Invariant (checked): `0 < timeout <= interval_changing <= interval <= interval_down`, and
+/// `jitter < interval`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    pub interval: Duration,
+    /// A check still running after this is cut and counts as failed (a timeout).
+    pub timeout: Duration,
+    /// Up to this much random delay is added to each interval, so that targets configured
+    /// together do not fire together.
+    pub jitter: Duration,
+    /// The interval while the state is changing (failing or recovering), to confirm a change
+    /// sooner. Default: `min(interval, 5s)`, but never below `timeout`.
+    pub interval_changing: Duration,
+    /// The interval while down, to stop hammering what is known to be broken. Default:
+    /// `max(interval, 60s)`.
+    pub interval_down: Duration,
+}
+
+impl Schedule {
+    /// The schedule of a target that sets nothing itself.
+    pub fn with_interval(interval: Duration, timeout: Duration) -> Schedule {
+        Schedule {
+            interval,
+            timeout,
+            jitter: interval / 10,
+            interval_changing: interval.min(defaults::INTERVAL_CHANGING).max(timeout),
+            interval_down: interval.max(defaults::INTERVAL_DOWN),
+        }
+    }
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule::with_interval(defaults::INTERVAL, defaults::TIMEOUT)
+    }
+}
+
+/// What a target checks, and how.
+#[derive(Debug, Clone, PartialEq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "built once per target at start-up; a box would only make matching clumsier"
+)]
+pub enum TargetKind {
+    Http(HttpSpec),
+    /// Connect, then close.
+    Tcp {
+        /// `host:port`.
+        address: String,
+    },
+    /// `SELECT 1` through a small pool.
+    Postgres {
+        url: String,
+    },
+    /// `PING` through one connection.
+    Redis {
+        url: String,
+    },
+    /// A command whose exit code 0 / 1 / 2 means pass / warn / fail (the Nagios plugin
+    /// convention); anything else fails.
+    Exec {
+        /// The program then its arguments; no shell runs it.
+        command: Vec<String>,
+    },
+    /// A service built with the vitals library: its `/health` JSON, each check shown on its
+    /// own.
+    Vitals {
+        url: String,
+    },
+    /// A passive target that pings the monitor.
+    Heartbeat(HeartbeatSpec),
+}
+
+impl TargetKind {
+    /// The `kind` as written in TOML.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TargetKind::Http(_) => "http",
+            TargetKind::Tcp { .. } => "tcp",
+            TargetKind::Postgres { .. } => "postgres",
+            TargetKind::Redis { .. } => "redis",
+            TargetKind::Exec { .. } => "exec",
+            TargetKind::Vitals { .. } => "vitals",
+            TargetKind::Heartbeat(_) => "heartbeat",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpSpec {
+    /// http:// or https://.
+    pub url: String,
+    /// Upper case; GET unless set.
+    pub method: String,
+    /// Checked as HTTP header names and values.
+    pub headers: Vec<(String, String)>,
+    /// 200-299 unless set.
+    pub expect_status: RangeInclusive<u16>,
+    pub body_contains: Option<String>,
+    /// JSONPath (RFC 9535), such as `$.status`.
+    pub json_path: Option<String>,
+    /// What every match of `json_path` must equal; only with `json_path`. Without it, the
+    /// path must match something.
+    pub json_equals: Option<serde_json::Value>,
+    /// A response slower than this warns; shorter than the timeout.
+    pub warn_over: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeartbeatSpec {
+    /// The `<ping_id>` in `/ping/<ping_id>`: a UUID or a slug; the target id unless set;
+    /// unique across targets. Also the source id of UDP heartbeats.
+    pub ping_id: String,
+    pub expect: Expect,
+    pub detector: DetectorKind,
+    /// Key for authenticated UDP heartbeats (at least 16 bytes); UDP is refused without one.
+    pub udp_key: Option<Vec<u8>>,
+}
+
+/// When heartbeats are expected.
+#[derive(Debug, Clone, PartialEq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "built once per target at start-up; a box would only make matching clumsier"
+)]
+pub enum Expect {
+    /// Every `period`, late by at most `grace`.
+    Period { period: Duration, grace: Duration },
+    /// At each time of a cron schedule in a time zone, late by at most `grace`.
+    Cron {
+        schedule: croner::Cron,
+        /// As written, for people.
+        expression: String,
+        timezone: chrono_tz::Tz,
+        grace: Duration,
+    },
+}
+
+impl Expect {
+    pub fn grace(&self) -> Duration {
+        match self {
+            Expect::Period { grace, .. } | Expect::Cron { grace, .. } => *grace,
+        }
+    }
+}
+
+/// Which failure detector judges a heartbeat target.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DetectorKind {
+    /// Suspected once the next heartbeat is later than the expectation plus grace.
+    Deadline,
+    /// Phi accrual, learning the sender's rhythm; only with a period. Its
+    /// `first_heartbeat_estimate` is the period, and its `acceptable_pause` the grace unless
+    /// set.
+    Phi(PhiConfig),
+}

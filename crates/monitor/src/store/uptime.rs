@@ -1,0 +1,202 @@
+//! Uptime: the time-weighted share of "up" over the last 24 hours, 7, 30 and 365 days.
+//!
+//! The rule (also in `docs/STORAGE.md`): a target's timeline is its transitions; from each
+//! transition's time until the next one it is in that transition's `to` state. Time in a
+//! serving state (`healthy`, `degraded`, `failing`) is up. Time in `unknown`, `paused` or
+//! `maintenance` is not counted at all (neither up nor down): nothing was known, or an
+//! operator said not to judge. Every other state (`unhealthy`, `down`, `recovering`, and any
+//! name the store does not know) is down, so a new state can never inflate uptime. Windows are
+//! clipped to their start and to the target's first transition; the last state lasts until
+//! `now`. Uptime is up / (up + down), or `None` when that is zero.
+//!
+//! What this is not: a count of passing results (a target checked every 5 s and one checked
+//! every 5 min weigh the same per hour), nor an SLA calculator with business hours.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use rusqlite::{Connection, params};
+
+use super::codec::millis;
+use super::{StoreError, Uptime};
+
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// The four windows, in the order of [`Uptime`]'s fields.
+const WINDOWS_MS: [i64; 4] = [DAY_MS, 7 * DAY_MS, 30 * DAY_MS, 365 * DAY_MS];
+
+/// The longest window: transitions before its start matter only as the state it starts in.
+const LONGEST_MS: i64 = WINDOWS_MS[3];
+
+/// How time in a state counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Class {
+    Up,
+    Down,
+    /// Neither up nor down: left out of the fraction.
+    Unknown,
+}
+
+/// Classifies a state name (`State::as_str()`, plus `paused` and `maintenance`).
+pub(crate) fn classify(state: &str) -> Class {
+    match state {
+        "healthy" | "degraded" | "failing" => Class::Up,
+        "unknown" | "paused" | "maintenance" => Class::Unknown,
+        _ => Class::Down,
+    }
+}
+
+/// The share of up time in `[from, to)` given a timeline of `(since_ms, class)` changes,
+/// sorted by time. Changes at or before `from` only set the state the window starts in.
+pub(crate) fn fraction(changes: &[(i64, Class)], from: i64, to: i64) -> Option<f64> {
+    let (mut up, mut known) = (0i64, 0i64);
+    let mut add = |since: i64, until: i64, class: Class| {
+        let span = until.min(to) - since.max(from);
+        if span > 0 {
+            match class {
+                Class::Up => {
+                    up += span;
+                    known += span;
+                }
+                Class::Down => known += span,
+                Class::Unknown => {}
+            }
+        }
+    };
+    let mut current: Option<(i64, Class)> = None;
+    for &(at, class) in changes {
+        if let Some((since, c)) = current {
+            add(since, at, c);
+        }
+        current = Some((at, class));
+    }
+    if let Some((since, c)) = current {
+        add(since, to, c);
+    }
+    (known > 0).then(|| up as f64 / known as f64)
+}
+
+/// All four windows from one timeline.
+pub(crate) fn uptime_of(changes: &[(i64, Class)], now: i64) -> Uptime {
+    let [day, week, month, year] = WINDOWS_MS.map(|w| fraction(changes, now - w, now));
+    Uptime {
+        day,
+        week,
+        month,
+        year,
+    }
+}
+
+/// One target's uptime. Reads inside one transaction so both queries see the same snapshot.
+pub(crate) fn uptime(
+    conn: &Connection,
+    target: &str,
+    now: SystemTime,
+) -> Result<Uptime, StoreError> {
+    const WHAT: &str = "could not read transitions for uptime";
+    let now = millis(now, "uptime time")?;
+    let start = now - LONGEST_MS;
+    let tx = conn
+        .unchecked_transaction()
+        .map_err(StoreError::sqlite(WHAT))?;
+    let mut changes = Vec::new();
+    let before: Option<String> = tx
+        .prepare_cached(
+            "SELECT x.to_state FROM targets t JOIN transitions x ON x.target = t.id
+              WHERE t.name = ?1 AND x.at <= ?2
+              ORDER BY x.at DESC, x.id DESC LIMIT 1",
+        )
+        .and_then(|mut s| {
+            let mut rows = s.query(params![target, start])?;
+            rows.next()?.map(|r| r.get(0)).transpose()
+        })
+        .map_err(StoreError::sqlite(WHAT))?;
+    if let Some(state) = before {
+        changes.push((start, classify(&state)));
+    }
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT x.at, x.to_state FROM targets t JOIN transitions x ON x.target = t.id
+              WHERE t.name = ?1 AND x.at > ?2
+              ORDER BY x.at, x.id",
+        )
+        .map_err(StoreError::sqlite(WHAT))?;
+    let mut rows = stmt
+        .query(params![target, start])
+        .map_err(StoreError::sqlite(WHAT))?;
+    while let Some(row) = rows.next().map_err(StoreError::sqlite(WHAT))? {
+        let at: i64 = row.get(0).map_err(StoreError::sqlite(WHAT))?;
+        let state: String = row.get(1).map_err(StoreError::sqlite(WHAT))?;
+        changes.push((at, classify(&state)));
+    }
+    Ok(uptime_of(&changes, now))
+}
+
+/// Every target's uptime with two queries, however many targets there are: one index seek
+/// per target for the state each window starts in, then one ordered pass over the last
+/// year's transitions. Targets that never had a transition are absent.
+pub(crate) fn uptimes(
+    conn: &Connection,
+    now: SystemTime,
+) -> Result<HashMap<String, Uptime>, StoreError> {
+    const WHAT: &str = "could not read transitions for uptimes";
+    let now = millis(now, "uptime time")?;
+    let start = now - LONGEST_MS;
+    let tx = conn
+        .unchecked_transaction()
+        .map_err(StoreError::sqlite(WHAT))?;
+
+    // id -> (name, timeline)
+    let mut timelines: HashMap<i64, (String, Vec<(i64, Class)>)> = HashMap::new();
+    {
+        let mut stmt = tx
+            .prepare_cached(
+                "SELECT t.id, t.name,
+                        (SELECT x.to_state FROM transitions x
+                          WHERE x.target = t.id AND x.at <= ?1
+                          ORDER BY x.at DESC, x.id DESC LIMIT 1)
+                   FROM targets t",
+            )
+            .map_err(StoreError::sqlite(WHAT))?;
+        let mut rows = stmt.query([start]).map_err(StoreError::sqlite(WHAT))?;
+        while let Some(row) = rows.next().map_err(StoreError::sqlite(WHAT))? {
+            let id: i64 = row.get(0).map_err(StoreError::sqlite(WHAT))?;
+            let name: String = row.get(1).map_err(StoreError::sqlite(WHAT))?;
+            let before: Option<String> = row.get(2).map_err(StoreError::sqlite(WHAT))?;
+            let timeline = before
+                .map(|state| vec![(start, classify(&state))])
+                .unwrap_or_default();
+            timelines.insert(id, (name, timeline));
+        }
+    }
+    {
+        // CROSS JOIN keeps targets as the outer loop, so each target is one range seek in
+        // transitions_by_target rather than a scan of the whole table.
+        let mut stmt = tx
+            .prepare_cached(
+                "SELECT x.target, x.at, x.to_state
+                   FROM targets t CROSS JOIN transitions x
+                  WHERE x.target = t.id AND x.at > ?1
+                  ORDER BY t.id, x.at, x.id",
+            )
+            .map_err(StoreError::sqlite(WHAT))?;
+        let mut rows = stmt.query([start]).map_err(StoreError::sqlite(WHAT))?;
+        while let Some(row) = rows.next().map_err(StoreError::sqlite(WHAT))? {
+            let id: i64 = row.get(0).map_err(StoreError::sqlite(WHAT))?;
+            let at: i64 = row.get(1).map_err(StoreError::sqlite(WHAT))?;
+            let state: String = row.get(2).map_err(StoreError::sqlite(WHAT))?;
+            if let Some((_, timeline)) = timelines.get_mut(&id) {
+                timeline.push((at, classify(&state)));
+            }
+        }
+    }
+    Ok(timelines
+        .into_values()
+        .filter(|(_, timeline)| !timeline.is_empty())
+        .map(|(name, timeline)| {
+            let up = uptime_of(&timeline, now);
+            (name, up)
+        })
+        .collect())
+}

@@ -1,0 +1,202 @@
+//! Writing: one [`Batch`] is one SQLite transaction holding any mix of writes.
+//!
+//! [`Store`]'s write methods each run one batch; the [`Writer`](super::Writer) thread packs
+//! many queued writes into one batch (group commit). Batches begin `IMMEDIATE`, taking the
+//! write lock up front, so they wait out another writer within the busy timeout instead of
+//! failing when a read upgrades to a write. What this is not: reads, maintenance, or any
+//! decision about what to write.
+
+use std::collections::HashMap;
+
+use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
+
+use super::codec::{self, millis};
+use super::{CheckResult, Flags, Inner, Ping, StoreError, TargetState, Transition};
+
+/// An open write transaction plus the target ids it interned.
+pub(crate) struct Batch<'a> {
+    tx: Transaction<'a>,
+    /// Target ids known to be committed.
+    ids: &'a mut HashMap<String, i64>,
+    /// Target ids created in this transaction: they join `ids` only once it commits, so a
+    /// rolled-back batch cannot leave a cached id that the file does not have.
+    fresh: HashMap<String, i64>,
+}
+
+impl<'a> Batch<'a> {
+    pub(crate) fn begin(inner: &'a mut Inner) -> Result<Self, StoreError> {
+        let Inner { conn, ids } = inner;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::sqlite("could not begin a write transaction"))?;
+        Ok(Batch {
+            tx,
+            ids,
+            fresh: HashMap::new(),
+        })
+    }
+
+    pub(crate) fn commit(self) -> Result<(), StoreError> {
+        self.tx
+            .commit()
+            .map_err(StoreError::sqlite("could not commit a write transaction"))?;
+        self.ids.extend(self.fresh);
+        Ok(())
+    }
+
+    /// The interned id of `name`, creating it if needed.
+    fn target_id(&mut self, name: &str, what: &'static str) -> Result<i64, StoreError> {
+        let name = codec::target_name(name, what)?;
+        if let Some(id) = self.ids.get(name).or_else(|| self.fresh.get(name)) {
+            return Ok(*id);
+        }
+        let existing: Option<i64> = self
+            .tx
+            .prepare_cached("SELECT id FROM targets WHERE name = ?1")
+            .and_then(|mut s| s.query_row([name], |r| r.get(0)).optional())
+            .map_err(StoreError::sqlite("could not look up a target id"))?;
+        let id = match existing {
+            Some(id) => {
+                // Committed by someone (another connection, or an earlier batch): safe to cache.
+                self.ids.insert(name.to_owned(), id);
+                return Ok(id);
+            }
+            None => self
+                .tx
+                .prepare_cached("INSERT INTO targets (name) VALUES (?1)")
+                .and_then(|mut s| s.insert([name]))
+                .map_err(StoreError::sqlite("could not add a target"))?,
+        };
+        self.fresh.insert(name.to_owned(), id);
+        Ok(id)
+    }
+
+    pub(crate) fn transition(&mut self, t: &Transition) -> Result<i64, StoreError> {
+        let at = millis(t.at, "transition time")?;
+        let target = self.target_id(&t.target, "a transition")?;
+        self.tx
+            .prepare_cached(
+                "INSERT INTO transitions
+                   (target, at, from_state, to_state, reason, cause_kind, cause_output)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .and_then(|mut s| {
+                s.insert(params![
+                    target,
+                    at,
+                    t.from,
+                    t.to,
+                    t.reason,
+                    t.cause_kind,
+                    t.cause_output
+                ])
+            })
+            .map_err(StoreError::sqlite("could not insert a transition"))
+    }
+
+    pub(crate) fn results(&mut self, batch: &[CheckResult]) -> Result<(), StoreError> {
+        for r in batch {
+            let at = millis(r.at, "check result time")?;
+            let target = self.target_id(&r.target, "a check result")?;
+            // seq = 0 unless this target already has a result in this very millisecond; the
+            // lookup reads the same b-tree page the insert is about to write.
+            self.tx
+                .prepare_cached(
+                    "INSERT INTO results (target, at, seq, kind, duration_us, output)
+                     VALUES (?1, ?2,
+                       (SELECT COALESCE(MAX(seq) + 1, 0) FROM results
+                         WHERE target = ?1 AND at = ?2),
+                       ?3, ?4, ?5)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        target,
+                        at,
+                        codec::kind_code(r.kind),
+                        codec::micros(r.duration),
+                        r.output
+                    ])
+                })
+                .map_err(StoreError::sqlite("could not insert a check result"))?;
+        }
+        Ok(())
+    }
+
+    /// Upserts each target's state; leaves its flags alone.
+    pub(crate) fn states(&mut self, states: &[TargetState]) -> Result<(), StoreError> {
+        for st in states {
+            let since = st.since.map(|t| millis(t, "state since")).transpose()?;
+            let target = self.target_id(&st.target, "a target state")?;
+            self.tx
+                .prepare_cached(
+                    "INSERT INTO states (target, state, since, flapping,
+                                         consecutive_failures, consecutive_successes)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (target) DO UPDATE SET
+                       state = excluded.state,
+                       since = excluded.since,
+                       flapping = excluded.flapping,
+                       consecutive_failures = excluded.consecutive_failures,
+                       consecutive_successes = excluded.consecutive_successes",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        target,
+                        st.state,
+                        since,
+                        st.flapping,
+                        st.consecutive_failures,
+                        st.consecutive_successes
+                    ])
+                })
+                .map_err(StoreError::sqlite("could not save a target state"))?;
+        }
+        Ok(())
+    }
+
+    /// Sets a target's flags; a target with no saved state gets one in `unknown`.
+    pub(crate) fn flags(&mut self, target: &str, flags: &Flags) -> Result<(), StoreError> {
+        let until = flags
+            .maintenance_until
+            .map(|t| millis(t, "maintenance end"))
+            .transpose()?;
+        let target = self.target_id(target, "a flag change")?;
+        self.tx
+            .prepare_cached(
+                "INSERT INTO states (target, state, paused, maintenance_until)
+                 VALUES (?1, 'unknown', ?2, ?3)
+                 ON CONFLICT (target) DO UPDATE SET
+                   paused = excluded.paused,
+                   maintenance_until = excluded.maintenance_until",
+            )
+            .and_then(|mut s| s.execute(params![target, flags.paused, until]))
+            .map_err(StoreError::sqlite("could not set a target's flags"))?;
+        Ok(())
+    }
+
+    pub(crate) fn ping(&mut self, p: &Ping) -> Result<(), StoreError> {
+        let at = millis(p.at, "ping time")?;
+        let target = self.target_id(&p.target, "a ping")?;
+        let (kind, exit) = codec::ping_code(p.kind);
+        self.tx
+            .prepare_cached(
+                "INSERT INTO pings
+                   (target, at, kind, exit_status, rid, body, duration_us, source)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    target,
+                    at,
+                    kind,
+                    exit,
+                    p.rid,
+                    p.body,
+                    p.duration.map(codec::micros),
+                    p.source
+                ])
+            })
+            .map_err(StoreError::sqlite("could not insert a ping"))?;
+        Ok(())
+    }
+}

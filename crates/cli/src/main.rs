@@ -2,6 +2,7 @@
 //! errors into messages and exit codes. No health-checking logic lives here.
 
 mod demo;
+mod monitor;
 mod probe;
 
 use std::net::SocketAddr;
@@ -41,6 +42,18 @@ enum Command {
     /// Exit codes: 0 healthy, 1 usage error, 2 could not connect, 3 unexpected response,
     /// 4 reported unhealthy.
     Probe(probe::ProbeArgs),
+    /// Run the monitor: active probes and heartbeats for many targets, history in SQLite, a
+    /// JSON API and metrics. Without --config it runs on embedded defaults.
+    Serve {
+        /// The TOML configuration (see examples/vitals.toml).
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
+    },
+    /// Validate a monitor configuration without starting; print every error with its line.
+    CheckConfig {
+        /// The TOML configuration to check.
+        file: std::path::PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -63,6 +76,8 @@ async fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Probe(args) => return probe::run(args).await,
+        Command::Serve { config } => monitor::serve(config).await,
+        Command::CheckConfig { file } => monitor::check_config(file),
         Command::Demo {
             listen,
             interval,

@@ -15,3 +15,6 @@ pub mod config;
 pub mod store;
 pub mod udp;
 pub mod engine;
+pub mod api;
+pub mod serve;
+pub mod targets;

@@ -96,6 +96,12 @@ pub enum Record {
         saved: Saved,
     },
     Ping(PingRecord),
+    /// A target was paused, resumed, or put in or out of maintenance.
+    Flags {
+        target: String,
+        paused: bool,
+        maintenance_until: Option<SystemTime>,
+    },
 }
 
 /// Creates the channel the engine hands records out on. Transitions are never dropped and
@@ -146,7 +152,7 @@ impl RecordReceiver {
 impl RecordSender {
     /// Send `record`; false when a droppable record was dropped.
     fn send(&self, record: Record) -> bool {
-        let droppable = !matches!(record, Record::Transition { .. });
+        let droppable = matches!(record, Record::Result { .. });
         if droppable && self.pending.load(AtomicOrdering::Relaxed) >= self.capacity {
             return false;
         }
@@ -364,10 +370,19 @@ impl Engine {
     }
 
     /// A heartbeat arrived for `ping_id` (HTTP ping or UDP beat).
-    pub fn heartbeat(&self, ping_id: &str, mut ping: PingRecord) -> Result<(), UnknownPing> {
+    pub fn heartbeat(&self, ping_id: &str, ping: PingRecord) -> Result<(), UnknownPing> {
         let index = self
             .index_of_ping(ping_id)
             .ok_or_else(|| UnknownPing(ping_id.to_string()))?;
+        self.heartbeat_at(index, ping);
+        Ok(())
+    }
+
+    /// A heartbeat for the target at `index` (a UDP beat, already authenticated).
+    pub fn heartbeat_at(&self, index: usize, mut ping: PingRecord) {
+        if !matches!(self.shared.specs[index].mode, Mode::Passive { .. }) {
+            return;
+        }
         let now = Instant::now();
         let spec = &self.shared.specs[index];
         let mut records = Vec::with_capacity(3);
@@ -424,7 +439,11 @@ impl Engine {
                 reschedule = None;
             }
         }
-        records.push(Record::Ping(ping));
+        // UDP beats come by the hundred thousand a second: their history is the results and
+        // transitions, not one stored row each.
+        if !matches!(ping.signal, Signal::Beat(_)) {
+            records.push(Record::Ping(ping));
+        }
         self.emit(records);
         if let Some((due, generation)) = reschedule {
             let _ = self.shared.timers.send(timers::Entry {
@@ -433,7 +452,6 @@ impl Engine {
                 generation,
             });
         }
-        Ok(())
     }
 
     /// Every target as the API shows it, in configuration order.
@@ -456,18 +474,34 @@ impl Engine {
     /// Pause (checks and deadlines stop) or resume a target.
     pub fn set_paused(&self, id: &str, paused: bool) -> Option<TargetView> {
         let index = self.index_of(id)?;
-        let mut live = self.lock();
-        live[index].paused = paused;
-        Some(view(&self.shared.specs[index], &live[index]))
+        let shown = {
+            let mut live = self.lock();
+            live[index].paused = paused;
+            view(&self.shared.specs[index], &live[index])
+        };
+        self.emit(vec![flags(&shown)]);
+        Some(shown)
     }
 
     /// Put a target in maintenance until `until` (None ends it). Checks go on and are
     /// recorded; the flag tells alerting and people that failures are expected.
     pub fn set_maintenance(&self, id: &str, until: Option<SystemTime>) -> Option<TargetView> {
         let index = self.index_of(id)?;
-        let mut live = self.lock();
-        live[index].maintenance_until = until;
-        Some(view(&self.shared.specs[index], &live[index]))
+        let shown = {
+            let mut live = self.lock();
+            live[index].maintenance_until = until;
+            view(&self.shared.specs[index], &live[index])
+        };
+        self.emit(vec![flags(&shown)]);
+        Some(shown)
+    }
+}
+
+fn flags(view: &TargetView) -> Record {
+    Record::Flags {
+        target: view.id.clone(),
+        paused: view.paused,
+        maintenance_until: view.maintenance_until,
     }
 }
 

@@ -1,0 +1,163 @@
+//! `vitals serve` and `vitals check-config` as users run them: a real process, killed with
+//! SIGKILL mid-run and restarted, losing no transition; a config full of mistakes refused
+//! with every error.
+
+#![allow(clippy::unwrap_used)] // test helpers
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::time::Instant;
+use vitals_testkit::{Signal, signal, wait_for_exit};
+
+async fn start(config: &std::path::Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vitals"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let banner = lines.next_line().await.unwrap().unwrap();
+    let base = banner
+        .strip_prefix("vitals monitor on ")
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("unexpected banner {banner:?}"))
+        .to_string();
+    (child, base)
+}
+
+async fn target(client: &reqwest::Client, base: &str, id: &str) -> serde_json::Value {
+    client
+        .get(format!("{base}/api/v1/targets/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn ping(client: &reqwest::Client, base: &str, path: &str) {
+    let response = client
+        .get(format!("{base}/ping/{path}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn sigkill_mid_run_loses_no_transition_and_state_is_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("vitals.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\n\n[[target]]\nid = \"job\"\nkind = \"heartbeat\"\nperiod = \"1h\"\nfall = 1\nrise = 1\ndown_after = 2\n",
+            dir.path().join("data").display().to_string()
+        ),
+    )
+    .unwrap();
+    let client = reqwest::Client::new();
+    let (mut first, base) = start(&config).await;
+    // Eight transitions: healthy, unhealthy, healthy, … ending unhealthy.
+    for _ in 0..4 {
+        ping(&client, &base, "job").await;
+        ping(&client, &base, "job/fail").await;
+    }
+    let before = target(&client, &base, "job").await;
+    assert_eq!(before["state"], "unhealthy");
+    // Transitions are committed before they show in the API's history.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while target(&client, &base, "job").await["transitions"]
+        .as_array()
+        .unwrap()
+        .len()
+        < 8
+    {
+        assert!(
+            Instant::now() < deadline,
+            "transitions never reached the store"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    signal(first.id().unwrap(), Signal::SIGKILL).unwrap();
+    wait_for_exit(&mut first, Duration::from_secs(10))
+        .await
+        .unwrap();
+
+    let (mut second, base) = start(&config).await;
+    let after = target(&client, &base, "job").await;
+    assert_eq!(after["state"], "unhealthy", "state recovered: {after}");
+    let transitions = after["transitions"].as_array().unwrap();
+    assert_eq!(transitions.len(), 8, "{after}");
+    // And the recovered machine carries on: one success makes it healthy (rise 1).
+    ping(&client, &base, "job").await;
+    assert_eq!(target(&client, &base, "job").await["state"], "healthy");
+    signal(second.id().unwrap(), Signal::SIGTERM).unwrap();
+    let status = wait_for_exit(&mut second, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+
+    let store = vitals_monitor::store::Store::open(&dir.path().join("data")).unwrap();
+    assert_eq!(store.integrity_check().unwrap(), "ok");
+}
+
+#[test]
+fn check_config_reports_every_error_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[server]\nlisten = \"nowhere\"\n\n[[target]]\nid = \"api\"\nkind = \"http\"\nurl = \"ftp://example\"\ninterval = \"10s\"\ntimeout = \"30s\"\n\n[[target]]\nid = \"api\"\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\ndepends_on = [\"nope\"]\n",
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_vitals"))
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let errors = String::from_utf8_lossy(&output.stderr);
+    for line in [
+        "bad.toml:2:",
+        "bad.toml:7:",
+        "bad.toml:9:",
+        "bad.toml:12:",
+        "bad.toml:15:",
+    ] {
+        assert!(errors.contains(line), "missing {line} in:\n{errors}");
+    }
+    // serve refuses the same config with the same messages.
+    let serve = std::process::Command::new(env!("CARGO_BIN_EXE_vitals"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(serve.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&serve.stderr).contains("bad.toml:9:"));
+
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        "[[target]]\nid = \"db\"\nkind = \"tcp\"\naddress = \"127.0.0.1:5432\"\n",
+    )
+    .unwrap();
+    let ok = std::process::Command::new(env!("CARGO_BIN_EXE_vitals"))
+        .arg("check-config")
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+}

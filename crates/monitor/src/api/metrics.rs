@@ -1,0 +1,163 @@
+//! `/metrics` of the monitor, in Prometheus text: each target's state and up, results by
+//! kind, heartbeats accepted and rejected by reason, schedule lag of active checks.
+//!
+//! Per-target gauges are set from the engine at scrape time rather than on every change:
+//! a scrape every 15 s costs one pass over the targets, a busy monitor's changes cost nothing.
+
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::{EncodeLabelSet, prometheus_text};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use vitals_core::machine::State as TargetState;
+
+use super::Api;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HeartbeatLabels {
+    transport: &'static str,
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetLabels {
+    target: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    target: String,
+    state: &'static str,
+}
+
+/// Counters the HTTP and UDP front ends update, and the registry they are exposed from.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    heartbeats: Family<HeartbeatLabels, Counter>,
+    up: Family<TargetLabels, Gauge>,
+    state: Family<StateLabels, Gauge>,
+    checks: Counter,
+    dropped: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("vitals");
+        let heartbeats = Family::default();
+        let up = Family::default();
+        let state = Family::default();
+        let checks = Counter::default();
+        let dropped = Counter::default();
+        registry.register(
+            "heartbeats",
+            "Heartbeats received, by transport and result (accepted or why rejected)",
+            heartbeats.clone(),
+        );
+        registry.register(
+            "target_up",
+            "1 while the target is in a serving state (healthy, degraded, failing)",
+            up.clone(),
+        );
+        registry.register(
+            "target_state",
+            "1 for the target's current state, 0 for the others",
+            state.clone(),
+        );
+        registry.register("checks", "Active checks run", checks.clone());
+        registry.register(
+            "dropped_records",
+            "Results not stored because storage fell behind (transitions are never dropped)",
+            dropped.clone(),
+        );
+        Metrics {
+            registry,
+            heartbeats,
+            up,
+            state,
+            checks,
+            dropped,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn heartbeat(&self, transport: &'static str, result: &'static str) {
+        self.heartbeats
+            .get_or_create(&HeartbeatLabels { transport, result })
+            .inc();
+    }
+
+    /// Add `count` to a heartbeat counter (the UDP listener reports in batches).
+    pub fn heartbeats(&self, transport: &'static str, result: &'static str, count: u64) {
+        self.heartbeats
+            .get_or_create(&HeartbeatLabels { transport, result })
+            .inc_by(count);
+    }
+}
+
+pub(super) async fn scrape(State(api): State<Api>, headers: HeaderMap) -> Response {
+    if let Err(denied) = api.access.may_read(&headers) {
+        return denied.into_response();
+    }
+    let metrics = &api.metrics;
+    for view in api.engine.views() {
+        metrics
+            .up
+            .get_or_create(&TargetLabels {
+                target: view.id.clone(),
+            })
+            .set(i64::from(view.state.is_serving()));
+        for state in TargetState::ALL {
+            metrics
+                .state
+                .get_or_create(&StateLabels {
+                    target: view.id.clone(),
+                    state: state.as_str(),
+                })
+                .set(i64::from(state == view.state));
+        }
+    }
+    if let Some(udp) = &api.udp {
+        let accepted = udp.accepted.load(Ordering::Relaxed);
+        let mut counts = vec![("accepted", accepted)];
+        counts.extend(udp.rejected_by_reason());
+        for (result, total) in counts {
+            let counter = metrics.heartbeats.get_or_create(&HeartbeatLabels {
+                transport: "udp",
+                result,
+            });
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
+    }
+    let lag = api.engine.lag();
+    let checks = lag.checks.load(Ordering::Relaxed);
+    metrics
+        .checks
+        .inc_by(checks.saturating_sub(metrics.checks.get()));
+    let dropped = lag.dropped_records.load(Ordering::Relaxed);
+    metrics
+        .dropped
+        .inc_by(dropped.saturating_sub(metrics.dropped.get()));
+
+    let mut text = String::new();
+    let _ = prometheus_text::encode(&mut text, &metrics.registry);
+    // The schedule-lag histogram is owned by the engine; encode it from its own registry.
+    let mut engine_registry = Registry::with_prefix("vitals_scheduler");
+    engine_registry.register(
+        "lag_seconds",
+        "How late active checks start after they are due",
+        lag.histogram.clone(),
+    );
+    let _ = prometheus_text::encode(&mut text, &engine_registry);
+    (
+        [(header::CONTENT_TYPE, prometheus_text::CONTENT_TYPE)],
+        text,
+    )
+        .into_response()
+}

@@ -1,0 +1,178 @@
+//! `/api/v1/targets`: list targets with state and since when; one target with its recent
+//! results, transitions and uptime; pause, resume and maintenance.
+
+use std::time::{Duration, SystemTime};
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use vitals_core::Outcome;
+
+use super::{Api, error};
+use crate::engine::TargetView;
+
+fn rfc3339(time: SystemTime) -> String {
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
+fn outcome_json(outcome: &Outcome) -> Value {
+    json!({
+        "kind": outcome.kind.as_str(),
+        "status": outcome.status().as_str(),
+        "at": rfc3339(outcome.at),
+        "duration_ms": outcome.duration.as_secs_f64() * 1000.0,
+        "output": outcome.output,
+        "observed": outcome.observed.as_ref().map(|o| json!({"value": o.value, "unit": o.unit})),
+    })
+}
+
+fn view_json(view: &TargetView) -> Value {
+    json!({
+        "id": view.id,
+        "name": view.name,
+        "mode": if view.active { "active" } else { "passive" },
+        "state": view.state.as_str(),
+        "serving": view.state.is_serving(),
+        "since": view.since.map(rfc3339),
+        "flapping": view.flapping,
+        "paused": view.paused,
+        "maintenance_until": view.maintenance_until.map(rfc3339),
+        "last": view.last.as_ref().map(outcome_json),
+    })
+}
+
+pub(super) async fn list(State(api): State<Api>, headers: HeaderMap) -> Response {
+    if let Err(denied) = api.access.may_read(&headers) {
+        return denied.into_response();
+    }
+    let targets: Vec<Value> = api.engine.views().iter().map(view_json).collect();
+    Json(json!({ "targets": targets })).into_response()
+}
+
+pub(super) async fn one(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(denied) = api.access.may_read(&headers) {
+        return denied.into_response();
+    }
+    let Some(view) = api.engine.view(&id) else {
+        return error(StatusCode::NOT_FOUND, format!("no target with id {id:?}"));
+    };
+    let mut body = view_json(&view);
+    if let Some(store) = api.store.clone() {
+        let history = tokio::task::spawn_blocking(move || history(&store, &id)).await;
+        match history {
+            Ok(Ok(history)) => {
+                if let (Some(body), Value::Object(history)) = (body.as_object_mut(), history) {
+                    body.extend(history);
+                }
+            }
+            Ok(Err(message)) => return error(StatusCode::INTERNAL_SERVER_ERROR, message),
+            Err(join) => {
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("history lookup failed: {join}"),
+                );
+            }
+        }
+    }
+    Json(body).into_response()
+}
+
+/// Recent results, transitions and uptime from the store.
+fn history(store: &crate::store::Store, id: &str) -> Result<Value, String> {
+    let fail = |error: crate::store::StoreError| format!("reading history of {id:?}: {error}");
+    let results = store.recent_results(id, 50).map_err(fail)?;
+    let transitions = store.transitions(id, 50).map_err(fail)?;
+    let uptime = store.uptime(id, SystemTime::now()).map_err(fail)?;
+    Ok(json!({
+        "results": results.iter().map(|r| json!({
+            "at": rfc3339(r.at),
+            "kind": r.kind.as_str(),
+            "duration_ms": r.duration.as_secs_f64() * 1000.0,
+            "output": r.output,
+        })).collect::<Vec<_>>(),
+        "transitions": transitions.iter().map(|t| json!({
+            "at": rfc3339(t.at),
+            "from": t.from,
+            "to": t.to,
+            "reason": t.reason,
+            "cause": t.cause_output,
+        })).collect::<Vec<_>>(),
+        "uptime": {"24h": uptime.day, "7d": uptime.week, "30d": uptime.month, "365d": uptime.year},
+    }))
+}
+
+pub(super) async fn pause(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    set_paused(api, id, headers, true)
+}
+
+pub(super) async fn resume(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    set_paused(api, id, headers, false)
+}
+
+fn set_paused(api: Api, id: String, headers: HeaderMap, paused: bool) -> Response {
+    if let Err(denied) = api.access.may_change(&headers) {
+        return denied.into_response();
+    }
+    match api.engine.set_paused(&id, paused) {
+        Some(view) => Json(view_json(&view)).into_response(),
+        None => error(StatusCode::NOT_FOUND, format!("no target with id {id:?}")),
+    }
+}
+
+/// `{"for": "2h"}` starts maintenance for a while; `{"for": null}` or `{}` ends it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct MaintenanceBody {
+    #[serde(rename = "for", default)]
+    duration: Option<String>,
+}
+
+pub(super) async fn maintenance(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<MaintenanceBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    if let Err(denied) = api.access.may_change(&headers) {
+        return denied.into_response();
+    }
+    let Json(body) = match body {
+        Ok(body) => body,
+        Err(rejection) => return error(StatusCode::BAD_REQUEST, rejection.body_text()),
+    };
+    let until = match body.duration.as_deref().map(humantime::parse_duration) {
+        None => None,
+        Some(Ok(duration)) if duration > Duration::ZERO => Some(SystemTime::now() + duration),
+        Some(Ok(_)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "field \"for\": must be longer than zero",
+            );
+        }
+        Some(Err(problem)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("field \"for\": {problem}; write a duration such as \"2h\" or \"30m\""),
+            );
+        }
+    };
+    match api.engine.set_maintenance(&id, until) {
+        Some(view) => Json(view_json(&view)).into_response(),
+        None => error(StatusCode::NOT_FOUND, format!("no target with id {id:?}")),
+    }
+}

@@ -1,0 +1,334 @@
+//! `vitals serve`: wires configuration, store, engine and HTTP together and runs until
+//! SIGTERM. No decisions are made here.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use vitals::probes::from_fn;
+use vitals::{Check, Health, Report};
+use vitals_core::machine::State;
+
+use crate::api::{self, Access, Api, Metrics};
+use crate::config::{Config, TargetKind};
+use crate::engine::{self, Engine, Record, RecordReceiver, Restored, Signal};
+use crate::store::{
+    self, CheckResult, Flags, Ping, PingKind, Store, TargetState, Transition, Writer,
+};
+use crate::targets::{TargetError, spec};
+use crate::udp;
+
+/// Why the monitor could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot open the store in {dir}: {source}")]
+    Store {
+        dir: String,
+        #[source]
+        source: store::StoreError,
+    },
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid monitor health checks: {0}")]
+    Health(#[from] vitals::BuildError),
+    #[error("server failed: {0}")]
+    Server(#[source] std::io::Error),
+}
+
+fn parse_state(name: &str) -> Option<State> {
+    State::ALL.into_iter().find(|state| state.as_str() == name)
+}
+
+/// Run the monitor on `config` until SIGTERM or SIGINT, then drain and flush the store.
+/// `on_listening` is told the bound address (useful with port 0).
+pub async fn run(
+    config: Config,
+    on_listening: impl FnOnce(std::net::SocketAddr),
+) -> Result<(), ServeError> {
+    let dir = config.server.data_dir.clone();
+    let store_error = |source| ServeError::Store {
+        dir: dir.display().to_string(),
+        source,
+    };
+    let writing = Store::open(&dir).map_err(store_error)?;
+    let saved = writing.load_states().map_err(store_error)?;
+    let reader = Store::open_read_only(&dir).map_err(store_error)?;
+    let writer = Writer::spawn(writing);
+
+    let restored: HashMap<String, Restored> = saved
+        .into_iter()
+        .filter_map(|saved| {
+            Some((
+                saved.target.clone(),
+                Restored {
+                    state: parse_state(&saved.state)?,
+                    since: saved.since,
+                    consecutive_failures: saved.consecutive_failures,
+                    consecutive_successes: saved.consecutive_successes,
+                    flapping: saved.flapping,
+                    paused: saved.flags.paused,
+                    maintenance_until: saved.flags.maintenance_until,
+                },
+            ))
+        })
+        .collect();
+    tracing::info!(targets = config.targets.len(), restored = restored.len(), data_dir = %dir.display(), "starting the monitor");
+
+    let specs = config
+        .targets
+        .iter()
+        .map(spec)
+        .collect::<Result<Vec<_>, _>>()?;
+    let (records, receiver) = engine::records(100_000);
+    let engine = Engine::start(specs, &restored, records, config.server.max_concurrency);
+    let persisting = tokio::spawn(persist(receiver, writer.clone()));
+    let maintaining = tokio::spawn(maintain(dir.clone(), config.retention.clone()));
+
+    let reader = Arc::new(reader);
+    let store_check = Arc::clone(&reader);
+    let health = Health::builder()
+        .service_id("vitals-monitor")
+        .version(env!("CARGO_PKG_VERSION"))
+        .check(
+            Check::new(
+                "store",
+                from_fn(move || {
+                    let store = Arc::clone(&store_check);
+                    async move {
+                        let read = tokio::task::spawn_blocking(move || {
+                            store.transitions("", 1).map(|_| ())
+                        })
+                        .await;
+                        match read {
+                            Ok(Ok(())) => Report::pass().with_output("sqlite answers"),
+                            Ok(Err(error)) => Report::fail(format!("sqlite: {error}")),
+                            Err(error) => Report::fail(format!("sqlite read panicked: {error}")),
+                        }
+                    }
+                }),
+            )
+            .interval(Duration::from_secs(10)),
+        )
+        .start()?;
+
+    let udp = match config.server.udp_listen {
+        Some(addr) => Some(start_udp(&config, &engine, addr).await?),
+        None => None,
+    };
+
+    let metrics = Arc::new(Metrics::default());
+    let api = Api::new(
+        engine.clone(),
+        Some(reader),
+        udp,
+        metrics,
+        Access {
+            api_token: config.server.api_token.clone(),
+            read_token: config.server.read_token.clone(),
+        },
+    );
+    let app = api::router(api, config.server.ping_body_limit).merge(health.probes_router());
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: config.server.listen.to_string(),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(ServeError::Server)?;
+    tracing::info!(%addr, "monitor listening");
+    on_listening(addr);
+    health
+        .serve(listener, app)
+        .await
+        .map_err(ServeError::Server)?;
+
+    drop(engine);
+    persisting.abort();
+    maintaining.abort();
+    if let Err(error) = writer.flush().await {
+        tracing::error!(%error, "could not flush the store on shutdown");
+    }
+    Ok(())
+}
+
+/// Listen for authenticated UDP heartbeats of every heartbeat target that has a key.
+async fn start_udp(
+    config: &Config,
+    engine: &Engine,
+    addr: std::net::SocketAddr,
+) -> Result<Arc<udp::Counters>, ServeError> {
+    let mut verifier = udp::Verifier::new(config.server.udp_max_skew);
+    for (index, target) in config.targets.iter().enumerate() {
+        if let TargetKind::Heartbeat(heartbeat) = &target.kind
+            && let Some(key) = &heartbeat.udp_key
+        {
+            verifier
+                .add_source(&heartbeat.ping_id, index, key)
+                .map_err(|error| TargetError {
+                    target: target.id.clone(),
+                    message: error.to_string(),
+                })?;
+        }
+    }
+    let socket = tokio::net::UdpSocket::bind(addr)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: addr.to_string(),
+            source,
+        })?;
+    let counters = Arc::new(udp::Counters::default());
+    let (beats, mut received) = tokio::sync::mpsc::channel::<Vec<udp::Beat>>(64);
+    let clock = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| {
+                u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+            })
+    };
+    let listening = Arc::clone(&counters);
+    tokio::spawn(async move {
+        if let Err(error) = udp::listen(socket, verifier, beats, listening, clock).await {
+            tracing::error!(%error, "udp heartbeat listener stopped");
+        }
+    });
+    let engine = engine.clone();
+    tokio::spawn(async move {
+        while let Some(batch) = received.recv().await {
+            for beat in batch {
+                engine.heartbeat_at(
+                    beat.target,
+                    engine::PingRecord {
+                        target: String::new(),
+                        at: std::time::SystemTime::now(),
+                        signal: Signal::Beat(beat.status),
+                        rid: None,
+                        body: None,
+                        duration: None,
+                        source: None,
+                    },
+                );
+            }
+        }
+    });
+    Ok(counters)
+}
+
+/// Roll raw results up and prune old history every ten minutes (first after one), on a
+/// connection of its own so the writer never waits for it.
+async fn maintain(dir: std::path::PathBuf, retention: crate::config::Retention) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(600));
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let dir = dir.clone();
+        let retention = retention.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            Store::open(&dir)?.rollup_and_prune(
+                std::time::SystemTime::now(),
+                retention.raw_days,
+                retention.rollup_days,
+            )
+        })
+        .await;
+        match done {
+            Ok(Ok(done)) => tracing::info!(?done, "store maintenance done"),
+            Ok(Err(error)) => tracing::error!(%error, "store maintenance failed"),
+            Err(error) => tracing::error!(%error, "store maintenance panicked"),
+        }
+    }
+}
+
+/// Hand the engine's records to the store writer, in order.
+async fn persist(mut records: RecordReceiver, writer: Writer) {
+    while let Some(record) = records.recv().await {
+        match record {
+            Record::Result { target, outcome } => writer.result(CheckResult {
+                target,
+                at: outcome.at,
+                kind: outcome.kind,
+                duration: outcome.duration,
+                output: outcome.output,
+            }),
+            Record::Transition {
+                target,
+                at,
+                from,
+                to,
+                reason,
+                cause,
+                saved,
+            } => {
+                let transition = Transition {
+                    id: None,
+                    target: target.clone(),
+                    at,
+                    from: from.as_str().to_string(),
+                    to: to.as_str().to_string(),
+                    reason,
+                    cause_kind: cause.as_ref().map(|c| c.kind.as_str().to_string()),
+                    cause_output: cause.and_then(|c| c.output),
+                };
+                if let Err(error) = writer.transition(transition).await {
+                    tracing::error!(%error, %target, "could not store a transition");
+                }
+                let state = TargetState {
+                    target: target.clone(),
+                    state: saved.state.as_str().to_string(),
+                    since: Some(at),
+                    flapping: saved.flapping,
+                    consecutive_failures: saved.consecutive_failures,
+                    consecutive_successes: saved.consecutive_successes,
+                    flags: Flags::default(),
+                };
+                if let Err(error) = writer.save_states(vec![state]).await {
+                    tracing::error!(%error, %target, "could not store a state");
+                }
+            }
+            Record::Flags {
+                target,
+                paused,
+                maintenance_until,
+            } => {
+                if let Err(error) = writer
+                    .set_flags(
+                        target.clone(),
+                        Flags {
+                            paused,
+                            maintenance_until,
+                        },
+                    )
+                    .await
+                {
+                    tracing::error!(%error, %target, "could not store flags");
+                }
+            }
+            Record::Ping(ping) => {
+                let kind = match ping.signal {
+                    Signal::Start => PingKind::Start,
+                    Signal::Success | Signal::Beat(_) => PingKind::Success,
+                    Signal::Fail => PingKind::Fail,
+                    Signal::Log => PingKind::Log,
+                    Signal::Exit(code) => PingKind::Exit(code),
+                };
+                let stored = Ping {
+                    target: ping.target,
+                    at: ping.at,
+                    kind,
+                    rid: ping.rid,
+                    body: ping.body,
+                    duration: ping.duration,
+                    source: ping.source,
+                };
+                if let Err(error) = writer.ping(stored).await {
+                    tracing::error!(%error, "could not store a ping");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! From configuration to running targets: a probe for each active target, an expectation for
+//! each heartbeat target. The only place that knows both the config model and the engine's.
+
+use std::sync::Arc;
+
+use vitals_probes::{Exec, Http, Postgres, Probe, Redis, Tcp, VitalsHealth};
+
+use crate::config::{DetectorKind, Expect, Target, TargetKind};
+use crate::engine::{Cadence, Expectation, Mode, TargetSpec};
+
+/// A target whose probe could not be built (the config checks most of this up front).
+#[derive(Debug, thiserror::Error)]
+#[error("target {target:?}: {message}")]
+pub struct TargetError {
+    pub target: String,
+    pub message: String,
+}
+
+pub fn spec(target: &Target) -> Result<TargetSpec, TargetError> {
+    let fail = |message: String| TargetError {
+        target: target.id.clone(),
+        message,
+    };
+    let schedule = &target.schedule;
+    let cadence = Cadence {
+        interval: schedule.interval,
+        timeout: schedule.timeout,
+        jitter: schedule.jitter,
+        interval_changing: schedule.interval_changing,
+        interval_down: schedule.interval_down,
+    };
+    let active = |probe: Arc<dyn Probe>| Mode::Active {
+        probe,
+        cadence: cadence.clone(),
+    };
+    let mode = match &target.kind {
+        TargetKind::Http(http) => {
+            let method = http
+                .method
+                .parse()
+                .map_err(|_| fail(format!("invalid method {:?}", http.method)))?;
+            let mut probe = Http::new(http.url.clone())
+                .method(method)
+                .expect_status(http.expect_status.clone());
+            for (name, value) in &http.headers {
+                probe = probe
+                    .header(name, value)
+                    .map_err(|error| fail(error.to_string()))?;
+            }
+            if let Some(text) = &http.body_contains {
+                probe = probe.body_contains(text.clone());
+            }
+            if let Some(path) = &http.json_path {
+                probe = probe
+                    .json_path(path.clone(), http.json_equals.clone())
+                    .map_err(|error| fail(error.to_string()))?;
+            }
+            if let Some(limit) = http.warn_over {
+                probe = probe.warn_over(limit);
+            }
+            active(Arc::new(probe))
+        }
+        TargetKind::Tcp { address } => active(Arc::new(Tcp::new(address.clone()))),
+        TargetKind::Postgres { url } => active(Arc::new(
+            Postgres::connect(url).map_err(|error| fail(error.to_string()))?,
+        )),
+        TargetKind::Redis { url } => active(Arc::new(
+            Redis::connect(url).map_err(|error| fail(error.to_string()))?,
+        )),
+        TargetKind::Exec { command } => {
+            let (program, args) = command
+                .split_first()
+                .ok_or_else(|| fail("command is empty".to_string()))?;
+            active(Arc::new(
+                Exec::new(program.clone()).args(args.iter().cloned()),
+            ))
+        }
+        TargetKind::Vitals { url } => active(Arc::new(VitalsHealth::new(url.clone()))),
+        TargetKind::Heartbeat(heartbeat) => Mode::Passive {
+            ping_id: heartbeat.ping_id.clone(),
+            expectation: match (&heartbeat.expect, &heartbeat.detector) {
+                (Expect::Period { .. }, DetectorKind::Phi(config)) => {
+                    Expectation::Phi(config.clone())
+                }
+                (Expect::Period { period, grace }, DetectorKind::Deadline) => Expectation::Period {
+                    period: *period,
+                    grace: *grace,
+                },
+                (
+                    Expect::Cron {
+                        schedule,
+                        timezone,
+                        grace,
+                        ..
+                    },
+                    _,
+                ) => Expectation::Cron {
+                    schedule: Box::new(schedule.clone()),
+                    timezone: *timezone,
+                    grace: *grace,
+                },
+            },
+        },
+    };
+    Ok(TargetSpec {
+        id: target.id.clone(),
+        name: target.name.clone(),
+        thresholds: target.thresholds.clone(),
+        mode,
+    })
+}

@@ -26,6 +26,9 @@
 #   RATE=20000          offered load of the paced runs of vitals' endpoints (0 to skip them)
 #   PACE_MS=3           wait per connection between a response and the next request in those
 #   WORKERS=2*cores+1   gunicorn sync workers (gunicorn's own recommendation)
+#   PIN=1               put the load generator on CPU 0 and the servers under test on CPU 1
+#                       (taskset), so the numbers measure the server rather than the two
+#                       fighting over both cores
 #   SKIP_VITALS=1       leave out the order service (e.g. while it does not build)
 #   SKIP_FLASK=1        leave out the Flask peer
 #   ORDER_SERVICE_BIN   run this binary instead of building examples/order-service
@@ -50,6 +53,13 @@ PACE_MS=${PACE_MS:-3}
 CORES=$(nproc)
 WORKERS=${WORKERS:-$((2 * CORES + 1))}
 SKIP_VITALS=${SKIP_VITALS:-}
+PIN=${PIN:-}
+server_cpu=()
+client_cpu=()
+if [[ -n $PIN ]]; then
+    server_cpu=(taskset -c 1)
+    client_cpu=(taskset -c 0)
+fi
 SKIP_FLASK=${SKIP_FLASK:-}
 BENCH_VENV=${BENCH_VENV:-$root/target/bench/venv}
 
@@ -173,7 +183,7 @@ targets=() # "label|endpoint|url"
 if [[ -z $SKIP_VITALS ]]; then
     vitals_port=$(free_port)
     say "starting order-service on 127.0.0.1:$vitals_port…"
-    "$order_bin" --listen "127.0.0.1:$vitals_port" --database-url "$pg_url" \
+    "${server_cpu[@]}" "$order_bin" --listen "127.0.0.1:$vitals_port" --database-url "$pg_url" \
         --redis-url "$redis_url" </dev/null >"$tmp/order-service.log" 2>&1 &
     order_pid=$!
     APP_PIDS+=("$order_pid")
@@ -192,7 +202,7 @@ if [[ -z $SKIP_FLASK ]]; then
     # No --preload: each worker imports the app after the fork and so opens its own psycopg2
     # connection, as the seed's module-global connection needs.
     (cd "$here/flask_peer" && DATABASE_URL=$pg_url REDIS_HOST=127.0.0.1 REDIS_PORT=$redis_port \
-        exec "$BENCH_VENV/bin/gunicorn" --workers "$WORKERS" --worker-class sync \
+        exec "${server_cpu[@]}" "$BENCH_VENV/bin/gunicorn" --workers "$WORKERS" --worker-class sync \
         --bind "127.0.0.1:$flask_port" --log-level warning app:app \
         </dev/null >"$tmp/gunicorn.log" 2>&1) &
     gunicorn_pid=$!
@@ -231,13 +241,13 @@ measure() {
     local label=$1 endpoint=$2 url=$3 conns=$4 load=$5
     shift 5
     if [[ $WARMUP != 0 ]]; then
-        wrk -t"$THREADS" -c"$conns" -d"$WARMUP" "$@" "$url" >/dev/null 2>&1 || true
+        "${client_cpu[@]}" wrk -t"$THREADS" -c"$conns" -d"$WARMUP" "$@" "$url" >/dev/null 2>&1 || true
     fi
     say "wrk -t$THREADS -c$conns -d$DURATION --latency $* $url"
     local before after out
     before=$(count_select1)
     out=$tmp/wrk-$((${#rows[@]} + 1)).txt
-    wrk -t"$THREADS" -c"$conns" -d"$DURATION" --latency "$@" "$url" >"$out" 2>&1 ||
+    "${client_cpu[@]}" wrk -t"$THREADS" -c"$conns" -d"$DURATION" --latency "$@" "$url" >"$out" 2>&1 ||
         { cat "$out" >&2; die "wrk failed against $url"; }
     after=$(count_select1)
 
@@ -308,7 +318,7 @@ Commit \`$commit\`; $CORES cores ($cpu); PostgreSQL $pg_version, Redis $redis_ve
 wrk $wrk_version. Each row: \`wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency\` on loopback
 after a warm-up run of $WARMUP. Flask peer: gunicorn, $WORKERS sync workers, one psycopg2 connection per
 worker. Load average before the first run: $load_before (anything above ~0.5 means
-something else was using the cores; rerun on a quiet machine).
+something else was using the cores; rerun on a quiet machine).${PIN:+ Pinned: wrk on CPU 0, the servers under test on CPU 1 (PIN=1).}
 
 | server | endpoint | load | requests/s | p50 (ms) | p99 (ms) | errors | \`SELECT 1\` seen by PostgreSQL | queries/s |
 | --- | --- | --- | ---: | ---: | ---: | --- | ---: | ---: |

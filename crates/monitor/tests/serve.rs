@@ -372,3 +372,50 @@ async fn udp_heartbeats_are_accepted_and_forgeries_counted() {
     }
     assert_eq!(monitor.target("worker").await["state"], "healthy");
 }
+
+/// The library's heartbeat emitter pointed at the monitor: its verdict travels with it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_library_heartbeat_emitter_reports_to_the_monitor() {
+    let monitor = start(
+        "[[target]]\nid = \"orders\"\nkind = \"heartbeat\"\nping_id = \"orders-svc\"\nperiod = \"1s\"\nfall = 1\nrise = 1\ndown_after = 2\n",
+    )
+    .await;
+    let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = failing.clone();
+    let health = vitals::Health::builder()
+        .check(
+            vitals::Check::new(
+                "database",
+                vitals::probes::from_fn(move || {
+                    let failing = flag.load(std::sync::atomic::Ordering::SeqCst);
+                    async move {
+                        if failing {
+                            vitals::Report::fail("connection refused")
+                        } else {
+                            vitals::Report::pass()
+                        }
+                    }
+                }),
+            )
+            .interval(Duration::from_millis(50))
+            .timeout(Duration::from_millis(50))
+            .jitter(Duration::ZERO)
+            .thresholds(vitals::Thresholds {
+                fall: 1,
+                rise: 1,
+                down_after: 1,
+                ..Default::default()
+            }),
+        )
+        .start()
+        .unwrap();
+    vitals::Heartbeat::new(format!("{}/ping/orders-svc", monitor.base))
+        .every(Duration::from_millis(100))
+        .spawn(&health);
+    monitor.wait_for_state("orders", "healthy").await;
+    failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    let failed = monitor.wait_for_state("orders", "unhealthy").await;
+    assert_eq!(failed["last"]["output"], "job reported failure", "{failed}");
+    failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    monitor.wait_for_state("orders", "healthy").await;
+}

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
@@ -28,9 +28,27 @@ pub(super) async fn success(
     State(api): State<Api>,
     Path(id): Path<String>,
     query: Query<PingQuery>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    record(&api, &id, Signal::Success, query, body)
+    record(&api, &id, reported(&headers, &body), query, body)
+}
+
+/// A plain ping is a success. A body in `application/health+json` (what the vitals
+/// library's heartbeat emitter sends) carries the sender's own verdict: `fail` is a failed
+/// run, `pass` and `warn` (degraded, still serving) a successful one.
+fn reported(headers: &HeaderMap, body: &[u8]) -> Signal {
+    let health_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with(vitals_core::health_json::CONTENT_TYPE));
+    if !health_json {
+        return Signal::Success;
+    }
+    match serde_json::from_slice::<vitals_core::health_json::Health>(body) {
+        Ok(health) if health.status == vitals_core::Status::Fail => Signal::Fail,
+        _ => Signal::Success,
+    }
 }
 
 pub(super) async fn with_action(

@@ -97,7 +97,8 @@ impl Tally {
 }
 
 /// Receives heartbeats on `socket` until the receiving side of `beats` is dropped (then it
-/// returns `Ok`) or the socket fails.
+/// returns `Ok`) or the socket fails (then it returns the error; ICMP errors from earlier
+/// sends and interrupted calls are not failures).
 ///
 /// `clock` gives the receiver's wall clock in Unix milliseconds (for instance from
 /// `SystemTime::now()`); it is read once per batch, and tests pass a fixed value. Accepted
@@ -120,8 +121,18 @@ pub async fn listen(
     // One byte more than the largest valid datagram, so that an oversized one is seen as
     // oversized rather than silently cut to a valid-looking length by the kernel.
     let mut buf = [0u8; MAX_DATAGRAM + 1];
+    // Made once and polled on every wait, so that waiting for it costs nothing per datagram.
+    let consumer_gone = beats.closed();
+    tokio::pin!(consumer_gone);
     loop {
-        socket.readable().await?;
+        tokio::select! {
+            biased;
+            ready = socket.readable() => ready?,
+            () = &mut consumer_gone => {
+                tracing::info!("udp heartbeat consumer gone; listener stops");
+                return Ok(());
+            }
+        }
         let now_ms = clock();
         let mut batch = Vec::new();
         let mut tally = Tally::default();

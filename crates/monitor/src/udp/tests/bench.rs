@@ -5,9 +5,18 @@
 //! cargo test -p vitals-monitor --release --lib udp::tests::bench -- --ignored --nocapture --test-threads 1
 //! ```
 //!
-//! `verify_alone` measures the sans-IO verifier on pre-built datagrams, accepted and rejected.
-//! `listener_over_loopback` blasts pre-built datagrams from a plain thread through 127.0.0.1
-//! into `listen` and counts what comes out of the channel.
+//! - `verify_alone`: the sans-IO verifier on pre-built datagrams, accepted and rejected.
+//! - `listener_over_loopback`: one plain thread blasts pre-built datagrams through 127.0.0.1
+//!   into `listen`; what comes out of the channel is counted, with the CPU time of the thread
+//!   running listener and consumer. On loopback the sender's thread pays for the kernel's
+//!   whole delivery, so one sender thread is usually the limit here, not the listener.
+//! - `listener_capacity`: the listener's cost when it is saturated, which one sender thread
+//!   cannot show: the runtime is frozen while bursts fill the socket buffer, then timed while
+//!   it drains them. Time per beat there is what one core spends per heartbeat at full load.
+//!
+//! Run them on an otherwise idle machine: other processes on the same cores take CPU from the
+//! listener, and the kernel's default socket buffer (about 200 KiB) overflows within
+//! milliseconds at these rates.
 
 use std::net::UdpSocket as StdUdpSocket;
 use std::sync::Arc;
@@ -70,7 +79,7 @@ fn datagrams(
 fn report(what: &str, n: usize, took: Duration) {
     let per_s = n as f64 / took.as_secs_f64();
     let ns = took.as_nanos() as f64 / n as f64;
-    println!("{what:<40} {per_s:>12.0} datagrams/s  {ns:>7.0} ns each");
+    println!("{what:<48} {per_s:>12.0} datagrams/s  {ns:>7.0} ns each");
 }
 
 #[test]
@@ -203,8 +212,70 @@ fn listener_over_loopback() {
         got.beats as f64 / got.batches.max(1) as f64
     );
     report(
-        "listener: thread CPU per accepted beat",
+        "listener: CPU per beat, as beats/s per core",
         got.beats as usize,
         got.cpu,
     );
+}
+
+/// Per burst of `burst` datagrams: the receiving runtime is frozen (its only thread blocks on
+/// a std channel, on purpose) while the sender fills the socket buffer, then the time until
+/// the consumer has every beat is measured. With nothing else running, that wall time is the
+/// listener's and consumer's CPU time.
+fn drain_bursts(burst: usize, rounds: usize) -> (u64, Duration) {
+    let set = datagrams(burst * rounds, id, key);
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let receiver = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            addr_tx.send(socket.local_addr().unwrap()).unwrap();
+            let (tx, mut rx) = mpsc::channel::<Vec<Beat>>(64);
+            let counters = Arc::new(Counters::default());
+            tokio::spawn(listen(socket, verifier(), tx, counters, || NOW));
+            tokio::task::yield_now().await; // let the listener register with the reactor
+            let (mut beats, mut busy) = (0u64, Duration::ZERO);
+            while go_rx.recv().is_ok() {
+                let start = Instant::now();
+                let mut this = 0;
+                while this < burst {
+                    this += rx.recv().await.unwrap().len();
+                }
+                busy += start.elapsed();
+                beats += this as u64;
+                done_tx.send(()).unwrap();
+            }
+            (beats, busy)
+        })
+    });
+    let sender = StdUdpSocket::bind("127.0.0.1:0").unwrap();
+    sender.connect(addr_rx.recv().unwrap()).unwrap();
+    for chunk in set.chunks(burst) {
+        for d in chunk {
+            sender.send(d).unwrap();
+        }
+        go_tx.send(()).unwrap();
+        done_rx.recv().unwrap();
+    }
+    drop(go_tx);
+    receiver.join().unwrap()
+}
+
+#[test]
+#[ignore = "benchmark: run in release with --ignored --nocapture"]
+fn listener_capacity() {
+    // Bursts small enough for the default socket buffer, so that none is dropped.
+    for burst in [1, 16, 64, 128] {
+        let (beats, busy) = drain_bursts(burst, 200_000 / burst);
+        report(
+            &format!("listener: draining bursts of {burst}"),
+            beats as usize,
+            busy,
+        );
+    }
 }

@@ -10,7 +10,7 @@ use tokio::time::timeout;
 use vitals_core::Status;
 
 use super::super::*;
-use super::listener::{LONG_ID, start};
+use super::listener::{LONG_ID, NEWLINE_ID, start};
 
 const DOC: &str = include_str!("../../../../../docs/PROTOCOL.md");
 /// The key `listener::start` configures for source "api".
@@ -135,7 +135,12 @@ async fn the_python_sender_is_accepted() {
 async fn the_shell_sender_is_accepted_run_after_run() {
     let (addr, mut rx, counters, _task) = start(wall_clock_ms).await;
     let mut seqs = Vec::new();
-    let runs = [("api", 1, Status::Fail), (LONG_ID, 2, Status::Pass), ("api", 1, Status::Warn)];
+    let runs = [
+        ("api", 1, Status::Fail),
+        (LONG_ID, 2, Status::Pass),
+        (NEWLINE_ID, 3, Status::Warn),
+        ("api", 1, Status::Warn),
+    ];
     for (id, target, status) in runs {
         let out = timeout(
             PATIENCE,
@@ -173,7 +178,7 @@ async fn the_shell_sender_is_accepted_run_after_run() {
     );
     assert_eq!(
         counters.accepted.load(std::sync::atomic::Ordering::Relaxed),
-        3
+        runs.len() as u64
     );
     assert!(counters.rejected_by_reason().iter().all(|&(_, n)| n == 0));
 

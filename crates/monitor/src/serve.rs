@@ -248,12 +248,17 @@ async fn maintain(dir: std::path::PathBuf, retention: crate::config::Retention) 
 async fn persist(mut records: RecordReceiver, writer: Writer) {
     while let Some(record) = records.recv().await {
         match record {
+            // Outputs are kept for warnings and failures only: "HTTP 200" thousands of
+            // times a day doubles the history (docs/STORAGE.md) and says nothing new; the
+            // latest output of every target is in the engine anyway.
             Record::Result { target, outcome } => writer.result(CheckResult {
                 target,
                 at: outcome.at,
                 kind: outcome.kind,
                 duration: outcome.duration,
-                output: outcome.output,
+                output: (outcome.kind != vitals_core::Kind::Pass)
+                    .then_some(outcome.output)
+                    .flatten(),
             }),
             Record::Transition {
                 target,

@@ -11,10 +11,10 @@
 //!
 //! What it is not: a load balancer or an alerter (issues 4 and 5 build those on top).
 
-pub mod config;
-pub mod store;
-pub mod udp;
-pub mod engine;
 pub mod api;
+pub mod config;
+pub mod engine;
 pub mod serve;
+pub mod store;
 pub mod targets;
+pub mod udp;

@@ -265,15 +265,11 @@ impl Health {
         let mut waiting = Vec::new();
         let mut longest = Duration::ZERO;
         for (index, check) in inner.checks.iter().enumerate() {
-            let included = match scope {
-                Scope::Group(group) => check.in_group(group),
-                Scope::All => true,
-            };
             let entry = &snapshot.checks[index];
             let recent = entry.recorded.is_some_and(|recorded| {
                 now.saturating_duration_since(recorded) < inner.options.fresh_min_interval
             });
-            if included && !recent {
+            if scope.includes(check) && !recent {
                 inner.run_now[index].notify_one();
                 waiting.push((index, entry.runs));
                 longest = longest.max(check.timeout);

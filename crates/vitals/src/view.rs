@@ -23,7 +23,7 @@ pub enum Scope {
 }
 
 impl Scope {
-    fn includes(self, check: &Check) -> bool {
+    pub(crate) fn includes(self, check: &Check) -> bool {
         match self {
             Scope::Group(group) => check.in_group(group),
             Scope::All => true,

@@ -68,6 +68,14 @@ impl Live {
         self.last = Some(outcome);
     }
 
+    /// When the heartbeat detector next turns suspicious, if it ever will.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.detector
+            .as_ref()
+            .and_then(|detector| detector.poll_timeout())
+            .map(Instant::from_std)
+    }
+
     /// How long until the next active check: faster while the state is changing, slower
     /// while down.
     pub(crate) fn next_interval(&self, cadence: &Cadence) -> Duration {

@@ -262,11 +262,25 @@ impl Engine {
     ) -> Engine {
         let now = Instant::now();
         let wall = SystemTime::now();
-        let live = specs
+        let live: Vec<Live> = specs
             .iter()
             .map(|spec| new_live(spec, restored.get(&spec.id), now, wall))
             .collect();
-        let (timers, timer_rx) = mpsc::unbounded_channel();
+        let (timer_tx, timer_rx) = mpsc::unbounded_channel();
+        // Active targets are checked at once; passive ones when their first beat is due.
+        for (index, (spec, live)) in specs.iter().zip(&live).enumerate() {
+            let due = match spec.mode {
+                Mode::Active { .. } => Some(now),
+                Mode::Passive { .. } => live.deadline(),
+            };
+            if let Some(due) = due {
+                let _ = timer_tx.send(timers::Entry {
+                    due,
+                    index,
+                    generation: live.timer_generation,
+                });
+            }
+        }
         let engine = Engine {
             shared: Arc::new(Shared {
                 by_id: specs
@@ -285,14 +299,11 @@ impl Engine {
                 specs,
                 live: Mutex::new(live),
                 records,
-                timers,
+                timers: timer_tx,
                 concurrency: Arc::new(Semaphore::new(max_concurrency.max(1))),
                 metrics: timers::Lag::default(),
             }),
         };
-        for index in 0..engine.shared.specs.len() {
-            engine.schedule_first(index, now);
-        }
         tokio::spawn(timers::run(engine.clone(), timer_rx));
         engine
     }
@@ -320,25 +331,6 @@ impl Engine {
     /// The 99th percentile and count of schedule lag (due → started) of active checks.
     pub fn lag(&self) -> &timers::Lag {
         &self.shared.metrics
-    }
-
-    fn schedule_first(&self, index: usize, now: Instant) {
-        let generation = self.lock()[index].timer_generation;
-        let due = match &self.shared.specs[index].mode {
-            Mode::Active { .. } => Some(now),
-            Mode::Passive { .. } => self.lock()[index]
-                .detector
-                .as_ref()
-                .and_then(|detector| detector.poll_timeout())
-                .map(Instant::from_std),
-        };
-        if let Some(due) = due {
-            let _ = self.shared.timers.send(timers::Entry {
-                due,
-                index,
-                generation,
-            });
-        }
     }
 
     /// Apply `outcome` to target `index` and hand on the records.
@@ -430,11 +422,7 @@ impl Engine {
                 .into_outcome(ping.at, ping.duration.unwrap_or_default());
                 live.apply(&spec.id, now, ping.at, outcome, &mut records);
                 live.timer_generation += 1;
-                reschedule = live
-                    .detector
-                    .as_ref()
-                    .and_then(|detector| detector.poll_timeout())
-                    .map(|due| (Instant::from_std(due), live.timer_generation));
+                reschedule = live.deadline().map(|due| (due, live.timer_generation));
             } else {
                 reschedule = None;
             }

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, broadcast, mpsc};
 use tokio::time::Instant;
 use vitals_core::machine::{Machine, Saved, State, Thresholds};
 use vitals_core::{Kind, Outcome, Status};
@@ -23,6 +23,9 @@ use vitals_probes::Probe;
 
 pub use expect::Expectation;
 use live::Live;
+
+/// How many changes a slow [`Engine::subscribe`] receiver may fall behind.
+const CHANGES_CAPACITY: usize = 4096;
 
 /// How often an active target is checked.
 #[derive(Debug, Clone)]
@@ -243,6 +246,7 @@ struct Shared {
     timers: mpsc::UnboundedSender<timers::Entry>,
     concurrency: Arc<Semaphore>,
     metrics: timers::Lag,
+    changes: broadcast::Sender<TargetView>,
 }
 
 impl Shared {
@@ -302,6 +306,7 @@ impl Engine {
                 timers: timer_tx,
                 concurrency: Arc::new(Semaphore::new(max_concurrency.max(1))),
                 metrics: timers::Lag::default(),
+                changes: broadcast::channel(CHANGES_CAPACITY).0,
             }),
         };
         tokio::spawn(timers::run(engine.clone(), timer_rx));
@@ -350,8 +355,21 @@ impl Engine {
         self.emit(records);
     }
 
+    /// Every change of a target's state or flags from now on, as the target then looks.
+    /// For live views (the dashboard): a receiver that falls more than a few thousand
+    /// changes behind gets `Lagged` and should reload; storage never depends on this.
+    pub fn subscribe(&self) -> broadcast::Receiver<TargetView> {
+        self.shared.changes.subscribe()
+    }
+
     fn emit(&self, records: Vec<Record>) {
         for record in records {
+            if self.shared.changes.receiver_count() > 0
+                && let Record::Transition { target, .. } | Record::Flags { target, .. } = &record
+                && let Some(view) = self.view(target)
+            {
+                let _ = self.shared.changes.send(view);
+            }
             if !self.shared.records.send(record) {
                 self.shared
                     .metrics

@@ -251,3 +251,30 @@ async fn wait_for(engine: &Engine, state: State) {
     }
     panic!("never reached {state:?}: {:?}", engine.view("tcp"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn subscribers_see_each_state_and_flag_change() {
+    let up = Arc::new(AtomicBool::new(true));
+    let (tx, _rx) = records(1024);
+    let engine = Engine::start(
+        vec![TargetSpec {
+            id: "api".into(),
+            name: "API".into(),
+            thresholds: Thresholds::default(),
+            mode: Mode::Active {
+                probe: switchable(&up),
+                cadence: cadence(),
+            },
+        }],
+        &HashMap::new(),
+        tx,
+        16,
+    );
+    let mut changes = engine.subscribe();
+    at(1.0).await;
+    let first = changes.try_recv().unwrap();
+    assert_eq!((first.id.as_str(), first.state), ("api", State::Healthy));
+    engine.set_paused("api", true);
+    assert!(changes.try_recv().unwrap().paused);
+    assert!(changes.try_recv().is_err(), "one change, one message");
+}

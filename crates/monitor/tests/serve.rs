@@ -121,6 +121,26 @@ async fn a_killed_http_target_goes_down_and_comes_back() {
         "{back}"
     );
     assert!(back["uptime"]["24h"].as_f64().unwrap() < 1.0, "{back}");
+
+    let metrics = monitor
+        .client
+        .get(format!("{}/metrics", monitor.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |series: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{metrics}"))
+    };
+    // Three failures took it down, at least two passes brought it back.
+    assert!(value(r#"vitals_check_results_total{target="web",result="fail"}"#) >= 3.0);
+    assert!(value(r#"vitals_check_results_total{target="web",result="pass"}"#) >= 2.0);
+    assert!(value(r#"vitals_check_duration_seconds_count{target="web"}"#) >= 5.0);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,5 +1,5 @@
-//! `/metrics` of the monitor, in Prometheus text: each target's state and up, results by
-//! kind, heartbeats accepted and rejected by reason, schedule lag of active checks.
+//! `/metrics` of the monitor, in Prometheus text: each target's state and up, check
+//! durations and results by kind, heartbeats accepted and rejected by reason, schedule lag of active checks.
 //!
 //! Per-target gauges are set from the engine at scrape time rather than on every change:
 //! a scrape every 15 s costs one pass over the targets, a busy monitor's changes cost nothing.
@@ -147,14 +147,18 @@ pub(super) async fn scrape(State(api): State<Api>, headers: HeaderMap) -> Respon
 
     let mut text = String::new();
     let _ = prometheus_text::encode(&mut text, &metrics.registry);
-    // The schedule-lag histogram is owned by the engine; encode it from its own registry.
-    let mut engine_registry = Registry::with_prefix("vitals_scheduler");
-    engine_registry.register(
+    // The schedule-lag histogram and the per-target check series are owned by the engine;
+    // encode them from registries of their own.
+    let mut scheduler_registry = Registry::with_prefix("vitals_scheduler");
+    scheduler_registry.register(
         "lag_seconds",
         "How late active checks start after they are due",
         lag.histogram.clone(),
     );
-    let _ = prometheus_text::encode(&mut text, &engine_registry);
+    let _ = prometheus_text::encode(&mut text, &scheduler_registry);
+    let mut checks_registry = Registry::with_prefix("vitals");
+    api.engine.check_metrics().register(&mut checks_registry);
+    let _ = prometheus_text::encode(&mut text, &checks_registry);
     (
         [(header::CONTENT_TYPE, prometheus_text::CONTENT_TYPE)],
         text,

@@ -8,6 +8,7 @@ use vitals_core::Outcome;
 use vitals_core::detector::Detector;
 use vitals_core::machine::{EventKind, Machine, State};
 
+use super::metrics::{CheckMetrics, TargetMetrics};
 use super::{Cadence, Record};
 
 /// Mutable state of one target. Lives in the engine's table, behind its lock.
@@ -28,6 +29,8 @@ pub(crate) struct Live {
     pub(crate) last_beat: Option<Instant>,
     /// When the engine started watching, to say how long a never-heard target was silent.
     pub(crate) created: Instant,
+    /// Made with the first result (see [`CheckMetrics`]).
+    pub(crate) metrics: Option<Box<TargetMetrics>>,
 }
 
 impl Live {
@@ -38,8 +41,12 @@ impl Live {
         now: Instant,
         wall: SystemTime,
         outcome: Outcome,
+        metrics: &CheckMetrics,
         records: &mut Vec<Record>,
     ) {
+        self.metrics
+            .get_or_insert_with(|| metrics.target(target))
+            .count(outcome.kind);
         self.machine.handle_outcome(now.into_std(), &outcome);
         while let Some(event) = self.machine.poll_event() {
             match event.kind {

@@ -8,6 +8,7 @@
 
 mod expect;
 mod live;
+mod metrics;
 mod timers;
 
 use std::collections::HashMap;
@@ -23,6 +24,7 @@ use vitals_probes::Probe;
 
 pub use expect::Expectation;
 use live::Live;
+pub use metrics::CheckMetrics;
 
 /// How many changes a slow [`Engine::subscribe`] receiver may fall behind.
 const CHANGES_CAPACITY: usize = 4096;
@@ -247,6 +249,7 @@ struct Shared {
     concurrency: Arc<Semaphore>,
     metrics: timers::Lag,
     changes: broadcast::Sender<TargetView>,
+    check_metrics: CheckMetrics,
 }
 
 impl Shared {
@@ -307,6 +310,7 @@ impl Engine {
                 concurrency: Arc::new(Semaphore::new(max_concurrency.max(1))),
                 metrics: timers::Lag::default(),
                 changes: broadcast::channel(CHANGES_CAPACITY).0,
+                check_metrics: CheckMetrics::default(),
             }),
         };
         tokio::spawn(timers::run(engine.clone(), timer_rx));
@@ -338,19 +342,30 @@ impl Engine {
         &self.shared.metrics
     }
 
-    /// Apply `outcome` to target `index` and hand on the records.
+    /// Per-target check durations and results by kind.
+    pub fn check_metrics(&self) -> &CheckMetrics {
+        &self.shared.check_metrics
+    }
+
+    /// Apply the outcome of an active check to target `index` and hand on the records.
     pub(crate) fn apply(&self, index: usize, outcome: Outcome) {
         let mut records = Vec::with_capacity(2);
         {
-            let mut live = self.lock();
+            let mut table = self.lock();
             let spec = &self.shared.specs[index];
-            live[index].apply(
+            let live = &mut table[index];
+            let duration = outcome.duration;
+            live.apply(
                 &spec.id,
                 Instant::now(),
                 SystemTime::now(),
                 outcome,
+                &self.shared.check_metrics,
                 &mut records,
             );
+            if let Some(metrics) = &live.metrics {
+                metrics.observe(duration);
+            }
         }
         self.emit(records);
     }
@@ -438,7 +453,14 @@ impl Engine {
                     }),
                 }
                 .into_outcome(ping.at, ping.duration.unwrap_or_default());
-                live.apply(&spec.id, now, ping.at, outcome, &mut records);
+                live.apply(
+                    &spec.id,
+                    now,
+                    ping.at,
+                    outcome,
+                    &self.shared.check_metrics,
+                    &mut records,
+                );
                 live.timer_generation += 1;
                 reschedule = live.deadline().map(|due| (due, live.timer_generation));
             } else {
@@ -571,6 +593,7 @@ fn new_live(
         started: None,
         last_beat: None,
         created: now,
+        metrics: None,
     }
 }
 

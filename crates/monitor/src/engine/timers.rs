@@ -136,6 +136,7 @@ fn dispatch(engine: &Engine, entry: Entry, now: Instant) {
                         now,
                         SystemTime::now(),
                         overdue(SystemTime::now(), silent),
+                        &engine.shared.check_metrics,
                         &mut records,
                     );
                     drop(table);

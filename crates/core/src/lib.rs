@@ -9,6 +9,7 @@
 //! - [`machine`], the hysteresis state machine (unknown, healthy, degraded, failing, unhealthy,
 //!   down, recovering) with fall / rise / down_after thresholds and flap detection;
 //! - [`detector`], heartbeat failure detectors (deadline and phi accrual);
+//! - [`recovery`], the restart budget: when a recovery action may run, and when to escalate;
 //! - [`health_json`], the `application/health+json` body.
 //!
 //! What it is not: it does no I/O, reads no clock and knows nothing of tokio. Every function
@@ -20,6 +21,7 @@ pub mod detector;
 pub mod health_json;
 pub mod machine;
 mod outcome;
+pub mod recovery;
 mod status;
 
 pub use aggregate::{Part, aggregate};

@@ -344,6 +344,17 @@ impl Health {
             .await
     }
 
+    /// Answer HAProxy's agent checks on `listener` (`agent-check agent-port …`) from the
+    /// readiness verdict, with the defaults of [`AgentCheck`](crate::AgentCheck) (which
+    /// see, for the replies and settings). Runs until dropped; spawn it beside
+    /// [`Health::serve`].
+    pub async fn serve_agent_check(
+        &self,
+        listener: tokio::net::TcpListener,
+    ) -> std::io::Result<()> {
+        crate::AgentCheck::new(self.clone()).serve(listener).await
+    }
+
     /// The Prometheus text exposition of the checks' metrics.
     pub fn metrics_text(&self) -> String {
         self.inner.metrics.encode()

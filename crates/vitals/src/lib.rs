@@ -50,6 +50,7 @@
 //! Not a monitor of other services (that is `vitals serve`) and not a supervisor: it tells
 //! the world how this process is; acting on it is the orchestrator's or load balancer's job.
 
+pub mod agent_check;
 mod check;
 mod endpoints;
 mod error;
@@ -61,6 +62,7 @@ mod scheduler;
 mod snapshot;
 mod view;
 
+pub use agent_check::AgentCheck;
 pub use check::{Check, Group};
 pub use error::{BuildError, Problem};
 pub use health::{Health, HealthBuilder};

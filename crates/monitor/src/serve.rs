@@ -295,6 +295,27 @@ async fn persist(mut records: RecordReceiver, writer: Writer) {
                     tracing::error!(%error, %target, "could not store a state");
                 }
             }
+            Record::Marker {
+                target,
+                at,
+                from,
+                to,
+                reason,
+            } => {
+                let marker = Transition {
+                    id: None,
+                    target: target.clone(),
+                    at,
+                    from,
+                    to,
+                    reason,
+                    cause_kind: None,
+                    cause_output: None,
+                };
+                if let Err(error) = writer.transition(marker).await {
+                    tracing::error!(%error, %target, "could not store a pause or maintenance mark");
+                }
+            }
             Record::Flags {
                 target,
                 paused,

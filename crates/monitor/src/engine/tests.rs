@@ -278,3 +278,70 @@ async fn subscribers_see_each_state_and_flag_change() {
     assert!(changes.try_recv().unwrap().paused);
     assert!(changes.try_recv().is_err(), "one change, one message");
 }
+
+#[tokio::test(start_paused = true)]
+async fn pause_and_maintenance_leave_marks_and_maintenance_ends_on_time() {
+    let up = Arc::new(AtomicBool::new(true));
+    let (tx, mut rx) = records(1024);
+    let engine = Engine::start(
+        vec![TargetSpec {
+            id: "api".into(),
+            name: "API".into(),
+            thresholds: Thresholds::default(),
+            mode: Mode::Active {
+                probe: switchable(&up),
+                cadence: cadence(),
+            },
+        }],
+        &HashMap::new(),
+        tx,
+        16,
+    );
+    let marks = |rx: &mut RecordReceiver| {
+        let mut marks = Vec::new();
+        while let Some(record) = rx.try_recv() {
+            if let Record::Marker {
+                from, to, reason, ..
+            } = record
+            {
+                marks.push(format!("{from} -> {to}: {reason}"));
+            }
+        }
+        marks
+    };
+    at(1.0).await;
+    engine.set_paused("api", true);
+    engine.set_paused("api", true); // no change, no mark
+    engine.set_paused("api", false);
+    let until = SystemTime::now() + Duration::from_secs(60);
+    engine.set_maintenance("api", Some(until));
+    assert_eq!(
+        marks(&mut rx)[..3],
+        [
+            "healthy -> paused: paused by an operator",
+            "paused -> healthy: resumed by an operator",
+            &format!(
+                "healthy -> maintenance: maintenance until {}",
+                humantime::format_rfc3339_seconds(until)
+            ),
+        ]
+    );
+    at(30.0).await;
+    assert!(engine.view("api").unwrap().maintenance_until.is_some());
+    at(31.0).await;
+    assert_eq!(engine.view("api").unwrap().maintenance_until, None);
+    assert_eq!(
+        marks(&mut rx),
+        ["maintenance -> healthy: maintenance window over"]
+    );
+    // Ending it by hand leaves one mark; a window already over is no window.
+    engine.set_maintenance("api", Some(SystemTime::now() + Duration::from_secs(600)));
+    engine.set_maintenance("api", None);
+    engine.set_maintenance("api", Some(SystemTime::now() - Duration::from_secs(1)));
+    assert_eq!(marks(&mut rx).len(), 2);
+    at(700.0).await;
+    assert!(
+        marks(&mut rx).is_empty(),
+        "the cancelled window does not end twice"
+    );
+}

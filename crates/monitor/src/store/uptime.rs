@@ -2,9 +2,11 @@
 //!
 //! The rule (also in `docs/STORAGE.md`): a target's timeline is its transitions; from each
 //! transition's time until the next one it is in that transition's `to` state. Time in a
-//! serving state (`healthy`, `degraded`, `failing`) is up. Time in `unknown`, `paused` or
-//! `maintenance` is not counted at all (neither up nor down): nothing was known, or an
-//! operator said not to judge. Every other state (`unhealthy`, `down`, `recovering`, and any
+//! serving state (`healthy`, `degraded`, `failing`) is up. Time in `unknown` is not counted
+//! at all (neither up nor down): nothing was known. `paused` and `maintenance` are markers an
+//! operator's action writes (`<state> → paused` when it starts, `paused → <state>` when it
+//! ends): between the two nothing is counted, whatever real transitions happen meanwhile
+//! (checks go on in maintenance, and are recorded). Every other state (`unhealthy`, `down`, `recovering`, and any
 //! name the store does not know) is down, so a new state can never inflate uptime. Windows are
 //! clipped to their start and to the target's first transition; the last state lasts until
 //! `now`. Uptime is up / (up + down), or `None` when that is zero.
@@ -44,6 +46,54 @@ pub(crate) fn classify(state: &str) -> Class {
         "healthy" | "degraded" | "failing" => Class::Up,
         "unknown" | "paused" | "maintenance" => Class::Unknown,
         _ => Class::Down,
+    }
+}
+
+/// The markers that open a span where nothing counts.
+fn is_overlay(state: &str) -> bool {
+    matches!(state, "paused" | "maintenance")
+}
+
+/// Builds a `(since_ms, class)` timeline from transitions in time order, keeping track of
+/// open pause and maintenance spans (they may nest: paused during maintenance).
+#[derive(Debug, Default)]
+pub(crate) struct Timeline {
+    changes: Vec<(i64, Class)>,
+    open_overlays: u32,
+    underlying: Option<Class>,
+}
+
+impl Timeline {
+    /// The state at the window's start, from the last transition before it (only its `to` is
+    /// known there: a span opened earlier counts as open if that transition opened it).
+    pub(crate) fn starting_in(at: i64, to: &str) -> Timeline {
+        let mut timeline = Timeline::default();
+        timeline.push(at, "unknown", to);
+        timeline
+    }
+
+    pub(crate) fn push(&mut self, at: i64, from: &str, to: &str) {
+        if is_overlay(to) {
+            self.open_overlays += 1;
+        } else {
+            if is_overlay(from) {
+                self.open_overlays = self.open_overlays.saturating_sub(1);
+            }
+            self.underlying = Some(classify(to));
+        }
+        let class = match self.underlying {
+            Some(class) if self.open_overlays == 0 => class,
+            _ => Class::Unknown,
+        };
+        self.changes.push((at, class));
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    pub(crate) fn uptime(&self, now: i64) -> Uptime {
+        uptime_of(&self.changes, now)
     }
 }
 
@@ -100,7 +150,6 @@ pub(crate) fn uptime(
     let tx = conn
         .unchecked_transaction()
         .map_err(StoreError::sqlite(WHAT))?;
-    let mut changes = Vec::new();
     let before: Option<String> = tx
         .prepare_cached(
             "SELECT x.to_state FROM targets t JOIN transitions x ON x.target = t.id
@@ -112,12 +161,13 @@ pub(crate) fn uptime(
             rows.next()?.map(|r| r.get(0)).transpose()
         })
         .map_err(StoreError::sqlite(WHAT))?;
-    if let Some(state) = before {
-        changes.push((start, classify(&state)));
-    }
+    let mut timeline = match before {
+        Some(state) => Timeline::starting_in(start, &state),
+        None => Timeline::default(),
+    };
     let mut stmt = tx
         .prepare_cached(
-            "SELECT x.at, x.to_state FROM targets t JOIN transitions x ON x.target = t.id
+            "SELECT x.at, x.from_state, x.to_state FROM targets t JOIN transitions x ON x.target = t.id
               WHERE t.name = ?1 AND x.at > ?2
               ORDER BY x.at, x.id",
         )
@@ -127,10 +177,11 @@ pub(crate) fn uptime(
         .map_err(StoreError::sqlite(WHAT))?;
     while let Some(row) = rows.next().map_err(StoreError::sqlite(WHAT))? {
         let at: i64 = row.get(0).map_err(StoreError::sqlite(WHAT))?;
-        let state: String = row.get(1).map_err(StoreError::sqlite(WHAT))?;
-        changes.push((at, classify(&state)));
+        let from: String = row.get(1).map_err(StoreError::sqlite(WHAT))?;
+        let to: String = row.get(2).map_err(StoreError::sqlite(WHAT))?;
+        timeline.push(at, &from, &to);
     }
-    Ok(uptime_of(&changes, now))
+    Ok(timeline.uptime(now))
 }
 
 /// Every target's uptime with two queries, however many targets there are: one index seek
@@ -148,7 +199,7 @@ pub(crate) fn uptimes(
         .map_err(StoreError::sqlite(WHAT))?;
 
     // id -> (name, timeline)
-    let mut timelines: HashMap<i64, (String, Vec<(i64, Class)>)> = HashMap::new();
+    let mut timelines: HashMap<i64, (String, Timeline)> = HashMap::new();
     {
         let mut stmt = tx
             .prepare_cached(
@@ -164,9 +215,10 @@ pub(crate) fn uptimes(
             let id: i64 = row.get(0).map_err(StoreError::sqlite(WHAT))?;
             let name: String = row.get(1).map_err(StoreError::sqlite(WHAT))?;
             let before: Option<String> = row.get(2).map_err(StoreError::sqlite(WHAT))?;
-            let timeline = before
-                .map(|state| vec![(start, classify(&state))])
-                .unwrap_or_default();
+            let timeline = match before {
+                Some(state) => Timeline::starting_in(start, &state),
+                None => Timeline::default(),
+            };
             timelines.insert(id, (name, timeline));
         }
     }
@@ -175,7 +227,7 @@ pub(crate) fn uptimes(
         // transitions_by_target rather than a scan of the whole table.
         let mut stmt = tx
             .prepare_cached(
-                "SELECT x.target, x.at, x.to_state
+                "SELECT x.target, x.at, x.from_state, x.to_state
                    FROM targets t CROSS JOIN transitions x
                   WHERE x.target = t.id AND x.at > ?1
                   ORDER BY t.id, x.at, x.id",
@@ -185,9 +237,10 @@ pub(crate) fn uptimes(
         while let Some(row) = rows.next().map_err(StoreError::sqlite(WHAT))? {
             let id: i64 = row.get(0).map_err(StoreError::sqlite(WHAT))?;
             let at: i64 = row.get(1).map_err(StoreError::sqlite(WHAT))?;
-            let state: String = row.get(2).map_err(StoreError::sqlite(WHAT))?;
+            let from: String = row.get(2).map_err(StoreError::sqlite(WHAT))?;
+            let to: String = row.get(3).map_err(StoreError::sqlite(WHAT))?;
             if let Some((_, timeline)) = timelines.get_mut(&id) {
-                timeline.push((at, classify(&state)));
+                timeline.push(at, &from, &to);
             }
         }
     }
@@ -195,7 +248,7 @@ pub(crate) fn uptimes(
         .into_values()
         .filter(|(_, timeline)| !timeline.is_empty())
         .map(|(name, timeline)| {
-            let up = uptime_of(&timeline, now);
+            let up = timeline.uptime(now);
             (name, up)
         })
         .collect())

@@ -201,3 +201,51 @@ fn uptimes_of_many_targets_match_one_by_one() {
         }
     }
 }
+
+/// Records `(seconds before NOW, from, to)` rows for target "t"; returns `[day, week]`.
+fn day_and_week(rows: &[(i64, &str, &str)]) -> [Option<f64>; 2] {
+    let (_dir, store) = temp_store();
+    for &(ago, from, to) in rows {
+        let when = (NOW as i64 - ago) as u64;
+        store
+            .record_transition(&transition("t", at(when), from, to))
+            .unwrap();
+    }
+    let one = store.uptime("t", at(NOW)).unwrap();
+    let all = store.uptimes(at(NOW)).unwrap()["t"];
+    assert_eq!([one.day, one.week], [all.day, all.week]);
+    [one.day, one.week]
+}
+
+#[test]
+fn real_transitions_inside_maintenance_do_not_count() {
+    // Healthy a week; maintenance from 12 h ago to 6 h ago, during which it went down (the
+    // checks went on); back healthy 5 h ago; then down for the last 3 h.
+    let got = day_and_week(&[
+        (8 * D, "unknown", "healthy"),
+        (12 * H, "healthy", "maintenance"),
+        (11 * H, "healthy", "down"),
+        (6 * H, "maintenance", "down"),
+        (5 * H, "down", "recovering"),
+        (4 * H, "recovering", "healthy"),
+        (3 * H, "healthy", "down"),
+    ]);
+    // Day: up 12 h (before) + 1 h (4 h → 3 h ago); down 1 h (6 → 5 h ago) + 1 h recovering
+    // + 3 h; maintenance's 6 h left out: 13 / 18.
+    assert!((got[0].unwrap() - 13.0 / 18.0).abs() < 1e-9, "{got:?}");
+    assert!(got[1].unwrap() > got[0].unwrap());
+}
+
+#[test]
+fn pause_nested_in_maintenance_ends_only_with_both() {
+    let got = day_and_week(&[
+        (8 * D, "unknown", "healthy"),
+        (10 * H, "healthy", "maintenance"),
+        (9 * H, "healthy", "paused"),
+        (8 * H, "maintenance", "healthy"),
+        (7 * H, "healthy", "down"),
+        (6 * H, "paused", "down"),
+    ]);
+    // Up 14 h before, then 10 h → 6 h ago nothing counts, then down 6 h: 14 / 20.
+    assert!((got[0].unwrap() - 14.0 / 20.0).abs() < 1e-9, "{got:?}");
+}

@@ -50,6 +50,8 @@
 
 mod codec;
 mod error;
+mod outbox;
+mod overview;
 mod read;
 mod rollup;
 mod schema;
@@ -69,6 +71,8 @@ use std::time::SystemTime;
 use rusqlite::Connection;
 
 pub use error::StoreError;
+pub use outbox::{AlertRecord, OutboxRow, Silence};
+pub use overview::History;
 pub use rollup::{KEEP_PINGS, MINUTE_ROLLUP_DAYS, SETTLE};
 pub use schema::{BUSY_TIMEOUT, DB_FILE, SCHEMA_VERSION};
 pub use types::{
@@ -221,6 +225,19 @@ impl Store {
         to: SystemTime,
     ) -> Result<Vec<Rollup>, StoreError> {
         read::rollups(&self.lock().conn, target, bucket, from, to)
+    }
+
+    /// The up/down history of `targets` in two queries, however many: uptime over 24 h and
+    /// 30 d, and `count` cells of width `cell` ending with the one `now` is in (the dashboard's
+    /// strips and 90-day bars). Every id asked for is in the answer.
+    pub fn histories(
+        &self,
+        targets: &[String],
+        now: SystemTime,
+        cell: Bucket,
+        count: usize,
+    ) -> Result<HashMap<String, History>, StoreError> {
+        overview::histories(&self.lock().conn, targets, now, cell, count)
     }
 
     /// Records one ping, committed before this returns.

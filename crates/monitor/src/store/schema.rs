@@ -106,6 +106,56 @@ const MIGRATIONS: &[&str] = &[
         rolled_until  INTEGER NOT NULL
     );
     ",
+    // Version 2: notifications (see store/outbox.rs and docs/ALERTS.md).
+    "
+    -- Every alert the policy created, sent or muted; payload is the alert's JSON.
+    CREATE TABLE alerts (
+        key      TEXT PRIMARY KEY,
+        target   TEXT NOT NULL,
+        kind     TEXT NOT NULL,
+        at       INTEGER NOT NULL,
+        payload  TEXT NOT NULL,
+        muted_by TEXT
+    );
+    CREATE INDEX alerts_by_time ON alerts(at);
+
+    -- One row per alert and channel, written before any delivery. key (alert key @ channel)
+    -- is the Idempotency-Key receivers see. A row is pending while delivered and cancelled
+    -- are both NULL; claimed_until leases it to one delivery attempt.
+    CREATE TABLE outbox (
+        id            INTEGER PRIMARY KEY,
+        key           TEXT NOT NULL UNIQUE,
+        alert_key     TEXT NOT NULL,
+        channel       TEXT NOT NULL,
+        payload       TEXT NOT NULL,
+        created       INTEGER NOT NULL,
+        due           INTEGER NOT NULL,
+        attempts      INTEGER NOT NULL DEFAULT 0,
+        last_error    TEXT,
+        claimed_until INTEGER,
+        delivered     INTEGER,
+        cancelled     TEXT
+    );
+    CREATE INDEX outbox_pending ON outbox(channel, due)
+        WHERE delivered IS NULL AND cancelled IS NULL;
+    CREATE INDEX outbox_by_alert ON outbox(alert_key);
+
+    -- Silences created through the API; targets and groups are JSON arrays.
+    CREATE TABLE silences (
+        id      INTEGER PRIMARY KEY,
+        targets TEXT NOT NULL,
+        groups_ TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        until   INTEGER NOT NULL,
+        comment TEXT NOT NULL
+    );
+
+    -- What the notification policy remembers of each target across restarts, as JSON.
+    CREATE TABLE notify_state (
+        target TEXT PRIMARY KEY,
+        state  TEXT NOT NULL
+    );
+    ",
 ];
 
 /// The schema version this build reads and writes.

@@ -11,6 +11,7 @@
 //!
 //! What it is not: a load balancer or an alerter (issues 4 and 5 build those on top).
 
+pub mod agent_check;
 pub mod api;
 pub mod config;
 pub mod engine;

@@ -75,7 +75,10 @@ pub fn spec(target: &Target) -> Result<TargetSpec, TargetError> {
                 Exec::new(program.clone()).args(args.iter().cloned()),
             ))
         }
-        TargetKind::Vitals { url } => active(Arc::new(VitalsHealth::new(url.clone()))),
+        TargetKind::Vitals { url } => Mode::Service {
+            service: Arc::new(VitalsHealth::new(url.clone())),
+            cadence: cadence.clone(),
+        },
         TargetKind::Heartbeat(heartbeat) => Mode::Passive {
             ping_id: heartbeat.ping_id.clone(),
             expectation: match (&heartbeat.expect, &heartbeat.detector) {

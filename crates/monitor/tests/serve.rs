@@ -1,8 +1,9 @@
-//! `vitals serve` end to end on loopback: a real HTTP target that dies and comes back, the
+//! `vitals serve` end to end on loopback: a real HTTP target that dies and comes back, a
+//! vitals service whose checks become rows of their own, the healthchecks.io ping forms sent
+//! with curl exactly as their documentation writes them, the JSON API with its tokens, and
+//! bad input.
 
 #![allow(clippy::unwrap_used, missing_debug_implementations)] // test helpers
-//! healthchecks.io ping forms sent with curl exactly as their documentation writes them, the
-//! JSON API with its tokens, and bad input.
 
 use std::process::Command;
 use std::time::Duration;
@@ -44,7 +45,11 @@ async fn start(targets: &str) -> Monitor {
 impl Monitor {
     async fn target(&self, id: &str) -> serde_json::Value {
         self.client
-            .get(format!("{}/api/v1/targets/{id}", self.base))
+            .get(format!(
+                "{}/api/v1/targets/{}",
+                self.base,
+                id.replace('/', "%2F")
+            ))
             .send()
             .await
             .unwrap()
@@ -141,6 +146,105 @@ async fn a_killed_http_target_goes_down_and_comes_back() {
     assert!(value(r#"vitals_check_results_total{target="web",result="fail"}"#) >= 3.0);
     assert!(value(r#"vitals_check_results_total{target="web",result="pass"}"#) >= 2.0);
     assert!(value(r#"vitals_check_duration_seconds_count{target="web"}"#) >= 5.0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_vitals_services_checks_show_up_as_rows_of_their_own() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use vitals::probes::from_fn;
+    use vitals::{Check, Health, Report};
+
+    let database_up = Arc::new(AtomicBool::new(true));
+    let up = Arc::clone(&database_up);
+    let fast = Duration::from_millis(50);
+    let health = Health::builder()
+        .check(
+            Check::new(
+                "database",
+                from_fn(move || {
+                    let up = up.load(Ordering::SeqCst);
+                    async move {
+                        if up {
+                            Report::pass().with_output("SELECT 1 answered")
+                        } else {
+                            Report::fail("connection refused")
+                        }
+                    }
+                }),
+            )
+            .interval(fast)
+            .timeout(fast),
+        )
+        .check(
+            Check::new("cache", from_fn(|| async { Report::pass() }))
+                .interval(fast)
+                .timeout(fast)
+                .non_critical(),
+        )
+        .start()
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = health.clone();
+    tokio::spawn(async move { service.serve(listener, service.router()).await });
+
+    let monitor = start(&format!(
+        "[[target]]\nid = \"orders\"\nname = \"Orders\"\nkind = \"vitals\"\nurl = \"http://{addr}/health\"\ninterval = \"200ms\"\ntimeout = \"100ms\"\njitter = \"0s\"\ninterval_changing = \"100ms\"\ninterval_down = \"200ms\"\n"
+    ))
+    .await;
+    monitor.wait_for_state("orders", "healthy").await;
+    let database = monitor.wait_for_state("orders/database", "healthy").await;
+    assert_eq!(database["parent"], "orders", "{database}");
+    assert_eq!(database["name"], "Orders: database", "{database}");
+    assert_eq!(
+        database["last"]["output"], "SELECT 1 answered",
+        "{database}"
+    );
+    let list: serde_json::Value = monitor
+        .client
+        .get(format!("{}/api/v1/targets", monitor.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = list["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["orders", "orders/cache", "orders/database"]);
+
+    // The database fails: its own row goes down, the cache's stays healthy, and the path form
+    // of the API shows the same row with its history.
+    database_up.store(false, Ordering::SeqCst);
+    monitor.wait_for_state("orders/database", "down").await;
+    monitor.wait_for_state("orders", "down").await;
+    let failed: serde_json::Value = monitor
+        .client
+        .get(format!(
+            "{}/api/v1/targets/orders/checks/database",
+            monitor.base
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(failed["state"], "down", "{failed}");
+    assert_eq!(failed["last"]["output"], "connection refused", "{failed}");
+    assert!(
+        failed["transitions"].as_array().unwrap().len() >= 2,
+        "{failed}"
+    );
+    assert_eq!(monitor.target("orders/cache").await["state"], "healthy");
+    database_up.store(true, Ordering::SeqCst);
+    monitor.wait_for_state("orders/database", "healthy").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -102,23 +102,29 @@ impl VitalsHealth {
             ))
         })
     }
+
+    /// The probe's report together with the body it was made from (`None` when there was
+    /// no readable body): the monitor shows each of the service's checks as a row of its own.
+    pub async fn check_with_body(&self) -> (Report, Option<Health>) {
+        let start = Instant::now();
+        match self.fetch_timed(start).await {
+            Ok(health) => {
+                let report = Report {
+                    status: health.status,
+                    output: Some(summary(&health)),
+                    observed: None,
+                }
+                .with_observed(millis(start), "ms");
+                (report, Some(health))
+            }
+            Err(report) => (report, None),
+        }
+    }
 }
 
 impl Probe for VitalsHealth {
     fn check(&self) -> BoxFuture<'_, Report> {
-        Box::pin(async move {
-            let start = Instant::now();
-            let health = match self.fetch_timed(start).await {
-                Ok(health) => health,
-                Err(report) => return report,
-            };
-            Report {
-                status: health.status,
-                output: Some(summary(&health)),
-                observed: None,
-            }
-            .with_observed(millis(start), "ms")
-        })
+        Box::pin(async move { self.check_with_body().await.0 })
     }
 
     fn is_external(&self) -> bool {

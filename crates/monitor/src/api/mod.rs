@@ -68,6 +68,7 @@ pub fn router(api: Api, ping_body_limit: usize) -> Router {
         .merge(pings)
         .route("/api/v1/targets", get(targets::list))
         .route("/api/v1/targets/{id}", get(targets::one))
+        .route("/api/v1/targets/{id}/checks/{check}", get(targets::part))
         .route("/api/v1/targets/{id}/pause", post(targets::pause))
         .route("/api/v1/targets/{id}/resume", post(targets::resume))
         .route(

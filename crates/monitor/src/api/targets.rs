@@ -33,6 +33,7 @@ fn view_json(view: &TargetView) -> Value {
     json!({
         "id": view.id,
         "name": view.name,
+        "parent": view.parent,
         "mode": if view.active { "active" } else { "passive" },
         "state": view.state.as_str(),
         "serving": view.state.is_serving(),
@@ -50,6 +51,15 @@ pub(super) async fn list(State(api): State<Api>, headers: HeaderMap) -> Response
     }
     let targets: Vec<Value> = api.engine.views().iter().map(view_json).collect();
     Json(json!({ "targets": targets })).into_response()
+}
+
+/// One of a service target's own checks: the same as `/api/v1/targets/<id>%2F<check>`.
+pub(super) async fn part(
+    State(api): State<Api>,
+    Path((id, check)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    one(State(api), Path(format!("{id}/{check}")), headers).await
 }
 
 pub(super) async fn one(

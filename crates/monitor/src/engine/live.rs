@@ -31,9 +31,29 @@ pub(crate) struct Live {
     pub(crate) created: Instant,
     /// Made with the first result (see [`CheckMetrics`]).
     pub(crate) metrics: Option<Box<TargetMetrics>>,
+    /// A service target's own checks, by name, as rows of their own (see `service`).
+    pub(crate) parts: Vec<(String, Live)>,
 }
 
 impl Live {
+    /// A target never heard of yet, watched from `now`.
+    pub(crate) fn new(machine: Machine, now: Instant) -> Live {
+        Live {
+            machine,
+            last: None,
+            since_wall: None,
+            detector: None,
+            timer_generation: 0,
+            paused: false,
+            maintenance_until: None,
+            started: None,
+            last_beat: None,
+            created: now,
+            metrics: None,
+            parts: Vec::new(),
+        }
+    }
+
     /// Feed one outcome; push what must be stored to `records`.
     pub(crate) fn apply(
         &mut self,

@@ -9,6 +9,7 @@
 mod expect;
 mod live;
 mod metrics;
+mod service;
 mod timers;
 
 use std::collections::HashMap;
@@ -20,7 +21,7 @@ use tokio::sync::{Semaphore, broadcast, mpsc};
 use tokio::time::Instant;
 use vitals_core::machine::{Machine, Saved, State, Thresholds};
 use vitals_core::{Kind, Outcome, Status};
-use vitals_probes::Probe;
+use vitals_probes::{Probe, VitalsHealth};
 
 pub use expect::Expectation;
 use live::Live;
@@ -49,6 +50,12 @@ pub enum Mode {
         probe: Arc<dyn Probe>,
         cadence: Cadence,
     },
+    /// A vitals-library service: checked like `Active` through its health body, and each
+    /// check the body names becomes a row of its own (`<id>/<check>`).
+    Service {
+        service: Arc<VitalsHealth>,
+        cadence: Cadence,
+    },
     /// It reports to the monitor (HTTP pings, UDP beats).
     Passive {
         ping_id: String,
@@ -63,6 +70,11 @@ impl std::fmt::Debug for Mode {
                 .debug_struct("Active")
                 .field("cadence", cadence)
                 .finish_non_exhaustive(),
+            Mode::Service { service, cadence } => f
+                .debug_struct("Service")
+                .field("url", &service.url())
+                .field("cadence", cadence)
+                .finish(),
             Mode::Passive {
                 ping_id,
                 expectation,
@@ -221,6 +233,8 @@ pub struct Restored {
 pub struct TargetView {
     pub id: String,
     pub name: String,
+    /// For a service's own check: the service target it belongs to.
+    pub parent: Option<String>,
     pub active: bool,
     pub state: State,
     pub since: Option<SystemTime>,
@@ -287,7 +301,7 @@ impl Engine {
         // Active targets are checked at once; passive ones when their first beat is due.
         for (index, (spec, live)) in specs.iter().zip(&live).enumerate() {
             let due = match spec.mode {
-                Mode::Active { .. } => Some(now),
+                Mode::Active { .. } | Mode::Service { .. } => Some(now),
                 Mode::Passive { .. } => live.deadline(),
             };
             if let Some(due) = due {
@@ -310,7 +324,7 @@ impl Engine {
                     .enumerate()
                     .filter_map(|(i, s)| match &s.mode {
                         Mode::Passive { ping_id, .. } => Some((ping_id.clone(), i)),
-                        Mode::Active { .. } => None,
+                        Mode::Active { .. } | Mode::Service { .. } => None,
                     })
                     .collect(),
                 specs,
@@ -367,24 +381,47 @@ impl Engine {
         &self.shared.check_metrics
     }
 
-    /// Apply the outcome of an active check to target `index` and hand on the records.
-    pub(crate) fn apply(&self, index: usize, outcome: Outcome) {
-        let mut records = Vec::with_capacity(2);
+    /// Apply the outcome of an active check to target `index`, and those of its `parts` (a
+    /// service's own checks) to their rows, and hand on the records.
+    pub(crate) fn apply(&self, index: usize, outcome: Outcome, parts: Vec<(String, Outcome)>) {
+        let mut records = Vec::with_capacity(2 + 2 * parts.len());
         {
             let mut table = self.lock();
             let spec = &self.shared.specs[index];
             let live = &mut table[index];
             let duration = outcome.duration;
+            let (now, wall) = (Instant::now(), SystemTime::now());
             live.apply(
                 &spec.id,
-                Instant::now(),
-                SystemTime::now(),
+                now,
+                wall,
                 outcome,
                 &self.shared.check_metrics,
                 &mut records,
             );
             if let Some(metrics) = &live.metrics {
                 metrics.observe(duration);
+            }
+            for (name, outcome) in parts {
+                let id = part_id(&spec.id, &name);
+                let position = match live.parts.iter().position(|(part, _)| *part == name) {
+                    Some(position) => position,
+                    None => {
+                        let machine = Machine::new(service::part_thresholds(&spec.thresholds))
+                            .or_else(|_| Machine::new(Thresholds::default()))
+                            .expect("default thresholds are valid");
+                        live.parts.push((name, Live::new(machine, now)));
+                        live.parts.len() - 1
+                    }
+                };
+                live.parts[position].1.apply(
+                    &id,
+                    now,
+                    wall,
+                    outcome,
+                    &self.shared.check_metrics,
+                    &mut records,
+                );
             }
         }
         self.emit(records);
@@ -502,18 +539,30 @@ impl Engine {
         }
     }
 
-    /// Every target as the API shows it, in configuration order.
+    /// Every target as the API shows it, in configuration order; a service's checks follow
+    /// it as rows of their own (`<id>/<check>`, with `parent` set).
     pub fn views(&self) -> Vec<TargetView> {
         let live = self.lock();
-        self.shared
-            .specs
-            .iter()
-            .zip(live.iter())
-            .map(|(spec, live)| view(spec, live))
-            .collect()
+        let mut views = Vec::with_capacity(live.len());
+        for (spec, live) in self.shared.specs.iter().zip(live.iter()) {
+            views.push(view(spec, live));
+            views.extend(
+                live.parts
+                    .iter()
+                    .map(|(name, part)| part_view(spec, name, part)),
+            );
+        }
+        views
     }
 
+    /// One target, or one of a service's checks by `<id>/<check>`.
     pub fn view(&self, id: &str) -> Option<TargetView> {
+        if let Some((parent, name)) = id.split_once('/') {
+            let index = self.index_of(parent)?;
+            let live = self.lock();
+            let (name, part) = live[index].parts.iter().find(|(part, _)| part == name)?;
+            return Some(part_view(&self.shared.specs[index], name, part));
+        }
         let index = self.index_of(id)?;
         let live = self.lock();
         Some(view(&self.shared.specs[index], &live[index]))
@@ -631,11 +680,26 @@ fn marker(view: &TargetView, span: &str, starts: bool, at: SystemTime, reason: &
     }
 }
 
+/// The id of check `name` of service target `parent`. Configured ids never hold a `/`.
+fn part_id(parent: &str, name: &str) -> String {
+    format!("{parent}/{name}")
+}
+
+fn part_view(spec: &TargetSpec, name: &str, part: &Live) -> TargetView {
+    TargetView {
+        id: part_id(&spec.id, name),
+        name: format!("{}: {name}", spec.name),
+        parent: Some(spec.id.clone()),
+        ..view(spec, part)
+    }
+}
+
 fn view(spec: &TargetSpec, live: &Live) -> TargetView {
     TargetView {
         id: spec.id.clone(),
         name: spec.name.clone(),
-        active: matches!(spec.mode, Mode::Active { .. }),
+        parent: None,
+        active: !matches!(spec.mode, Mode::Passive { .. }),
         state: live.machine.state(),
         since: live.since_wall,
         flapping: live.machine.is_flapping(),
@@ -678,20 +742,14 @@ fn new_live(
         .expect("default thresholds are valid");
     let detector = match &spec.mode {
         Mode::Passive { expectation, .. } => Some(expectation.detector(now.into_std(), wall)),
-        Mode::Active { .. } => None,
+        Mode::Active { .. } | Mode::Service { .. } => None,
     };
     Live {
-        machine,
-        last: None,
         since_wall: restored.and_then(|saved| saved.since),
         detector,
-        timer_generation: 0,
         paused: restored.is_some_and(|saved| saved.paused),
         maintenance_until: restored.and_then(|saved| saved.maintenance_until),
-        started: None,
-        last_beat: None,
-        created: now,
-        metrics: None,
+        ..Live::new(machine, now)
     }
 }
 

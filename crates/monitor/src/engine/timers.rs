@@ -13,9 +13,10 @@ use std::time::{Duration, SystemTime};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use vitals_core::{Kind, Outcome};
+use vitals_core::health_json::Health;
+use vitals_core::{Kind, Outcome, Report};
 
-use super::{Engine, Expectation, Mode, overdue};
+use super::{Engine, Expectation, Mode, overdue, service};
 
 /// A due time for one target. `generation` lets a heartbeat supersede a pending deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -77,9 +78,9 @@ async fn sleep_until(due: Option<Instant>) {
 fn dispatch(engine: &Engine, entry: Entry, now: Instant) {
     let spec = &engine.shared.specs[entry.index];
     match &spec.mode {
-        Mode::Active { probe, cadence } => {
+        Mode::Active { cadence, .. } | Mode::Service { cadence, .. } => {
             let engine = engine.clone();
-            let probe = probe.clone();
+            let mode = spec.mode.clone();
             let cadence = cadence.clone();
             tokio::spawn(async move {
                 let Ok(_permit) = engine.shared.concurrency.clone().acquire_owned().await else {
@@ -91,18 +92,24 @@ fn dispatch(engine: &Engine, entry: Entry, now: Instant) {
                     .observe(started.saturating_duration_since(entry.due).as_secs_f64());
                 let paused = engine.lock()[entry.index].paused;
                 if !paused {
-                    let result = tokio::time::timeout(cadence.timeout, probe.check()).await;
+                    let result = tokio::time::timeout(cadence.timeout, check(&mode)).await;
                     let duration = started.elapsed();
-                    let outcome = match result {
-                        Ok(report) => report.into_outcome(SystemTime::now(), duration),
-                        Err(_) => Outcome::new(Kind::Timeout, SystemTime::now(), duration)
-                            .with_output(format!(
+                    let wall = SystemTime::now();
+                    let (outcome, parts) = match result {
+                        Ok((report, health)) => (
+                            report.into_outcome(wall, duration),
+                            health.map_or_else(Vec::new, |health| service::parts(&health, wall)),
+                        ),
+                        Err(_) => (
+                            Outcome::new(Kind::Timeout, wall, duration).with_output(format!(
                                 "timed out after {}",
                                 humantime::format_duration(cadence.timeout)
                             )),
+                            Vec::new(),
+                        ),
                     };
                     lag.checks.fetch_add(1, Ordering::Relaxed);
-                    engine.apply(entry.index, outcome);
+                    engine.apply(entry.index, outcome, parts);
                 }
                 let interval = engine.lock()[entry.index].next_interval(&cadence);
                 // Fixed rate from the due time, so lag does not accumulate into drift.
@@ -148,6 +155,15 @@ fn dispatch(engine: &Engine, entry: Entry, now: Instant) {
                 ..entry
             });
         }
+    }
+}
+
+/// One check of an active target: its report, and a service's health body when it has one.
+async fn check(mode: &Mode) -> (Report, Option<Health>) {
+    match mode {
+        Mode::Active { probe, .. } => (probe.check().await, None),
+        Mode::Service { service, .. } => service.check_with_body().await,
+        Mode::Passive { .. } => (Report::fail("a passive target is not checked"), None),
     }
 }
 

@@ -159,7 +159,16 @@ const fn key(name: &'static str, ty: Ty, kinds: u8) -> Key {
 }
 
 /// The sections of the file, with the type each must be.
-pub(super) const TOP: &[&str] = &["server", "retention", "defaults", "target"];
+pub(super) const TOP: &[&str] = &[
+    "server",
+    "retention",
+    "defaults",
+    "target",
+    "notify",
+    "channel",
+    "rule",
+    "maintenance",
+];
 
 pub(super) const SERVER: &[Key] = &[
     key("listen", Ty::SocketAddr, ANY),
@@ -256,6 +265,52 @@ pub(super) const WINDOW: &[Key] = &[
 pub(super) const FLAP: &[Key] = &[
     key("transitions", Ty::Count, ANY),
     key("within", Ty::Duration, ANY),
+];
+
+/// `[notify]`: delivery settings (config/notify.rs).
+pub(super) const NOTIFY: &[Key] = &[
+    key("group_wait", Ty::Duration, ANY),
+    key("retry_min", Ty::Duration, ANY),
+    key("retry_max", Ty::Duration, ANY),
+];
+
+/// `[[channel]]`: every kind's keys; config/notify.rs checks which kind takes which.
+pub(super) const CHANNEL: &[Key] = &[
+    key("id", Ty::Id, ANY),
+    key("kind", Ty::Str, ANY),
+    key("timeout", Ty::Duration, ANY),
+    key("url", Ty::HttpUrl, ANY),
+    key("secret", Ty::Str, ANY),
+    key("headers", Ty::Headers, ANY),
+    key("smtp", Ty::HostPort, ANY),
+    key("tls", Ty::Str, ANY),
+    key("username", Ty::Str, ANY),
+    key("password", Ty::Str, ANY),
+    key("from", Ty::Str, ANY),
+    key("to", Ty::List, ANY),
+    key("command", Ty::Command, ANY),
+];
+
+/// `[[rule]]`.
+pub(super) const RULE: &[Key] = &[
+    key("targets", Ty::List, ANY),
+    key("groups", Ty::List, ANY),
+    key("on", Ty::List, ANY),
+    key("channels", Ty::List, ANY),
+    key("repeat", Ty::Duration, ANY),
+    key("repeat_max", Ty::Duration, ANY),
+];
+
+/// `[[maintenance]]`: one-off (from, until) or recurring (schedule, duration, timezone).
+pub(super) const MAINTENANCE: &[Key] = &[
+    key("id", Ty::Str, ANY),
+    key("targets", Ty::List, ANY),
+    key("groups", Ty::List, ANY),
+    key("from", Ty::Str, ANY),
+    key("until", Ty::Str, ANY),
+    key("schedule", Ty::Cron, ANY),
+    key("timezone", Ty::TimeZone, ANY),
+    key("duration", Ty::Duration, ANY),
 ];
 
 pub(super) const DETECTOR: &[Key] = &[

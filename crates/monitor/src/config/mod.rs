@@ -42,6 +42,7 @@ mod inherit;
 mod keys;
 mod kinds;
 mod model;
+mod notify;
 mod value;
 
 #[cfg(test)]
@@ -52,6 +53,10 @@ use std::path::Path;
 use toml::de::DeTable;
 
 pub use error::{ConfigError, ConfigErrors};
+pub use notify::{
+    Channel, ChannelKind, Notifications, Rule, SmtpTls, Window, WindowTime, covers,
+    notify_defaults,
+};
 pub use model::{
     Config, DetectorKind, Expect, HeartbeatSpec, HttpSpec, Retention, Schedule, Server, Target,
     TargetKind, defaults,

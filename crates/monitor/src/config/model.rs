@@ -43,6 +43,8 @@ pub struct Config {
     pub retention: Retention,
     /// In file order.
     pub targets: Vec<Target>,
+    /// `[notify]`, `[[channel]]`, `[[rule]]`, `[[maintenance]]`.
+    pub notify: super::notify::Notifications,
 }
 
 impl Config {
@@ -53,6 +55,7 @@ impl Config {
             server: Server::default(),
             retention: Retention::default(),
             targets: Vec::new(),
+            notify: super::notify::Notifications::default(),
         }
     }
 }

@@ -20,7 +20,7 @@ use super::model::{Config, Retention, Server, Target};
 const MAX_PING_BODY_LIMIT: usize = 10 * 1024 * 1024;
 
 pub(super) fn config(diag: &mut Diag<'_>, root: &Spanned<DeTable<'_>>) -> Result<Config, Reported> {
-    let mut sections: [Option<&Spanned<DeValue<'_>>>; 4] = [None; 4];
+    let mut sections: [Option<&Spanned<DeValue<'_>>>; 8] = [None; 8];
     for (name, value) in root.get_ref().iter() {
         match keys::TOP
             .iter()
@@ -33,7 +33,7 @@ pub(super) fn config(diag: &mut Diag<'_>, root: &Spanned<DeTable<'_>>) -> Result
             }
         }
     }
-    let [server, retention, defaults, targets] = sections;
+    let [server, retention, defaults, targets, notify, channels, rules, maintenance] = sections;
     let server = self::server(diag, server);
     let retention = self::retention(diag, retention);
     let defaults = Defaults::read(diag, defaults);
@@ -57,10 +57,32 @@ pub(super) fn config(diag: &mut Diag<'_>, root: &Spanned<DeTable<'_>>) -> Result
         }
     }
     super::cross::check(diag, &infos);
+    // Rules name targets by id (valid ids of broken targets count, so that one mistake is
+    // not reported twice) and by group.
+    let known: Vec<(String, Option<String>)> = infos
+        .iter()
+        .filter_map(|info| info.id.as_ref().map(|id| id.value.clone()))
+        .map(|id| {
+            let group = built
+                .iter()
+                .flatten()
+                .find(|t: &&Target| t.id == id)
+                .and_then(|t| t.group.clone());
+            (id, group)
+        })
+        .collect();
+    let sections = super::notify::Sections {
+        notify,
+        channels,
+        rules,
+        maintenance,
+    };
+    let notify = super::notify::read(diag, sections, &known);
     Ok(Config {
         server: server?,
         retention: retention?,
         targets: built.into_iter().collect::<Result<_, _>>()?,
+        notify: notify?,
     })
 }
 

@@ -9,6 +9,7 @@
 //! - [`machine`], the hysteresis state machine (unknown, healthy, degraded, failing, unhealthy,
 //!   down, recovering) with fall / rise / down_after thresholds and flap detection;
 //! - [`detector`], heartbeat failure detectors (deadline and phi accrual);
+//! - [`graph`], the dependency graph between targets and its root-cause rule;
 //! - [`recovery`], the restart budget: when a recovery action may run, and when to escalate;
 //! - [`health_json`], the `application/health+json` body.
 //!
@@ -18,6 +19,7 @@
 
 pub mod aggregate;
 pub mod detector;
+pub mod graph;
 pub mod health_json;
 pub mod machine;
 mod outcome;

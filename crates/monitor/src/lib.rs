@@ -15,6 +15,7 @@ pub mod agent_check;
 pub mod api;
 pub mod config;
 pub mod engine;
+pub mod notify;
 pub mod serve;
 pub mod store;
 pub mod targets;

@@ -210,7 +210,7 @@ pub(super) struct Defaults {
 }
 
 impl Defaults {
-    fn read(diag: &mut Diag<'_>, value: Option<&Spanned<DeValue<'_>>>) -> Defaults {
+    pub(super) fn read(diag: &mut Diag<'_>, value: Option<&Spanned<DeValue<'_>>>) -> Defaults {
         let fields = value
             .and_then(|value| read_table(diag, value, keys::DEFAULTS, Scope::Any, "defaults").ok())
             .unwrap_or_else(|| Fields::empty(0..0));
@@ -221,6 +221,16 @@ impl Defaults {
             fields,
             thresholds_error,
         }
+    }
+
+    /// The keys of `[defaults]`, for [`Layers::target`].
+    pub(super) fn fields(&self) -> &Fields {
+        &self.fields
+    }
+
+    /// What is wrong with the thresholds of `[defaults]` alone, if anything.
+    pub(super) fn thresholds_error(&self) -> Option<&ThresholdError> {
+        self.thresholds_error.as_ref()
     }
 }
 

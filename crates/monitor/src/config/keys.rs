@@ -83,7 +83,7 @@ const VITALS: u8 = 1 << Kind::Vitals as u8;
 const HEARTBEAT: u8 = 1 << Kind::Heartbeat as u8;
 /// Targets the monitor probes on a schedule (everything but heartbeats).
 const ACTIVE: u8 = HTTP | TCP | POSTGRES | REDIS | EXEC | VITALS;
-const ANY: u8 = ACTIVE | HEARTBEAT;
+pub(super) const ANY: u8 = ACTIVE | HEARTBEAT;
 
 /// The type of a key's value: how the walker reads and checks it on its own, before any
 /// other key is looked at.
@@ -150,7 +150,7 @@ pub(super) struct Key {
     pub(super) kinds: Kinds,
 }
 
-const fn key(name: &'static str, ty: Ty, kinds: u8) -> Key {
+pub(super) const fn key(name: &'static str, ty: Ty, kinds: u8) -> Key {
     Key {
         name,
         ty,

@@ -41,6 +41,7 @@ mod fields;
 mod inherit;
 mod keys;
 mod kinds;
+pub mod lb;
 mod model;
 mod notify;
 mod value;

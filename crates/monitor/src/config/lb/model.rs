@@ -1,0 +1,151 @@
+//! The validated load balancer configuration: plain data `vitals lb` runs from. Every value
+//! here has passed every check and defaults are filled in.
+//!
+//! Not here: TOML, spans or errors (see the parent module), or anything that runs.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use vitals_core::machine::Thresholds;
+
+use crate::config::Schedule;
+
+/// Built-in defaults, documented in docs/LB.md.
+pub mod defaults {
+    use std::time::Duration;
+
+    pub const ADMIN_PORT: u16 = 9901;
+    /// nginx allows 4 × 8 KiB of request headers; a little more is kind to big cookies.
+    pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+    pub const HEALTH_PATH: &str = "/readyz";
+    /// Below this share of healthy backends, spread over all of them (Envoy's default).
+    pub const PANIC_THRESHOLD: f64 = 50.0;
+    pub const SLOW_START: Duration = Duration::ZERO;
+    pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+    pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+    /// Retries may add at most this share of load (linkerd's retry ratio).
+    pub const RETRY_BUDGET: f64 = 20.0;
+    /// Retries allowed per second however few requests there are, so that a quiet pool can
+    /// still ride out one dead backend (linkerd's min retries per second).
+    pub const RETRY_MIN_PER_SECOND: u32 = 10;
+    pub const CONSECUTIVE_FAILURES: u32 = 5;
+    pub const BASE_EJECTION: Duration = Duration::from_secs(30);
+    pub const MAX_EJECTION_PERCENT: f64 = 50.0;
+    /// Request bodies up to this size are kept so that the request can be retried.
+    pub const RETRY_BODY_BYTES: usize = 64 * 1024;
+}
+
+/// Everything `vitals lb` runs from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LbConfig {
+    pub admin: Admin,
+    /// At least one.
+    pub listeners: Vec<Listener>,
+    /// At least one; ids unique; every listener names one of them.
+    pub pools: Vec<Pool>,
+}
+
+/// The admin API: state, drain/undrain, `/metrics`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Admin {
+    /// Default 127.0.0.1:9901. It has no authentication: keep it on loopback or a private
+    /// network.
+    pub listen: SocketAddr,
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Admin {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, defaults::ADMIN_PORT)),
+        }
+    }
+}
+
+/// One HTTP/1.1 listening socket and the pool it sends to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listener {
+    pub listen: SocketAddr,
+    pub pool: String,
+    /// Requests with more header bytes than this get 431.
+    pub max_header_bytes: usize,
+}
+
+/// How a pool picks a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balance {
+    /// Smooth weighted round robin (nginx's).
+    RoundRobin,
+    /// The less loaded (in-flight requests over weight) of two backends picked at random.
+    LeastRequests,
+}
+
+impl Balance {
+    pub const ALL: [Balance; 2] = [Balance::RoundRobin, Balance::LeastRequests];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Balance::RoundRobin => "round_robin",
+            Balance::LeastRequests => "least_requests",
+        }
+    }
+}
+
+/// Passive health checking from real traffic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outlier {
+    /// Connect errors, resets, timeouts or 5xx in a row that eject a backend; 0 turns
+    /// ejection off.
+    pub consecutive_failures: u32,
+    /// The n-th ejection lasts n × this (until a passing active check ends it sooner).
+    pub base_ejection: Duration,
+    /// At most this share of the pool is ejected at once (but one backend always may be).
+    pub max_ejection_percent: f64,
+}
+
+impl Default for Outlier {
+    fn default() -> Self {
+        Outlier {
+            consecutive_failures: defaults::CONSECUTIVE_FAILURES,
+            base_ejection: defaults::BASE_EJECTION,
+            max_ejection_percent: defaults::MAX_EJECTION_PERCENT,
+        }
+    }
+}
+
+/// A group of interchangeable backends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pool {
+    /// Target id syntax; unique.
+    pub id: String,
+    pub balance: Balance,
+    /// Path of each backend's readiness endpoint, starting with `/`.
+    pub health_path: String,
+    pub schedule: Schedule,
+    pub thresholds: Thresholds,
+    /// Percent (0–100) of backends that must be in rotation; below it, traffic spreads over
+    /// every backend not drained.
+    pub panic_threshold: f64,
+    /// A backend back in rotation ramps up its weight over this long; zero turns it off.
+    pub slow_start: Duration,
+    pub connect_timeout: Duration,
+    /// How long one try may wait for the response's headers.
+    pub request_timeout: Duration,
+    /// Percent (0–100) of extra load retries may add.
+    pub retry_budget: f64,
+    pub retry_min_per_second: u32,
+    /// Methods retried besides GET, HEAD, PUT, DELETE and OPTIONS (upper case).
+    pub idempotent_methods: Vec<String>,
+    pub outlier: Outlier,
+    /// At least one; addresses unique.
+    pub backends: Vec<Backend>,
+}
+
+/// One instance of a service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Backend {
+    /// Its name in the admin API and metrics: `id` if set, else the address.
+    pub name: String,
+    pub address: SocketAddr,
+    /// 1 to 1000.
+    pub weight: u32,
+}

@@ -1,0 +1,132 @@
+//! The load balancer configuration: a good file read back, and mistakes reported all at
+//! once with their lines and fields.
+
+use std::time::Duration;
+
+use super::*;
+
+const GOOD: &str = r#"
+[admin]
+listen = "127.0.0.1:9901"
+
+[[listener]]
+listen = "127.0.0.1:8080"
+pool = "web"
+
+[[pool]]
+id = "web"
+balance = "least_requests"
+health_path = "/readyz"
+interval = "1s"
+timeout = "500ms"
+fall = 3
+rise = 2
+slow_start = "10s"
+idempotent_methods = ["post"]
+
+[pool.outlier]
+consecutive_failures = 3
+base_ejection = "10s"
+
+[[pool.backend]]
+address = "127.0.0.1:9001"
+weight = 2
+
+[[pool.backend]]
+id = "b"
+address = "127.0.0.1:9002"
+"#;
+
+#[test]
+fn a_good_file_is_read_with_defaults_filled_in() {
+    let config = parse(GOOD, "lb.toml").unwrap();
+    assert_eq!(config.listeners.len(), 1);
+    assert_eq!(config.listeners[0].pool, "web");
+    assert_eq!(
+        config.listeners[0].max_header_bytes,
+        defaults::MAX_HEADER_BYTES
+    );
+    let pool = &config.pools[0];
+    assert_eq!(pool.balance, Balance::LeastRequests);
+    assert_eq!(pool.schedule.interval, Duration::from_secs(1));
+    assert_eq!(pool.schedule.timeout, Duration::from_millis(500));
+    assert_eq!(pool.thresholds.fall, 3);
+    assert_eq!(pool.idempotent_methods, vec!["POST".to_string()]);
+    assert_eq!(pool.outlier.consecutive_failures, 3);
+    assert_eq!(
+        pool.outlier.max_ejection_percent,
+        defaults::MAX_EJECTION_PERCENT
+    );
+    assert_eq!(pool.backends[0].name, "127.0.0.1:9001");
+    assert_eq!(pool.backends[0].weight, 2);
+    assert_eq!(pool.backends[1].name, "b");
+    assert!(is_lb(GOOD));
+    assert!(!is_lb("[[target]]\nid = \"a\"\n"));
+}
+
+#[test]
+fn every_mistake_is_reported_in_one_pass() {
+    let text = r#"
+[[listener]]
+listen = "127.0.0.1:8080"
+pool = "api"
+
+[[listener]]
+listen = "127.0.0.1:8080"
+pool = "web"
+
+[[pool]]
+id = "web"
+balance = "random"
+timeout = "5s"
+interval = "1s"
+panic_threshold = 150
+health_path = "readyz"
+
+[[pool.backend]]
+address = "localhost:9001"
+
+[[pool.backend]]
+address = "127.0.0.1:9002"
+weight = 0
+
+[[pool]]
+id = "web"
+retyr_budget = 10
+[[pool.backend]]
+address = "127.0.0.1:9003"
+"#;
+    let errors = parse(text, "lb.toml").unwrap_err().to_string();
+    let expected = [
+        "lb.toml:4:8: listener[0].pool: no pool has id \"api\"",
+        "lb.toml:7:10: listener[1].listen: 127.0.0.1:8080 is already used by listener[0].listen",
+        "lb.toml:12:11: pool[0] (\"web\").balance: unknown balance \"random\"",
+        "lb.toml:13:11: pool[0] (\"web\").timeout: 5s is longer than interval 1s",
+        "lb.toml:15:19: pool[0] (\"web\").panic_threshold: 150 is not a percentage",
+        "lb.toml:16:15: pool[0] (\"web\").health_path: \"readyz\" is not a path",
+        "lb.toml:19:11: pool[0] (\"web\").backend[0].address: \"localhost:9001\" is not an IP address and port",
+        "lb.toml:23:10: pool[0] (\"web\").backend[1].weight: 0 is outside 1 to 1000",
+        "lb.toml:26:6: pool[1] (\"web\").id: duplicate id \"web\": pool[0] on line 11",
+        "lb.toml:27:1: pool[1] (\"web\").retyr_budget: unknown key `retyr_budget`; did you mean `retry_budget`?",
+    ];
+    let lines: Vec<&str> = errors.lines().collect();
+    assert_eq!(lines.len(), expected.len(), "{errors}");
+    for (line, expected) in lines.iter().zip(expected) {
+        assert!(
+            line.starts_with(expected),
+            "{line:?} should start with {expected:?}"
+        );
+    }
+}
+
+#[test]
+fn a_file_without_listeners_or_backends_is_refused() {
+    let errors = parse("[[pool]]\nid = \"web\"\n", "lb.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(errors.contains("no [[listener]]"), "{errors}");
+    assert!(
+        errors.contains("pool[0] (\"web\").backend: no backends"),
+        "{errors}"
+    );
+}

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use vitals_probes::{Exec, Http, Postgres, Probe, Redis, Tcp, VitalsHealth};
 
-use crate::config::{DetectorKind, Expect, Target, TargetKind};
+use crate::config::{DetectorKind, Expect, Schedule, Target, TargetKind};
 use crate::engine::{Cadence, Expectation, Mode, TargetSpec};
 
 /// A target whose probe could not be built (the config checks most of this up front).
@@ -16,19 +16,23 @@ pub struct TargetError {
     pub message: String,
 }
 
-pub fn spec(target: &Target) -> Result<TargetSpec, TargetError> {
-    let fail = |message: String| TargetError {
-        target: target.id.clone(),
-        message,
-    };
-    let schedule = &target.schedule;
-    let cadence = Cadence {
+/// How often an active target with `schedule` is checked (the load balancer's backends too).
+pub fn cadence(schedule: &Schedule) -> Cadence {
+    Cadence {
         interval: schedule.interval,
         timeout: schedule.timeout,
         jitter: schedule.jitter,
         interval_changing: schedule.interval_changing,
         interval_down: schedule.interval_down,
+    }
+}
+
+pub fn spec(target: &Target) -> Result<TargetSpec, TargetError> {
+    let fail = |message: String| TargetError {
+        target: target.id.clone(),
+        message,
     };
+    let cadence = cadence(&target.schedule);
     let active = |probe: Arc<dyn Probe>| Mode::Active {
         probe,
         cadence: cadence.clone(),

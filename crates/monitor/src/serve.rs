@@ -340,6 +340,37 @@ async fn persist(mut records: RecordReceiver, writer: Writer) {
                     tracing::error!(%error, %target, "could not store a pause or maintenance mark");
                 }
             }
+            Record::Isolation {
+                isolated,
+                at,
+                canaries,
+            } => {
+                // Kept in the timeline of each canary, where people look for it.
+                let (from, to, reason) = if isolated {
+                    (
+                        "connected",
+                        "isolated",
+                        "every canary is failing: the monitor is isolated",
+                    )
+                } else {
+                    ("isolated", "connected", "a canary answers again")
+                };
+                for canary in canaries {
+                    let mark = Transition {
+                        id: None,
+                        target: canary.clone(),
+                        at,
+                        from: from.to_string(),
+                        to: to.to_string(),
+                        reason: reason.to_string(),
+                        cause_kind: None,
+                        cause_output: None,
+                    };
+                    if let Err(error) = writer.transition(mark).await {
+                        tracing::error!(%error, %canary, "could not store an isolation mark");
+                    }
+                }
+            }
             Record::Flags {
                 target,
                 paused,

@@ -34,6 +34,7 @@ fn view_json(view: &TargetView) -> Value {
         "id": view.id,
         "name": view.name,
         "parent": view.parent,
+        "blocked_by": view.blocked_by,
         "mode": if view.active { "active" } else { "passive" },
         "state": view.state.as_str(),
         "serving": view.state.is_serving(),
@@ -50,7 +51,7 @@ pub(super) async fn list(State(api): State<Api>, headers: HeaderMap) -> Response
         return denied.into_response();
     }
     let targets: Vec<Value> = api.engine.views().iter().map(view_json).collect();
-    Json(json!({ "targets": targets })).into_response()
+    Json(json!({ "isolated": api.engine.is_isolated(), "targets": targets })).into_response()
 }
 
 /// One of a service target's own checks: the same as `/api/v1/targets/<id>%2F<check>`.

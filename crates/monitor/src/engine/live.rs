@@ -54,7 +54,8 @@ impl Live {
         }
     }
 
-    /// Feed one outcome; push what must be stored to `records`.
+    /// Judge one outcome with the state machine and keep it; push what must be stored to
+    /// `records`.
     pub(crate) fn apply(
         &mut self,
         target: &str,
@@ -64,9 +65,6 @@ impl Live {
         metrics: &CheckMetrics,
         records: &mut Vec<Record>,
     ) {
-        self.metrics
-            .get_or_insert_with(|| metrics.target(target))
-            .count(outcome.kind);
         self.machine.handle_outcome(now.into_std(), &outcome);
         while let Some(event) = self.machine.poll_event() {
             match event.kind {
@@ -88,6 +86,21 @@ impl Live {
                 }
             }
         }
+        self.keep(target, outcome, metrics, records);
+    }
+
+    /// Count, store and show an outcome without judging it (the monitor is isolated: the
+    /// state stays as it was).
+    pub(crate) fn keep(
+        &mut self,
+        target: &str,
+        outcome: Outcome,
+        metrics: &CheckMetrics,
+        records: &mut Vec<Record>,
+    ) {
+        self.metrics
+            .get_or_insert_with(|| metrics.target(target))
+            .count(outcome.kind);
         records.push(Record::Result {
             target: target.to_string(),
             outcome: outcome.clone(),

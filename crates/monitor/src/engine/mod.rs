@@ -11,9 +11,10 @@ mod live;
 mod metrics;
 mod service;
 mod timers;
+mod topology;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -26,6 +27,8 @@ use vitals_probes::{Probe, VitalsHealth};
 pub use expect::Expectation;
 use live::Live;
 pub use metrics::CheckMetrics;
+pub use topology::Topology;
+use topology::{Resolved, impaired};
 
 /// How many changes a slow [`Engine::subscribe`] receiver may fall behind.
 const CHANGES_CAPACITY: usize = 4096;
@@ -122,6 +125,13 @@ pub enum Record {
         from: String,
         to: String,
         reason: String,
+    },
+    /// Every canary became impaired (`isolated`), or one answered again: see
+    /// [`Topology`]. While isolated, other targets' failures are recorded but not judged.
+    Isolation {
+        isolated: bool,
+        at: SystemTime,
+        canaries: Vec<String>,
     },
     /// A target was paused, resumed, or put in or out of maintenance.
     Flags {
@@ -235,6 +245,8 @@ pub struct TargetView {
     pub name: String,
     /// For a service's own check: the service target it belongs to.
     pub parent: Option<String>,
+    /// The roots that explain this target's trouble (see [`Engine::blocked_by`]).
+    pub blocked_by: Vec<String>,
     pub active: bool,
     pub state: State,
     pub since: Option<SystemTime>,
@@ -274,6 +286,8 @@ struct Shared {
     metrics: timers::Lag,
     changes: broadcast::Sender<TargetView>,
     check_metrics: CheckMetrics,
+    topology: Resolved,
+    isolated: AtomicBool,
 }
 
 impl Shared {
@@ -291,6 +305,25 @@ impl Engine {
         records: RecordSender,
         max_concurrency: usize,
     ) -> Engine {
+        Engine::start_with(
+            specs,
+            restored,
+            records,
+            max_concurrency,
+            &Topology::default(),
+        )
+    }
+
+    /// [`Engine::start`] with dependencies and canaries.
+    pub fn start_with(
+        specs: Vec<TargetSpec>,
+        restored: &HashMap<String, Restored>,
+        records: RecordSender,
+        max_concurrency: usize,
+        topology: &Topology,
+    ) -> Engine {
+        let ids: Vec<&str> = specs.iter().map(|spec| spec.id.as_str()).collect();
+        let topology = Resolved::new(topology, &ids);
         let now = Instant::now();
         let wall = SystemTime::now();
         let live: Vec<Live> = specs
@@ -335,6 +368,8 @@ impl Engine {
                 metrics: timers::Lag::default(),
                 changes: broadcast::channel(CHANGES_CAPACITY).0,
                 check_metrics: CheckMetrics::default(),
+                topology,
+                isolated: AtomicBool::new(false),
             }),
         };
         tokio::spawn(timers::run(engine.clone(), timer_rx));
@@ -391,14 +426,12 @@ impl Engine {
             let live = &mut table[index];
             let duration = outcome.duration;
             let (now, wall) = (Instant::now(), SystemTime::now());
-            live.apply(
-                &spec.id,
-                now,
-                wall,
-                outcome,
-                &self.shared.check_metrics,
-                &mut records,
-            );
+            let metrics = &self.shared.check_metrics;
+            if self.judges(index, &outcome) {
+                live.apply(&spec.id, now, wall, outcome, metrics, &mut records);
+            } else {
+                live.keep(&spec.id, outcome, metrics, &mut records);
+            }
             if let Some(metrics) = &live.metrics {
                 metrics.observe(duration);
             }
@@ -414,15 +447,14 @@ impl Engine {
                         live.parts.len() - 1
                     }
                 };
-                live.parts[position].1.apply(
-                    &id,
-                    now,
-                    wall,
-                    outcome,
-                    &self.shared.check_metrics,
-                    &mut records,
-                );
+                let part = &mut live.parts[position].1;
+                if self.judges(index, &outcome) {
+                    part.apply(&id, now, wall, outcome, metrics, &mut records);
+                } else {
+                    part.keep(&id, outcome, metrics, &mut records);
+                }
             }
+            self.update_isolation(index, &table, wall, &mut records);
         }
         self.emit(records);
     }
@@ -432,6 +464,100 @@ impl Engine {
     /// changes behind gets `Lagged` and should reload; storage never depends on this.
     pub fn subscribe(&self) -> broadcast::Receiver<TargetView> {
         self.shared.changes.subscribe()
+    }
+
+    /// Whether `outcome` of target `index` may change its state: not a failure of a
+    /// non-canary while the monitor is isolated.
+    fn judges(&self, index: usize, outcome: &Outcome) -> bool {
+        !(self.is_isolated()
+            && !self.shared.topology.is_canary(index)
+            && outcome.kind.status() == Status::Fail)
+    }
+
+    /// After target `index` was judged: when it is a canary, see whether the monitor became
+    /// isolated or stopped being so.
+    fn update_isolation(
+        &self,
+        index: usize,
+        table: &[Live],
+        wall: SystemTime,
+        records: &mut Vec<Record>,
+    ) {
+        let topology = &self.shared.topology;
+        if !topology.is_canary(index) {
+            return;
+        }
+        let isolated = topology.isolated(|canary| table[canary].machine.state());
+        if self.shared.isolated.swap(isolated, AtomicOrdering::SeqCst) == isolated {
+            return;
+        }
+        let canaries: Vec<String> = topology
+            .canaries
+            .iter()
+            .map(|&canary| self.shared.specs[canary].id.clone())
+            .collect();
+        if isolated {
+            tracing::warn!(
+                ?canaries,
+                "every canary is failing: the monitor is isolated; failures of other targets are recorded but not judged"
+            );
+        } else {
+            tracing::info!(
+                ?canaries,
+                "a canary answers again: the monitor is no longer isolated"
+            );
+        }
+        records.push(Record::Isolation {
+            isolated,
+            at: wall,
+            canaries,
+        });
+    }
+
+    /// Whether every canary is impaired (see [`Topology`]).
+    pub fn is_isolated(&self) -> bool {
+        self.shared.isolated.load(AtomicOrdering::SeqCst)
+    }
+
+    /// The roots that explain target `id`'s trouble (see [`vitals_core::graph`]): empty when
+    /// it is not impaired, or impaired on its own account.
+    pub fn blocked_by(&self, id: &str) -> Vec<String> {
+        let Some(index) = self.index_of(id) else {
+            return Vec::new();
+        };
+        let table = self.lock();
+        self.roots(index, &table)
+    }
+
+    /// The impaired targets whose trouble target `id` explains, for its alert.
+    pub fn blocked_dependents(&self, id: &str) -> Vec<String> {
+        let Some(index) = self.index_of(id) else {
+            return Vec::new();
+        };
+        let table = self.lock();
+        if !impaired(table[index].machine.state()) {
+            return Vec::new();
+        }
+        self.shared
+            .topology
+            .graph
+            .blocked_by(index, |i| impaired(table[i].machine.state()))
+            .into_iter()
+            .map(|i| self.shared.specs[i].id.clone())
+            .collect()
+    }
+
+    fn roots(&self, index: usize, table: &[Live]) -> Vec<String> {
+        if !impaired(table[index].machine.state()) {
+            return Vec::new();
+        }
+        self.shared
+            .topology
+            .graph
+            .roots_of(index, |i| impaired(table[i].machine.state()))
+            .into_iter()
+            .map(|i| self.shared.specs[i].id.clone())
+            .collect()
     }
 
     fn emit(&self, records: Vec<Record>) {
@@ -520,6 +646,7 @@ impl Engine {
                 );
                 live.timer_generation += 1;
                 reschedule = live.deadline().map(|due| (due, live.timer_generation));
+                self.update_isolation(index, &table, ping.at, &mut records);
             } else {
                 reschedule = None;
             }
@@ -542,10 +669,13 @@ impl Engine {
     /// Every target as the API shows it, in configuration order; a service's checks follow
     /// it as rows of their own (`<id>/<check>`, with `parent` set).
     pub fn views(&self) -> Vec<TargetView> {
-        let live = self.lock();
-        let mut views = Vec::with_capacity(live.len());
-        for (spec, live) in self.shared.specs.iter().zip(live.iter()) {
-            views.push(view(spec, live));
+        let table = self.lock();
+        let mut views = Vec::with_capacity(table.len());
+        for (index, (spec, live)) in self.shared.specs.iter().zip(table.iter()).enumerate() {
+            views.push(TargetView {
+                blocked_by: self.roots(index, &table),
+                ..view(spec, live)
+            });
             views.extend(
                 live.parts
                     .iter()
@@ -564,8 +694,11 @@ impl Engine {
             return Some(part_view(&self.shared.specs[index], name, part));
         }
         let index = self.index_of(id)?;
-        let live = self.lock();
-        Some(view(&self.shared.specs[index], &live[index]))
+        let table = self.lock();
+        Some(TargetView {
+            blocked_by: self.roots(index, &table),
+            ..view(&self.shared.specs[index], &table[index])
+        })
     }
 
     /// Pause (checks and deadlines stop) or resume a target.
@@ -699,6 +832,7 @@ fn view(spec: &TargetSpec, live: &Live) -> TargetView {
         id: spec.id.clone(),
         name: spec.name.clone(),
         parent: None,
+        blocked_by: Vec::new(),
         active: !matches!(spec.mode, Mode::Passive { .. }),
         state: live.machine.state(),
         since: live.since_wall,

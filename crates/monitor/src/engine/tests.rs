@@ -345,3 +345,113 @@ async fn pause_and_maintenance_leave_marks_and_maintenance_ends_on_time() {
         "the cancelled window does not end twice"
     );
 }
+
+fn spec(id: &str, probe: Arc<dyn Probe>, interval: u64) -> TargetSpec {
+    TargetSpec {
+        id: id.into(),
+        name: id.into(),
+        thresholds: Thresholds::default(),
+        mode: Mode::Active {
+            probe,
+            cadence: Cadence {
+                interval: Duration::from_secs(interval),
+                interval_changing: Duration::from_secs(interval),
+                ..cadence()
+            },
+        },
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_dependency_blocks_its_dependents_and_names_them() {
+    let db_up = Arc::new(AtomicBool::new(true));
+    let everyone = Arc::new(AtomicBool::new(true));
+    let (tx, _rx) = records(1024);
+    let topology = Topology {
+        depends_on: HashMap::from([
+            ("api".to_string(), vec!["db".to_string()]),
+            ("web".to_string(), vec!["api".to_string()]),
+        ]),
+        canaries: Vec::new(),
+    };
+    let engine = Engine::start_with(
+        vec![
+            spec("db", switchable(&db_up), 10),
+            spec("api", switchable(&everyone), 10),
+            spec("web", switchable(&everyone), 10),
+        ],
+        &HashMap::new(),
+        tx,
+        16,
+        &topology,
+    );
+    at(1.0).await;
+    db_up.store(false, Ordering::SeqCst);
+    everyone.store(false, Ordering::SeqCst);
+    at(30.0).await;
+    assert_eq!(engine.view("web").unwrap().state, State::Down);
+    assert_eq!(engine.blocked_by("web"), ["db"]);
+    assert_eq!(engine.view("api").unwrap().blocked_by, ["db"]);
+    assert!(
+        engine.blocked_by("db").is_empty(),
+        "the root is not blocked"
+    );
+    assert_eq!(engine.blocked_dependents("db"), ["api", "web"]);
+    // The root comes back but api stays down: api is the root now, and web blocked by it.
+    db_up.store(true, Ordering::SeqCst);
+    at(130.0).await;
+    assert_eq!(engine.view("db").unwrap().state, State::Healthy);
+    assert!(engine.blocked_dependents("db").is_empty());
+    assert!(engine.blocked_by("api").is_empty());
+    assert_eq!(engine.blocked_by("web"), ["api"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn when_every_canary_fails_no_target_is_judged_down() {
+    use State::*;
+    // The monitor's own network goes away: canaries and targets all fail at once.
+    let network = Arc::new(AtomicBool::new(true));
+    let (tx, mut rx) = records(1024);
+    let topology = Topology {
+        depends_on: HashMap::new(),
+        canaries: vec!["gateway".to_string(), "dns".to_string()],
+    };
+    let mut specs = vec![
+        spec("gateway", switchable(&network), 2),
+        spec("dns", switchable(&network), 2),
+    ];
+    for i in 0..5 {
+        specs.push(spec(&format!("svc{i}"), switchable(&network), 10));
+    }
+    let engine = Engine::start_with(specs, &HashMap::new(), tx, 16, &topology);
+    at(1.0).await;
+    network.store(false, Ordering::SeqCst);
+    at(120.0).await;
+    assert!(engine.is_isolated());
+    let mut isolations = Vec::new();
+    let mut target_states = Vec::new();
+    while let Some(record) = rx.try_recv() {
+        match record {
+            Record::Isolation { isolated, .. } => isolations.push(isolated),
+            Record::Transition { target, to, .. } if target.starts_with("svc") => {
+                target_states.push(to)
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(isolations, [true], "one isolation, declared once");
+    assert!(
+        target_states
+            .iter()
+            .all(|state| !matches!(state, Unhealthy | Down)),
+        "no target judged down while isolated: {target_states:?}"
+    );
+    for i in 0..5 {
+        assert!(engine.view(&format!("svc{i}")).unwrap().state.is_serving());
+    }
+    // Connectivity back: no longer isolated, and everything healthy.
+    network.store(true, Ordering::SeqCst);
+    at(30.0).await;
+    assert!(!engine.is_isolated());
+    assert_eq!(engine.view("svc0").unwrap().state, Healthy);
+}

@@ -131,7 +131,9 @@ fn dispatch(engine: &Engine, entry: Entry, now: Instant) {
                     .as_ref()
                     .is_some_and(|detector| detector.suspicion(now.into_std()).is_suspected());
                 recheck = recheck_after(expectation);
-                if suspected && !live.paused {
+                // Silence while the monitor is isolated says more about its network.
+                let judged = !engine.is_isolated() || engine.shared.topology.is_canary(entry.index);
+                if suspected && !live.paused && judged {
                     let silent = live
                         .last_beat
                         .map_or(now.saturating_duration_since(live.created), |beat| {
@@ -146,6 +148,7 @@ fn dispatch(engine: &Engine, entry: Entry, now: Instant) {
                         &engine.shared.check_metrics,
                         &mut records,
                     );
+                    engine.update_isolation(entry.index, &table, SystemTime::now(), &mut records);
                     drop(table);
                     engine.emit(records);
                 }

@@ -14,6 +14,7 @@
 pub mod agent_check;
 pub mod api;
 pub mod config;
+pub mod dashboard;
 pub mod engine;
 pub mod notify;
 pub mod serve;

@@ -122,6 +122,17 @@ pub async fn run(
         None => None,
     };
 
+    // The dashboard reads what the API reads, under the same read rule.
+    let dashboard = crate::dashboard::Dashboard::new(
+        engine.clone(),
+        Some(Arc::clone(&reader)),
+        &config.targets,
+        Access {
+            api_token: config.server.api_token.clone(),
+            read_token: config.server.read_token.clone(),
+        },
+    )
+    .stop_live_on(health.subscribe_phase());
     let metrics = Arc::new(Metrics::default());
     let api = Api::new(
         engine.clone(),
@@ -133,7 +144,9 @@ pub async fn run(
             read_token: config.server.read_token.clone(),
         },
     );
-    let app = api::router(api, config.server.ping_body_limit).merge(health.probes_router());
+    let app = api::router(api, config.server.ping_body_limit)
+        .merge(crate::dashboard::router(dashboard))
+        .merge(health.probes_router());
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .map_err(|source| ServeError::Listen {

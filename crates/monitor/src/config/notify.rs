@@ -203,7 +203,7 @@ pub(super) fn read(
     {
         channels.push(channel(diag, index, item));
     }
-    let channels: Vec<(Option<At<String>>, Result<Channel, Reported>)> = channels;
+    let channels: Vec<ReadChannel> = channels;
     unique_channels(diag, &channels);
     let channel_ids: Vec<&str> = channels
         .iter()
@@ -316,11 +316,10 @@ const CHANNEL_KEYS: [(&str, &[&str]); 4] = [
     ("command", &["command"]),
 ];
 
-fn channel(
-    diag: &mut Diag<'_>,
-    index: usize,
-    value: &Spanned<DeValue<'_>>,
-) -> (Option<At<String>>, Result<Channel, Reported>) {
+/// A channel's id as written (for duplicate checks) and the channel, if it is valid.
+type ReadChannel = (Option<At<String>>, Result<Channel, Reported>);
+
+fn channel(diag: &mut Diag<'_>, index: usize, value: &Spanned<DeValue<'_>>) -> ReadChannel {
     let path = label("channel", index, value);
     let Ok(f) = read_table(diag, value, keys::CHANNEL, Scope::Any, &path) else {
         return (None, Err(Reported));
@@ -485,10 +484,7 @@ fn kind_of(
     })
 }
 
-fn unique_channels(
-    diag: &mut Diag<'_>,
-    channels: &[(Option<At<String>>, Result<Channel, Reported>)],
-) {
+fn unique_channels(diag: &mut Diag<'_>, channels: &[ReadChannel]) {
     for (index, (id, _)) in channels.iter().enumerate() {
         let Some(id) = id else { continue };
         if let Some((earlier, Some(first))) = channels[..index]

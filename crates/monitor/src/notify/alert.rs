@@ -177,7 +177,6 @@ pub struct TransitionInfo {
 }
 
 /// Unix milliseconds, for idempotency keys.
-#[allow(dead_code)]
 pub(crate) fn unix_ms(t: SystemTime) -> u128 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis())
 }

@@ -1,0 +1,440 @@
+//! [`Policy`]: which alerts exist, for whom, when, and which are muted. Sans-IO, in the
+//! style of `quinn-proto`: inputs are `handle_*(now, …)`, outputs are [`Policy::poll_action`],
+//! and [`Policy::poll_timeout`] says when to call [`Policy::handle_timeout`]. Time only
+//! moves forward as the caller says; nothing here reads a clock, a socket or a file.
+//!
+//! The rules, per target (the first `[[rule]]` that covers it decides):
+//!
+//! - A transition into a state whose kind the rule lists (`down`, `unhealthy`, `degraded`)
+//!   creates one alert, unless the same kind was the last one sent. A transition back to
+//!   healthy creates `recovered` if a problem alert was sent (or the target was blocked by a
+//!   root cause, whose alert covered it). Intermediate states (failing, recovering) create
+//!   nothing.
+//! - Every new alert waits `group_wait` before delivery. Meanwhile [`Policy::handle_blocked`]
+//!   can cancel it (its failure is another target's doing) and names it in the root's alert
+//!   instead; a transition that arrives already `blocked_by` a root creates no alert of its
+//!   own. Its resolution is still sent.
+//! - While down, reminders follow after `repeat`, then twice as long each time, at most
+//!   `repeat_max` apart.
+//! - A target that starts flapping sends one `flapping` notice and nothing else until the
+//!   machine says it settled; then its state is compared with what was last sent.
+//! - A muted alert (maintenance flag, window, silence: see `mute`) is recorded with its
+//!   reason and sent nowhere. A resolution is sent if its problem alert was, muted or not.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use super::alert::{Alert, AlertKind, TransitionInfo, unix_ms};
+use super::mute::Mutes;
+use crate::config::Rule;
+
+/// A target as the policy needs it: its name and group, for alerts and matching.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetInfo {
+    pub name: String,
+    pub group: Option<String>,
+}
+
+/// What the driver must do, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Record the alert; unless `muted_by`, queue it for `channels`, deliverable at `due`.
+    Enqueue {
+        alert: Alert,
+        channels: Vec<String>,
+        due: SystemTime,
+        muted_by: Option<String>,
+    },
+    /// An alert still in its group wait names more dependents now.
+    Update { alert: Alert },
+    /// An alert in its group wait was merged into its root's: deliver it nowhere.
+    Cancel { key: String, reason: String },
+    /// Save what the policy remembers of a target (for a restart).
+    Save { target: String, track: Track },
+}
+
+/// What the policy remembers of one target. Saved across restarts, so that a target that
+/// went down before a restart sends its resolution after it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Track {
+    /// The last problem alert created (`down`, `unhealthy`, `degraded`), until resolved.
+    pub open: Option<AlertKind>,
+    /// Whether a channel was told of the open problem (it was not muted), so that its
+    /// resolution is due.
+    pub sent: bool,
+    /// The root cause the open problem is blocked by.
+    pub blocked_by: Option<String>,
+    pub flapping: bool,
+    /// Dependents named in (or waiting for) this target's alert.
+    pub dependents: Vec<String>,
+    /// When the current outage was first alerted, for reminder keys.
+    pub down_since: Option<SystemTime>,
+    pub reminders: u32,
+    pub next_reminder: Option<SystemTime>,
+}
+
+/// An alert in its group wait.
+#[derive(Debug, Clone)]
+struct Pending {
+    alert: Alert,
+    due: SystemTime,
+}
+
+/// The notification policy. See the module documentation for its rules.
+#[derive(Debug)]
+pub struct Policy {
+    group_wait: Duration,
+    rules: Vec<Rule>,
+    targets: HashMap<String, TargetInfo>,
+    /// Public so the driver can replace silences and flags as they change.
+    pub mutes: Mutes,
+    tracks: HashMap<String, Track>,
+    pending: HashMap<String, Pending>,
+    actions: VecDeque<Action>,
+}
+
+impl Policy {
+    pub fn new(
+        group_wait: Duration,
+        rules: Vec<Rule>,
+        targets: HashMap<String, TargetInfo>,
+        mutes: Mutes,
+        saved: impl IntoIterator<Item = (String, Track)>,
+    ) -> Policy {
+        Policy {
+            group_wait,
+            rules,
+            targets,
+            mutes,
+            tracks: saved.into_iter().collect(),
+            pending: HashMap::new(),
+            actions: VecDeque::new(),
+        }
+    }
+
+    /// The next thing to do, oldest first.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When [`Policy::handle_timeout`] has something to do: a group wait ends or a reminder
+    /// is due.
+    pub fn poll_timeout(&self) -> Option<SystemTime> {
+        let pending = self.pending.values().map(|p| p.due);
+        let reminders = self.tracks.values().filter_map(|t| t.next_reminder);
+        pending.chain(reminders).min()
+    }
+
+    /// What the policy remembers of `target`.
+    pub fn track(&self, target: &str) -> Option<&Track> {
+        self.tracks.get(target)
+    }
+
+    fn info(&self, target: &str) -> TargetInfo {
+        self.targets.get(target).cloned().unwrap_or(TargetInfo {
+            name: target.to_owned(),
+            group: None,
+        })
+    }
+
+    fn rule(&self, target: &str, group: Option<&str>) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.matches(target, group))
+    }
+
+    fn alert(&self, kind: AlertKind, target: &str, at: SystemTime, key: String) -> Alert {
+        let info = self.info(target);
+        Alert {
+            key,
+            kind,
+            target: target.to_owned(),
+            name: info.name,
+            group: info.group,
+            from: None,
+            to: None,
+            reason: String::new(),
+            at,
+            root: None,
+            dependents: Vec::new(),
+        }
+    }
+
+    /// Queues an alert for the rule's channels (or records it muted), with `wait` before
+    /// delivery; returns whether it will be delivered.
+    fn enqueue(
+        &mut self,
+        alert: Alert,
+        channels: Vec<String>,
+        muted_by: Option<String>,
+        wait: Duration,
+    ) -> bool {
+        let due = alert.at.checked_add(wait).unwrap_or(alert.at);
+        let delivered = muted_by.is_none() && !channels.is_empty();
+        if delivered && !wait.is_zero() {
+            self.pending.insert(
+                alert.key.clone(),
+                Pending {
+                    alert: alert.clone(),
+                    due,
+                },
+            );
+        }
+        self.actions.push_back(Action::Enqueue {
+            alert,
+            channels,
+            due,
+            muted_by,
+        });
+        delivered
+    }
+
+    fn save(&mut self, target: &str) {
+        if let Some(track) = self.tracks.get(target) {
+            self.actions.push_back(Action::Save {
+                target: target.to_owned(),
+                track: track.clone(),
+            });
+        }
+    }
+
+    /// A transition the monitor stored.
+    pub fn handle_transition(&mut self, now: SystemTime, t: &TransitionInfo) {
+        let info = self.info(&t.target);
+        let Some(rule) = self.rule(&t.target, info.group.as_deref()).cloned() else {
+            return;
+        };
+        let mut track = self.tracks.remove(&t.target).unwrap_or_default();
+        self.transition(now, t, &rule, &info, &mut track);
+        self.tracks.insert(t.target.clone(), track);
+        self.save(&t.target);
+    }
+
+    fn transition(
+        &mut self,
+        now: SystemTime,
+        t: &TransitionInfo,
+        rule: &Rule,
+        info: &TargetInfo,
+        track: &mut Track,
+    ) {
+        let muted = self.mutes.reason(&t.target, info.group.as_deref(), now);
+        let mut alert = self.alert(AlertKind::Flapping, &t.target, t.at, String::new());
+        alert.from = Some(t.from.as_str().to_owned());
+        alert.to = Some(t.to.as_str().to_owned());
+        alert.reason = t.reason.clone();
+
+        if t.flapping {
+            if !track.flapping {
+                track.flapping = true;
+                track.next_reminder = None;
+                if rule.on.contains(&AlertKind::Flapping) {
+                    alert.key = format!("{}:flapping:{}", t.target, unix_ms(t.at));
+                    self.enqueue(alert, rule.channels.clone(), muted, Duration::ZERO);
+                }
+            }
+            return;
+        }
+        // Settled (or never flapped): compare the state with what was last sent.
+        track.flapping = false;
+        let Some(kind) = AlertKind::of_state(t.to) else {
+            return;
+        };
+        if kind == AlertKind::Recovered {
+            if track.open.is_none() {
+                return;
+            }
+            let due = track.sent || track.blocked_by.is_some();
+            alert.kind = AlertKind::Recovered;
+            alert.key = format!("{}:recovered:{}", t.target, unix_ms(t.at));
+            alert.root = track.blocked_by.take();
+            alert.dependents = std::mem::take(&mut track.dependents);
+            *track = Track::default();
+            if rule.on.contains(&AlertKind::Recovered) {
+                let muted_by = if due {
+                    None
+                } else {
+                    Some(muted.unwrap_or_else(|| "its problem alert was muted".to_owned()))
+                };
+                self.enqueue(alert, rule.channels.clone(), muted_by, Duration::ZERO);
+            }
+            return;
+        }
+        if let Some(root) = &t.blocked_by {
+            // Blocked: recorded, sent nowhere, named in the root's alert.
+            track.open = Some(kind);
+            track.sent = false;
+            track.blocked_by = Some(root.clone());
+            alert.kind = kind;
+            alert.key = format!("{}:{}:{}", t.target, kind.as_str(), unix_ms(t.at));
+            alert.root = Some(root.clone());
+            self.enqueue(
+                alert,
+                Vec::new(),
+                Some(format!("blocked by {root}")),
+                Duration::ZERO,
+            );
+            self.attach(root, &t.target);
+            return;
+        }
+        if !rule.on.contains(&kind) || track.open == Some(kind) {
+            return;
+        }
+        for dependent in &t.dependents {
+            if !track.dependents.contains(dependent) {
+                track.dependents.push(dependent.clone());
+            }
+        }
+        alert.kind = kind;
+        alert.key = format!("{}:{}:{}", t.target, kind.as_str(), unix_ms(t.at));
+        alert.dependents = track.dependents.clone();
+        track.open = Some(kind);
+        track.blocked_by = None;
+        let sent = self.enqueue(alert, rule.channels.clone(), muted, self.group_wait);
+        track.sent |= sent;
+        track.next_reminder = None;
+        if kind == AlertKind::Down
+            && let Some(repeat) = rule.repeat
+        {
+            track.down_since = Some(t.at);
+            track.reminders = 0;
+            track.next_reminder = t.at.checked_add(repeat);
+        }
+    }
+
+    /// Names `dependent` in `root`'s alert: the pending one if it is still in its group
+    /// wait, else the next one (and its resolution).
+    fn attach(&mut self, root: &str, dependent: &str) {
+        let track = self.tracks.entry(root.to_owned()).or_default();
+        if !track.dependents.iter().any(|d| d == dependent) {
+            track.dependents.push(dependent.to_owned());
+        }
+        let dependents = track.dependents.clone();
+        if let Some(pending) = self
+            .pending
+            .values_mut()
+            .find(|p| p.alert.target == root && p.alert.kind != AlertKind::Recovered)
+        {
+            pending.alert.dependents = dependents;
+            self.actions.push_back(Action::Update {
+                alert: pending.alert.clone(),
+            });
+        }
+        self.save(root);
+    }
+
+    /// The root-cause analysis found that `target`'s failure is `root`'s doing: its alert,
+    /// if still in its group wait, is cancelled, and `root`'s alert names it.
+    pub fn handle_blocked(&mut self, _now: SystemTime, target: &str, root: &str) {
+        let keys: Vec<String> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.alert.target == target)
+            .map(|(key, _)| key.clone())
+            .collect();
+        let track = self.tracks.entry(target.to_owned()).or_default();
+        track.blocked_by = Some(root.to_owned());
+        if !keys.is_empty() {
+            // Its own alert never went out: only the blocked resolution is due.
+            track.sent = false;
+        }
+        for key in keys {
+            self.pending.remove(&key);
+            self.actions.push_back(Action::Cancel {
+                key,
+                reason: format!("blocked by {root}"),
+            });
+        }
+        self.save(target);
+        self.attach(root, target);
+    }
+
+    /// The monitor lost (`isolated`) or regained its connectivity. Goes to the channels of
+    /// every rule whose `on` lists `isolated`, whatever targets it covers.
+    pub fn handle_isolation(&mut self, now: SystemTime, isolated: bool, reason: &str) {
+        let (kind, name) = if isolated {
+            (AlertKind::Isolated, "isolated")
+        } else {
+            (AlertKind::Recovered, "reconnected")
+        };
+        let mut channels: Vec<String> = Vec::new();
+        for rule in self
+            .rules
+            .iter()
+            .filter(|r| r.on.contains(&AlertKind::Isolated))
+        {
+            for channel in &rule.channels {
+                if !channels.contains(channel) {
+                    channels.push(channel.clone());
+                }
+            }
+        }
+        let key = format!("monitor:{name}:{}", unix_ms(now));
+        let mut alert = self.alert(kind, "monitor", now, key);
+        alert.reason = reason.to_owned();
+        let muted = self.mutes.reason("monitor", None, now);
+        self.enqueue(alert, channels, muted, Duration::ZERO);
+    }
+
+    /// Automatic recovery of `target` gave up: a person is needed.
+    pub fn handle_escalation(&mut self, now: SystemTime, target: &str, reason: &str) {
+        let info = self.info(target);
+        let Some(rule) = self.rule(target, info.group.as_deref()).cloned() else {
+            return;
+        };
+        if !rule.on.contains(&AlertKind::Escalation) {
+            return;
+        }
+        let key = format!("{target}:escalation:{}", unix_ms(now));
+        let mut alert = self.alert(AlertKind::Escalation, target, now, key);
+        alert.reason = reason.to_owned();
+        let muted = self.mutes.reason(target, info.group.as_deref(), now);
+        self.enqueue(alert, rule.channels.clone(), muted, Duration::ZERO);
+    }
+
+    /// Ends group waits and sends due reminders.
+    pub fn handle_timeout(&mut self, now: SystemTime) {
+        self.pending.retain(|_, p| p.due > now);
+        self.mutes.prune(now);
+        let mut due: Vec<String> = self
+            .tracks
+            .iter()
+            .filter(|(_, t)| t.next_reminder.is_some_and(|at| at <= now))
+            .map(|(target, _)| target.clone())
+            .collect();
+        due.sort();
+        for target in due {
+            self.remind(now, &target);
+        }
+    }
+
+    fn remind(&mut self, now: SystemTime, target: &str) {
+        let info = self.info(target);
+        let rule = self.rule(target, info.group.as_deref()).cloned();
+        let Some(mut track) = self.tracks.remove(target) else {
+            return;
+        };
+        track.next_reminder = None;
+        if let Some(rule) = rule.filter(|_| !track.flapping && track.open == Some(AlertKind::Down))
+            && let Some(repeat) = rule.repeat
+        {
+            track.reminders += 1;
+            let since = track.down_since.unwrap_or(now);
+            let key = format!("{target}:reminder:{}:{}", unix_ms(since), track.reminders);
+            let mut alert = self.alert(AlertKind::Reminder, target, now, key);
+            alert.to = Some("down".to_owned());
+            alert.dependents = track.dependents.clone();
+            let minutes = now.duration_since(since).unwrap_or_default().as_secs() / 60;
+            alert.reason = format!("down for {minutes} min (reminder {})", track.reminders);
+            if rule.on.contains(&AlertKind::Reminder) {
+                let muted = self.mutes.reason(target, info.group.as_deref(), now);
+                track.sent |= self.enqueue(alert, rule.channels.clone(), muted, Duration::ZERO);
+            }
+            let factor = 2u32.saturating_pow(track.reminders.min(31));
+            let gap = repeat.saturating_mul(factor).min(rule.repeat_max);
+            track.next_reminder = now.checked_add(gap);
+        }
+        self.tracks.insert(target.to_owned(), track);
+        self.save(target);
+    }
+}

@@ -39,6 +39,8 @@ pub enum ServeError {
     Health(#[from] vitals::BuildError),
     #[error("server failed: {0}")]
     Server(#[source] std::io::Error),
+    #[error(transparent)]
+    Notify(#[from] crate::notify::NotifyError),
 }
 
 fn parse_state(name: &str) -> Option<State> {
@@ -87,7 +89,9 @@ pub async fn run(
         .collect::<Result<Vec<_>, _>>()?;
     let (records, receiver) = engine::records(100_000);
     let engine = Engine::start(specs, &restored, records, config.server.max_concurrency);
-    let persisting = tokio::spawn(persist(receiver, writer.clone()));
+    // Its own connection; delivers what an earlier run left in the outbox at once.
+    let notifier = crate::notify::Notifier::start(&config)?;
+    let persisting = tokio::spawn(persist(receiver, writer.clone(), notifier.clone()));
     let maintaining = tokio::spawn(maintain(dir.clone(), config.retention.clone()));
 
     let reader = Arc::new(reader);
@@ -282,7 +286,7 @@ async fn maintain(dir: std::path::PathBuf, retention: crate::config::Retention) 
 }
 
 /// Hand the engine's records to the store writer, in order.
-async fn persist(mut records: RecordReceiver, writer: Writer) {
+async fn persist(mut records: RecordReceiver, writer: Writer, notifier: crate::notify::Notifier) {
     while let Some(record) = records.recv().await {
         match record {
             // Outputs are kept for warnings and failures only: "HTTP 200" thousands of
@@ -312,13 +316,26 @@ async fn persist(mut records: RecordReceiver, writer: Writer) {
                     at,
                     from: from.as_str().to_string(),
                     to: to.as_str().to_string(),
-                    reason,
+                    reason: reason.clone(),
                     cause_kind: cause.as_ref().map(|c| c.kind.as_str().to_string()),
                     cause_output: cause.and_then(|c| c.output),
                 };
                 if let Err(error) = writer.transition(transition).await {
                     tracing::error!(%error, %target, "could not store a transition");
                 }
+                // Stored first, then notified: the alert's outbox rows are committed
+                // before this returns.
+                let info = crate::notify::TransitionInfo {
+                    target: target.clone(),
+                    at,
+                    from,
+                    to,
+                    reason,
+                    flapping: saved.flapping,
+                    blocked_by: None,
+                    dependents: Vec::new(),
+                };
+                notifier.transition(&info).await;
                 let state = TargetState {
                     target: target.clone(),
                     state: saved.state.as_str().to_string(),
@@ -383,6 +400,11 @@ async fn persist(mut records: RecordReceiver, writer: Writer) {
                         tracing::error!(%error, %canary, "could not store an isolation mark");
                     }
                 }
+                if isolated {
+                    notifier.isolated(reason).await;
+                } else {
+                    notifier.reconnected(reason).await;
+                }
             }
             Record::Flags {
                 target,
@@ -401,6 +423,7 @@ async fn persist(mut records: RecordReceiver, writer: Writer) {
                 {
                     tracing::error!(%error, %target, "could not store flags");
                 }
+                notifier.maintenance(&target, maintenance_until).await;
             }
             Record::Ping(ping) => {
                 let kind = match ping.signal {

@@ -363,6 +363,7 @@ fn target(
             kind: spec,
             schedule: schedule?,
             thresholds: thresholds?,
+            recover: f.recover("recover")?.map(|at| at.value),
         })
     })();
     (target, info)

@@ -64,6 +64,7 @@ pub(super) enum Val {
     Flap(Option<FlapRule>, SubSpans),
     /// `None` for the deadline detector.
     Detector(Option<PhiTuning>, SubSpans),
+    Recover(Box<super::recovery::Recovery>),
 }
 
 #[derive(Debug)]
@@ -187,6 +188,7 @@ getters! {
     window: (WindowRule, SubSpans) = Val::Window(w, spans) => (*w, spans.clone());
     flap: (Option<FlapRule>, SubSpans) = Val::Flap(f, spans) => (*f, spans.clone());
     detector: (Option<PhiTuning>, SubSpans) = Val::Detector(d, spans) => (d.clone(), spans.clone());
+    recover: super::recovery::Recovery = Val::Recover(r) => (**r).clone();
 }
 
 /// Reads `value`, which must be a table, against `keys`. `path` names the table in messages

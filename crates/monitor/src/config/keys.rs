@@ -139,6 +139,9 @@ pub(super) enum Ty {
     Flap,
     /// "deadline", "phi", or a table with kind = "phi" and its tuning.
     Detector,
+    /// The `[target.recover]` table: keys in [`RECOVER`] and [`RECOVER_HTTP`], read by
+    /// `recovery`.
+    Recover,
 }
 
 /// One key: its name, its type, and the target kinds it belongs to (every kind outside
@@ -216,6 +219,7 @@ pub(super) const TARGET: &[Key] = &[
     key("down_after", Ty::Count, ANY),
     key("failures_in_window", Ty::Window, ANY),
     key("flap", Ty::Flap, ANY),
+    key("recover", Ty::Recover, ANY),
     // Probed targets: a heartbeat's rhythm is its sender's, set by period or schedule.
     key("interval", Ty::Duration, ACTIVE),
     key("timeout", Ty::Duration, ACTIVE),
@@ -265,6 +269,23 @@ pub(super) const WINDOW: &[Key] = &[
 pub(super) const FLAP: &[Key] = &[
     key("transitions", Ty::Count, ANY),
     key("within", Ty::Duration, ANY),
+];
+
+/// `[target.recover]`; its `http` table is [`RECOVER_HTTP`].
+pub(super) const RECOVER: &[Key] = &[
+    key("command", Ty::Command, ANY),
+    key("max_attempts", Ty::Count, ANY),
+    key("window", Ty::Duration, ANY),
+    key("backoff", Ty::Duration, ANY),
+    key("backoff_max", Ty::Duration, ANY),
+    key("reset_after", Ty::Duration, ANY),
+    key("timeout", Ty::Duration, ANY),
+];
+
+pub(super) const RECOVER_HTTP: &[Key] = &[
+    key("url", Ty::HttpUrl, ANY),
+    key("method", Ty::Method, ANY),
+    key("headers", Ty::Headers, ANY),
 ];
 
 /// `[notify]`: delivery settings (config/notify.rs).

@@ -44,6 +44,7 @@ mod kinds;
 pub mod lb;
 mod model;
 mod notify;
+mod recovery;
 mod value;
 
 #[cfg(test)]
@@ -58,6 +59,7 @@ pub use notify::{
     Channel, ChannelKind, Notifications, Rule, SmtpTls, Window, WindowTime, covers,
     notify_defaults,
 };
+pub use recovery::{DEFAULT_ACTION_TIMEOUT, Recovery, RecoveryAction};
 pub use model::{
     Config, DetectorKind, Expect, HeartbeatSpec, HttpSpec, Retention, Schedule, Server, Target,
     TargetKind, defaults,

@@ -132,6 +132,8 @@ pub struct Target {
     /// ([`HeartbeatSpec::expect`]), this holds the `[defaults]` and is not used.
     pub schedule: Schedule,
     pub thresholds: Thresholds,
+    /// What to do when it fails (`[target.recover]`), if anything.
+    pub recover: Option<super::recovery::Recovery>,
 }
 
 /// When an active target is probed.

@@ -78,6 +78,7 @@ pub(super) fn read(
         Ty::Window => return compound::window(diag, value, field),
         Ty::Flap => return compound::flap(diag, value, field),
         Ty::Detector => return compound::detector(diag, value, field),
+        Ty::Recover => return super::recovery::read(diag, value, field),
     };
     result.map_err(|problem| {
         let message = match problem {

@@ -48,8 +48,8 @@ pub struct Policy {
 
 impl Default for Policy {
     /// Three attempts in an hour, 30 s then 60 s apart (at most 10 min), forgotten after
-    /// 10 min of health: a restart loop is stopped within two minutes, and a service that
-    /// fails once a day gets its three attempts every day.
+    /// 10 min of health: a target that stays down is escalated 3.5 min after the first
+    /// attempt, and a service that fails once a day gets its three attempts every day.
     fn default() -> Self {
         Policy {
             max_attempts: 3,

@@ -48,6 +48,7 @@
 //! given), the JSON API, or a shared store for several monitor replicas (that is PostgreSQL's
 //! job, not built yet).
 
+mod actions;
 mod codec;
 mod error;
 mod outbox;
@@ -70,6 +71,7 @@ use std::time::SystemTime;
 
 use rusqlite::Connection;
 
+pub use actions::{ActionKind, ActionRecord};
 pub use error::StoreError;
 pub use outbox::{AlertRecord, OutboxRow, Silence};
 pub use overview::History;

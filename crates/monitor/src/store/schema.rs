@@ -156,6 +156,26 @@ const MIGRATIONS: &[&str] = &[
         state  TEXT NOT NULL
     );
     ",
+    // Version 3: the recovery log (see store/actions.rs and docs/RECOVERY.md).
+    "
+    -- Every recovery action run (kind 'attempt'), every spent budget ('escalation') and every
+    -- reset of a budget ('reset'). Few rows: a handful per outage.
+    CREATE TABLE actions (
+        id            INTEGER PRIMARY KEY,
+        target        TEXT NOT NULL,
+        at            INTEGER NOT NULL,
+        kind          TEXT NOT NULL,
+        trigger_state TEXT,
+        action        TEXT NOT NULL,
+        attempt       INTEGER NOT NULL,
+        duration_us   INTEGER,
+        exit_code     INTEGER,
+        http_status   INTEGER,
+        output        TEXT,
+        result        TEXT NOT NULL
+    );
+    CREATE INDEX actions_by_target ON actions(target, at);
+    ",
 ];
 
 /// The schema version this build reads and writes.

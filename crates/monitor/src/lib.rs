@@ -17,6 +17,7 @@ pub mod config;
 pub mod dashboard;
 pub mod engine;
 pub mod notify;
+pub mod recovery;
 pub mod serve;
 pub mod store;
 pub mod targets;

@@ -1,0 +1,362 @@
+//! Running one recovery action: a command (no shell, in its own process group, killed at its
+//! timeout) or an HTTP request (cut at its timeout), with output captured up to a bound and
+//! the result classified.
+//!
+//! Not here: deciding whether to run (the budget, `super`), or storing what happened.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::Command;
+use tokio::time::Instant;
+
+use crate::config::RecoveryAction;
+
+/// The most bytes of output kept from one action (stdout and stderr each, or a response
+/// body). Enough for a service manager's complaint; the rest is read and thrown away so a
+/// chatty command never blocks on a full pipe.
+pub const OUTPUT_LIMIT: usize = 8 * 1024;
+
+/// How long to keep reading after a command has exited. A restart command that starts a
+/// daemon may leave the daemon holding the pipes; its exit code is all that is needed then.
+const PIPE_GRACE: Duration = Duration::from_millis(500);
+
+/// How an action ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Exit 0, or a 2xx answer.
+    Ok,
+    /// Another exit code, death by a signal, or another HTTP status.
+    Failed,
+    /// Still running at the timeout: killed, or the request cut.
+    Timeout,
+    /// It could not run at all (no such program, connection refused).
+    Error,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Failed => "failed",
+            Verdict::Timeout => "timeout",
+            Verdict::Error => "error",
+        }
+    }
+}
+
+/// What one run of an action did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ran {
+    pub verdict: Verdict,
+    pub duration: Duration,
+    pub exit_code: Option<i32>,
+    pub http_status: Option<u16>,
+    /// Captured output, bounded; or what went wrong.
+    pub output: Option<String>,
+}
+
+/// Runs `action`, giving up after `timeout`.
+pub async fn run(action: &RecoveryAction, timeout: Duration, client: &reqwest::Client) -> Ran {
+    let start = Instant::now();
+    let mut ran = match action {
+        RecoveryAction::Command(argv) => command(argv, timeout).await,
+        RecoveryAction::Http {
+            url,
+            method,
+            headers,
+        } => http(client, url, method, headers, timeout).await,
+    };
+    ran.duration = start.elapsed();
+    ran
+}
+
+fn ran(verdict: Verdict, output: impl Into<String>) -> Ran {
+    Ran {
+        verdict,
+        duration: Duration::ZERO,
+        exit_code: None,
+        http_status: None,
+        output: Some(output.into()),
+    }
+}
+
+async fn command(argv: &[String], timeout: Duration) -> Ran {
+    let Some((program, args)) = argv.split_first() else {
+        return ran(Verdict::Error, "the command is empty");
+    };
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // A service the command starts must not die with the monitor's terminal (Ctrl-C
+        // reaches a process group, and this is not the monitor's).
+        .process_group(0)
+        // Dropping the wait (at the timeout) kills the command itself; see `run_child`.
+        .kill_on_drop(true);
+    let child = match command.spawn() {
+        Ok(child) => child,
+        Err(error) => {
+            return ran(
+                Verdict::Error,
+                format!(
+                    "cannot run {program:?}: {error}; give the program's full path, or check that it exists and is executable"
+                ),
+            );
+        }
+    };
+    match tokio::time::timeout(timeout, run_child(child)).await {
+        Ok(done) => done,
+        Err(_) => ran(
+            Verdict::Timeout,
+            format!(
+                "still running after {}; killed",
+                humantime::format_duration(timeout)
+            ),
+        ),
+    }
+}
+
+/// Waits for the child, reading its output; cancelled (and the child killed) at the timeout.
+/// Only the command itself is killed then, not what it started: a restart command's daemon
+/// is what it was for.
+async fn run_child(mut child: tokio::process::Child) -> Ran {
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let status = {
+        let reading = async {
+            tokio::join!(read_capped(stdout, &mut out), read_capped(stderr, &mut err));
+        };
+        tokio::pin!(reading);
+        let mut read_all = false;
+        let status = tokio::select! {
+            status = child.wait() => status,
+            () = &mut reading => {
+                read_all = true;
+                child.wait().await
+            }
+        };
+        if !read_all {
+            let _ = tokio::time::timeout(PIPE_GRACE, &mut reading).await;
+        }
+        status
+    };
+    let output = join_output(&out, &err);
+    match status {
+        Ok(status) => Ran {
+            verdict: if status.success() {
+                Verdict::Ok
+            } else {
+                Verdict::Failed
+            },
+            duration: Duration::ZERO,
+            exit_code: status.code(),
+            http_status: None,
+            // No code means a signal: ExitStatus says which ("signal: 9 (SIGKILL)").
+            output: match (status.code(), output) {
+                (None, Some(output)) => Some(format!("ended by {status}\n{output}")),
+                (None, None) => Some(format!("ended by {status}")),
+                (_, output) => output,
+            },
+        },
+        Err(error) => ran(Verdict::Error, format!("waiting for the command: {error}")),
+    }
+}
+
+/// Reads `reader` into `into` up to [`OUTPUT_LIMIT`], then drains the rest; read errors end
+/// the reading quietly, the exit code still decides.
+async fn read_capped(reader: Option<impl AsyncRead + Unpin>, into: &mut Vec<u8>) {
+    let Some(mut reader) = reader else { return };
+    let mut limited = (&mut reader).take(OUTPUT_LIMIT as u64);
+    if limited.read_to_end(into).await.is_err() {
+        return;
+    }
+    let _ = tokio::io::copy(&mut reader, &mut tokio::io::sink()).await;
+}
+
+/// stdout, then stderr, as text; `None` when both are empty.
+fn join_output(out: &[u8], err: &[u8]) -> Option<String> {
+    let out = String::from_utf8_lossy(out);
+    let err = String::from_utf8_lossy(err);
+    match (out.trim().is_empty(), err.trim().is_empty()) {
+        (true, true) => None,
+        (false, true) => Some(out.into_owned()),
+        (true, false) => Some(err.into_owned()),
+        (false, false) => Some(format!("{out}\n[stderr]\n{err}")),
+    }
+}
+
+async fn http(
+    client: &reqwest::Client,
+    url: &str,
+    method: &str,
+    headers: &[(String, String)],
+    timeout: Duration,
+) -> Ran {
+    let method = match reqwest::Method::from_bytes(method.as_bytes()) {
+        Ok(method) => method,
+        Err(_) => return ran(Verdict::Error, format!("{method:?} is not an HTTP method")),
+    };
+    let mut request = client.request(method, url).timeout(timeout);
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(error) if error.is_timeout() => {
+            return ran(
+                Verdict::Timeout,
+                format!("no answer within {}", humantime::format_duration(timeout)),
+            );
+        }
+        Err(error) => return ran(Verdict::Error, format!("request failed: {error}")),
+    };
+    let status = response.status();
+    let body = read_body(response).await;
+    Ran {
+        verdict: if status.is_success() {
+            Verdict::Ok
+        } else {
+            Verdict::Failed
+        },
+        duration: Duration::ZERO,
+        exit_code: None,
+        http_status: Some(status.as_u16()),
+        output: (!body.trim().is_empty()).then_some(body),
+    }
+}
+
+/// The first [`OUTPUT_LIMIT`] bytes of the body, as text; the rest is not read. A body cut
+/// by the timeout keeps what arrived.
+async fn read_body(mut response: reqwest::Response) -> String {
+    let mut body = Vec::new();
+    while body.len() < OUTPUT_LIMIT {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    body.truncate(OUTPUT_LIMIT);
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(words: &[&str]) -> RecoveryAction {
+        RecoveryAction::Command(words.iter().map(|w| (*w).to_owned()).collect())
+    }
+
+    async fn go(action: &RecoveryAction, timeout: Duration) -> Ran {
+        run(action, timeout, &reqwest::Client::new()).await
+    }
+
+    #[tokio::test]
+    async fn a_command_reports_its_exit_code_and_output() {
+        let ok = go(
+            &argv(&["sh", "-c", "echo restarted"]),
+            Duration::from_secs(10),
+        )
+        .await;
+        assert_eq!(
+            (ok.verdict, ok.exit_code, ok.output.as_deref()),
+            (Verdict::Ok, Some(0), Some("restarted\n"))
+        );
+        let failed = go(
+            &argv(&["sh", "-c", "echo out; echo 'no unit api' >&2; exit 5"]),
+            Duration::from_secs(10),
+        )
+        .await;
+        assert_eq!(failed.verdict, Verdict::Failed);
+        assert_eq!(failed.exit_code, Some(5));
+        assert_eq!(
+            failed.output.as_deref(),
+            Some("out\n\n[stderr]\nno unit api\n")
+        );
+    }
+
+    #[tokio::test]
+    async fn output_is_bounded() {
+        let chatty = go(
+            &argv(&["sh", "-c", "head -c 1000000 /dev/zero | tr '\\0' x"]),
+            Duration::from_secs(10),
+        )
+        .await;
+        assert_eq!(chatty.verdict, Verdict::Ok);
+        assert_eq!(chatty.output.map(|o| o.len()), Some(OUTPUT_LIMIT));
+    }
+
+    #[tokio::test]
+    async fn a_hung_command_is_killed_at_its_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let script = format!("echo $$ > {}; exec sleep 30", pid_file.display());
+        let hung = go(&argv(&["sh", "-c", &script]), Duration::from_millis(300)).await;
+        assert_eq!(hung.verdict, Verdict::Timeout);
+        assert!(hung.output.unwrap().contains("killed"));
+        let pid: u32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // Bounded poll: tokio reaps the killed child in the background.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while vitals_testkit::is_running(pid) {
+            assert!(Instant::now() < deadline, "pid {pid} outlived its timeout");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_missing_program_is_an_error_naming_it() {
+        let missing = go(&argv(&["/nonexistent/restart-it"]), Duration::from_secs(1)).await;
+        assert_eq!(missing.verdict, Verdict::Error);
+        assert!(
+            missing
+                .output
+                .unwrap()
+                .contains("\"/nonexistent/restart-it\"")
+        );
+    }
+
+    #[tokio::test]
+    async fn an_http_action_reports_status_and_body() {
+        use axum::routing::post;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new()
+            .route("/restart", post(|| async { "restarting" }))
+            .route(
+                "/broken",
+                post(|| async { (axum::http::StatusCode::BAD_GATEWAY, "no backend") }),
+            );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let action = |path: &str| RecoveryAction::Http {
+            url: format!("http://{addr}{path}"),
+            method: "POST".into(),
+            headers: vec![("X-Token".into(), "t".into())],
+        };
+        let ok = go(&action("/restart"), Duration::from_secs(5)).await;
+        assert_eq!(
+            (ok.verdict, ok.http_status, ok.output.as_deref()),
+            (Verdict::Ok, Some(200), Some("restarting"))
+        );
+        let bad = go(&action("/broken"), Duration::from_secs(5)).await;
+        assert_eq!((bad.verdict, bad.http_status), (Verdict::Failed, Some(502)));
+        let refused = go(
+            &RecoveryAction::Http {
+                url: format!("http://127.0.0.1:{}/", vitals_testkit::free_port().unwrap()),
+                method: "POST".into(),
+                headers: Vec::new(),
+            },
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(refused.verdict, Verdict::Error);
+    }
+}

@@ -1,0 +1,245 @@
+//! The dashboard end to end in real headless Chromium (Debian's `chromium` and
+//! `chromium-driver`), driven over WebDriver: load the overview, stop a monitored HTTP
+//! service, see its row turn to down without a reload, open its page, see the transition.
+//! Screenshots of the overview (desktop and phone width) and the target page are saved under
+//! `<target dir>/test-artifacts/`.
+//!
+//! Skips, saying why, only when Chromium or ChromeDriver is missing and `CI` is unset; on CI
+//! a missing browser is a failure (`scripts/test` installs both).
+
+#![allow(clippy::unwrap_used, missing_debug_implementations)] // test helpers
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use fantoccini::{Client, ClientBuilder, Locator};
+use tokio::time::Instant;
+use vitals_monitor::{config, serve};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// ChromeDriver, stopped (by its own pid) when dropped.
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start_driver() -> (Driver, String) {
+    let port = free_port();
+    let child = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .arg("--allowed-ips=127.0.0.1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let driver = Driver(child);
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let client = reqwest::Client::new();
+    loop {
+        if let Ok(response) = client.get(format!("{url}/status")).send().await
+            && response.status().is_success()
+        {
+            return (driver, url);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "chromedriver did not answer on {url}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn browser(driver: &str, profile: &Path) -> Client {
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".to_string(),
+        serde_json::json!({
+            "binary": CHROMIUM,
+            // Without the background-networking flags Chromium keeps trying outside hosts
+            // and hangs on a closed network.
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync",
+                format!("--user-data-dir={}", profile.display()),
+                "--window-size=1280,900",
+            ],
+        }),
+    );
+    ClientBuilder::rustls()
+        .unwrap()
+        .capabilities(capabilities)
+        .connect(driver)
+        .await
+        .unwrap()
+}
+
+fn artifacts() -> PathBuf {
+    // CARGO_TARGET_TMPDIR is <target dir>/tmp; artifacts go beside it.
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("test-artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn save_screenshot(browser: &Client, name: &str) {
+    let png = browser.screenshot().await.unwrap();
+    let path = artifacts().join(name);
+    std::fs::write(&path, png).unwrap();
+    eprintln!("screenshot: {}", path.display());
+}
+
+/// The text of the state in the overview row of `id`, if the row is there.
+async fn row_state(browser: &Client, id: &str) -> Option<String> {
+    let selector = format!("tr[data-target=\"{id}\"] .state-text");
+    let element = browser.find(Locator::Css(&selector)).await.ok()?;
+    element.text().await.ok()
+}
+
+async fn wait_for_row(browser: &Client, id: &str, state: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let seen = row_state(browser, id).await;
+        if seen.as_deref() == Some(state) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "row {id} never showed {state}; last seen {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_service_turns_down_live_in_chromium() {
+    if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but {CHROMIUM} or {CHROMEDRIVER} is missing: install the packages chromium and chromium-driver"
+        );
+        eprintln!(
+            "SKIPPED: {CHROMIUM} or {CHROMEDRIVER} is missing; apt-get install -y chromium chromium-driver"
+        );
+        return;
+    }
+
+    // The monitored service: a real HTTP server on loopback that the test stops.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let service_addr = listener.local_addr().unwrap();
+    let service = tokio::spawn(async move {
+        let app = Router::new().route("/healthz", get(|| async { "ok" }));
+        axum::serve(listener, app).await.unwrap();
+    });
+
+    let data = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\n\n\
+         [[target]]\nid = \"web\"\nname = \"Web shop\"\nkind = \"http\"\nurl = \"http://{service_addr}/healthz\"\n\
+         group = \"shop\"\ninterval = \"200ms\"\ntimeout = \"100ms\"\njitter = \"0s\"\n\
+         interval_changing = \"100ms\"\ninterval_down = \"200ms\"\nfall = 1\ndown_after = 2\nrise = 1\n\n\
+         [[target]]\nid = \"nightly\"\nkind = \"heartbeat\"\nperiod = \"1d\"\ngroup = \"jobs\"\n",
+        data.path().display().to_string()
+    );
+    let config = config::parse(&text, "test.toml").unwrap_or_else(|errors| panic!("{errors}"));
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(serve::run(config, move |addr| {
+        let _ = tx.send(addr);
+    }));
+    let base = format!("http://{}", rx.await.unwrap());
+
+    let (_driver, driver_url) = start_driver().await;
+    let profile = tempfile::tempdir().unwrap();
+    let browser = browser(&driver_url, profile.path()).await;
+
+    browser.goto(&format!("{base}/")).await.unwrap();
+    wait_for_row(&browser, "web", "healthy").await;
+    let notice_hidden = browser
+        .execute(
+            "window.__sameDocument = true; return document.getElementById('connection').hidden;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        notice_hidden,
+        serde_json::json!(true),
+        "connected: no notice"
+    );
+    save_screenshot(&browser, "dashboard-overview.png").await;
+
+    service.abort();
+    let _ = service.await;
+    wait_for_row(&browser, "web", "down").await;
+    // The same document: the row changed by server-sent events, not by a reload.
+    let same = browser
+        .execute("return window.__sameDocument === true;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(same, serde_json::json!(true), "the page was reloaded");
+    save_screenshot(&browser, "dashboard-overview-down.png").await;
+
+    browser
+        .find(Locator::Css("tr[data-target=\"web\"] a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let timeline = match browser.find(Locator::Css("ol.timeline")).await {
+            Ok(list) => list.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if timeline.contains("→ down") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the target page never listed the transition to down: {timeline:?}"
+        );
+        // The transition is committed by the store writer a moment after the change.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        browser.refresh().await.unwrap();
+    }
+    let heading = browser
+        .find(Locator::Css("h1"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(heading, "Web shop");
+    save_screenshot(&browser, "dashboard-target.png").await;
+
+    // A phone-sized window: the overview still shows state and name.
+    browser.set_window_size(390, 844).await.unwrap();
+    browser.goto(&format!("{base}/")).await.unwrap();
+    wait_for_row(&browser, "web", "down").await;
+    save_screenshot(&browser, "dashboard-overview-phone.png").await;
+    browser.goto(&format!("{base}/status")).await.unwrap();
+    save_screenshot(&browser, "dashboard-status-phone.png").await;
+
+    browser.close().await.unwrap();
+}

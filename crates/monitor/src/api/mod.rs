@@ -1,6 +1,7 @@
 //! The monitor's HTTP face: healthchecks.io-compatible pings (`/ping/…`), the JSON API
 //! (`/api/v1/…`) and `/metrics`. Handlers read and nudge the engine; they judge nothing.
 
+mod actions;
 mod metrics;
 mod ping;
 mod targets;
@@ -35,6 +36,8 @@ pub struct Api {
     pub(crate) udp: Option<Arc<crate::udp::Counters>>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) access: Access,
+    /// Automatic recovery, for `/api/v1/targets/{id}/actions`; none: no target has a budget.
+    pub(crate) recovery: Option<crate::recovery::Recoverer>,
 }
 
 impl Api {
@@ -51,7 +54,14 @@ impl Api {
             udp,
             metrics,
             access,
+            recovery: None,
         }
+    }
+
+    /// Serves the recovery budgets and log of `recovery`.
+    pub fn with_recovery(mut self, recovery: crate::recovery::Recoverer) -> Self {
+        self.recovery = Some(recovery);
+        self
     }
 }
 
@@ -71,6 +81,8 @@ pub fn router(api: Api, ping_body_limit: usize) -> Router {
         .route("/api/v1/targets/{id}/checks/{check}", get(targets::part))
         .route("/api/v1/targets/{id}/pause", post(targets::pause))
         .route("/api/v1/targets/{id}/resume", post(targets::resume))
+        .route("/api/v1/targets/{id}/actions", get(actions::list))
+        .route("/api/v1/targets/{id}/actions/reset", post(actions::reset))
         .route(
             "/api/v1/targets/{id}/maintenance",
             post(targets::maintenance),

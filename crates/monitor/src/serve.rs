@@ -12,6 +12,7 @@ use vitals_core::machine::State;
 use crate::api::{self, Access, Api, Metrics};
 use crate::config::{Config, TargetKind};
 use crate::engine::{self, Engine, Record, RecordReceiver, Restored, Signal};
+use crate::recovery::{Escalation, EscalationHook, Recoverer};
 use crate::store::{
     self, CheckResult, Flags, Ping, PingKind, Store, TargetState, Transition, Writer,
 };
@@ -91,7 +92,13 @@ pub async fn run(
     let engine = Engine::start(specs, &restored, records, config.server.max_concurrency);
     // Its own connection; delivers what an earlier run left in the outbox at once.
     let notifier = crate::notify::Notifier::start(&config)?;
-    let persisting = tokio::spawn(persist(receiver, writer.clone(), notifier.clone()));
+    let recovery = start_recovery(&config, &engine, &notifier);
+    let persisting = tokio::spawn(persist(
+        receiver,
+        writer.clone(),
+        notifier.clone(),
+        recovery.clone(),
+    ));
     let maintaining = tokio::spawn(maintain(dir.clone(), config.retention.clone()));
 
     let reader = Arc::new(reader);
@@ -147,7 +154,8 @@ pub async fn run(
             api_token: config.server.api_token.clone(),
             read_token: config.server.read_token.clone(),
         },
-    );
+    )
+    .with_recovery(recovery);
     let app = api::router(api, config.server.ping_body_limit)
         .merge(crate::dashboard::router(dashboard))
         .merge(health.probes_router());
@@ -285,8 +293,44 @@ async fn maintain(dir: std::path::PathBuf, retention: crate::config::Retention) 
     }
 }
 
+/// Automatic recovery for targets with `[target.recover]`: budgets start from the engine's
+/// (restored) states, the recovery log shares the notifier's connection, and a spent budget
+/// becomes an `escalation` alert.
+fn start_recovery(
+    config: &Config,
+    engine: &Engine,
+    notifier: &crate::notify::Notifier,
+) -> Recoverer {
+    let states: HashMap<String, (State, Option<std::time::SystemTime>)> = engine
+        .views()
+        .into_iter()
+        .map(|view| (view.id, (view.state, view.since)))
+        .collect();
+    let alerts = notifier.clone();
+    let escalate: EscalationHook = Arc::new(move |e: Escalation| {
+        let alerts = alerts.clone();
+        let last = e.last_result.as_deref().unwrap_or("none");
+        let reason = format!(
+            "{} attempts of `{}` did not bring it back (last result: {last}); automatic recovery stopped and the target needs a person",
+            e.attempts, e.action
+        );
+        tokio::spawn(async move { alerts.escalation(&e.target, &reason).await });
+    });
+    Recoverer::start(
+        &config.targets,
+        |id| states.get(id).copied(),
+        Some(notifier.store()),
+        Some(escalate),
+    )
+}
+
 /// Hand the engine's records to the store writer, in order.
-async fn persist(mut records: RecordReceiver, writer: Writer, notifier: crate::notify::Notifier) {
+async fn persist(
+    mut records: RecordReceiver,
+    writer: Writer,
+    notifier: crate::notify::Notifier,
+    recovery: Recoverer,
+) {
     while let Some(record) = records.recv().await {
         match record {
             // Outputs are kept for warnings and failures only: "HTTP 200" thousands of
@@ -336,6 +380,8 @@ async fn persist(mut records: RecordReceiver, writer: Writer, notifier: crate::n
                     dependents: Vec::new(),
                 };
                 notifier.transition(&info).await;
+                // Stored first, then acted on: the recovery log follows the transition.
+                recovery.transition(&target, to);
                 let state = TargetState {
                     target: target.clone(),
                     state: saved.state.as_str().to_string(),

@@ -365,7 +365,8 @@ fn channel(diag: &mut Diag<'_>, index: usize, value: &Spanned<DeValue<'_>>) -> R
                             &span,
                             format!("{path}.{name}"),
                             format!(
-                                "`{name}` does not belong to a {} channel; it is for {} channels",
+                                "`{name}` does not belong to {} {} channel; it is for {} channels",
+                                if kind.value == "email" { "an" } else { "a" },
                                 kind.value,
                                 join_or(&owners)
                             ),

@@ -8,7 +8,8 @@
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
-use vitals_monitor::store::{Store, Transition};
+use vitals_core::Kind;
+use vitals_monitor::store::{CheckResult, Store, Transition};
 use vitals_monitor::{config, serve};
 
 struct Monitor {
@@ -313,6 +314,93 @@ async fn a_read_token_closes_the_dashboard_but_not_the_status_page_or_badges() {
         .await
         .unwrap();
     assert_eq!(with_cookie.status(), 200);
+}
+
+#[tokio::test]
+async fn the_target_page_draws_latency_and_day_figures_from_rollups() {
+    let monitor = start_with(
+        "",
+        "[[target]]\nid = \"api\"\nkind = \"heartbeat\"\nperiod = \"1h\"\n",
+        |dir| {
+            let store = Store::open(dir).unwrap();
+            let now = SystemTime::now();
+            store
+                .record_transition(&Transition {
+                    id: None,
+                    target: "api".into(),
+                    at: now - Duration::from_secs(30 * 3600),
+                    from: "unknown".into(),
+                    to: "healthy".into(),
+                    reason: "seeded".into(),
+                    cause_kind: None,
+                    cause_output: None,
+                })
+                .unwrap();
+            // Every 10 minutes over the last 26 hours (so yesterday is a whole rolled-up
+            // day): 10 ms, and 30 ms every third result.
+            let results: Vec<CheckResult> = (12..26 * 6)
+                .map(|i| CheckResult {
+                    target: "api".into(),
+                    at: now - Duration::from_secs(600 * i),
+                    kind: Kind::Pass,
+                    duration: Duration::from_millis(if i % 3 == 0 { 30 } else { 10 }),
+                    output: None,
+                })
+                .collect();
+            store.record_results(&results).unwrap();
+            store.rollup_and_prune(now, 7, 365).unwrap();
+        },
+    )
+    .await;
+    let page = monitor.page("/targets/api").await;
+    assert!(page.contains("<path class=\"p50\" d=\"M"), "{page}");
+    assert!(page.contains("<path class=\"p95\" d=\"M"), "{page}");
+    assert!(page.contains("highest p95 30.0 ms"), "{page}");
+    assert!(
+        page.contains("checks, 0 failed; p95 30.0 ms"),
+        "yesterday's figures:\n{page}"
+    );
+    let week = monitor.page("/targets/api?range=7d").await;
+    assert!(week.contains("Latency over the last 7d"), "{week}");
+    assert!(week.contains("aria-current=\"true\">7d<"), "{week}");
+}
+
+#[tokio::test]
+async fn a_heartbeat_page_shows_the_last_run_body_and_duration() {
+    let monitor = start(
+        "[[target]]\nid = \"backup\"\nkind = \"heartbeat\"\nping_id = \"backup-job\"\nperiod = \"1h\"\n",
+    )
+    .await;
+    let ping = |path: &str, body: &'static str| {
+        monitor
+            .client
+            .post(format!("{}/ping/backup-job{path}", monitor.base))
+            .body(body)
+            .send()
+    };
+    assert!(
+        ping("/start?rid=r1", "")
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    assert!(
+        ping("?rid=r1", "dumped 42 tables <b>fine</b>")
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    let page = monitor
+        .wait_for(
+            "/targets/backup",
+            "dumped 42 tables &lt;b&gt;fine&lt;/b&gt;",
+        )
+        .await;
+    assert!(page.contains("Last run"), "{page}");
+    assert!(page.contains(", ran for "), "the run's duration:\n{page}");
+    assert!(page.contains("run <code>r1</code>"), "{page}");
 }
 
 /// 10,000 targets with a transition each: the overview renders a page of 100, the worst

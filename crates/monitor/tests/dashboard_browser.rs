@@ -1,6 +1,7 @@
 //! The dashboard end to end in real headless Chromium (Debian's `chromium` and
 //! `chromium-driver`), driven over WebDriver: load the overview, stop a monitored HTTP
-//! service, see its row turn to down without a reload, open its page, see the transition.
+//! service, see its row turn to down without a reload, open its page, see the transition;
+//! then cut the connection to the monitor and see the page say so.
 //! Screenshots of the overview (desktop and phone width) and the target page are saved under
 //! `<target dir>/test-artifacts/`.
 //!
@@ -92,6 +93,27 @@ async fn browser(driver: &str, profile: &Path) -> Client {
         .unwrap()
 }
 
+/// A TCP relay in front of the monitor, so the test can cut the browser off from it:
+/// aborting the returned task closes the listener and every relayed connection.
+async fn relay(to: std::net::SocketAddr) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut connections = tokio::task::JoinSet::new();
+        loop {
+            let Ok((mut inbound, _)) = listener.accept().await else {
+                return;
+            };
+            connections.spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    (addr, task)
+}
+
 fn artifacts() -> PathBuf {
     // CARGO_TARGET_TMPDIR is <target dir>/tmp; artifacts go beside it.
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -166,7 +188,8 @@ async fn a_stopped_service_turns_down_live_in_chromium() {
     tokio::spawn(serve::run(config, move |addr| {
         let _ = tx.send(addr);
     }));
-    let base = format!("http://{}", rx.await.unwrap());
+    let (relayed, relay) = relay(rx.await.unwrap()).await;
+    let base = format!("http://{relayed}");
 
     let (_driver, driver_url) = start_driver().await;
     let profile = tempfile::tempdir().unwrap();
@@ -240,6 +263,43 @@ async fn a_stopped_service_turns_down_live_in_chromium() {
     save_screenshot(&browser, "dashboard-overview-phone.png").await;
     browser.goto(&format!("{base}/status")).await.unwrap();
     save_screenshot(&browser, "dashboard-status-phone.png").await;
+
+    // Cut the browser off from the monitor: the overview says so.
+    browser.set_window_size(1280, 900).await.unwrap();
+    browser.goto(&format!("{base}/")).await.unwrap();
+    wait_for_row(&browser, "web", "down").await;
+    relay.abort();
+    let _ = relay.await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let hidden = browser
+            .execute(
+                "return document.getElementById('connection').hidden;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if hidden == serde_json::json!(false) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the page never said it lost its connection"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let notice = browser
+        .find(Locator::Id("connection"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        notice.contains("Connection to the monitor lost"),
+        "{notice}"
+    );
+    save_screenshot(&browser, "dashboard-connection-lost.png").await;
 
     browser.close().await.unwrap();
 }

@@ -1,2 +1,162 @@
-//! The vitals load balancer (`vitals lb`): sends HTTP/1.1 requests only to the healthy
-//! backends of a pool. Work in progress (issue 4).
+//! The vitals load balancer (`vitals lb --config lb.toml`): sends HTTP/1.1 requests only to
+//! the healthy backends of a pool, so that a user never hits a dead instance.
+//!
+//! - Health: each backend is checked by the monitor's own engine (same scheduler, same core
+//!   state machine as `vitals serve`), on the pool's readiness path ([`health`]).
+//! - Routing: [`pool::PoolState`] decides — rotation by state, drain, 503 readiness, passive
+//!   outlier ejection, slow start, panic threshold — and [`balance`] picks (smooth weighted
+//!   round robin, or least requests by two random choices). Plain synchronous code with time
+//!   as an argument, tested without a clock.
+//! - Data path: hyper server and pooled client, retries of idempotent requests on another
+//!   backend within a [`budget::RetryBudget`] ([`proxy`]).
+//! - Admin API and `/metrics` on a separate listener ([`admin`]).
+//!
+//! Configuration: `vitals_monitor::config::lb` (the monitor's config language). The guide is
+//! docs/LB.md.
+//!
+//! What it is not: TLS termination, HTTP/2, WebSocket upgrades, or a router by host or path
+//! (one listener, one pool). HAProxy agent-check answers are another part of vitals.
+
+pub mod admin;
+pub mod balance;
+pub mod budget;
+pub mod headers;
+pub mod health;
+pub mod metrics;
+pub mod pool;
+pub mod proxy;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use vitals_monitor::config::lb::LbConfig;
+use vitals_monitor::engine::{self, Engine};
+
+use crate::metrics::Metrics;
+use crate::pool::PoolState;
+use crate::proxy::Upstream;
+
+/// Records waiting for the health driver before results are shed (transitions never are).
+const RECORDS_CAPACITY: usize = 4096;
+/// Readiness checks in flight at once.
+const MAX_CONCURRENT_CHECKS: usize = 256;
+
+/// Why the balancer could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LbError {
+    #[error("cannot listen on {address} for {role}: {source}; is another process using it?")]
+    Bind {
+        address: SocketAddr,
+        role: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the admin API stopped: {0}")]
+    Admin(#[source] std::io::Error),
+}
+
+/// Where the balancer listens, once bound.
+#[derive(Debug, Clone)]
+pub struct Bound {
+    /// Each listener's address and pool, in config order.
+    pub listeners: Vec<(SocketAddr, String)>,
+    pub admin: SocketAddr,
+}
+
+async fn bind(address: SocketAddr, role: String) -> Result<TcpListener, LbError> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| LbError::Bind {
+            address,
+            role,
+            source,
+        })
+}
+
+/// Binds every listener, starts the health checks and serves until an error. `ready` is
+/// called once everything listens (with the real ports, when the config asked for port 0).
+pub async fn run(config: LbConfig, ready: impl FnOnce(&Bound)) -> Result<(), LbError> {
+    let metrics = Arc::new(Metrics::default());
+    let seed = std::process::id() as u64;
+    let pools: Vec<Arc<Mutex<PoolState>>> = config
+        .pools
+        .iter()
+        .enumerate()
+        .map(|(i, pool)| {
+            Arc::new(Mutex::new(PoolState::new(
+                pool,
+                seed.wrapping_add(i as u64),
+            )))
+        })
+        .collect();
+
+    // Bind first: a port in use is an error before anything starts.
+    let admin_listener = bind(config.admin.listen, "the admin API".into()).await?;
+    let mut listeners = Vec::new();
+    for (i, listener) in config.listeners.iter().enumerate() {
+        let socket = bind(
+            listener.listen,
+            format!("listener[{i}] (pool {:?})", listener.pool),
+        )
+        .await?;
+        listeners.push((socket, listener));
+    }
+    let bound = Bound {
+        listeners: listeners
+            .iter()
+            .map(|(socket, l)| (socket.local_addr().unwrap_or(l.listen), l.pool.clone()))
+            .collect(),
+        admin: admin_listener.local_addr().unwrap_or(config.admin.listen),
+    };
+
+    let (seen_tx, seen_rx) = mpsc::unbounded_channel();
+    let specs = health::specs(&config, &seen_tx);
+    let mut index = HashMap::new();
+    for (p, pool) in config.pools.iter().enumerate() {
+        for (b, backend) in pool.backends.iter().enumerate() {
+            index.insert(health::target_id(&pool.id, &backend.name), (p, b));
+        }
+    }
+    let (records_tx, records_rx) = engine::records(RECORDS_CAPACITY);
+    let _engine = Engine::start(specs, &HashMap::new(), records_tx, MAX_CONCURRENT_CHECKS);
+    tokio::spawn(health::drive(
+        pools.clone(),
+        index,
+        records_rx,
+        seen_rx,
+        Arc::clone(&metrics),
+    ));
+
+    let by_id: HashMap<&str, usize> = config
+        .pools
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.id.as_str(), i))
+        .collect();
+    let upstreams: Vec<Arc<Upstream>> = config
+        .pools
+        .iter()
+        .zip(&pools)
+        .map(|(pool, state)| Arc::new(Upstream::new(pool, Arc::clone(state), Arc::clone(&metrics))))
+        .collect();
+    for (socket, listener) in listeners {
+        // The config checked every reference; a listener without its pool cannot exist.
+        let Some(&p) = by_id.get(listener.pool.as_str()) else {
+            continue;
+        };
+        tokio::spawn(proxy::serve(
+            socket,
+            Arc::clone(&upstreams[p]),
+            listener.max_header_bytes,
+        ));
+    }
+    let router = admin::router(admin::Admin { pools, metrics });
+    ready(&bound);
+    axum::serve(admin_listener, router)
+        .await
+        .map_err(LbError::Admin)
+}

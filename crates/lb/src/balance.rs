@@ -1,0 +1,132 @@
+//! Picking one backend among candidates: smooth weighted round robin (nginx's) and least
+//! requests by the power of two choices (Mitzenmacher; what Envoy and linkerd do), both on
+//! effective weights that slow start lowers.
+//!
+//! Not here: which backends are candidates (`pool`), or time: these are pure picks.
+
+/// One candidate: its index in the pool, effective weight (> 0) and requests in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Candidate {
+    pub index: usize,
+    pub weight: u64,
+    pub in_flight: u32,
+}
+
+/// Smooth weighted round robin: each pick adds every candidate's weight to its running
+/// score and takes the highest, which then pays the total back. Weights 5:1:1 give
+/// a a b a c a a, never a burst of five in a row. `scores` is indexed by pool index.
+pub fn round_robin(candidates: &[Candidate], scores: &mut [i64]) -> Option<usize> {
+    let mut total: i64 = 0;
+    let mut best: Option<usize> = None;
+    for c in candidates {
+        let weight = i64::try_from(c.weight).unwrap_or(i64::MAX / 1024);
+        scores[c.index] += weight;
+        total += weight;
+        if best.is_none_or(|b| scores[c.index] > scores[b]) {
+            best = Some(c.index);
+        }
+    }
+    let best = best?;
+    scores[best] -= total;
+    Some(best)
+}
+
+/// The less loaded of two candidates drawn at random: in flight + 1, over weight. Two
+/// choices avoid the herd that "always the least loaded" causes when many requests see
+/// the same counts at once, and cost O(1).
+pub fn least_requests(candidates: &[Candidate], rng: &mut Rng) -> Option<Candidate> {
+    match candidates.len() {
+        0 => None,
+        1 => Some(candidates[0]),
+        n => {
+            let a = rng.below(n);
+            let b = (a + 1 + rng.below(n - 1)) % n;
+            let (x, y) = (candidates[a], candidates[b]);
+            // Compare (in_flight + 1) / weight without division.
+            let load = |c: Candidate| u128::from(c.in_flight + 1) * u128::from(y.weight.max(1));
+            let load_y = u128::from(y.in_flight + 1) * u128::from(x.weight.max(1));
+            Some(if load(x) <= load_y { x } else { y })
+        }
+    }
+}
+
+/// splitmix64: a few lines of seeded randomness, enough for load balancing.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (n > 0; the bias of a modulo is far below anything measurable here).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidates(weights: &[u64]) -> Vec<Candidate> {
+        weights
+            .iter()
+            .enumerate()
+            .map(|(index, &weight)| Candidate {
+                index,
+                weight,
+                in_flight: 0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn round_robin_is_smooth_and_weighted() {
+        let c = candidates(&[5, 1, 1]);
+        let mut scores = vec![0; 3];
+        let picks: Vec<usize> = (0..7)
+            .map(|_| round_robin(&c, &mut scores).unwrap())
+            .collect();
+        assert_eq!(picks, vec![0, 0, 1, 0, 2, 0, 0]);
+    }
+
+    #[test]
+    fn round_robin_of_equals_takes_turns() {
+        let c = candidates(&[1, 1, 1]);
+        let mut scores = vec![0; 3];
+        let picks: Vec<usize> = (0..6)
+            .map(|_| round_robin(&c, &mut scores).unwrap())
+            .collect();
+        assert_eq!(picks, vec![0, 1, 2, 0, 1, 2]);
+    }
+
+    #[test]
+    fn least_requests_prefers_the_idle_backend() {
+        let mut c = candidates(&[1, 1]);
+        c[0].in_flight = 10;
+        let mut rng = Rng::new(7);
+        for _ in 0..20 {
+            assert_eq!(least_requests(&c, &mut rng).unwrap().index, 1);
+        }
+    }
+
+    #[test]
+    fn least_requests_follows_weights() {
+        let mut c = candidates(&[4, 1]);
+        // 3 in flight on weight 4 is less load than 1 on weight 1.
+        c[0].in_flight = 3;
+        c[1].in_flight = 1;
+        let mut rng = Rng::new(1);
+        assert_eq!(least_requests(&c, &mut rng).unwrap().index, 0);
+        assert_eq!(least_requests(&[], &mut rng), None);
+    }
+}

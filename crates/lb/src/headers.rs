@@ -1,0 +1,82 @@
+//! What a proxy changes in headers: hop-by-hop headers (RFC 9110 §7.6.1) are removed in
+//! both directions, including those a `Connection` header names, and the client's address
+//! is appended to `X-Forwarded-For`.
+//!
+//! Not here: Host (kept as the client sent it, so virtual hosts work behind the balancer).
+
+use std::net::IpAddr;
+
+use http::HeaderMap;
+use http::header::{self, HeaderName, HeaderValue};
+
+/// Headers that belong to one connection, not to the message.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// Removes hop-by-hop headers, and any header the `Connection` header lists.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+    headers.remove("proxy-connection");
+}
+
+/// Appends `client` to `X-Forwarded-For` (one header, comma-separated, as is customary).
+pub fn forwarded_for(headers: &mut HeaderMap, client: IpAddr) {
+    let previous: Vec<&str> = headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let value = if previous.is_empty() {
+        client.to_string()
+    } else {
+        format!("{}, {client}", previous.join(", "))
+    };
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        headers.insert(&X_FORWARDED_FOR, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_names_are_removed() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, "keep-alive, X-Secret".parse().unwrap());
+        h.insert("keep-alive", "timeout=5".parse().unwrap());
+        h.insert("x-secret", "1".parse().unwrap());
+        h.insert(header::TRANSFER_ENCODING, "chunked".parse().unwrap());
+        h.insert("x-kept", "1".parse().unwrap());
+        strip_hop_by_hop(&mut h);
+        let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, vec!["x-kept"]);
+    }
+
+    #[test]
+    fn the_client_is_appended_to_x_forwarded_for() {
+        let mut h = HeaderMap::new();
+        forwarded_for(&mut h, "10.0.0.1".parse().unwrap());
+        forwarded_for(&mut h, "::1".parse().unwrap());
+        assert_eq!(h.get("x-forwarded-for").unwrap(), "10.0.0.1, ::1");
+    }
+}

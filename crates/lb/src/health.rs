@@ -1,0 +1,171 @@
+//! Active health checks of the backends, through the monitor's own engine: the same
+//! scheduler (interval, timeout, faster while changing, slower while down) and the same
+//! state machine (fall, rise, down_after) judge a backend here and a target in the monitor.
+//!
+//! Each backend is an engine target `pool/backend` whose probe is [`Readiness`]: an HTTP GET
+//! of the pool's `health_path`. The probe also reports what it saw on a channel, because a
+//! 503 means more than "failed": it is the backend asking for no new requests (a service
+//! draining before it stops), which takes effect at once instead of after `fall` checks.
+//! [`drive`] feeds both the engine's transitions and those observations to the pools.
+//!
+//! Not here: routing decisions (`pool`), or the state machine itself (the core's).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+use vitals_core::Report;
+use vitals_monitor::config::lb::LbConfig;
+use vitals_monitor::engine::{Mode, Record, RecordReceiver, TargetSpec};
+use vitals_monitor::targets::cadence;
+use vitals_probes::{BoxFuture, Http, Probe};
+
+use crate::metrics::{BackendLabels, CheckLabels, Metrics};
+use crate::pool::PoolState;
+
+/// What one readiness check saw.
+#[derive(Debug, Clone, Copy)]
+pub struct Observation {
+    pub pool: usize,
+    pub backend: usize,
+    pub passed: bool,
+    /// The status code, when there was a response.
+    pub code: Option<u16>,
+}
+
+/// The readiness probe of one backend: GET `http://address/health_path`, 2xx passes.
+pub struct Readiness {
+    http: Http,
+    pool: usize,
+    backend: usize,
+    seen: mpsc::UnboundedSender<Observation>,
+}
+
+impl std::fmt::Debug for Readiness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Readiness")
+            .field("url", &self.http.url())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Probe for Readiness {
+    fn check(&self) -> BoxFuture<'_, Report> {
+        Box::pin(async move {
+            let answer = self.http.observe().await;
+            let _ = self.seen.send(Observation {
+                pool: self.pool,
+                backend: self.backend,
+                passed: answer.failure.is_none(),
+                code: answer.code,
+            });
+            answer.report
+        })
+    }
+
+    fn is_external(&self) -> bool {
+        true
+    }
+}
+
+/// The engine's target id of a backend.
+pub fn target_id(pool: &str, backend: &str) -> String {
+    format!("{pool}/{backend}")
+}
+
+/// One engine target per backend, in pool then backend order, with a shared HTTP client
+/// (keep-alive to each backend, so a check costs no handshake).
+pub fn specs(config: &LbConfig, seen: &mpsc::UnboundedSender<Observation>) -> Vec<TargetSpec> {
+    let client = reqwest::Client::new();
+    let mut specs = Vec::new();
+    for (p, pool) in config.pools.iter().enumerate() {
+        for (b, backend) in pool.backends.iter().enumerate() {
+            let url = format!("http://{}{}", backend.address, pool.health_path);
+            let probe = Readiness {
+                http: Http::with_client(client.clone(), url),
+                pool: p,
+                backend: b,
+                seen: seen.clone(),
+            };
+            let id = target_id(&pool.id, &backend.name);
+            specs.push(TargetSpec {
+                name: id.clone(),
+                id,
+                thresholds: pool.thresholds.clone(),
+                mode: Mode::Active {
+                    probe: Arc::new(probe),
+                    cadence: cadence(&pool.schedule),
+                },
+            });
+        }
+    }
+    specs
+}
+
+/// Feeds the engine's transitions and the readiness observations to the pools, until both
+/// channels close. Results are only counted; transitions move backends in and out.
+fn lock(pool: &Mutex<PoolState>) -> std::sync::MutexGuard<'_, PoolState> {
+    pool.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+pub async fn drive(
+    pools: Vec<Arc<Mutex<PoolState>>>,
+    index: HashMap<String, (usize, usize)>,
+    mut records: RecordReceiver,
+    mut seen: mpsc::UnboundedReceiver<Observation>,
+    metrics: Arc<Metrics>,
+) {
+    loop {
+        tokio::select! {
+            record = records.recv() => {
+                let Some(record) = record else { break };
+                if let Record::Transition { target, from, to, reason, .. } = record
+                    && let Some(&(p, b)) = index.get(&target)
+                {
+                    tracing::info!(backend = %target, from = from.as_str(), to = to.as_str(), %reason, "backend state changed");
+                    let now = tokio::time::Instant::now().into_std();
+                    lock(&pools[p]).handle_state(now, b, to);
+                }
+            }
+            observation = seen.recv() => {
+                let Some(o) = observation else { break };
+                let Some(pool) = pools.get(o.pool) else { continue };
+                let now = tokio::time::Instant::now().into_std();
+                let said_503 = o.code == Some(503);
+                let (pool_id, name) = {
+                    let mut state = lock(pool);
+                    let was = state.backends.get(o.backend).is_some_and(|b| b.not_ready);
+                    state.handle_check(now, o.backend, o.passed, said_503);
+                    let name = state.backends.get(o.backend).map(|b| b.name.clone()).unwrap_or_default();
+                    if was != said_503 {
+                        tracing::info!(pool = %state.id, backend = %name, not_ready = said_503, "readiness changed");
+                    }
+                    (state.id.clone(), name)
+                };
+                let result = match (o.passed, said_503) {
+                    (true, _) => "pass",
+                    (false, true) => "not_ready",
+                    (false, false) => "fail",
+                };
+                metrics.checks.get_or_create(&CheckLabels { pool: pool_id, backend: name, result }).inc();
+            }
+        }
+    }
+}
+
+/// Sets the `backend_up` gauges from the pools' state (at scrape time).
+pub fn refresh_up(pools: &[Arc<Mutex<PoolState>>], metrics: &Metrics) {
+    let now = tokio::time::Instant::now().into_std();
+    for pool in pools {
+        let state = pool.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for b in &state.backends {
+            metrics
+                .up
+                .get_or_create(&BackendLabels {
+                    pool: state.id.clone(),
+                    backend: b.name.clone(),
+                })
+                .set(i64::from(b.in_rotation(now)));
+        }
+    }
+}

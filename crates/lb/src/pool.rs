@@ -1,0 +1,303 @@
+//! One pool's routing state as a plain synchronous struct: which backends are in rotation,
+//! passive outlier ejection, slow start, the panic threshold, and the pick. Time is an
+//! argument (`now`), so every rule is tested without a clock.
+//!
+//! Inputs are `handle_*(now, …)`: the active checks' state from the monitor's engine
+//! ([`PoolState::handle_state`]), what a readiness probe answered
+//! ([`PoolState::handle_check`]), each proxied try's result ([`PoolState::handle_result`]),
+//! and the admin's drain. The output is [`PoolState::pick`].
+//!
+//! Not here: I/O, the engine, HTTP. The proxy holds this behind a mutex for a few hundred
+//! nanoseconds per pick.
+
+use std::time::{Duration, Instant};
+
+use vitals_core::machine::State;
+use vitals_monitor::config::lb::{Balance, Outlier, Pool};
+
+use crate::balance::{self, Candidate, Rng};
+
+/// While slow start ramps a backend up, it gets at least this share of its weight, so that
+/// it sees some traffic at once (Envoy's `min_weight_percent`).
+const SLOW_START_FLOOR: f64 = 0.1;
+/// Weights are scaled by this so that slow start's fractions stay whole numbers.
+const WEIGHT_SCALE: u64 = 1000;
+
+/// One backend as the pool sees it.
+#[derive(Debug, Clone)]
+pub struct BackendState {
+    pub name: String,
+    pub address: std::net::SocketAddr,
+    pub weight: u32,
+    /// From the active checks (the monitor's state machine).
+    pub health: State,
+    /// Drained through the admin API.
+    pub drained: bool,
+    /// Its readiness endpoint answered 503: it asks for no new requests.
+    pub not_ready: bool,
+    pub ejected_until: Option<Instant>,
+    /// How many times it has been ejected; the next ejection lasts one base longer.
+    pub ejections: u32,
+    pub consecutive_failures: u32,
+    pub in_flight: u32,
+    /// When it came back into rotation, for slow start.
+    pub returned_at: Option<Instant>,
+}
+
+impl BackendState {
+    /// Serves new requests by its health alone: the states the design keeps in rotation.
+    fn healthy(&self) -> bool {
+        matches!(
+            self.health,
+            State::Healthy | State::Degraded | State::Failing
+        )
+    }
+
+    fn ejected(&self, now: Instant) -> bool {
+        self.ejected_until.is_some_and(|until| now < until)
+    }
+
+    /// Asked to get no new requests, by the admin or by itself.
+    fn draining(&self) -> bool {
+        self.drained || self.not_ready
+    }
+
+    /// In rotation: healthy, not draining, not ejected.
+    pub fn in_rotation(&self, now: Instant) -> bool {
+        self.healthy() && !self.draining() && !self.ejected(now)
+    }
+}
+
+/// Why no backend could be picked: the 503's body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no backend of pool {pool:?} is available: {reason}")]
+pub struct Unavailable {
+    pub pool: String,
+    pub reason: String,
+}
+
+/// A backend was ejected by passive checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ejected {
+    pub index: usize,
+    pub duration: Duration,
+}
+
+/// The routing state of one pool.
+#[derive(Debug)]
+pub struct PoolState {
+    pub id: String,
+    balance: Balance,
+    panic_threshold: f64,
+    slow_start: Duration,
+    outlier: Outlier,
+    pub backends: Vec<BackendState>,
+    scores: Vec<i64>,
+    rng: Rng,
+}
+
+impl PoolState {
+    /// Every backend starts `unknown`, out of rotation, until its first check passes.
+    pub fn new(pool: &Pool, seed: u64) -> Self {
+        PoolState {
+            id: pool.id.clone(),
+            balance: pool.balance,
+            panic_threshold: pool.panic_threshold,
+            slow_start: pool.slow_start,
+            outlier: pool.outlier.clone(),
+            backends: pool
+                .backends
+                .iter()
+                .map(|b| BackendState {
+                    name: b.name.clone(),
+                    address: b.address,
+                    weight: b.weight,
+                    health: State::Unknown,
+                    drained: false,
+                    not_ready: false,
+                    ejected_until: None,
+                    ejections: 0,
+                    consecutive_failures: 0,
+                    in_flight: 0,
+                    returned_at: None,
+                })
+                .collect(),
+            scores: vec![0; pool.backends.len()],
+            rng: Rng::new(seed),
+        }
+    }
+
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.backends.iter().position(|b| b.name == name)
+    }
+
+    /// The engine moved backend `index` to `state`. A backend returning from an outage
+    /// (not from `unknown`, at start) is ramped up by slow start.
+    pub fn handle_state(&mut self, now: Instant, index: usize, state: State) {
+        let Some(b) = self.backends.get_mut(index) else {
+            return;
+        };
+        let was = b.healthy();
+        let from_outage = !matches!(b.health, State::Unknown);
+        b.health = state;
+        if !was && b.healthy() && from_outage {
+            b.returned_at = Some(now);
+        }
+    }
+
+    /// A readiness check answered: `passed`, and whether it said 503 ("do not send me new
+    /// requests", as a draining service says). A passing check ends an ejection early.
+    pub fn handle_check(&mut self, now: Instant, index: usize, passed: bool, said_503: bool) {
+        let Some(b) = self.backends.get_mut(index) else {
+            return;
+        };
+        b.not_ready = said_503;
+        if passed && b.ejected(now) {
+            b.ejected_until = None;
+            b.consecutive_failures = 0;
+            b.returned_at = Some(now);
+        }
+    }
+
+    /// Drain (no new requests; those in flight finish) or undrain through the admin API.
+    pub fn set_drained(&mut self, index: usize, drained: bool) {
+        if let Some(b) = self.backends.get_mut(index) {
+            b.drained = drained;
+        }
+    }
+
+    /// The result of one try on backend `index`; `failed` for a connect error, a reset, a
+    /// timeout or a 5xx. Also ends the try (in flight - 1). Returns the ejection it caused.
+    pub fn handle_result(&mut self, now: Instant, index: usize, failed: bool) -> Option<Ejected> {
+        let limit = self.max_ejected();
+        let ejected_now = self.backends.iter().filter(|b| b.ejected(now)).count();
+        let threshold = self.outlier.consecutive_failures;
+        let base = self.outlier.base_ejection;
+        let b = self.backends.get_mut(index)?;
+        if !failed {
+            b.consecutive_failures = 0;
+            return None;
+        }
+        b.consecutive_failures = b.consecutive_failures.saturating_add(1);
+        if threshold == 0
+            || b.consecutive_failures < threshold
+            || b.ejected(now)
+            || ejected_now >= limit
+        {
+            return None;
+        }
+        b.ejections = b.ejections.saturating_add(1);
+        b.consecutive_failures = 0;
+        let duration = base.saturating_mul(b.ejections);
+        b.ejected_until = Some(now + duration);
+        Some(Ejected { index, duration })
+    }
+
+    /// A try on `index` started (picked) or ended.
+    pub fn release(&mut self, index: usize) {
+        if let Some(b) = self.backends.get_mut(index) {
+            b.in_flight = b.in_flight.saturating_sub(1);
+        }
+    }
+
+    /// How many backends may be ejected at once: the configured share, but always one.
+    fn max_ejected(&self) -> usize {
+        let share = self.outlier.max_ejection_percent / 100.0 * self.backends.len() as f64;
+        (share.floor() as usize).max(1)
+    }
+
+    /// A backend's weight now, scaled, lowered while slow start ramps it up.
+    fn effective_weight(&self, b: &BackendState, now: Instant) -> u64 {
+        let full = u64::from(b.weight) * WEIGHT_SCALE;
+        match b.returned_at {
+            Some(at) if !self.slow_start.is_zero() => {
+                let elapsed = now.saturating_duration_since(at);
+                if elapsed >= self.slow_start {
+                    full
+                } else {
+                    let share = (elapsed.as_secs_f64() / self.slow_start.as_secs_f64())
+                        .max(SLOW_START_FLOOR);
+                    ((full as f64 * share) as u64).max(1)
+                }
+            }
+            _ => full,
+        }
+    }
+
+    /// Whether the pool is in panic: some backends are in rotation, but fewer than the
+    /// threshold's share of those not draining.
+    pub fn panicking(&self, now: Instant) -> bool {
+        let serving = self.backends.iter().filter(|b| b.in_rotation(now)).count();
+        let eligible = self.backends.iter().filter(|b| !b.draining()).count();
+        serving > 0 && (serving as f64) * 100.0 < self.panic_threshold * eligible as f64
+    }
+
+    /// Pick a backend for a new try, skipping `tried`, and count it in flight. In panic,
+    /// every backend not draining is a candidate, so that the few healthy ones are not
+    /// crushed; with none in rotation, the answer is [`Unavailable`] at once.
+    pub fn pick(&mut self, now: Instant, tried: &[usize]) -> Result<usize, Unavailable> {
+        let panic = self.panicking(now);
+        let candidates: Vec<Candidate> = self
+            .backends
+            .iter()
+            .enumerate()
+            .filter(|(i, b)| {
+                !tried.contains(i)
+                    && if panic {
+                        !b.draining()
+                    } else {
+                        b.in_rotation(now)
+                    }
+            })
+            .map(|(index, b)| Candidate {
+                index,
+                weight: self.effective_weight(b, now),
+                in_flight: b.in_flight,
+            })
+            .collect();
+        let picked = match self.balance {
+            Balance::RoundRobin => balance::round_robin(&candidates, &mut self.scores),
+            Balance::LeastRequests => {
+                balance::least_requests(&candidates, &mut self.rng).map(|c| c.index)
+            }
+        };
+        let Some(index) = picked else {
+            return Err(self.unavailable(now, tried));
+        };
+        self.backends[index].in_flight += 1;
+        Ok(index)
+    }
+
+    fn unavailable(&self, now: Instant, tried: &[usize]) -> Unavailable {
+        let n = self.backends.len();
+        let count =
+            |f: &dyn Fn(&BackendState) -> bool| self.backends.iter().filter(|b| f(b)).count();
+        let mut parts = Vec::new();
+        let unknown = count(&|b| b.health == State::Unknown);
+        let unhealthy = count(&|b| !b.healthy() && b.health != State::Unknown);
+        let drained = count(&|b| b.drained);
+        let not_ready = count(&|b| b.not_ready);
+        let ejected = count(&|b| b.ejected(now));
+        for (k, what) in [
+            (unhealthy, "failing their health checks"),
+            (unknown, "not checked yet"),
+            (drained, "drained by the admin"),
+            (not_ready, "answering 503 on their readiness path"),
+            (ejected, "ejected after failed requests"),
+        ] {
+            if k > 0 {
+                parts.push(format!("{k} {what}"));
+            }
+        }
+        if !tried.is_empty() {
+            parts.push(format!("{} already tried for this request", tried.len()));
+        }
+        Unavailable {
+            pool: self.id.clone(),
+            reason: format!("{n} backends: {}", parts.join(", ")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,322 @@
+//! The data path: an HTTP/1.1 server per listener (hyper) that forwards each request to a
+//! backend the pool picks, through a pooled keep-alive client (hyper-util), and retries it
+//! on another backend when that is safe and the budget allows.
+//!
+//! A try may be retried when the request is idempotent (GET, HEAD, PUT, DELETE, OPTIONS, or
+//! marked so in the config), its body was small enough to keep (or empty), and no response
+//! came back: the connection was refused, reset, or the response headers did not arrive
+//! within `request_timeout`. Nothing is retried once response bytes have gone to the client.
+//! Each try's result feeds the pool's passive checks; no decision is made here.
+//!
+//! Not here: picking, ejection, budgets (`pool`, `budget`), health checks (`health`).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, Uri, header};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::{Body as _, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+use vitals_monitor::config::lb::{IDEMPOTENT, Pool, defaults};
+
+use crate::budget::RetryBudget;
+use crate::headers::{forwarded_for, strip_hop_by_hop};
+use crate::metrics::{BackendLabels, Metrics, PoolLabels, RequestLabels, class};
+use crate::pool::PoolState;
+
+/// Bodies in both directions.
+pub type Body = UnsyncBoxBody<Bytes, hyper::Error>;
+
+/// A slow client gets this long to send a request's head; slowloris gets nothing more.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Idle keep-alive connections to backends are closed after this.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One pool as the data path uses it.
+#[derive(Debug)]
+pub struct Upstream {
+    pub id: String,
+    pub state: Arc<Mutex<PoolState>>,
+    budget: Mutex<RetryBudget>,
+    client: Client<HttpConnector, Body>,
+    request_timeout: Duration,
+    idempotent: Vec<Method>,
+    metrics: Arc<Metrics>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves plain data behind; keep serving it.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+impl Upstream {
+    pub fn new(pool: &Pool, state: Arc<Mutex<PoolState>>, metrics: Arc<Metrics>) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(pool.connect_timeout));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_timer(TokioTimer::new())
+            .build(connector);
+        let idempotent = IDEMPOTENT
+            .iter()
+            .copied()
+            .chain(pool.idempotent_methods.iter().map(String::as_str))
+            .filter_map(|m| Method::from_bytes(m.as_bytes()).ok())
+            .collect();
+        Upstream {
+            id: pool.id.clone(),
+            state,
+            budget: Mutex::new(RetryBudget::new(
+                pool.retry_budget,
+                pool.retry_min_per_second,
+                now(),
+            )),
+            client,
+            request_timeout: pool.request_timeout,
+            idempotent,
+            metrics,
+        }
+    }
+}
+
+/// Accepts connections on `listener` and serves each on its own task. A bad request (a head
+/// over `max_header_bytes`, malformed HTTP) gets hyper's 4xx and ends that connection only.
+pub async fn serve(listener: TcpListener, upstream: Arc<Upstream>, max_header_bytes: usize) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of file descriptors, usually: wait rather than spin.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let upstream = Arc::clone(&upstream);
+        tokio::spawn(async move {
+            let service = service_fn(move |request| handle(Arc::clone(&upstream), peer, request));
+            let connection = http1::Builder::new()
+                .max_buf_size(max_header_bytes.max(8192))
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(error) = connection.await {
+                tracing::debug!(%peer, %error, "client connection ended with an error");
+            }
+        });
+    }
+}
+
+/// A short plain-text answer of the balancer's own.
+fn answer(status: StatusCode, text: String) -> Response<Body> {
+    let mut response = Response::new(
+        Full::new(Bytes::from(text + "\n"))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// Counts a try out of flight when the response body is done (or dropped).
+struct InFlight {
+    state: Arc<Mutex<PoolState>>,
+    index: usize,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        lock(&self.state).release(self.index);
+    }
+}
+
+async fn handle(
+    up: Arc<Upstream>,
+    peer: SocketAddr,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let (mut parts, body) = request.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    forwarded_for(&mut parts.headers, peer.ip());
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| "/".to_string(), |p| p.as_str().to_string());
+    let idempotent = up.idempotent.contains(&parts.method);
+    // A small body is kept so the request can be sent again; a large or streamed one goes
+    // through once.
+    let keep = idempotent
+        && body
+            .size_hint()
+            .exact()
+            .is_some_and(|n| n <= defaults::RETRY_BODY_BYTES as u64);
+    let (kept, mut stream) = if keep {
+        match body.collect().await {
+            Ok(collected) => (Some(collected.to_bytes()), None),
+            Err(error) => {
+                return Ok(answer(
+                    StatusCode::BAD_REQUEST,
+                    format!("could not read the request body: {error}"),
+                ));
+            }
+        }
+    } else {
+        (None, Some(body))
+    };
+    lock(&up.budget).handle_request(now());
+    let mut tried: Vec<usize> = Vec::new();
+    let mut failure: Option<Response<Body>> = None;
+    loop {
+        let picked = lock(&up.state).pick(now(), &tried);
+        let index = match picked {
+            Ok(index) => index,
+            Err(unavailable) => {
+                if let Some(failure) = failure {
+                    return Ok(failure);
+                }
+                up.metrics
+                    .unavailable
+                    .get_or_create(&PoolLabels {
+                        pool: up.id.clone(),
+                    })
+                    .inc();
+                return Ok(answer(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    unavailable.to_string(),
+                ));
+            }
+        };
+        let (name, address) = {
+            let state = lock(&up.state);
+            let b = &state.backends[index];
+            (b.name.clone(), b.address)
+        };
+        let body = match (&kept, stream.take()) {
+            (Some(bytes), _) => Full::new(bytes.clone())
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+            (None, Some(incoming)) => incoming.boxed_unsync(),
+            (None, None) => Empty::new().map_err(|never| match never {}).boxed_unsync(),
+        };
+        let uri: Uri = match format!("http://{address}{path}").parse() {
+            Ok(uri) => uri,
+            Err(error) => {
+                lock(&up.state).release(index);
+                return Ok(answer(
+                    StatusCode::BAD_REQUEST,
+                    format!("invalid request target {path:?}: {error}"),
+                ));
+            }
+        };
+        let mut outgoing = Request::new(body);
+        *outgoing.method_mut() = parts.method.clone();
+        *outgoing.uri_mut() = uri;
+        *outgoing.headers_mut() = parts.headers.clone();
+        let result = tokio::time::timeout(up.request_timeout, up.client.request(outgoing)).await;
+        let labels = |class: &'static str| RequestLabels {
+            pool: up.id.clone(),
+            backend: name.clone(),
+            class,
+        };
+        let problem = match result {
+            Ok(Ok(response)) => {
+                let status = response.status();
+                let ejected = lock(&up.state).handle_result(now(), index, status.is_server_error());
+                if ejected.is_some() {
+                    eject(&up, &name, "5xx answers in a row");
+                }
+                up.metrics
+                    .requests
+                    .get_or_create(&labels(class(status.as_u16())))
+                    .inc();
+                let guard = InFlight {
+                    state: Arc::clone(&up.state),
+                    index,
+                };
+                let (mut rparts, rbody) = response.into_parts();
+                strip_hop_by_hop(&mut rparts.headers);
+                let rbody = rbody
+                    .map_frame(move |frame| {
+                        let _ = &guard;
+                        frame
+                    })
+                    .boxed_unsync();
+                return Ok(Response::from_parts(rparts, rbody));
+            }
+            Ok(Err(error)) => {
+                let cause = std::error::Error::source(&error)
+                    .map_or_else(|| error.to_string(), |s| format!("{error}: {s}"));
+                (
+                    StatusCode::BAD_GATEWAY,
+                    format!(
+                        "backend {name} ({address}) of pool {:?} failed: {cause}",
+                        up.id
+                    ),
+                )
+            }
+            Err(_elapsed) => (
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "backend {name} ({address}) of pool {:?} sent no response within {:?}",
+                    up.id, up.request_timeout
+                ),
+            ),
+        };
+        up.metrics.requests.get_or_create(&labels("error")).inc();
+        let ejected = {
+            let mut state = lock(&up.state);
+            state.release(index);
+            state.handle_result(now(), index, true)
+        };
+        if ejected.is_some() {
+            eject(&up, &name, "requests failed in a row");
+        }
+        tracing::warn!(pool = %up.id, backend = %name, error = %problem.1, "try failed");
+        tried.push(index);
+        let pool = PoolLabels {
+            pool: up.id.clone(),
+        };
+        if kept.is_some() {
+            if lock(&up.budget).try_retry(now()) {
+                up.metrics.retries.get_or_create(&pool).inc();
+                failure = Some(answer(problem.0, problem.1));
+                continue;
+            }
+            up.metrics.retries_refused.get_or_create(&pool).inc();
+        }
+        return Ok(answer(problem.0, problem.1));
+    }
+}
+
+fn eject(up: &Upstream, name: &str, why: &str) {
+    tracing::warn!(pool = %up.id, backend = %name, "backend ejected: {why}");
+    up.metrics
+        .ejections
+        .get_or_create(&BackendLabels {
+            pool: up.id.clone(),
+            backend: name.to_string(),
+        })
+        .inc();
+}

@@ -11,7 +11,7 @@ use vitals_core::machine::State;
 
 use crate::api::{self, Access, Api, Metrics};
 use crate::config::{Config, TargetKind};
-use crate::engine::{self, Engine, Record, RecordReceiver, Restored, Signal};
+use crate::engine::{self, Engine, Record, RecordReceiver, Restored, Signal, Topology};
 use crate::recovery::{Escalation, EscalationHook, Recoverer};
 use crate::store::{
     self, CheckResult, Flags, Ping, PingKind, Store, TargetState, Transition, Writer,
@@ -89,7 +89,22 @@ pub async fn run(
         .map(spec)
         .collect::<Result<Vec<_>, _>>()?;
     let (records, receiver) = engine::records(100_000);
-    let engine = Engine::start(specs, &restored, records, config.server.max_concurrency);
+    let topology = Topology {
+        depends_on: config
+            .targets
+            .iter()
+            .filter(|target| !target.depends_on.is_empty())
+            .map(|target| (target.id.clone(), target.depends_on.clone()))
+            .collect(),
+        canaries: config.server.canaries.clone(),
+    };
+    let engine = Engine::start_with(
+        specs,
+        &restored,
+        records,
+        config.server.max_concurrency,
+        &topology,
+    );
     // Its own connection; delivers what an earlier run left in the outbox at once.
     let notifier = crate::notify::Notifier::start(&config)?;
     let recovery = start_recovery(&config, &engine, &notifier);
@@ -144,6 +159,23 @@ pub async fn run(
         },
     )
     .stop_live_on(health.subscribe_phase());
+
+    if let Some(addr) = config.server.agent_check_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Listen {
+                addr: addr.to_string(),
+                source,
+            })?;
+        tracing::info!(%addr, "answering HAProxy agent checks");
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            if let Err(error) = crate::agent_check::serve(listener, engine).await {
+                tracing::error!(%error, "the agent-check listener stopped");
+            }
+        });
+    }
+
     let metrics = Arc::new(Metrics::default());
     let api = Api::new(
         engine.clone(),

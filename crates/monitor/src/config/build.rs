@@ -33,8 +33,21 @@ pub(super) fn config(diag: &mut Diag<'_>, root: &Spanned<DeTable<'_>>) -> Result
             }
         }
     }
-    let [server, retention, defaults, targets, notify, channels, rules, maintenance] = sections;
+    let [
+        server,
+        retention,
+        defaults,
+        targets,
+        notify,
+        channels,
+        rules,
+        maintenance,
+    ] = sections;
     let server = self::server(diag, server);
+    let (server, canaries) = match server {
+        Ok((server, canaries)) => (Ok(server), canaries),
+        Err(reported) => (Err(reported), Vec::new()),
+    };
     let retention = self::retention(diag, retention);
     let defaults = Defaults::read(diag, defaults);
     let udp_listen = server.as_ref().is_ok_and(|s| s.udp_listen.is_some());
@@ -57,6 +70,7 @@ pub(super) fn config(diag: &mut Diag<'_>, root: &Spanned<DeTable<'_>>) -> Result
         }
     }
     super::cross::check(diag, &infos);
+    super::cross::canaries(diag, &canaries, &infos);
     // Rules name targets by id (valid ids of broken targets count, so that one mistake is
     // not reported twice) and by group.
     let known: Vec<(String, Option<String>)> = infos
@@ -86,14 +100,20 @@ pub(super) fn config(diag: &mut Diag<'_>, root: &Spanned<DeTable<'_>>) -> Result
     })
 }
 
-fn server(diag: &mut Diag<'_>, value: Option<&Spanned<DeValue<'_>>>) -> Result<Server, Reported> {
+/// `[server]`, and its canaries with their spans (checked against the targets later).
+fn server(
+    diag: &mut Diag<'_>,
+    value: Option<&Spanned<DeValue<'_>>>,
+) -> Result<(Server, Vec<At<String>>), Reported> {
     let base = Server::default();
     let Some(value) = value else {
-        return Ok(base);
+        return Ok((base, Vec::new()));
     };
     let f = read_table(diag, value, keys::SERVER, Scope::Any, "server")?;
     let listen = f.socket_addr("listen");
     let udp_listen = f.socket_addr("udp_listen");
+    let agent_check_listen = f.socket_addr("agent_check_listen");
+    let canaries = f.list("canaries");
     let data_dir = f.str("data_dir");
     let api_token = f.str("api_token");
     let read_token = f.str("read_token");
@@ -125,7 +145,10 @@ fn server(diag: &mut Diag<'_>, value: Option<&Spanned<DeValue<'_>>>) -> Result<S
         }
         other => Ok(other),
     });
-    Ok(Server {
+    let canaries = canaries?.map(|at| at.value).unwrap_or_default();
+    let server = Server {
+        agent_check_listen: agent_check_listen?.map(|at| at.value),
+        canaries: canaries.iter().map(|at| at.value.clone()).collect(),
         listen: listen?.map_or(base.listen, |at| at.value),
         udp_listen: udp_listen?.map(|at| at.value),
         data_dir: data_dir?.map_or(base.data_dir, |at| at.value.into()),
@@ -134,7 +157,8 @@ fn server(diag: &mut Diag<'_>, value: Option<&Spanned<DeValue<'_>>>) -> Result<S
         ping_body_limit: ping_body_limit?.map_or(base.ping_body_limit, |at| at.value),
         max_concurrency: max_concurrency?.map_or(base.max_concurrency, |at| at.value as usize),
         udp_max_skew: udp_max_skew?.map_or(base.udp_max_skew, |at| at.value),
-    })
+    };
+    Ok((server, canaries))
 }
 
 fn at_least(

@@ -143,6 +143,32 @@ fn references<'t>(
     edges
 }
 
+/// Reports canaries that name no target, or one twice.
+pub(super) fn canaries(diag: &mut Diag<'_>, canaries: &[At<String>], targets: &[TargetInfo]) {
+    let ids: Vec<&str> = targets
+        .iter()
+        .filter_map(|target| target.raw_id.as_ref().map(|id| id.value.as_str()))
+        .collect();
+    for (i, entry) in canaries.iter().enumerate() {
+        let name = entry.value.as_str();
+        if canaries[..i].iter().any(|e| e.value == name) {
+            diag.error(
+                &entry.span,
+                "server.canaries",
+                format!("{name:?} is listed twice; remove one"),
+            );
+        } else if !ids.contains(&name) {
+            let hint = suggest(name, ids.iter().copied())
+                .map_or_else(String::new, |close| format!("; did you mean {close:?}?"));
+            diag.error(
+                &entry.span,
+                "server.canaries",
+                format!("unreachable reference: no target has id {name:?}{hint}"),
+            );
+        }
+    }
+}
+
 /// Reports each dependency cycle once, at the entry that closes it.
 fn cycles(diag: &mut Diag<'_>, targets: &[TargetInfo], edges: &[(usize, usize, &At<String>)]) {
     #[derive(Clone, Copy, PartialEq)]

@@ -182,6 +182,8 @@ pub(super) const SERVER: &[Key] = &[
     key("ping_body_limit", Ty::Bytes, ANY),
     key("max_concurrency", Ty::Count, ANY),
     key("udp_max_skew", Ty::Duration, ANY),
+    key("agent_check_listen", Ty::SocketAddr, ANY),
+    key("canaries", Ty::List, ANY),
 ];
 
 pub(super) const RETENTION: &[Key] = &[

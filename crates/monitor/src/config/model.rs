@@ -80,6 +80,11 @@ pub struct Server {
     pub max_concurrency: usize,
     /// How far a UDP heartbeat's timestamp may be from the monitor's clock.
     pub udp_max_skew: Duration,
+    /// HAProxy agent checks for every target (docs/AGENT_CHECK.md); off unless set.
+    pub agent_check_listen: Option<SocketAddr>,
+    /// Ids of targets that tell whether the monitor itself is connected: when all of them
+    /// fail, the monitor is isolated and judges no other target down (docs/ALERTS.md).
+    pub canaries: Vec<String>,
 }
 
 impl Default for Server {
@@ -93,6 +98,8 @@ impl Default for Server {
             ping_body_limit: defaults::PING_BODY_LIMIT,
             max_concurrency: defaults::MAX_CONCURRENCY,
             udp_max_skew: defaults::UDP_MAX_SKEW,
+            agent_check_listen: None,
+            canaries: Vec::new(),
         }
     }
 }

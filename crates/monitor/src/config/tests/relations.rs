@@ -5,6 +5,24 @@
 use super::check;
 
 #[test]
+fn canaries_name_targets() {
+    check(
+        r#"
+[server]
+canaries = ["gateway", "gatway", "gateway"]
+[[target]]
+id = "gateway"
+kind = "tcp"
+address = "10.0.0.1:53"
+"#,
+        &[
+            "2 server.canaries: no target has id \"gatway\"; did you mean \"gateway\"?",
+            "2 server.canaries: \"gateway\" is listed twice",
+        ],
+    );
+}
+
+#[test]
 fn schedule_problems_are_reported_where_they_were_written() {
     // In [defaults] alone: once, at [defaults], not again at each target.
     check(

@@ -88,6 +88,13 @@ impl Notifier {
     pub fn start(config: &Config) -> Result<Notifier, NotifyError> {
         let notify = &config.notify;
         let store = Arc::new(Store::open(&config.server.data_dir)?);
+        let released = store.outbox_release_all()?;
+        if released > 0 {
+            tracing::info!(
+                released,
+                "alerts in flight when the monitor stopped will be sent again"
+            );
+        }
         let now = SystemTime::now();
         let saved: Vec<(String, Track)> = store
             .load_notify_states()?

@@ -272,6 +272,20 @@ impl Store {
         })
     }
 
+    /// Releases every claim: at start-up, claims left by a monitor that was killed
+    /// mid-delivery belong to nobody (one monitor owns a SQLite store), so its rows are
+    /// retried at once rather than after their lease. Returns the rows released.
+    pub fn outbox_release_all(&self) -> Result<usize, StoreError> {
+        self.with_tx(|tx| {
+            tx.execute(
+                "UPDATE outbox SET claimed_until = NULL
+                 WHERE claimed_until IS NOT NULL AND delivered IS NULL",
+                [],
+            )
+            .map_err(StoreError::sqlite("could not release outbox claims"))
+        })
+    }
+
     /// When the next pending row of `channel` may be tried (its due time, or the end of its
     /// claim), or `None` when nothing is pending.
     pub fn outbox_next_due(&self, channel: &str) -> Result<Option<SystemTime>, StoreError> {

@@ -1,0 +1,196 @@
+//! Alerts across crashes of the real `vitals serve`: alerts created while the webhook
+//! receiver is down are delivered after the monitor is killed with SIGKILL and restarted,
+//! and a monitor killed in the middle of a delivery sends that alert again with the same
+//! Idempotency-Key, so a receiver that deduplicates by key sees each alert exactly once.
+
+#![allow(clippy::unwrap_used, missing_debug_implementations)] // test helpers
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::post;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::time::Instant;
+use vitals_testkit::{Signal, signal, wait_for_exit};
+
+async fn start(config: &std::path::Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vitals"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let banner = lines.next_line().await.unwrap().unwrap();
+    let base = banner
+        .strip_prefix("vitals monitor on ")
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("unexpected banner {banner:?}"))
+        .to_string();
+    (child, base)
+}
+
+async fn kill(child: &mut Child) {
+    signal(child.id().unwrap(), Signal::SIGKILL).unwrap();
+    wait_for_exit(child, Duration::from_secs(10)).await.unwrap();
+}
+
+/// Requests per Idempotency-Key, and how many arrived in all.
+#[derive(Default)]
+struct Seen {
+    by_key: HashMap<String, usize>,
+    requests: usize,
+}
+
+/// A webhook receiver that takes `delay` to answer each request.
+async fn receiver(port: u16, delay: Duration) -> Arc<Mutex<Seen>> {
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    let app = Router::new()
+        .route(
+            "/hook",
+            post(
+                move |State(seen): State<Arc<Mutex<Seen>>>, headers: HeaderMap| async move {
+                    {
+                        let mut seen = seen.lock().unwrap();
+                        seen.requests += 1;
+                        let key = headers["idempotency-key"].to_str().unwrap().to_owned();
+                        *seen.by_key.entry(key).or_default() += 1;
+                    }
+                    tokio::time::sleep(delay).await;
+                    "ok"
+                },
+            ),
+        )
+        .with_state(Arc::clone(&seen));
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    seen
+}
+
+async fn ping(client: &reqwest::Client, base: &str, path: &str) {
+    let response = client
+        .get(format!("{base}/ping/{path}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+fn pending(data: &std::path::Path) -> Vec<vitals_monitor::store::OutboxRow> {
+    vitals_monitor::store::Store::open_read_only(data)
+        .unwrap()
+        .outbox(100, true)
+        .unwrap()
+}
+
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_pending_at_a_sigkill_are_delivered_after_restart_once_per_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("vitals.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[server]
+listen = "127.0.0.1:0"
+data_dir = {data:?}
+
+[notify]
+group_wait = "0s"
+retry_min = "50ms"
+retry_max = "200ms"
+
+[[target]]
+id = "job"
+kind = "heartbeat"
+period = "1h"
+fall = 1
+rise = 1
+down_after = 2
+flap = false
+
+[[channel]]
+id = "hook"
+kind = "webhook"
+url = "http://127.0.0.1:{port}/hook"
+timeout = "5s"
+
+[[rule]]
+on = ["unhealthy", "recovered"]
+channels = ["hook"]
+"#,
+            data = data.display().to_string()
+        ),
+    )
+    .unwrap();
+    let client = reqwest::Client::new();
+
+    // 1. The receiver is down: three outages make six alerts, all pending.
+    let (mut first, base) = start(&config).await;
+    ping(&client, &base, "job").await;
+    for _ in 0..3 {
+        ping(&client, &base, "job/fail").await;
+        ping(&client, &base, "job").await;
+    }
+    until("six alerts pending and failing", || {
+        let rows = pending(&data);
+        rows.len() == 6 && rows.iter().all(|r| r.attempts >= 1)
+    })
+    .await;
+    kill(&mut first).await;
+
+    // 2. The receiver is back, but slow: the restarted monitor is killed again while a
+    // delivery is in flight.
+    let seen = receiver(port, Duration::from_millis(400)).await;
+    let (mut second, _) = start(&config).await;
+    until("a delivery is in flight", || {
+        seen.lock().unwrap().requests >= 1
+    })
+    .await;
+    kill(&mut second).await;
+    assert_eq!(pending(&data).len(), 6, "nothing was acknowledged yet");
+
+    // 3. A third run delivers everything.
+    let (mut third, _) = start(&config).await;
+    until("every alert delivered", || pending(&data).is_empty()).await;
+    let seen = seen.lock().unwrap();
+    assert_eq!(
+        seen.by_key.len(),
+        6,
+        "every alert arrived: {:?}",
+        seen.by_key
+    );
+    // The one in flight at the kill came twice, with the same key; a receiver that
+    // deduplicates by Idempotency-Key acts on each alert once.
+    let repeated: Vec<_> = seen.by_key.values().filter(|n| **n > 1).collect();
+    assert_eq!(repeated, [&2], "{:?}", seen.by_key);
+    assert_eq!(seen.requests, 7);
+    drop(seen);
+    signal(third.id().unwrap(), Signal::SIGTERM).unwrap();
+    wait_for_exit(&mut third, Duration::from_secs(30))
+        .await
+        .unwrap();
+}

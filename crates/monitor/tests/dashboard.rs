@@ -203,21 +203,28 @@ async fn a_dead_service_shows_as_down_live_and_in_its_timeline() {
             let _ = listener.accept().await;
         }
     });
+    // "cart" checks the same service and depends on "shop": when both fail, shop is the
+    // root cause and cart is blocked by it.
     let monitor = start(&format!(
-        "{}\n[[target]]\nid = \"needs-shop\"\nkind = \"heartbeat\"\nperiod = \"1h\"\ndepends_on = [\"shop\"]\n",
-        tcp_target("shop", addr)
+        "{}\n{}depends_on = [\"shop\"]\n",
+        tcp_target("shop", addr),
+        tcp_target("cart", addr)
     ))
     .await;
     monitor.wait_for("/", ">healthy</span>").await;
     let page = monitor.page("/targets/shop").await;
     assert!(
-        page.contains("href=\"/targets/needs-shop\""),
+        page.contains("href=\"/targets/cart\""),
         "dependents listed:\n{page}"
     );
-    let dependent = monitor.page("/targets/needs-shop").await;
+    let dependent = monitor.page("/targets/cart").await;
     assert!(
         dependent.contains("href=\"/targets/shop\""),
         "depends_on listed:\n{dependent}"
+    );
+    assert!(
+        !dependent.contains("id=\"root-cause\""),
+        "nothing is blocked yet"
     );
 
     // Listen for live changes, then stop the service.
@@ -250,9 +257,19 @@ async fn a_dead_service_shows_as_down_live_and_in_its_timeline() {
         page.contains("failures in a row") || page.contains("failure"),
         "a reason is shown:\n{page}"
     );
-    let overview = monitor.page("/?state=problems").await;
-    assert!(overview.contains("data-target=\"shop\""), "{overview}");
-    assert!(!overview.contains("data-target=\"needs-shop\"") || overview.contains("unknown"));
+    // The root cause comes first, the target it blocks right after, marked.
+    let overview = monitor
+        .wait_for("/?state=problems", "blocked by shop</span>")
+        .await;
+    let shop = overview.find("<tr data-target=\"shop\"").unwrap();
+    let cart = overview.find("<tr data-target=\"cart\"").unwrap();
+    assert!(shop < cart, "root cause first:\n{overview}");
+    let blocked = monitor.page("/targets/cart").await;
+    assert!(blocked.contains("id=\"root-cause\""), "{blocked}");
+    assert!(
+        blocked.contains("root cause</strong>"),
+        "the dependency is marked:\n{blocked}"
+    );
     let status = monitor.page("/status").await;
     assert!(
         status.contains("Ongoing incidents") && status.contains("outage"),
@@ -260,6 +277,39 @@ async fn a_dead_service_shows_as_down_live_and_in_its_timeline() {
     );
     let (_, badge, _) = monitor.get("/badge/shop.svg").await;
     assert!(badge.contains(">down</text>"), "{badge}");
+}
+
+#[tokio::test]
+async fn a_vitals_services_checks_are_rows_with_pages_and_badges() {
+    use vitals::probes::from_fn;
+    use vitals::{Check, Health, Report};
+    let fast = Duration::from_millis(100);
+    let health = Health::builder()
+        .check(
+            Check::new("database", from_fn(|| async { Report::pass() }))
+                .interval(fast)
+                .timeout(fast),
+        )
+        .start()
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = health.clone();
+    tokio::spawn(async move { service.serve(listener, service.router()).await });
+    let monitor = start(&format!(
+        "[[target]]\nid = \"orders\"\nname = \"Orders\"\nkind = \"vitals\"\nurl = \"http://{addr}/health\"\ngroup = \"shop\"\ninterval = \"200ms\"\ntimeout = \"100ms\"\njitter = \"0s\"\ninterval_changing = \"100ms\"\ninterval_down = \"200ms\"\n"
+    ))
+    .await;
+    // The check's row is filed under its service's group.
+    monitor
+        .wait_for("/?group=shop", "data-target=\"orders/database\"")
+        .await;
+    let page = monitor.page("/targets/orders/database").await;
+    assert!(page.contains("Orders: database"), "{page}");
+    assert!(page.contains("Part of"), "{page}");
+    let (status, badge, _) = monitor.get("/badge/orders%2Fdatabase.svg").await;
+    assert_eq!(status, 200, "{badge}");
+    assert!(badge.contains("Orders: database"), "{badge}");
 }
 
 #[tokio::test]

@@ -34,6 +34,7 @@ pub(super) fn change(view: &TargetView, now: SystemTime) -> String {
         "symbol": look.symbol,
         "since": view.since.map(page::rfc3339),
         "ago": view.since.map(|since| page::ago(now, since)),
+        "blocked_by": view.blocked_by,
     })
     .to_string()
 }

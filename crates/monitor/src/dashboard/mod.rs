@@ -24,6 +24,7 @@ mod page;
 mod status;
 mod target;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -35,7 +36,7 @@ use vitals::Phase;
 
 use crate::api::Access;
 use crate::config::Target;
-use crate::engine::Engine;
+use crate::engine::{Engine, TargetView};
 use crate::store::Store;
 
 /// What the configuration says of a target beyond what the engine runs.
@@ -58,8 +59,8 @@ pub struct Dashboard {
 struct Inner {
     engine: Engine,
     store: Option<Arc<Store>>,
-    /// Aligned with `engine.specs()` (and so with `engine.views()`).
-    meta: Vec<Meta>,
+    /// By configured target id.
+    meta: HashMap<String, Meta>,
     /// Every group and tag, sorted, for the filters.
     groups: Vec<String>,
     tags: Vec<String>,
@@ -88,23 +89,24 @@ impl Dashboard {
                     .push(target.id.clone());
             }
         }
-        let meta: Vec<Meta> = engine
+        let meta: HashMap<String, Meta> = engine
             .specs()
             .iter()
-            .map(|spec| match by_id.get(spec.id.as_str()) {
-                Some(target) => Meta {
+            .filter_map(|spec| {
+                let target = by_id.get(spec.id.as_str())?;
+                let meta = Meta {
                     group: target.group.clone(),
                     tags: target.tags.clone(),
                     depends_on: target.depends_on.clone(),
                     dependents: dependents.remove(spec.id.as_str()).unwrap_or_default(),
-                },
-                None => Meta::default(),
+                };
+                Some((spec.id.clone(), meta))
             })
             .collect();
-        let mut groups: Vec<String> = meta.iter().filter_map(|m| m.group.clone()).collect();
+        let mut groups: Vec<String> = meta.values().filter_map(|m| m.group.clone()).collect();
         groups.sort();
         groups.dedup();
-        let mut tags: Vec<String> = meta.iter().flat_map(|m| m.tags.clone()).collect();
+        let mut tags: Vec<String> = meta.values().flat_map(|m| m.tags.clone()).collect();
         tags.sort();
         tags.dedup();
         Dashboard {
@@ -133,14 +135,20 @@ impl Dashboard {
         self
     }
 
-    fn meta(&self, index: usize) -> &Meta {
-        static NONE: Meta = Meta {
-            group: None,
-            tags: Vec::new(),
-            depends_on: Vec::new(),
-            dependents: Vec::new(),
-        };
-        self.inner.meta.get(index).unwrap_or(&NONE)
+    /// What the configuration says of `view`. A vitals service's own check (`<id>/<check>`)
+    /// is filed under its service's group and tags; dependencies are the service's, not its.
+    fn meta(&self, view: &TargetView) -> Cow<'_, Meta> {
+        if let Some(meta) = self.inner.meta.get(&view.id) {
+            return Cow::Borrowed(meta);
+        }
+        match view.parent.as_ref().and_then(|p| self.inner.meta.get(p)) {
+            Some(parent) => Cow::Owned(Meta {
+                group: parent.group.clone(),
+                tags: parent.tags.clone(),
+                ..Meta::default()
+            }),
+            None => Cow::Owned(Meta::default()),
+        }
     }
 }
 

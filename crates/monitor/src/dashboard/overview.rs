@@ -134,12 +134,11 @@ pub(super) async fn page(
     let now = SystemTime::now();
     let views = dashboard.inner.engine.views();
     let counts = count_states(&views);
-    let mut rows: Vec<(usize, TargetView)> = views
+    let mut rows: Vec<TargetView> = views
         .into_iter()
-        .enumerate()
-        .filter(|(index, view)| keeps(&filters, view, dashboard.meta(*index)))
+        .filter(|view| keeps(&filters, view, &dashboard.meta(view)))
         .collect();
-    rows.sort_by(|(_, a), (_, b)| {
+    rows.sort_by(|a, b| {
         page::rank(a)
             .cmp(&page::rank(b))
             .then_with(|| a.name.cmp(&b.name))
@@ -147,7 +146,7 @@ pub(super) async fn page(
     let matching = rows.len();
     let pages = matching.div_ceil(PAGE_SIZE).max(1);
     let current = filters.page.min(pages);
-    let shown: Vec<(usize, TargetView)> = rows
+    let shown: Vec<TargetView> = rows
         .into_iter()
         .skip((current - 1) * PAGE_SIZE)
         .take(PAGE_SIZE)
@@ -156,25 +155,11 @@ pub(super) async fn page(
     let histories = match &dashboard.inner.store {
         Some(store) => {
             let store = store.clone();
-            let ids: Vec<String> = shown.iter().map(|(_, v)| v.id.clone()).collect();
-            let read = tokio::task::spawn_blocking(move || {
-                store.histories(&ids, now, Bucket::Hour, STRIP_HOURS)
-            })
-            .await;
-            match read {
-                Ok(Ok(histories)) => histories,
-                Ok(Err(error)) => {
-                    return page::error(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        &format!("could not read history from the store: {error}"),
-                    );
-                }
-                Err(error) => {
-                    return page::error(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        &format!("history lookup failed: {error}"),
-                    );
-                }
+            let ids: Vec<String> = shown.iter().map(|v| v.id.clone()).collect();
+            let read = move || store.histories(&ids, now, Bucket::Hour, STRIP_HOURS);
+            match page::blocking("the targets' history", read).await {
+                Ok(histories) => histories,
+                Err(response) => return response,
             }
         }
         None => Default::default(),
@@ -196,8 +181,8 @@ pub(super) async fn page(
                 }
             }
             tbody {
-                @for (index, view) in &shown {
-                    (row(now, view, dashboard.meta(*index), histories.get(&view.id)))
+                @for view in &shown {
+                    (row(now, view, &dashboard.meta(view), histories.get(&view.id)))
                 }
             }
         }
@@ -258,7 +243,11 @@ fn row(now: SystemTime, view: &TargetView, meta: &Meta, history: Option<&History
     let history = history.unwrap_or(&empty);
     html! {
         tr data-target=(view.id) data-name=(view.name) {
-            td { (page::pill(look)) @if view.maintenance_until.is_some() { " " span.flag { "maintenance" } } }
+            td {
+                (page::pill(look))
+                @if view.maintenance_until.is_some() { " " span.flag { "maintenance" } }
+                " " (page::blocked(view))
+            }
             th scope="row" { a href=(page::target_href(&view.id)) { (view.name) } }
             td.wide { (meta.group.as_deref().unwrap_or("—")) }
             td { (page::time_ago(now, view.since)) }

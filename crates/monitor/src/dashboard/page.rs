@@ -147,21 +147,59 @@ pub(super) fn look(view: &TargetView) -> Look {
     }
 }
 
-/// Sort rank: what needs a person first. Down and unhealthy lead (issue 5's "blocked" will
-/// sit right after them), healthy and paused come last.
+/// Sort rank: what needs a person first. Root causes that are down or unhealthy lead, then
+/// the targets they block (impaired because a dependency is), then the rest; healthy and
+/// paused come last.
 pub(super) fn rank(view: &TargetView) -> u8 {
     if view.paused {
-        return 7;
+        return 8;
+    }
+    if !view.blocked_by.is_empty() {
+        return 2;
     }
     match view.state {
         State::Down => 0,
         State::Unhealthy => 1,
-        State::Failing => 2,
-        State::Recovering => 3,
-        State::Degraded => 4,
-        State::Unknown => 5,
-        State::Healthy => 6,
+        State::Failing => 3,
+        State::Recovering => 4,
+        State::Degraded => 5,
+        State::Unknown => 6,
+        State::Healthy => 7,
     }
+}
+
+/// "blocked by a, b" beside a state, or an empty placeholder the live script can fill.
+pub(super) fn blocked(view: &TargetView) -> Markup {
+    html! {
+        span.flag.blocked data-blocked hidden[view.blocked_by.is_empty()] {
+            "blocked by " (view.blocked_by.join(", "))
+        }
+    }
+}
+
+/// Run a store read on the blocking pool; an error becomes a 500 page saying `what` failed.
+pub(super) async fn blocking<T: Send + 'static>(
+    what: &str,
+    read: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Result<T, Response> {
+    match tokio::task::spawn_blocking(read).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => {
+            tracing::error!(%error, what, "dashboard: store read failed");
+            Err(error_page(what, &error.to_string()))
+        }
+        Err(error) => {
+            tracing::error!(%error, what, "dashboard: store read panicked");
+            Err(error_page(what, &error.to_string()))
+        }
+    }
+}
+
+fn error_page(what: &str, detail: &str) -> Response {
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &format!("could not read {what} from the store: {detail}"),
+    )
 }
 
 /// The state pill: symbol (hidden from screen readers, it repeats the words) and words.

@@ -67,21 +67,11 @@ pub(super) async fn page(State(dashboard): State<Dashboard>) -> Response {
         Some(store) => {
             let store = store.clone();
             let ids: Vec<String> = views.iter().map(|v| v.id.clone()).collect();
-            let read = tokio::task::spawn_blocking(move || {
-                store.histories(&ids, now, Bucket::Day, target::BAR_DAYS)
-            })
-            .await;
-            match read {
-                Ok(Ok(histories)) => histories,
-                Ok(Err(error)) => {
-                    tracing::error!(%error, "status page: could not read history");
-                    return page::error(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "the status history cannot be read right now; try again in a minute",
-                    );
-                }
-                Err(error) => {
-                    tracing::error!(%error, "status page: history lookup failed");
+            let read = move || store.histories(&ids, now, Bucket::Day, target::BAR_DAYS);
+            match page::blocking("the status history", read).await {
+                Ok(histories) => histories,
+                // Logged by `blocking`; the public is told no internals.
+                Err(_) => {
                     return page::error(
                         StatusCode::INTERNAL_SERVER_ERROR,
                         "the status history cannot be read right now; try again in a minute",
@@ -93,8 +83,8 @@ pub(super) async fn page(State(dashboard): State<Dashboard>) -> Response {
     };
     // Groups in name order; targets without one last, under "Other services".
     let mut groups: BTreeMap<(bool, String), Vec<&TargetView>> = BTreeMap::new();
-    for (index, view) in views.iter().enumerate() {
-        let key = match &dashboard.meta(index).group {
+    for view in &views {
+        let key = match &dashboard.meta(view).group {
             Some(group) => (false, group.clone()),
             None => (true, "Other services".to_string()),
         };

@@ -85,12 +85,6 @@ fn bar_start(now: SystemTime) -> SystemTime {
         + std::time::Duration::from_secs(today.saturating_sub(day * (BAR_DAYS as u64 - 1)))
 }
 
-/// Issue 5 (dependencies and root cause) will say which failed dependency is blocking this
-/// target; the page shows it here, above everything else, once the engine knows.
-fn root_cause(_view: &TargetView) -> Option<String> {
-    None
-}
-
 pub(super) async fn page(
     State(dashboard): State<Dashboard>,
     Path(id): Path<String>,
@@ -103,7 +97,7 @@ pub(super) async fn page(
         return denied;
     }
     let engine = &dashboard.inner.engine;
-    let (Some(index), Some(view)) = (engine.index_of(&id), engine.view(&id)) else {
+    let Some(view) = engine.view(&id) else {
         return page::error(
             StatusCode::NOT_FOUND,
             &format!("no target with id {id:?}; the overview lists every target"),
@@ -130,26 +124,15 @@ pub(super) async fn page(
             let store = store.clone();
             let passive = !view.active;
             let key = id.clone();
-            match tokio::task::spawn_blocking(move || read(&store, &key, passive, range, now)).await
-            {
-                Ok(Ok(stored)) => Some(stored),
-                Ok(Err(error)) => {
-                    return page::error(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        &format!("could not read the history of {id:?}: {error}"),
-                    );
-                }
-                Err(error) => {
-                    return page::error(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        &format!("history lookup failed: {error}"),
-                    );
-                }
+            let what = format!("the history of {id:?}");
+            match page::blocking(&what, move || read(&store, &key, passive, range, now)).await {
+                Ok(stored) => Some(stored),
+                Err(response) => return response,
             }
         }
         None => None,
     };
-    let meta = dashboard.meta(index);
+    let meta = dashboard.meta(&view);
     let look = page::look(&view);
     let main = html! {
         div.target-head data-target=(view.id) {
@@ -158,20 +141,27 @@ pub(super) async fn page(
                 (page::pill(look))
                 " since " (page::time_ago(now, view.since))
                 @if view.flapping { " " span.flag { "flapping" } }
+                " " (page::blocked(&view))
                 @if let Some(until) = view.maintenance_until { " " span.flag { "maintenance until " (page::when(until)) } }
             }
             p.live-note hidden { "The state changed. " a href=(here) { "Reload" } " for the new history." }
         }
-        @if let Some(cause) = root_cause(&view) {
-            section #root-cause .notice.notice-bad aria-label="Root cause" { (cause) }
+        @if !view.blocked_by.is_empty() {
+            section #root-cause .notice.notice-bad aria-label="Root cause" {
+                "Blocked: impaired because what it depends on is. Root cause: "
+                (links(&dashboard, &view.blocked_by, &[]))
+            }
         }
         dl.facts {
             dt { "Id" } dd { code { (view.id) } }
             dt { "Kind" } dd { (if view.active { "active check" } else { "heartbeat (passive)" }) }
             dt { "Group" } dd { (meta.group.as_deref().unwrap_or("—")) }
             dt { "Tags" } dd { @if meta.tags.is_empty() { "—" } @else { (meta.tags.join(", ")) } }
-            dt { "Depends on" } dd { (links(&dashboard, &meta.depends_on)) }
-            dt { "Needed by" } dd { (links(&dashboard, &meta.dependents)) }
+            @if let Some(parent) = &view.parent {
+                dt { "Part of" } dd { (links(&dashboard, std::slice::from_ref(parent), &[])) }
+            }
+            dt { "Depends on" } dd { (links(&dashboard, &meta.depends_on, &view.blocked_by)) }
+            dt { "Needed by" } dd { (links(&dashboard, &meta.dependents, &[])) }
         }
         (latest(&view, now))
         @match &stored {
@@ -185,15 +175,19 @@ pub(super) async fn page(
     )
 }
 
-/// Links to targets with their current state (words and symbol), or a dash.
-fn links(dashboard: &Dashboard, ids: &[String]) -> Markup {
+/// Links to targets with their current state (words and symbol), or a dash; those in
+/// `roots` are marked as the root cause.
+fn links(dashboard: &Dashboard, ids: &[String], roots: &[String]) -> Markup {
     html! {
         @if ids.is_empty() { "—" } @else {
             ul.inline {
                 @for id in ids {
                     li data-target=(id) {
                         @match dashboard.inner.engine.view(id) {
-                            Some(other) => { (page::pill(page::look(&other))) " " a href=(page::target_href(id)) { (other.name) } }
+                            Some(other) => {
+                                (page::pill(page::look(&other))) " " a href=(page::target_href(id)) { (other.name) }
+                                @if roots.contains(id) { " " strong.flag.root { "root cause" } }
+                            }
                             None => { code { (id) } " (not configured)" }
                         }
                     }

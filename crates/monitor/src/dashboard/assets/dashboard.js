@@ -24,6 +24,12 @@
       since.textContent = t.ago;
       if (t.since) since.setAttribute("datetime", t.since);
     }
+    const blocked = el.querySelector("[data-blocked]");
+    if (blocked) {
+      const roots = t.blocked_by || [];
+      blocked.textContent = "blocked by " + roots.join(", ");
+      blocked.hidden = roots.length === 0;
+    }
     el.classList.remove("changed");
     void el.offsetWidth; // restart the highlight animation
     el.classList.add("changed");

@@ -188,7 +188,15 @@ pub async fn run(
         },
     )
     .with_recovery(recovery);
+    let alerts = api::alerts::router(
+        notifier.clone(),
+        Access {
+            api_token: config.server.api_token.clone(),
+            read_token: config.server.read_token.clone(),
+        },
+    );
     let app = api::router(api, config.server.ping_body_limit)
+        .merge(alerts)
         .merge(crate::dashboard::router(dashboard))
         .merge(health.probes_router());
     let listener = tokio::net::TcpListener::bind(config.server.listen)

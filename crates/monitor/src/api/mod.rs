@@ -2,6 +2,7 @@
 //! (`/api/v1/…`) and `/metrics`. Handlers read and nudge the engine; they judge nothing.
 
 mod actions;
+pub mod alerts;
 mod metrics;
 mod ping;
 mod targets;

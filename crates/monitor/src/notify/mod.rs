@@ -40,6 +40,11 @@ pub use policy::{Action, Policy, TargetInfo, Track};
 pub use worker::backoff;
 
 use crate::config::Config;
+
+/// A time as alerts write it: RFC 3339 in UTC with milliseconds.
+pub fn rfc3339(t: SystemTime) -> String {
+    alert::rfc3339::format(t)
+}
 use crate::store::{AlertRecord, Silence, Store, StoreError};
 
 /// Why the notifier could not start or do what was asked.

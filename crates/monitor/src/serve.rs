@@ -111,6 +111,7 @@ pub async fn run(
     let persisting = tokio::spawn(persist(
         receiver,
         writer.clone(),
+        engine.clone(),
         notifier.clone(),
         recovery.clone(),
     ));
@@ -364,10 +365,12 @@ fn start_recovery(
     )
 }
 
-/// Hand the engine's records to the store writer, in order.
+/// Hand the engine's records to the store writer, in order, then to the notifier and the
+/// recovery executor, with what root-cause analysis says of each transition.
 async fn persist(
     mut records: RecordReceiver,
     writer: Writer,
+    engine: Engine,
     notifier: crate::notify::Notifier,
     recovery: Recoverer,
 ) {
@@ -407,6 +410,16 @@ async fn persist(
                 if let Err(error) = writer.transition(transition).await {
                     tracing::error!(%error, %target, "could not store a transition");
                 }
+                // Root cause, as the engine sees it now: a target failing because of what it
+                // depends on gets no alert (nor recovery action) of its own; a root's alert
+                // names its dependents, also those that failed first and wait in their
+                // group wait, which are cancelled into it.
+                let blocked_by = engine.blocked_by(&target).into_iter().next();
+                let dependents = if blocked_by.is_none() {
+                    engine.blocked_dependents(&target)
+                } else {
+                    Vec::new()
+                };
                 // Stored first, then notified: the alert's outbox rows are committed
                 // before this returns.
                 let info = crate::notify::TransitionInfo {
@@ -416,12 +429,18 @@ async fn persist(
                     to,
                     reason,
                     flapping: saved.flapping,
-                    blocked_by: None,
-                    dependents: Vec::new(),
+                    blocked_by: blocked_by.clone(),
+                    dependents: dependents.clone(),
                 };
                 notifier.transition(&info).await;
+                for dependent in &dependents {
+                    notifier.blocked(dependent, &target).await;
+                }
                 // Stored first, then acted on: the recovery log follows the transition.
-                recovery.transition(&target, to);
+                // Restarting what is blocked by a failed dependency would not help it.
+                if blocked_by.is_none() || to.is_serving() {
+                    recovery.transition(&target, to);
+                }
                 let state = TargetState {
                     target: target.clone(),
                     state: saved.state.as_str().to_string(),

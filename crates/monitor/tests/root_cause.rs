@@ -1,0 +1,198 @@
+//! Root cause end to end: a real `vitals serve` watches a database and 50 services that need
+//! it (real HTTP on loopback); the database fails and takes the 50 with it. Exactly one alert
+//! reaches the webhook receiver, naming the root and its 50 dependents; when the database
+//! comes back, every resolution is recorded and sent.
+
+#![allow(clippy::unwrap_used, missing_debug_implementations)] // test helpers
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use tokio::time::Instant;
+use vitals_monitor::{config, serve};
+
+const DEPENDENTS: usize = 50;
+
+type Alerts = Arc<Mutex<Vec<serde_json::Value>>>;
+
+/// The database's health and 50 services that answer 503 while it is down.
+async fn services(db_up: Arc<AtomicBool>) -> std::net::SocketAddr {
+    let status = |up: &AtomicBool| {
+        if up.load(Ordering::SeqCst) {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+    };
+    let app =
+        Router::new()
+            .route(
+                "/db",
+                get(move |State(up): State<Arc<AtomicBool>>| async move { status(&up) }),
+            )
+            .route(
+                "/svc/{n}",
+                get(
+                    move |State(up): State<Arc<AtomicBool>>, Path(_n): Path<u32>| async move {
+                        status(&up)
+                    },
+                ),
+            )
+            .with_state(db_up);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+async fn receiver() -> (std::net::SocketAddr, Alerts) {
+    let alerts: Alerts = Arc::default();
+    let app = Router::new()
+        .route(
+            "/hook",
+            post(|State(alerts): State<Alerts>, body: String| async move {
+                alerts
+                    .lock()
+                    .unwrap()
+                    .push(serde_json::from_str(&body).unwrap());
+                "ok"
+            }),
+        )
+        .with_state(Arc::clone(&alerts));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, alerts)
+}
+
+fn count(alerts: &Alerts, kind: &str) -> usize {
+    alerts
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|a| a["kind"] == kind)
+        .count()
+}
+
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_root_with_50_dependents_sends_one_alert_naming_them_all() {
+    let db_up = Arc::new(AtomicBool::new(true));
+    let app = services(Arc::clone(&db_up)).await;
+    let (hook, alerts) = receiver().await;
+    let data = tempfile::tempdir().unwrap();
+    let cadence = "interval = \"300ms\"\ntimeout = \"200ms\"\njitter = \"0s\"\ninterval_changing = \"300ms\"\ninterval_down = \"300ms\"\n";
+    let mut text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\n\n\
+         [notify]\ngroup_wait = \"2s\"\nretry_min = \"50ms\"\nretry_max = \"200ms\"\n\n\
+         [[channel]]\nid = \"hook\"\nkind = \"webhook\"\nurl = \"http://{hook}/hook\"\n\n\
+         [[rule]]\non = [\"down\", \"recovered\"]\nchannels = [\"hook\"]\n\n\
+         [[target]]\nid = \"db\"\nkind = \"http\"\nurl = \"http://{app}/db\"\n{cadence}\n",
+        data.path().display().to_string()
+    );
+    for n in 0..DEPENDENTS {
+        write!(
+            text,
+            "[[target]]\nid = \"svc-{n:02}\"\nkind = \"http\"\nurl = \"http://{app}/svc/{n}\"\ndepends_on = [\"db\"]\n{cadence}\n"
+        )
+        .unwrap();
+    }
+    let config = config::parse(&text, "test.toml").unwrap_or_else(|errors| panic!("{errors}"));
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        serve::run(config, move |addr| {
+            let _ = tx.send(addr);
+        })
+        .await
+        .unwrap();
+    });
+    let monitor = format!("http://{}", rx.await.unwrap());
+    let client = reqwest::Client::new();
+    let states = || async {
+        let list: serde_json::Value = client
+            .get(format!("{monitor}/api/v1/targets"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        list["targets"].as_array().unwrap().clone()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !states().await.iter().all(|t| t["state"] == "healthy") {
+        assert!(Instant::now() < deadline, "never all healthy");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    db_up.store(false, Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let targets = states().await;
+        if targets.iter().all(|t| t["state"] == "down") {
+            let blocked = targets
+                .iter()
+                .filter(|t| t["blocked_by"] == serde_json::json!(["db"]))
+                .count();
+            assert_eq!(blocked, DEPENDENTS, "each dependent shows its root");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never all down");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    until("the root's alert", || count(&alerts, "down") >= 1).await;
+    // Past the group wait, nothing more arrives.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    {
+        let alerts = alerts.lock().unwrap();
+        let problems: Vec<&serde_json::Value> =
+            alerts.iter().filter(|a| a["kind"] != "recovered").collect();
+        assert_eq!(problems.len(), 1, "exactly one alert: {problems:#?}");
+        assert_eq!(problems[0]["target"], "db");
+        let mut dependents: Vec<&str> = problems[0]["dependents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_str().unwrap())
+            .collect();
+        dependents.sort_unstable();
+        let expected: Vec<String> = (0..DEPENDENTS).map(|n| format!("svc-{n:02}")).collect();
+        assert_eq!(dependents, expected);
+    }
+
+    // The root recovers: its resolution and each dependent's are sent.
+    db_up.store(true, Ordering::SeqCst);
+    until("51 resolutions", || {
+        count(&alerts, "recovered") > DEPENDENTS
+    })
+    .await;
+    let alerts = alerts.lock().unwrap();
+    let recovered: Vec<&serde_json::Value> =
+        alerts.iter().filter(|a| a["kind"] == "recovered").collect();
+    assert_eq!(recovered.len(), DEPENDENTS + 1);
+    assert_eq!(
+        recovered
+            .iter()
+            .filter(|a| a["root"] == "db" && a["target"] != "db")
+            .count(),
+        DEPENDENTS,
+        "each dependent's resolution names the root"
+    );
+    assert_eq!(
+        alerts.iter().filter(|a| a["kind"] != "recovered").count(),
+        1
+    );
+}

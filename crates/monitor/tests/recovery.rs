@@ -120,7 +120,12 @@ timeout = "5s"
         port = service.port,
         command = service.command(),
     );
-    let config = config::parse(&text, "test.toml").unwrap_or_else(|errors| panic!("{errors}"));
+    serve_text(&text).await
+}
+
+/// Starts `vitals serve` on the configuration `text`.
+async fn serve_text(text: &str) -> Monitor {
+    let config = config::parse(text, "test.toml").unwrap_or_else(|errors| panic!("{errors}"));
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         serve::run(config, move |addr| {
@@ -152,35 +157,31 @@ impl Monitor {
         self.get("/api/v1/targets/web/actions").await
     }
 
-    /// Polls the actions endpoint until `done` holds (30 s at most).
-    async fn until(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    /// Polls `path` until `done` holds of its JSON (30 s at most).
+    async fn poll(&self, path: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let actions = self.actions().await;
-            if done(&actions) {
-                return actions;
+            let got = self.get(path).await;
+            if done(&got) {
+                return got;
             }
             assert!(
                 Instant::now() < deadline,
-                "timed out waiting for {what}: {actions:#}"
+                "timed out waiting for {what}: {got:#}"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
+    /// Polls the actions endpoint until `done` holds.
+    async fn until(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        self.poll("/api/v1/targets/web/actions", what, done).await
+    }
+
     async fn until_state(&self, state: &str) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let target = self.get("/api/v1/targets/web").await;
-            if target["state"] == state {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "web never became {state}: {target:#}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let what = format!("web to become {state}");
+        self.poll("/api/v1/targets/web", &what, |t| t["state"] == state)
+            .await;
     }
 }
 
@@ -377,17 +378,8 @@ async fn the_actions_endpoint_answers_for_targets_without_recovery_and_refuses_u
         data.path().display().to_string(),
         free_port().unwrap()
     );
-    let config = config::parse(&text, "test.toml").unwrap_or_else(|errors| panic!("{errors}"));
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        serve::run(config, move |addr| {
-            let _ = tx.send(addr);
-        })
-        .await
-        .unwrap();
-    });
-    let base = format!("http://{}", rx.await.unwrap());
-    let client = reqwest::Client::new();
+    let monitor = serve_text(&text).await;
+    let (base, client) = (&monitor.base, &monitor.client);
     let plain: Value = client
         .get(format!("{base}/api/v1/targets/plain/actions"))
         .send()

@@ -2,6 +2,7 @@
 //! errors into messages and exit codes. No health-checking logic lives here.
 
 mod demo;
+mod lb;
 mod monitor;
 mod probe;
 
@@ -49,7 +50,18 @@ enum Command {
         #[arg(long)]
         config: Option<std::path::PathBuf>,
     },
-    /// Validate a monitor configuration without starting; print every error with its line.
+    /// Run the load balancer: HTTP/1.1 to the healthy backends of each pool, health checked
+    /// by the monitor's engine, with an admin API and metrics (see docs/LB.md).
+    Lb {
+        /// The TOML configuration (see examples/lb.toml).
+        #[arg(long)]
+        config: std::path::PathBuf,
+        /// Validate the configuration and exit; print every error with its line.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Validate a monitor or load balancer configuration without starting; print every error
+    /// with its line. A file with [[listener]] or [[pool]] is read as a load balancer's.
     CheckConfig {
         /// The TOML configuration to check.
         file: std::path::PathBuf,
@@ -77,6 +89,8 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Probe(args) => return probe::run(args).await,
         Command::Serve { config } => monitor::serve(config).await,
+        Command::Lb { config, check } => lb::run(config, check).await,
+        Command::CheckConfig { file } if lb::is_lb_file(&file) => lb::check_config(&file),
         Command::CheckConfig { file } => monitor::check_config(file),
         Command::Demo {
             listen,

@@ -1,0 +1,83 @@
+//! `vitals lb --config lb.toml`: load and validate the load balancer's configuration, then
+//! run it until Ctrl-C or SIGTERM. `vitals lb --check` and `vitals check-config` on a file
+//! with `[[listener]]` or `[[pool]]` validate it without starting.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use vitals_monitor::config::lb::{self, LbConfig};
+
+fn load(path: &Path) -> anyhow::Result<LbConfig> {
+    lb::load(path).map_err(|errors| {
+        anyhow::anyhow!(
+            "{errors}\n{} error(s); the load balancer did not start",
+            errors.0.len()
+        )
+    })
+}
+
+/// Whether the file at `path` is a load balancer configuration (for `check-config`).
+pub fn is_lb_file(path: &Path) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|text| lb::is_lb(&text))
+}
+
+/// `vitals check-config` on a load balancer file: every error, one per line.
+pub fn check_config(path: &Path) -> anyhow::Result<()> {
+    match lb::load(path) {
+        Ok(config) => {
+            let backends: usize = config.pools.iter().map(|p| p.backends.len()).sum();
+            println!(
+                "{}: ok (load balancer: {} listeners, {} pools, {backends} backends)",
+                path.display(),
+                config.listeners.len(),
+                config.pools.len()
+            );
+            Ok(())
+        }
+        Err(errors) => {
+            for error in &errors.0 {
+                eprintln!("{error}");
+            }
+            anyhow::bail!("{}: {} error(s)", path.display(), errors.0.len())
+        }
+    }
+}
+
+pub async fn run(path: PathBuf, check: bool) -> anyhow::Result<()> {
+    if check {
+        return check_config(&path);
+    }
+    let config = load(&path)?;
+    let balancer = vitals_lb::run(config, |bound| {
+        for (address, pool) in &bound.listeners {
+            println!("vitals lb on http://{address} (pool {pool})");
+        }
+        println!(
+            "vitals lb admin on http://{} (API: /api/v1/pools, metrics: /metrics)",
+            bound.admin
+        );
+    });
+    tokio::select! {
+        result = balancer => result.context("the load balancer stopped"),
+        () = shutdown() => Ok(()),
+    }
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; Ctrl-C still stops");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}

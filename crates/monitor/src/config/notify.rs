@@ -131,13 +131,14 @@ pub struct Rule {
 
 impl Rule {
     /// What a rule sends unless `on` is set: the states that need a person, the all-clear,
-    /// and the one flapping notice.
-    pub const DEFAULT_ON: [AlertKind; 5] = [
+    /// the one flapping notice, and the monitor's own isolation.
+    pub const DEFAULT_ON: [AlertKind; 6] = [
         AlertKind::Down,
         AlertKind::Recovered,
         AlertKind::Flapping,
         AlertKind::Reminder,
         AlertKind::Escalation,
+        AlertKind::Isolated,
     ];
 
     /// Whether the rule covers this target.

@@ -303,3 +303,51 @@ async fn a_stopped_service_turns_down_live_in_chromium() {
 
     browser.close().await.unwrap();
 }
+
+/// Not a test: how long Chromium takes to show the overview of 10,000 targets (navigation
+/// start to `load`, which includes the server's render, the transfer and the layout).
+/// `cargo test -p vitals-monitor --test dashboard_browser -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement; run it with --ignored --nocapture"]
+async fn measure_the_overview_of_ten_thousand_targets_in_chromium() {
+    if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
+        eprintln!("SKIPPED: {CHROMIUM} or {CHROMEDRIVER} is missing");
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let mut text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\n\n",
+        data.path().display().to_string()
+    );
+    for i in 0..10_000 {
+        text.push_str(&format!(
+            "[[target]]\nid = \"t{i:05}\"\nkind = \"heartbeat\"\nperiod = \"1h\"\ngroup = \"g{}\"\n",
+            i % 10
+        ));
+    }
+    let config = config::parse(&text, "test.toml").unwrap_or_else(|errors| panic!("{errors}"));
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(serve::run(config, move |addr| {
+        let _ = tx.send(addr);
+    }));
+    let base = format!("http://{}", rx.await.unwrap());
+    let (_driver, driver_url) = start_driver().await;
+    let profile = tempfile::tempdir().unwrap();
+    let browser = browser(&driver_url, profile.path()).await;
+    for round in 1..=5 {
+        browser
+            .goto(&format!("{base}/?round={round}"))
+            .await
+            .unwrap();
+        let timing = browser
+            .execute(
+                "const t = performance.getEntriesByType('navigation')[0]; \
+                 return [t.responseStart - t.startTime, t.domContentLoadedEventEnd - t.startTime, t.loadEventEnd - t.startTime];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        eprintln!("round {round}: [first byte, DOM ready, load] in ms: {timing}");
+    }
+    browser.close().await.unwrap();
+}

@@ -414,7 +414,12 @@ async fn persist(
                 // depends on gets no alert (nor recovery action) of its own; a root's alert
                 // names its dependents, also those that failed first and wait in their
                 // group wait, which are cancelled into it.
-                let blocked_by = engine.blocked_by(&target).into_iter().next();
+                // A canary failing while the monitor is isolated is covered by the one
+                // "isolated" alert.
+                let blocked_by = engine.blocked_by(&target).into_iter().next().or_else(|| {
+                    (engine.is_isolated() && engine.is_canary(&target))
+                        .then(|| "monitor".to_string())
+                });
                 let dependents = if blocked_by.is_none() {
                     engine.blocked_dependents(&target)
                 } else {

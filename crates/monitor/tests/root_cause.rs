@@ -1,7 +1,9 @@
 //! Root cause end to end: a real `vitals serve` watches a database and 50 services that need
 //! it (real HTTP on loopback); the database fails and takes the 50 with it. Exactly one alert
 //! reaches the webhook receiver, naming the root and its 50 dependents; when the database
-//! comes back, every resolution is recorded and sent.
+//! comes back, every resolution is recorded and sent. And when the monitor's own network
+//! fails (its canaries and every target with them), nothing is declared down and one
+//! "isolated" alert goes out.
 
 #![allow(clippy::unwrap_used, missing_debug_implementations)] // test helpers
 
@@ -51,6 +53,38 @@ async fn services(db_up: Arc<AtomicBool>) -> std::net::SocketAddr {
     addr
 }
 
+/// Starts `vitals serve` on `text` (a config whose `[server]` is added here); its base URL.
+async fn monitor(data: &std::path::Path, text: &str) -> String {
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\n{text}",
+        data.display().to_string()
+    );
+    let config = config::parse(&text, "test.toml").unwrap_or_else(|errors| panic!("{errors}"));
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        serve::run(config, move |addr| {
+            let _ = tx.send(addr);
+        })
+        .await
+        .unwrap();
+    });
+    format!("http://{}", rx.await.unwrap())
+}
+
+async fn states(client: &reqwest::Client, monitor: &str) -> Vec<serde_json::Value> {
+    let list: serde_json::Value = client
+        .get(format!("{monitor}/api/v1/targets"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    list["targets"].as_array().unwrap().clone()
+}
+
+const CADENCE: &str = "interval = \"300ms\"\ntimeout = \"200ms\"\njitter = \"0s\"\ninterval_changing = \"300ms\"\ninterval_down = \"300ms\"\n";
+
 async fn receiver() -> (std::net::SocketAddr, Alerts) {
     let alerts: Alerts = Arc::default();
     let app = Router::new()
@@ -94,44 +128,22 @@ async fn a_root_with_50_dependents_sends_one_alert_naming_them_all() {
     let app = services(Arc::clone(&db_up)).await;
     let (hook, alerts) = receiver().await;
     let data = tempfile::tempdir().unwrap();
-    let cadence = "interval = \"300ms\"\ntimeout = \"200ms\"\njitter = \"0s\"\ninterval_changing = \"300ms\"\ninterval_down = \"300ms\"\n";
     let mut text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\n\n\
-         [notify]\ngroup_wait = \"2s\"\nretry_min = \"50ms\"\nretry_max = \"200ms\"\n\n\
+        "[notify]\ngroup_wait = \"2s\"\nretry_min = \"50ms\"\nretry_max = \"200ms\"\n\n\
          [[channel]]\nid = \"hook\"\nkind = \"webhook\"\nurl = \"http://{hook}/hook\"\n\n\
          [[rule]]\non = [\"down\", \"recovered\"]\nchannels = [\"hook\"]\n\n\
-         [[target]]\nid = \"db\"\nkind = \"http\"\nurl = \"http://{app}/db\"\n{cadence}\n",
-        data.path().display().to_string()
+         [[target]]\nid = \"db\"\nkind = \"http\"\nurl = \"http://{app}/db\"\n{CADENCE}\n"
     );
     for n in 0..DEPENDENTS {
         write!(
             text,
-            "[[target]]\nid = \"svc-{n:02}\"\nkind = \"http\"\nurl = \"http://{app}/svc/{n}\"\ndepends_on = [\"db\"]\n{cadence}\n"
+            "[[target]]\nid = \"svc-{n:02}\"\nkind = \"http\"\nurl = \"http://{app}/svc/{n}\"\ndepends_on = [\"db\"]\n{CADENCE}\n"
         )
         .unwrap();
     }
-    let config = config::parse(&text, "test.toml").unwrap_or_else(|errors| panic!("{errors}"));
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        serve::run(config, move |addr| {
-            let _ = tx.send(addr);
-        })
-        .await
-        .unwrap();
-    });
-    let monitor = format!("http://{}", rx.await.unwrap());
+    let monitor = monitor(data.path(), &text).await;
     let client = reqwest::Client::new();
-    let states = || async {
-        let list: serde_json::Value = client
-            .get(format!("{monitor}/api/v1/targets"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        list["targets"].as_array().unwrap().clone()
-    };
+    let states = || states(&client, &monitor);
     let deadline = Instant::now() + Duration::from_secs(30);
     while !states().await.iter().all(|t| t["state"] == "healthy") {
         assert!(Instant::now() < deadline, "never all healthy");
@@ -195,4 +207,84 @@ async fn a_root_with_50_dependents_sends_one_alert_naming_them_all() {
         alerts.iter().filter(|a| a["kind"] != "recovered").count(),
         1
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn when_the_monitors_network_fails_nothing_is_declared_down() {
+    // The canary and ten targets share one "network": when it goes, all fail at once.
+    let network = Arc::new(AtomicBool::new(true));
+    let app = services(Arc::clone(&network)).await;
+    let (hook, alerts) = receiver().await;
+    let data = tempfile::tempdir().unwrap();
+    let mut text = format!(
+        "canaries = [\"gateway\"]\n\n\
+         [notify]\ngroup_wait = \"0s\"\nretry_min = \"50ms\"\nretry_max = \"200ms\"\n\n\
+         [[channel]]\nid = \"hook\"\nkind = \"webhook\"\nurl = \"http://{hook}/hook\"\n\n\
+         [[rule]]\non = [\"down\", \"unhealthy\", \"isolated\", \"recovered\"]\nchannels = [\"hook\"]\n\n\
+         [[target]]\nid = \"gateway\"\nkind = \"http\"\nurl = \"http://{app}/db\"\n{CADENCE}\n"
+    );
+    for n in 0..10 {
+        write!(
+            text,
+            "[[target]]\nid = \"svc-{n:02}\"\nkind = \"http\"\nurl = \"http://{app}/svc/{n}\"\n{CADENCE}\n"
+        )
+        .unwrap();
+    }
+    let monitor = monitor(data.path(), &text).await;
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !states(&client, &monitor)
+        .await
+        .iter()
+        .all(|t| t["state"] == "healthy")
+    {
+        assert!(Instant::now() < deadline, "never all healthy");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    network.store(false, Ordering::SeqCst);
+    until("the isolation alert", || count(&alerts, "isolated") >= 1).await;
+    // Ten intervals later (past down_after many times over), still nothing is down.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let targets = states(&client, &monitor).await;
+    let list: serde_json::Value = client
+        .get(format!("{monitor}/api/v1/targets"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["isolated"], true);
+    for target in targets.iter().filter(|t| t["id"] != "gateway") {
+        assert!(
+            target["serving"].as_bool().unwrap(),
+            "no down-verdict while isolated: {target}"
+        );
+    }
+    {
+        let alerts = alerts.lock().unwrap();
+        assert_eq!(alerts.iter().filter(|a| a["kind"] == "isolated").count(), 1);
+        assert!(
+            alerts
+                .iter()
+                .all(|a| a["kind"] != "down" && a["kind"] != "unhealthy"),
+            "{alerts:#?}"
+        );
+    }
+
+    // The network comes back: the monitor is connected again and still nothing went down.
+    network.store(true, Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !states(&client, &monitor)
+        .await
+        .iter()
+        .all(|t| t["state"] == "healthy")
+    {
+        assert!(Instant::now() < deadline, "never all healthy again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let alerts = alerts.lock().unwrap();
+    assert_eq!(alerts.iter().filter(|a| a["kind"] == "isolated").count(), 1);
+    assert!(alerts.iter().all(|a| a["kind"] != "down"));
 }

@@ -519,6 +519,12 @@ impl Engine {
         self.shared.isolated.load(AtomicOrdering::SeqCst)
     }
 
+    /// Whether target `id` is one of the canaries.
+    pub fn is_canary(&self, id: &str) -> bool {
+        self.index_of(id)
+            .is_some_and(|index| self.shared.topology.is_canary(index))
+    }
+
     /// The roots that explain target `id`'s trouble (see [`vitals_core::graph`]): empty when
     /// it is not impaired, or impaired on its own account.
     pub fn blocked_by(&self, id: &str) -> Vec<String> {

@@ -16,7 +16,9 @@
 //! escalation hook hands the escalation to whoever sends alerts), or the API
 //! (`crate::api::actions`). See docs/RECOVERY.md.
 
+mod log;
 mod run;
+mod task;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -25,15 +27,12 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use vitals_core::machine::State;
-use vitals_core::recovery::{Action, Budget};
+use vitals_core::recovery::Budget;
 
 pub use run::{OUTPUT_LIMIT, Ran, Verdict, run};
 
 use crate::config::{Recovery, Target};
-use crate::store::{ActionKind, ActionRecord, Store};
-
-/// Rows of the recovery log read back per target at start-up to restore its budget.
-const RESTORE_ROWS: usize = 1000;
+use crate::store::{ActionKind, Store};
 
 /// A spent budget: what the escalation alert says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,7 +200,7 @@ impl Recoverer {
                 }),
                 wake: Notify::new(),
             });
-            tokio::spawn(drive(
+            tokio::spawn(task::drive(
                 Arc::clone(&slot),
                 store.clone(),
                 client.clone(),
@@ -253,24 +252,12 @@ impl Recoverer {
             live.budget.reset(clock.now.into_std());
             live.logged_attempts = 0;
             live.logged_exhausted = false;
-            let record = ActionRecord {
-                id: None,
-                target: slot.id.clone(),
-                at: clock.wall,
-                kind: ActionKind::Reset,
-                trigger: None,
-                action: format!("reset by {who}"),
-                attempt: before,
-                duration: None,
-                exit_code: None,
-                http_status: None,
-                output: None,
-                result: "reset".into(),
-            };
+            let action = format!("reset by {who}");
+            let record = log::row(slot, clock.wall, ActionKind::Reset, action, before, "reset");
             (view(slot, &live, clock), record)
         };
         tracing::info!(target = %slot.id, %who, "recovery budget reset");
-        log(self.store.as_ref(), record).await;
+        log::log(self.store.as_ref(), record).await;
         slot.wake.notify_one();
         Some(shown)
     }
@@ -291,237 +278,6 @@ fn view(slot: &Slot, live: &Live, clock: Clock) -> BudgetView {
         next_attempt: status.next_attempt.map(|at| clock.wall_of(at)),
         running: live.running,
     }
-}
-
-/// Writes one row of the recovery log on the blocking pool; a failure is logged, not fatal:
-/// recovery goes on without its record rather than stopping.
-async fn log(store: Option<&Arc<Store>>, record: ActionRecord) {
-    let Some(store) = store.cloned() else {
-        return;
-    };
-    let target = record.target.clone();
-    match tokio::task::spawn_blocking(move || store.record_action(&record)).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(error)) => tracing::error!(%target, %error, "could not record a recovery action"),
-        Err(error) => tracing::error!(%target, %error, "recording a recovery action panicked"),
-    }
-}
-
-/// Rebuilds the budget from the log: attempts since the last reset, and the escalation if it
-/// came after them.
-async fn restore(slot: &Slot, store: Option<&Arc<Store>>, initial: (State, std::time::Instant)) {
-    let Some(store) = store.cloned() else {
-        return;
-    };
-    let id = slot.id.clone();
-    let rows = match tokio::task::spawn_blocking(move || store.actions(&id, RESTORE_ROWS)).await {
-        Ok(Ok(rows)) => rows,
-        Ok(Err(error)) => {
-            tracing::error!(target = %slot.id, %error, "could not read the recovery log; the budget starts afresh");
-            return;
-        }
-        Err(error) => {
-            tracing::error!(target = %slot.id, %error, "reading the recovery log panicked");
-            return;
-        }
-    };
-    let since_reset: Vec<&ActionRecord> = rows
-        .iter()
-        .take_while(|row| row.kind != ActionKind::Reset)
-        .collect();
-    if since_reset.is_empty() {
-        return;
-    }
-    let clock = Clock::read();
-    let mut live = slot.lock();
-    let mut budget = Budget::new(slot.recovery.policy.clone());
-    for row in since_reset.iter().rev() {
-        let at = clock.instant_of(row.at);
-        match row.kind {
-            ActionKind::Attempt => budget.handle_past_attempt(at),
-            ActionKind::Escalation => budget.handle_past_escalation(at),
-            ActionKind::Reset => {}
-        }
-    }
-    let (state, since) = initial;
-    budget.handle_state(since, state);
-    // A transition may have come while the log was read.
-    if live.state != state {
-        budget.handle_state(clock.now.into_std(), live.state);
-    }
-    let status = budget.status(clock.now.into_std());
-    live.logged_attempts = status.attempts;
-    live.logged_exhausted = status.exhausted_at.is_some();
-    live.budget = budget;
-    tracing::info!(target = %slot.id, attempts = status.attempts, exhausted = live.logged_exhausted, "recovery budget restored from the log");
-}
-
-/// One target's recovery task: runs what the budget asks for, then sleeps until its timeout
-/// or a new state.
-async fn drive(
-    slot: Arc<Slot>,
-    store: Option<Arc<Store>>,
-    client: reqwest::Client,
-    escalate: Option<EscalationHook>,
-    initial: (State, std::time::Instant),
-) {
-    restore(&slot, store.as_ref(), initial).await;
-    loop {
-        loop {
-            let clock = Clock::read();
-            let (action, trigger) = {
-                let mut live = slot.lock();
-                let action = live.budget.poll_action(clock.now.into_std());
-                live.running = matches!(action, Some(Action::Attempt { .. }));
-                (action, live.state)
-            };
-            match action {
-                None => break,
-                Some(Action::Attempt { attempt }) => {
-                    attempt_once(&slot, store.as_ref(), &client, attempt, trigger, clock).await;
-                }
-                Some(Action::Escalate { attempts }) => {
-                    escalate_once(&slot, store.as_ref(), escalate.as_ref(), attempts, trigger)
-                        .await;
-                }
-            }
-        }
-        log_health_reset(&slot, store.as_ref()).await;
-        let next = slot.lock().budget.poll_timeout();
-        match next {
-            Some(next) => {
-                tokio::select! {
-                    () = slot.wake.notified() => {}
-                    () = tokio::time::sleep_until(Instant::from_std(next)) => {}
-                }
-            }
-            None => slot.wake.notified().await,
-        }
-    }
-}
-
-async fn attempt_once(
-    slot: &Slot,
-    store: Option<&Arc<Store>>,
-    client: &reqwest::Client,
-    attempt: u32,
-    trigger: State,
-    clock: Clock,
-) {
-    let action = slot.recovery.action.describe();
-    tracing::warn!(target = %slot.id, attempt, trigger = trigger.as_str(), %action, "running a recovery action");
-    let ran = run(&slot.recovery.action, slot.recovery.timeout, client).await;
-    tracing::info!(target = %slot.id, attempt, result = ran.verdict.as_str(), exit_code = ?ran.exit_code, http_status = ?ran.http_status, "recovery action finished");
-    {
-        let mut live = slot.lock();
-        live.running = false;
-        live.logged_attempts = attempt;
-        live.last = Some((ran.verdict, ran.output.clone()));
-    }
-    let record = ActionRecord {
-        id: None,
-        target: slot.id.clone(),
-        at: clock.wall,
-        kind: ActionKind::Attempt,
-        trigger: Some(trigger.as_str().to_owned()),
-        action,
-        attempt,
-        duration: Some(ran.duration),
-        exit_code: ran.exit_code,
-        http_status: ran.http_status,
-        output: ran.output,
-        result: ran.verdict.as_str().to_owned(),
-    };
-    log(store, record).await;
-}
-
-async fn escalate_once(
-    slot: &Slot,
-    store: Option<&Arc<Store>>,
-    escalate: Option<&EscalationHook>,
-    attempts: u32,
-    trigger: State,
-) {
-    let at = SystemTime::now();
-    let action = slot.recovery.action.describe();
-    let last = {
-        let mut live = slot.lock();
-        live.logged_exhausted = true;
-        live.last.clone()
-    };
-    tracing::error!(target = %slot.id, attempts, state = trigger.as_str(), %action, "recovery budget spent; the target needs a person");
-    let window = humantime::format_duration(slot.recovery.policy.window);
-    log(
-        store,
-        ActionRecord {
-            id: None,
-            target: slot.id.clone(),
-            at,
-            kind: ActionKind::Escalation,
-            trigger: Some(trigger.as_str().to_owned()),
-            action: action.clone(),
-            attempt: attempts,
-            duration: None,
-            exit_code: None,
-            http_status: None,
-            output: Some(format!(
-                "{attempts} attempts within {window} did not bring it back; reset the budget (POST /api/v1/targets/{}/actions/reset) once it is fixed",
-                slot.id
-            )),
-            result: "escalated".into(),
-        },
-    )
-    .await;
-    if let Some(escalate) = escalate {
-        escalate(Escalation {
-            target: slot.id.clone(),
-            name: slot.name.clone(),
-            at,
-            state: trigger,
-            attempts,
-            action,
-            last_result: last
-                .as_ref()
-                .map(|(verdict, _)| verdict.as_str().to_owned()),
-            last_output: last.and_then(|(_, output)| output),
-        });
-    }
-}
-
-/// Logs a budget that reset because the target stayed healthy for `reset_after`.
-async fn log_health_reset(slot: &Slot, store: Option<&Arc<Store>>) {
-    let clock = Clock::read();
-    let record = {
-        let mut live = slot.lock();
-        let status = live.budget.status(clock.now.into_std());
-        let had = live.logged_attempts > 0 || live.logged_exhausted;
-        if !had || status.attempts > 0 || status.exhausted_at.is_some() {
-            return;
-        }
-        let before = live.logged_attempts;
-        live.logged_attempts = 0;
-        live.logged_exhausted = false;
-        live.last = None;
-        ActionRecord {
-            id: None,
-            target: slot.id.clone(),
-            at: clock.wall,
-            kind: ActionKind::Reset,
-            trigger: None,
-            action: format!(
-                "healthy for {}",
-                humantime::format_duration(slot.recovery.policy.reset_after)
-            ),
-            attempt: before,
-            duration: None,
-            exit_code: None,
-            http_status: None,
-            output: None,
-            result: "reset".into(),
-        }
-    };
-    tracing::info!(target = %slot.id, "recovery budget reset: the target stayed healthy");
-    log(store, record).await;
 }
 
 #[cfg(test)]

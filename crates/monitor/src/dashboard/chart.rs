@@ -153,12 +153,12 @@ fn path(points: &[(f64, f64)], gap: f64, x: impl Fn(f64) -> f64, y: impl Fn(f64)
     let mut d = String::new();
     let mut last: Option<f64> = None;
     for &(px, py) in points {
-        let command = if last.is_some_and(|l| px - l <= gap) {
-            'L'
+        if last.is_some_and(|l| px - l <= gap) {
+            let _ = write!(d, "L{:.1},{:.1} ", x(px), y(py));
         } else {
-            'M'
-        };
-        let _ = write!(d, "{command}{:.1},{:.1} ", x(px), y(py));
+            // A zero-length segment: with round caps a lone point still shows as a dot.
+            let _ = write!(d, "M{:.1},{:.1} l0,0 ", x(px), y(py));
+        }
         last = Some(px);
     }
     d
@@ -186,7 +186,12 @@ pub(super) fn latency(rollups: &[Rollup], range: Range, now: SystemTime) -> Mark
         .iter()
         .map(|r| (secs(r.start) + half, ms(r.p95)))
         .collect();
-    let gap = half * 3.0;
+    // Break the lines only where data is missing for a while: three times the usual spacing
+    // of points (a target checked every ten minutes fills one minute bucket in ten).
+    let mut spacing: Vec<f64> = p50.windows(2).map(|w| w[1].0 - w[0].0).collect();
+    spacing.sort_by(f64::total_cmp);
+    let usual = spacing.get(spacing.len() / 2).copied().unwrap_or(0.0);
+    let gap = (usual * 3.0).max(half * 3.0);
     let worst = rollups.iter().map(|r| r.p95).max().unwrap_or_default();
     let median = {
         let mut all: Vec<Duration> = rollups.iter().map(|r| r.p50).collect();
@@ -248,7 +253,7 @@ mod tests {
     #[test]
     fn paths_break_at_gaps() {
         let d = path(&[(0.0, 1.0), (1.0, 1.0), (5.0, 1.0)], 1.5, |x| x, |y| y);
-        assert_eq!(d, "M0.0,1.0 L1.0,1.0 M5.0,1.0 ");
+        assert_eq!(d, "M0.0,1.0 l0,0 L1.0,1.0 M5.0,1.0 l0,0 ");
     }
 
     #[test]

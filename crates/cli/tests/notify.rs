@@ -176,19 +176,16 @@ channels = ["hook"]
     // 3. A third run delivers everything.
     let (mut third, _) = start(&config).await;
     until("every alert delivered", || pending(&data).is_empty()).await;
-    let seen = seen.lock().unwrap();
-    assert_eq!(
-        seen.by_key.len(),
-        6,
-        "every alert arrived: {:?}",
-        seen.by_key
-    );
+    let (by_key, requests) = {
+        let seen = seen.lock().unwrap();
+        (seen.by_key.clone(), seen.requests)
+    };
+    assert_eq!(by_key.len(), 6, "every alert arrived: {by_key:?}");
     // The one in flight at the kill came twice, with the same key; a receiver that
     // deduplicates by Idempotency-Key acts on each alert once.
-    let repeated: Vec<_> = seen.by_key.values().filter(|n| **n > 1).collect();
-    assert_eq!(repeated, [&2], "{:?}", seen.by_key);
-    assert_eq!(seen.requests, 7);
-    drop(seen);
+    let repeated: Vec<_> = by_key.values().filter(|n| **n > 1).collect();
+    assert_eq!(repeated, [&2], "{by_key:?}");
+    assert_eq!(requests, 7);
     signal(third.id().unwrap(), Signal::SIGTERM).unwrap();
     wait_for_exit(&mut third, Duration::from_secs(30))
         .await

@@ -220,6 +220,18 @@ async fn a_stopped_service_turns_down_live_in_chromium() {
         .await
         .unwrap();
     assert_eq!(same, serde_json::json!(true), "the page was reloaded");
+    let note = browser
+        .execute(
+            "return document.querySelector('.stale-note').hidden;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        note,
+        serde_json::json!(false),
+        "the counts are said to be stale"
+    );
     save_screenshot(&browser, "dashboard-overview-down.png").await;
 
     browser

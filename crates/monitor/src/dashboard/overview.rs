@@ -190,6 +190,11 @@ pub(super) async fn page(
     let main = html! {
         h1 { "Overview" }
         (summary(&counts))
+        // Shown by the script after a live change: rows update in place, counts and order do not.
+        p.muted.stale-note hidden {
+            "States have changed since this page loaded; counts and order are as of then. "
+            a href=(here) { "Reload" }
+        }
         (filter_form(&dashboard, &filters))
         p.muted #results {
             (matching) " of " (dashboard.inner.engine.specs().len()) " targets"

@@ -58,6 +58,8 @@
       const matches = document.querySelectorAll('[data-target="' + CSS.escape(t.id) + '"]');
       matches.forEach(function (el) { redraw(el, t); });
       if (matches.length > 0 && announce) announce.textContent = t.name + " is now " + t.label;
+      const stale = document.querySelector(".stale-note");
+      if (stale) stale.hidden = false;
     });
     source.addEventListener("reload", function () { location.reload(); });
   }

@@ -1,0 +1,269 @@
+//! The balancer against real backend processes and real signals (issue 4): `kill -9` under
+//! load fails no request; a paused backend leaves rotation and returns after SIGCONT; a
+//! backend whose readiness turns 503 gets no new requests while its in-flight ones finish;
+//! with every backend down the answer is an immediate 503 that says so; bad requests get
+//! 4xx without disturbing other connections.
+//!
+//! No timing is asserted: each test waits for a state with a bounded poll, then asserts
+//! what happened to requests.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use support::{Backend, count, start_lb, wait_until};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use vitals_testkit::{Signal, signal, wait_for_exit};
+
+/// Fast checks, so that each test settles in well under a second of checks.
+/// Fast checks, so that each test settles in well under a second of checks; `request_timeout`
+/// is how long one try may wait for an answer.
+fn fast(request_timeout: &str) -> String {
+    format!(
+        "interval = \"100ms\"\ntimeout = \"100ms\"\ninterval_changing = \"100ms\"\ninterval_down = \"200ms\"\nfall = 2\nrise = 2\nconnect_timeout = \"200ms\"\nrequest_timeout = \"{request_timeout}\"\n[pool.outlier]\nconsecutive_failures = 2\nbase_ejection = \"1s\"\n"
+    )
+}
+
+const PATIENCE: Duration = Duration::from_secs(15);
+
+async fn all_in_rotation(lb: &support::Lb, client: &reqwest::Client, names: &[&str]) {
+    for name in names {
+        wait_until(&format!("{name} is in rotation"), PATIENCE, || async {
+            lb.in_rotation(client, name).await
+        })
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_one_backend_under_load_fails_no_request() {
+    let (a, mut b, c) = (
+        Backend::start("a").await,
+        Backend::start("b").await,
+        Backend::start("c").await,
+    );
+    let lb = start_lb(&[&a, &b, &c], &fast("300ms")).await;
+    let client = reqwest::Client::new();
+    all_in_rotation(&lb, &client, &["a", "b", "c"]).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut load = Vec::new();
+    for _ in 0..8 {
+        let (stop, client, url) = (Arc::clone(&stop), client.clone(), lb.base.clone());
+        load.push(tokio::spawn(async move {
+            let mut answers = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                answers.push(match client.get(&url).send().await {
+                    Ok(r) if r.status() == 200 => r.text().await.unwrap(),
+                    Ok(r) => format!("status {} {}", r.status(), r.text().await.unwrap()),
+                    Err(e) => format!("error {e}"),
+                });
+            }
+            answers
+        }));
+    }
+    // Load runs against all three, then b dies mid-request.
+    wait_until("b has served under load", PATIENCE, || async {
+        lb.tries(&client, "b").await > 50
+    })
+    .await;
+    signal(b.pid(), Signal::SIGKILL).unwrap();
+    wait_for_exit(&mut b.child, PATIENCE).await.unwrap();
+    wait_until("b is out of rotation", PATIENCE, || async {
+        !lb.in_rotation(&client, "b").await
+    })
+    .await;
+    let after = lb.tries(&client, "a").await + lb.tries(&client, "c").await;
+    wait_until("the others served on", PATIENCE, || async {
+        lb.tries(&client, "a").await + lb.tries(&client, "c").await > after + 200
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    let mut answers = Vec::new();
+    for task in load {
+        answers.extend(task.await.unwrap());
+    }
+    let failed: Vec<&String> = answers
+        .iter()
+        .filter(|a| !["a", "b", "c"].contains(&a.as_str()))
+        .collect();
+    assert!(answers.len() > 300, "only {} requests", answers.len());
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {:?}",
+        failed.len(),
+        answers.len(),
+        &failed[..failed.len().min(5)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_backend_leaves_rotation_and_returns_after_sigcont() {
+    let (a, b, c) = (
+        Backend::start("a").await,
+        Backend::start("b").await,
+        Backend::start("c").await,
+    );
+    let lb = start_lb(&[&a, &b, &c], &fast("300ms")).await;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    all_in_rotation(&lb, &client, &["a", "b", "c"]).await;
+    let before = count(&client, &lb.base, 30).await;
+    assert_eq!(before.get("b"), Some(&10), "{before:?}");
+
+    // Paused: the kernel still accepts connections, nothing answers.
+    signal(b.pid(), Signal::SIGSTOP).unwrap();
+    let during = count(&client, &lb.base, 30).await;
+    wait_until("b is out of rotation", PATIENCE, || async {
+        !lb.in_rotation(&client, "b").await
+    })
+    .await;
+    let tries = lb.tries(&client, "b").await;
+    let out = count(&client, &lb.base, 60).await;
+    assert_eq!(
+        out.get("a").copied().unwrap_or(0) + out.get("c").copied().unwrap_or(0),
+        60,
+        "{out:?}"
+    );
+    assert_eq!(
+        lb.tries(&client, "b").await,
+        tries,
+        "b got new requests while paused"
+    );
+    // Requests that met the pause were retried elsewhere (GET is idempotent).
+    assert_eq!(during.get("b"), None, "{during:?}");
+
+    signal(b.pid(), Signal::SIGCONT).unwrap();
+    wait_until("b is back in rotation", PATIENCE, || async {
+        lb.in_rotation(&client, "b").await
+    })
+    .await;
+    assert_eq!(lb.backend(&client, "b").await["state"], "healthy");
+    let back = count(&client, &lb.base, 30).await;
+    assert!(back.get("b").copied().unwrap_or(0) > 0, "{back:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_503_stops_new_requests_and_in_flight_ones_complete() {
+    let (a, b) = (Backend::start("a").await, Backend::start("b").await);
+    let lb = start_lb(
+        &[&a, &b],
+        &format!("balance = \"round_robin\"\n{}", fast("10s")),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    all_in_rotation(&lb, &client, &["a", "b"]).await;
+
+    // Two slow requests: round robin puts one on each backend.
+    let slow: Vec<_> = (0..2)
+        .map(|_| {
+            let (client, url) = (client.clone(), format!("{}/slow/1500", lb.base));
+            tokio::spawn(async move {
+                let r = client.get(url).send().await.unwrap();
+                (r.status().as_u16(), r.text().await.unwrap())
+            })
+        })
+        .collect();
+    wait_until("b has a request in flight", PATIENCE, || async {
+        lb.backend(&client, "b").await["in_flight"] == 1
+    })
+    .await;
+    client.post(b.url("/ready/off")).send().await.unwrap();
+    wait_until("b answers 503 on its readiness path", PATIENCE, || async {
+        lb.backend(&client, "b").await["not_ready"] == true
+    })
+    .await;
+    let tries = lb.tries(&client, "b").await;
+    let during = count(&client, &lb.base, 20).await;
+    assert_eq!(during.get("a"), Some(&20), "{during:?}");
+    assert_eq!(lb.tries(&client, "b").await, tries);
+
+    let mut finished = Vec::new();
+    for task in slow {
+        finished.push(task.await.unwrap());
+    }
+    finished.sort();
+    assert_eq!(
+        finished,
+        vec![(200, "a".to_string()), (200, "b".to_string())]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_every_backend_down_the_answer_is_an_immediate_503_saying_so() {
+    let (mut a, mut b) = (Backend::start("a").await, Backend::start("b").await);
+    let lb = start_lb(&[&a, &b], &fast("300ms")).await;
+    let client = reqwest::Client::new();
+    all_in_rotation(&lb, &client, &["a", "b"]).await;
+    for backend in [&mut a, &mut b] {
+        signal(backend.pid(), Signal::SIGKILL).unwrap();
+        wait_for_exit(&mut backend.child, PATIENCE).await.unwrap();
+    }
+    for name in ["a", "b"] {
+        wait_until(&format!("{name} is out of rotation"), PATIENCE, || async {
+            !lb.in_rotation(&client, name).await
+        })
+        .await;
+    }
+    let response = client.get(&lb.base).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    let body = response.text().await.unwrap();
+    assert!(
+        body.starts_with("no backend of pool \"web\" is available: 2 backends:"),
+        "{body}"
+    );
+}
+
+/// Sends raw bytes on a new connection and returns what came back, up to the first answer.
+async fn raw(address: &str, bytes: &[u8]) -> String {
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    read_answer(&mut stream).await
+}
+
+async fn read_answer(stream: &mut TcpStream) -> String {
+    let mut buffer = vec![0; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buffer))
+        .await
+        .unwrap()
+        .unwrap();
+    String::from_utf8_lossy(&buffer[..n]).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_4xx_and_other_connections_carry_on() {
+    let a = Backend::start("a").await;
+    let lb = start_lb(&[&a], &fast("300ms")).await;
+    let client = reqwest::Client::new();
+    all_in_rotation(&lb, &client, &["a"]).await;
+    let address = lb.base.trim_start_matches("http://").to_string();
+    let get = format!("GET / HTTP/1.1\r\nHost: {address}\r\n\r\n");
+
+    let mut kept = TcpStream::connect(&address).await.unwrap();
+    kept.write_all(get.as_bytes()).await.unwrap();
+    assert!(read_answer(&mut kept).await.starts_with("HTTP/1.1 200"));
+
+    let huge = format!(
+        "GET / HTTP/1.1\r\nHost: {address}\r\nX-Big: {}\r\n\r\n",
+        "x".repeat(64 * 1024)
+    );
+    let answer = raw(&address, huge.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    let answer = raw(&address, b"NOT HTTP AT ALL\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+
+    // The first connection is still served.
+    kept.write_all(get.as_bytes()).await.unwrap();
+    let answer = read_answer(&mut kept).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.ends_with("a"),
+        "{answer}"
+    );
+}

@@ -1,0 +1,167 @@
+//! Test support: real backend processes (`vitals-lb-testbackend`), the balancer on loopback,
+//! a client that counts answers per backend, and bounded polls.
+
+#![allow(clippy::unwrap_used)] // test helpers
+#![allow(dead_code)] // each test file uses a part
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::time::Instant;
+use vitals_lb::Bound;
+use vitals_testkit::free_port;
+
+/// A backend process that answers with its name.
+pub struct Backend {
+    pub name: String,
+    pub address: SocketAddr,
+    pub child: Child,
+}
+
+impl Backend {
+    pub async fn start(name: &str) -> Backend {
+        let address: SocketAddr = format!("127.0.0.1:{}", free_port().unwrap())
+            .parse()
+            .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vitals-lb-testbackend"))
+            .args(["--name", name, "--listen", &address.to_string()])
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = lines.next_line().await.unwrap().unwrap();
+        assert!(line.starts_with("listening on"), "{line}");
+        Backend {
+            name: name.to_string(),
+            address,
+            child,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().unwrap()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+}
+
+/// The balancer running in this process, and where it listens.
+pub struct Lb {
+    pub base: String,
+    pub admin: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Lb {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// One pool "web" over `backends`; `pool_keys` adds TOML lines to the pool.
+pub async fn start_lb(backends: &[&Backend], pool_keys: &str) -> Lb {
+    let port = free_port().unwrap();
+    let mut text = format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n\n[[listener]]\nlisten = \"127.0.0.1:{port}\"\npool = \"web\"\n\n[[pool]]\nid = \"web\"\n{pool_keys}\n"
+    );
+    for b in backends {
+        text.push_str(&format!(
+            "\n[[pool.backend]]\nid = \"{}\"\naddress = \"{}\"\n",
+            b.name, b.address
+        ));
+    }
+    let config = vitals_monitor::config::lb::parse(&text, "test.toml")
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let (tx, rx) = tokio::sync::oneshot::channel::<Bound>();
+    let task = tokio::spawn(async move {
+        let result = vitals_lb::run(config, move |bound| {
+            let _ = tx.send(bound.clone());
+        })
+        .await;
+        panic!("the balancer stopped: {result:?}");
+    });
+    let bound = rx.await.unwrap();
+    Lb {
+        base: format!("http://{}", bound.listeners[0].0),
+        admin: format!("http://{}", bound.admin),
+        task,
+    }
+}
+
+impl Lb {
+    /// The admin API's view of backend `name`.
+    pub async fn backend(&self, client: &reqwest::Client, name: &str) -> serde_json::Value {
+        let pools: serde_json::Value = client
+            .get(format!("{}/api/v1/pools", self.admin))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        pools[0]["backends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["name"] == name)
+            .cloned()
+            .unwrap()
+    }
+
+    pub async fn in_rotation(&self, client: &reqwest::Client, name: &str) -> bool {
+        self.backend(client, name).await["in_rotation"] == true
+    }
+
+    /// Tries sent to backend `name` so far (every status class), from `/metrics`.
+    pub async fn tries(&self, client: &reqwest::Client, name: &str) -> u64 {
+        let text = client
+            .get(format!("{}/metrics", self.admin))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .filter(|l| {
+                l.starts_with("vitals_lb_requests_total{")
+                    && l.contains(&format!("backend=\"{name}\""))
+            })
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum()
+    }
+}
+
+/// Polls `check` every 20 ms until it holds; panics after `limit` saying what was awaited.
+pub async fn wait_until<F, Fut>(what: &str, limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Answers of `n` GETs of `path`, counted by body (the backend's name) or by failure.
+pub async fn count(client: &reqwest::Client, url: &str, n: usize) -> HashMap<String, usize> {
+    let mut seen = HashMap::new();
+    for _ in 0..n {
+        let key = match client.get(url).send().await {
+            Ok(r) if r.status() == 200 => r.text().await.unwrap(),
+            Ok(r) => format!("status {}", r.status()),
+            Err(e) => format!("error {e}"),
+        };
+        *seen.entry(key).or_insert(0) += 1;
+    }
+    seen
+}

@@ -148,9 +148,14 @@ impl Rule {
 }
 
 /// Whether a selection of targets and groups (both empty: everything) covers a target.
+/// A target id covers the rows of its checks too (`svc` covers `svc/db`, the row the
+/// monitor keeps for the `db` check of the vitals service `svc`).
 pub fn covers(targets: &[String], groups: &[String], target: &str, group: Option<&str>) -> bool {
+    let parent = target.split_once('/').map(|(parent, _)| parent);
     (targets.is_empty() && groups.is_empty())
-        || targets.iter().any(|t| t == target)
+        || targets
+            .iter()
+            .any(|t| t == target || Some(t.as_str()) == parent)
         || group.is_some_and(|g| groups.iter().any(|x| x == g))
 }
 

@@ -132,11 +132,19 @@ impl Policy {
         self.tracks.get(target)
     }
 
+    /// The target's name and group; a check's row (`svc/db`) has its service's group.
     fn info(&self, target: &str) -> TargetInfo {
-        self.targets.get(target).cloned().unwrap_or(TargetInfo {
+        if let Some(info) = self.targets.get(target) {
+            return info.clone();
+        }
+        let group = target
+            .split_once('/')
+            .and_then(|(parent, _)| self.targets.get(parent))
+            .and_then(|parent| parent.group.clone());
+        TargetInfo {
             name: target.to_owned(),
-            group: None,
-        })
+            group,
+        }
     }
 
     fn rule(&self, target: &str, group: Option<&str>) -> Option<&Rule> {
@@ -242,6 +250,9 @@ impl Policy {
         };
         if kind == AlertKind::Recovered {
             if track.open.is_none() {
+                // A root named by `handle_blocked` before any problem of this target was
+                // seen is over now.
+                track.blocked_by = None;
                 return;
             }
             let due = track.sent || track.blocked_by.is_some();

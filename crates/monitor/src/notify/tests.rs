@@ -135,6 +135,13 @@ fn a_target_no_rule_covers_sends_nothing_and_degraded_needs_listing() {
     let mut p = policy(vec![only_api], Mutes::default());
     outage(&mut p, "db", 0);
     assert!(kinds(&mut p).is_empty());
+    // A rule naming a vitals service covers the rows of its checks.
+    p.handle_transition(secs(5), &step("api/db", 5, State::Healthy, State::Degraded));
+    p.handle_transition(secs(6), &step("api/db", 6, State::Degraded, State::Healthy));
+    assert_eq!(
+        kinds(&mut p),
+        [(AlertKind::Degraded, None), (AlertKind::Recovered, None)]
+    );
     p.handle_transition(secs(10), &step("api", 10, State::Healthy, State::Degraded));
     p.handle_transition(secs(11), &step("api", 11, State::Degraded, State::Healthy));
     assert_eq!(

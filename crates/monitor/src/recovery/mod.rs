@@ -3,10 +3,11 @@
 //!
 //! The [`Recoverer`] is told every stored transition ([`Recoverer::transition`]); one task per
 //! target with a `[target.recover]` table drives that target's core
-//! [`Budget`](vitals_core::recovery::Budget): it sleeps until the budget's `poll_timeout` or a
+//! [`Budget`]: it sleeps until the budget's `poll_timeout` or a
 //! new state, then runs what `poll_action` asks for, one action at a time. The decisions are
 //! the budget's; this module only runs actions ([`run`]), writes the recovery log
-//! ([`ActionRecord`]s, through its own store connection) and calls the escalation hook.
+//! ([`ActionRecord`](crate::store::ActionRecord)s, on the read-write connection it is given)
+//! and calls the escalation hook. `task` is one target's loop, `log` the rows and the rebuild.
 //!
 //! After a restart of the monitor each budget is rebuilt from the log (attempts since the last
 //! reset, and a spent budget), so restarting the monitor does not hand a crash-looping service

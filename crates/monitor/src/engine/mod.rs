@@ -7,11 +7,13 @@
 //! no storage I/O and no HTTP. Timing lives in [`timers`].
 
 mod expect;
+mod flags;
 mod live;
 mod metrics;
 mod service;
 mod timers;
 mod topology;
+mod views;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering as AtomicOrdering};
@@ -27,8 +29,10 @@ use vitals_probes::{Probe, VitalsHealth};
 pub use expect::Expectation;
 use live::Live;
 pub use metrics::CheckMetrics;
+use topology::Resolved;
 pub use topology::Topology;
-use topology::{Resolved, impaired};
+pub use views::TargetView;
+use views::part_id;
 
 /// How many changes a slow [`Engine::subscribe`] receiver may fall behind.
 const CHANGES_CAPACITY: usize = 4096;
@@ -236,24 +240,6 @@ pub struct Restored {
     pub flapping: bool,
     pub paused: bool,
     pub maintenance_until: Option<SystemTime>,
-}
-
-/// One target as the API shows it.
-#[derive(Debug, Clone)]
-pub struct TargetView {
-    pub id: String,
-    pub name: String,
-    /// For a service's own check: the service target it belongs to.
-    pub parent: Option<String>,
-    /// The roots that explain this target's trouble (see [`Engine::blocked_by`]).
-    pub blocked_by: Vec<String>,
-    pub active: bool,
-    pub state: State,
-    pub since: Option<SystemTime>,
-    pub flapping: bool,
-    pub paused: bool,
-    pub maintenance_until: Option<SystemTime>,
-    pub last: Option<Outcome>,
 }
 
 /// A ping for an id nobody configured.
@@ -466,106 +452,6 @@ impl Engine {
         self.shared.changes.subscribe()
     }
 
-    /// Whether `outcome` of target `index` may change its state: not a failure of a
-    /// non-canary while the monitor is isolated.
-    fn judges(&self, index: usize, outcome: &Outcome) -> bool {
-        !(self.is_isolated()
-            && !self.shared.topology.is_canary(index)
-            && outcome.kind.status() == Status::Fail)
-    }
-
-    /// After target `index` was judged: when it is a canary, see whether the monitor became
-    /// isolated or stopped being so.
-    fn update_isolation(
-        &self,
-        index: usize,
-        table: &[Live],
-        wall: SystemTime,
-        records: &mut Vec<Record>,
-    ) {
-        let topology = &self.shared.topology;
-        if !topology.is_canary(index) {
-            return;
-        }
-        let isolated = topology.isolated(|canary| table[canary].machine.state());
-        if self.shared.isolated.swap(isolated, AtomicOrdering::SeqCst) == isolated {
-            return;
-        }
-        let canaries: Vec<String> = topology
-            .canaries
-            .iter()
-            .map(|&canary| self.shared.specs[canary].id.clone())
-            .collect();
-        if isolated {
-            tracing::warn!(
-                ?canaries,
-                "every canary is failing: the monitor is isolated; failures of other targets are recorded but not judged"
-            );
-        } else {
-            tracing::info!(
-                ?canaries,
-                "a canary answers again: the monitor is no longer isolated"
-            );
-        }
-        records.push(Record::Isolation {
-            isolated,
-            at: wall,
-            canaries,
-        });
-    }
-
-    /// Whether every canary is impaired (see [`Topology`]).
-    pub fn is_isolated(&self) -> bool {
-        self.shared.isolated.load(AtomicOrdering::SeqCst)
-    }
-
-    /// Whether target `id` is one of the canaries.
-    pub fn is_canary(&self, id: &str) -> bool {
-        self.index_of(id)
-            .is_some_and(|index| self.shared.topology.is_canary(index))
-    }
-
-    /// The roots that explain target `id`'s trouble (see [`vitals_core::graph`]): empty when
-    /// it is not impaired, or impaired on its own account.
-    pub fn blocked_by(&self, id: &str) -> Vec<String> {
-        let Some(index) = self.index_of(id) else {
-            return Vec::new();
-        };
-        let table = self.lock();
-        self.roots(index, &table)
-    }
-
-    /// The impaired targets whose trouble target `id` explains, for its alert.
-    pub fn blocked_dependents(&self, id: &str) -> Vec<String> {
-        let Some(index) = self.index_of(id) else {
-            return Vec::new();
-        };
-        let table = self.lock();
-        if !impaired(table[index].machine.state()) {
-            return Vec::new();
-        }
-        self.shared
-            .topology
-            .graph
-            .blocked_by(index, |i| impaired(table[i].machine.state()))
-            .into_iter()
-            .map(|i| self.shared.specs[i].id.clone())
-            .collect()
-    }
-
-    fn roots(&self, index: usize, table: &[Live]) -> Vec<String> {
-        if !impaired(table[index].machine.state()) {
-            return Vec::new();
-        }
-        self.shared
-            .topology
-            .graph
-            .roots_of(index, |i| impaired(table[i].machine.state()))
-            .into_iter()
-            .map(|i| self.shared.specs[i].id.clone())
-            .collect()
-    }
-
     fn emit(&self, records: Vec<Record>) {
         for record in records {
             if self.shared.changes.receiver_count() > 0
@@ -670,182 +556,6 @@ impl Engine {
                 generation,
             });
         }
-    }
-
-    /// Every target as the API shows it, in configuration order; a service's checks follow
-    /// it as rows of their own (`<id>/<check>`, with `parent` set).
-    pub fn views(&self) -> Vec<TargetView> {
-        let table = self.lock();
-        let mut views = Vec::with_capacity(table.len());
-        for (index, (spec, live)) in self.shared.specs.iter().zip(table.iter()).enumerate() {
-            views.push(TargetView {
-                blocked_by: self.roots(index, &table),
-                ..view(spec, live)
-            });
-            views.extend(
-                live.parts
-                    .iter()
-                    .map(|(name, part)| part_view(spec, name, part)),
-            );
-        }
-        views
-    }
-
-    /// One target, or one of a service's checks by `<id>/<check>`.
-    pub fn view(&self, id: &str) -> Option<TargetView> {
-        if let Some((parent, name)) = id.split_once('/') {
-            let index = self.index_of(parent)?;
-            let live = self.lock();
-            let (name, part) = live[index].parts.iter().find(|(part, _)| part == name)?;
-            return Some(part_view(&self.shared.specs[index], name, part));
-        }
-        let index = self.index_of(id)?;
-        let table = self.lock();
-        Some(TargetView {
-            blocked_by: self.roots(index, &table),
-            ..view(&self.shared.specs[index], &table[index])
-        })
-    }
-
-    /// Pause (checks and deadlines stop) or resume a target.
-    pub fn set_paused(&self, id: &str, paused: bool) -> Option<TargetView> {
-        let index = self.index_of(id)?;
-        let (shown, was) = {
-            let mut live = self.lock();
-            let was = std::mem::replace(&mut live[index].paused, paused);
-            (view(&self.shared.specs[index], &live[index]), was)
-        };
-        let mut records = vec![flags(&shown)];
-        if was != paused {
-            let reason = if paused {
-                "paused by an operator"
-            } else {
-                "resumed by an operator"
-            };
-            records.push(marker(&shown, PAUSED, paused, SystemTime::now(), reason));
-        }
-        self.emit(records);
-        Some(shown)
-    }
-
-    /// Put a target in maintenance until `until` (None, or a time past, ends it). Checks go
-    /// on and are recorded; the flag tells alerting and people that failures are expected.
-    /// The window ends by itself at `until`.
-    pub fn set_maintenance(&self, id: &str, until: Option<SystemTime>) -> Option<TargetView> {
-        let index = self.index_of(id)?;
-        let wall = SystemTime::now();
-        let until = until.filter(|until| *until > wall);
-        let (shown, was) = {
-            let mut live = self.lock();
-            let was = std::mem::replace(&mut live[index].maintenance_until, until);
-            (view(&self.shared.specs[index], &live[index]), was)
-        };
-        let mut records = vec![flags(&shown)];
-        match (was.is_some(), until) {
-            (false, Some(until)) => {
-                let reason = format!(
-                    "maintenance until {}",
-                    humantime::format_rfc3339_seconds(until)
-                );
-                records.push(marker(&shown, MAINTENANCE, true, wall, &reason));
-            }
-            (true, None) => {
-                records.push(marker(
-                    &shown,
-                    MAINTENANCE,
-                    false,
-                    wall,
-                    "maintenance ended",
-                ));
-            }
-            _ => {}
-        }
-        self.emit(records);
-        if let Some(until) = until {
-            self.end_maintenance_at(index, until);
-        }
-        Some(shown)
-    }
-
-    /// End target `index`'s maintenance at `until`, unless it was changed meanwhile.
-    fn end_maintenance_at(&self, index: usize, until: SystemTime) {
-        let shared = Arc::downgrade(&self.shared);
-        let wait = until.duration_since(SystemTime::now()).unwrap_or_default();
-        tokio::spawn(async move {
-            tokio::time::sleep(wait).await;
-            let Some(shared) = shared.upgrade() else {
-                return;
-            };
-            let engine = Engine { shared };
-            let shown = {
-                let mut live = engine.lock();
-                if live[index].maintenance_until != Some(until) {
-                    return;
-                }
-                live[index].maintenance_until = None;
-                view(&engine.shared.specs[index], &live[index])
-            };
-            let over = marker(&shown, MAINTENANCE, false, until, "maintenance window over");
-            engine.emit(vec![flags(&shown), over]);
-        });
-    }
-}
-
-const PAUSED: &str = "paused";
-const MAINTENANCE: &str = "maintenance";
-
-fn flags(view: &TargetView) -> Record {
-    Record::Flags {
-        target: view.id.clone(),
-        paused: view.paused,
-        maintenance_until: view.maintenance_until,
-    }
-}
-
-/// The timeline mark of `span` (paused, maintenance) starting or ending now.
-fn marker(view: &TargetView, span: &str, starts: bool, at: SystemTime, reason: &str) -> Record {
-    let state = view.state.as_str().to_string();
-    let (from, to) = if starts {
-        (state, span.to_string())
-    } else {
-        (span.to_string(), state)
-    };
-    Record::Marker {
-        target: view.id.clone(),
-        at,
-        from,
-        to,
-        reason: reason.to_string(),
-    }
-}
-
-/// The id of check `name` of service target `parent`. Configured ids never hold a `/`.
-fn part_id(parent: &str, name: &str) -> String {
-    format!("{parent}/{name}")
-}
-
-fn part_view(spec: &TargetSpec, name: &str, part: &Live) -> TargetView {
-    TargetView {
-        id: part_id(&spec.id, name),
-        name: format!("{}: {name}", spec.name),
-        parent: Some(spec.id.clone()),
-        ..view(spec, part)
-    }
-}
-
-fn view(spec: &TargetSpec, live: &Live) -> TargetView {
-    TargetView {
-        id: spec.id.clone(),
-        name: spec.name.clone(),
-        parent: None,
-        blocked_by: Vec::new(),
-        active: !matches!(spec.mode, Mode::Passive { .. }),
-        state: live.machine.state(),
-        since: live.since_wall,
-        flapping: live.machine.is_flapping(),
-        paused: live.paused,
-        maintenance_until: live.maintenance_until,
-        last: live.last.clone(),
     }
 }
 

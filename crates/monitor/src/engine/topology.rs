@@ -13,9 +13,15 @@
 //! decides who hears about it.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
 
 use vitals_core::graph::Graph;
 use vitals_core::machine::State;
+use vitals_core::{Outcome, Status};
+
+use super::live::Live;
+use super::{Engine, Record};
 
 /// Dependencies and canaries by target id, as configured.
 #[derive(Debug, Clone, Default)]
@@ -86,4 +92,106 @@ impl Resolved {
 /// Impaired: failing, unhealthy or down. What root-cause analysis and isolation look at.
 pub(crate) fn impaired(state: State) -> bool {
     matches!(state, State::Failing | State::Unhealthy | State::Down)
+}
+
+impl Engine {
+    /// Whether `outcome` of target `index` may change its state: not a failure of a
+    /// non-canary while the monitor is isolated.
+    pub(super) fn judges(&self, index: usize, outcome: &Outcome) -> bool {
+        !(self.is_isolated()
+            && !self.shared.topology.is_canary(index)
+            && outcome.kind.status() == Status::Fail)
+    }
+
+    /// After target `index` was judged: when it is a canary, see whether the monitor became
+    /// isolated or stopped being so.
+    pub(super) fn update_isolation(
+        &self,
+        index: usize,
+        table: &[Live],
+        wall: SystemTime,
+        records: &mut Vec<Record>,
+    ) {
+        let topology = &self.shared.topology;
+        if !topology.is_canary(index) {
+            return;
+        }
+        let isolated = topology.isolated(|canary| table[canary].machine.state());
+        if self.shared.isolated.swap(isolated, Ordering::SeqCst) == isolated {
+            return;
+        }
+        let canaries: Vec<String> = topology
+            .canaries
+            .iter()
+            .map(|&canary| self.shared.specs[canary].id.clone())
+            .collect();
+        if isolated {
+            tracing::warn!(
+                ?canaries,
+                "every canary is failing: the monitor is isolated; failures of other targets are recorded but not judged"
+            );
+        } else {
+            tracing::info!(
+                ?canaries,
+                "a canary answers again: the monitor is no longer isolated"
+            );
+        }
+        records.push(Record::Isolation {
+            isolated,
+            at: wall,
+            canaries,
+        });
+    }
+
+    /// Whether every canary is impaired (see [`Topology`]).
+    pub fn is_isolated(&self) -> bool {
+        self.shared.isolated.load(Ordering::SeqCst)
+    }
+
+    /// Whether target `id` is one of the canaries.
+    pub fn is_canary(&self, id: &str) -> bool {
+        self.index_of(id)
+            .is_some_and(|index| self.shared.topology.is_canary(index))
+    }
+
+    /// The roots that explain target `id`'s trouble (see [`vitals_core::graph`]): empty when
+    /// it is not impaired, or impaired on its own account.
+    pub fn blocked_by(&self, id: &str) -> Vec<String> {
+        let Some(index) = self.index_of(id) else {
+            return Vec::new();
+        };
+        let table = self.lock();
+        self.roots(index, &table)
+    }
+
+    /// The impaired targets whose trouble target `id` explains, for its alert.
+    pub fn blocked_dependents(&self, id: &str) -> Vec<String> {
+        let Some(index) = self.index_of(id) else {
+            return Vec::new();
+        };
+        let table = self.lock();
+        if !impaired(table[index].machine.state()) {
+            return Vec::new();
+        }
+        self.shared
+            .topology
+            .graph
+            .blocked_by(index, |i| impaired(table[i].machine.state()))
+            .into_iter()
+            .map(|i| self.shared.specs[i].id.clone())
+            .collect()
+    }
+
+    pub(super) fn roots(&self, index: usize, table: &[Live]) -> Vec<String> {
+        if !impaired(table[index].machine.state()) {
+            return Vec::new();
+        }
+        self.shared
+            .topology
+            .graph
+            .roots_of(index, |i| impaired(table[i].machine.state()))
+            .into_iter()
+            .map(|i| self.shared.specs[i].id.clone())
+            .collect()
+    }
 }

@@ -117,7 +117,8 @@ impl IntoResponse for Denied {
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+/// The token of an `Authorization: Bearer <token>` header.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)?
         .to_str()
@@ -136,20 +137,18 @@ fn same(a: &str, b: &str) -> bool {
 }
 
 impl Access {
+    /// Whether `given` is the read token or the API token (the API token may do anything).
+    pub(crate) fn accepts_for_read(&self, given: &str) -> bool {
+        self.read_token.as_deref().is_some_and(|t| same(given, t))
+            || self.api_token.as_deref().is_some_and(|t| same(given, t))
+    }
+
     /// Reads are public unless a read token is configured.
     fn may_read(&self, headers: &HeaderMap) -> Result<(), Denied> {
-        let Some(read) = &self.read_token else {
+        if self.read_token.is_none() {
             return Ok(());
-        };
-        let given = bearer(headers);
-        let ok = given.is_some_and(|given| {
-            same(given, read)
-                || self
-                    .api_token
-                    .as_deref()
-                    .is_some_and(|api| same(given, api))
-        });
-        if ok {
+        }
+        if bearer(headers).is_some_and(|given| self.accepts_for_read(given)) {
             Ok(())
         } else {
             Err(Denied(

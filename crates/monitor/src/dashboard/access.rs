@@ -15,32 +15,9 @@ use serde::Deserialize;
 
 use super::Dashboard;
 use super::page::{self, Nav};
-use crate::api::Access;
+use crate::api::{Access, bearer};
 
 const COOKIE: &str = "vitals_token";
-
-/// Compare without an early exit, so timing does not reveal how much of a guess was right.
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
-fn accepted(access: &Access, given: &str) -> bool {
-    access.read_token.as_deref().is_some_and(|t| same(given, t))
-        || access.api_token.as_deref().is_some_and(|t| same(given, t))
-}
-
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
-}
 
 /// The token in our cookie. It is stored hex-encoded: a token may hold characters a cookie
 /// value may not (`;`, spaces).
@@ -61,8 +38,8 @@ fn cookie(headers: &HeaderMap) -> Option<String> {
 pub(super) fn denied(access: &Access, headers: &HeaderMap, here: &str) -> Option<Response> {
     // No read token configured: reading is public.
     access.read_token.as_ref()?;
-    let ok = bearer(headers).is_some_and(|given| accepted(access, given))
-        || cookie(headers).is_some_and(|given| accepted(access, &given));
+    let ok = bearer(headers).is_some_and(|given| access.accepts_for_read(given))
+        || cookie(headers).is_some_and(|given| access.accepts_for_read(&given));
     (!ok).then(|| login_page(StatusCode::UNAUTHORIZED, here, None))
 }
 
@@ -123,7 +100,7 @@ pub(super) async fn login(State(dashboard): State<Dashboard>, Form(form): Form<L
     if access.read_token.is_none() {
         return redirect(next, None);
     }
-    if !accepted(access, &form.token) {
+    if !access.accepts_for_read(&form.token) {
         return login_page(
             StatusCode::UNAUTHORIZED,
             next,

@@ -1,0 +1,181 @@
+//! `vitals lb` and `vitals check-config` on a load balancer file, as users run them: a
+//! config full of mistakes is refused with every error named, and a real `vitals lb`
+//! process routes to a healthy backend and reports it through its admin API.
+
+#![allow(clippy::unwrap_used)] // test helpers
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+use tokio::time::Instant;
+use vitals_testkit::free_port;
+
+const BAD: &str = r#"[admin]
+listen = "127.0.0.1:9901"
+
+[[listener]]
+listen = "127.0.0.1:8080"
+pool = "wbe"
+
+[[pool]]
+id = "web"
+balance = "fastest"
+interval = "1s"
+timeout = "2s"
+
+[[pool.backend]]
+address = "db.internal:9001"
+
+[[pool.backend]]
+address = "127.0.0.1:9002"
+weight = 0
+"#;
+
+fn write(dir: &tempfile::TempDir, text: &str) -> std::path::PathBuf {
+    let path = dir.path().join("lb.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn a_config_with_mistakes_is_refused_with_every_error_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, BAD);
+    let file = path.display().to_string();
+    let expected = [
+        format!("{file}:6:8: listener[0].pool: no pool has id \"wbe\""),
+        format!("{file}:10:11: pool[0] (\"web\").balance: unknown balance \"fastest\""),
+        format!("{file}:12:11: pool[0] (\"web\").timeout: 2s is longer than interval 1s"),
+        format!(
+            "{file}:15:11: pool[0] (\"web\").backend[0].address: \"db.internal:9001\" is not an IP address and port"
+        ),
+        format!("{file}:19:10: pool[0] (\"web\").backend[1].weight: 0 is outside 1 to 1000"),
+    ];
+    for args in [vec!["lb", "--config", &file], vec!["check-config", &file]] {
+        let output = Command::new(env!("CARGO_BIN_EXE_vitals"))
+            .args(&args)
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        for line in &expected {
+            assert!(
+                stderr.contains(line.as_str()),
+                "{args:?}: missing {line:?} in\n{stderr}"
+            );
+        }
+        assert!(stderr.contains("5 error(s)"), "{stderr}");
+    }
+}
+
+#[tokio::test]
+async fn vitals_lb_routes_to_a_healthy_backend_and_shows_it() {
+    // The backend: an HTTP server in this test, ready and answering "hello".
+    let backend = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backend_address = backend.local_addr().unwrap();
+    let app = axum::Router::new()
+        .route("/readyz", axum::routing::get(|| async { "ready" }))
+        .route(
+            "/hello",
+            axum::routing::get(|headers: axum::http::HeaderMap| async move {
+                format!(
+                    "hello from behind {}",
+                    headers["x-forwarded-for"].to_str().unwrap()
+                )
+            }),
+        );
+    tokio::spawn(async move { axum::serve(backend, app).await.unwrap() });
+
+    let dir = tempfile::tempdir().unwrap();
+    let (listen, admin) = (free_port().unwrap(), free_port().unwrap());
+    let path = write(
+        &dir,
+        &format!(
+            "[admin]\nlisten = \"127.0.0.1:{admin}\"\n[[listener]]\nlisten = \"127.0.0.1:{listen}\"\npool = \"web\"\n[[pool]]\nid = \"web\"\ninterval = \"100ms\"\ntimeout = \"100ms\"\n[[pool.backend]]\nid = \"one\"\naddress = \"{backend_address}\"\n"
+        ),
+    );
+    let check = Command::new(env!("CARGO_BIN_EXE_vitals"))
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(check.status.code(), Some(0));
+    assert!(
+        String::from_utf8(check.stdout)
+            .unwrap()
+            .ends_with("ok (load balancer: 1 listeners, 1 pools, 1 backends)\n")
+    );
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vitals"))
+        .args(["lb", "--config"])
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(
+        lines.next_line().await.unwrap().unwrap(),
+        format!("vitals lb on http://127.0.0.1:{listen} (pool web)")
+    );
+    assert!(
+        lines
+            .next_line()
+            .await
+            .unwrap()
+            .unwrap()
+            .starts_with("vitals lb admin on")
+    );
+
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let body = loop {
+        let response = client
+            .get(format!("http://127.0.0.1:{listen}/hello"))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 200 {
+            break response.text().await.unwrap();
+        }
+        // Until the first check passes the backend is `unknown`: a 503 that says so.
+        assert_eq!(response.status(), 503);
+        assert!(response.text().await.unwrap().contains("1 not checked yet"));
+        assert!(
+            Instant::now() < deadline,
+            "the backend never came into rotation"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(body, "hello from behind 127.0.0.1");
+    let pools: serde_json::Value = client
+        .get(format!("http://127.0.0.1:{admin}/api/v1/pools"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(pools[0]["backends"][0]["state"], "healthy");
+    let metrics = client
+        .get(format!("http://127.0.0.1:{admin}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("vitals_lb_backend_up{pool=\"web\",backend=\"one\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("vitals_lb_requests_total{pool=\"web\",backend=\"one\",class=\"2xx\"} 1"),
+        "{metrics}"
+    );
+}

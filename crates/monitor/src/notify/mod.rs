@@ -30,6 +30,7 @@ use std::time::SystemTime;
 
 use tokio::sync::{Mutex, Notify};
 use tokio::task::AbortHandle;
+use vitals_core::machine::State;
 
 pub use alert::{Alert, AlertKind, TransitionInfo};
 pub use channel::{
@@ -112,10 +113,10 @@ impl Notifier {
                 }
             })
             .collect();
-        let flagged = store
-            .load_states()?
-            .into_iter()
-            .filter_map(|s| Some((s.target, s.flags.maintenance_until?)))
+        let states = store.load_states()?;
+        let flagged = states
+            .iter()
+            .filter_map(|s| Some((s.target.clone(), s.flags.maintenance_until?)))
             .collect();
         let mutes = Mutes {
             windows: notify.maintenance.clone(),
@@ -135,13 +136,27 @@ impl Notifier {
                 )
             })
             .collect();
-        let policy = Policy::new(
+        let mut policy = Policy::new(
             notify.group_wait,
             notify.rules.clone(),
             targets,
             mutes,
             saved,
         );
+        // Alerts of transitions stored just before a crash, queued now if they were not.
+        for saved in &states {
+            let state = State::ALL.into_iter().find(|s| s.as_str() == saved.state);
+            if let (Some(state), Some(since)) = (state, saved.since) {
+                policy.handle_restored(now, &saved.target, state, since, saved.flapping);
+            }
+        }
+        let mut restored = Vec::new();
+        while let Some(action) = policy.poll_action() {
+            restored.push(action);
+        }
+        if !restored.is_empty() {
+            apply(&store, restored)?;
+        }
         let http = reqwest::Client::builder()
             .user_agent(concat!("vitals/", env!("CARGO_PKG_VERSION")))
             .build()

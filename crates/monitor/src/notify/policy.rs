@@ -313,6 +313,46 @@ impl Policy {
         }
     }
 
+    /// Reconciles with a target's state as the store saved it, at start-up. A monitor
+    /// killed between storing a transition and queueing its alert restores the state
+    /// without the transition; this creates the alert the transition would have created,
+    /// under the same key (the key is made of the transition's time, which the store keeps
+    /// as `since`), so an alert that was queued after all is not queued twice.
+    pub fn handle_restored(
+        &mut self,
+        now: SystemTime,
+        target: &str,
+        state: vitals_core::machine::State,
+        since: SystemTime,
+        flapping: bool,
+    ) {
+        let open = self.tracks.get(target).and_then(|t| t.open);
+        let wanted = AlertKind::of_state(state);
+        let consistent = match wanted {
+            None => true,
+            Some(AlertKind::Recovered) => open.is_none(),
+            Some(kind) => open == Some(kind),
+        };
+        if consistent || flapping {
+            return;
+        }
+        let info = TransitionInfo {
+            target: target.to_owned(),
+            at: since,
+            from: vitals_core::machine::State::Unknown,
+            to: state,
+            reason: format!(
+                "{} since {} (found after a restart)",
+                state.as_str(),
+                super::alert::rfc3339::format(since)
+            ),
+            flapping: false,
+            blocked_by: self.tracks.get(target).and_then(|t| t.blocked_by.clone()),
+            dependents: Vec::new(),
+        };
+        self.handle_transition(now, &info);
+    }
+
     /// Names `dependent` in `root`'s alert: the pending one if it is still in its group
     /// wait, else the next one (and its resolution).
     fn attach(&mut self, root: &str, dependent: &str) {

@@ -377,3 +377,36 @@ fn isolation_and_escalation_go_to_the_rules_that_list_them() {
         ]
     );
 }
+
+#[test]
+fn a_transition_stored_but_not_notified_before_a_crash_is_notified_at_start_under_its_key() {
+    let mut p = policy(vec![rule(&Rule::DEFAULT_ON, None)], Mutes::default());
+    outage(&mut p, "db", 0);
+    let mut keys = Vec::new();
+    while let Some(action) = p.poll_action() {
+        if let Action::Enqueue { alert, .. } = action {
+            keys.push(alert.key);
+        }
+    }
+    // The restarted policy knows nothing of the outage; the store says down since 2 s.
+    let mut restarted = policy(vec![rule(&Rule::DEFAULT_ON, None)], Mutes::default());
+    restarted.handle_restored(secs(100), "db", State::Down, secs(2), false);
+    let mut again = Vec::new();
+    while let Some(action) = restarted.poll_action() {
+        if let Action::Enqueue { alert, .. } = action {
+            again.push(alert.key);
+        }
+    }
+    assert_eq!(
+        again, keys,
+        "the same key: queued once, whichever run queued it"
+    );
+    // Consistent states create nothing.
+    restarted.handle_restored(secs(101), "db", State::Down, secs(2), false);
+    restarted.handle_restored(secs(101), "web", State::Healthy, secs(2), false);
+    restarted.handle_restored(secs(101), "api", State::Failing, secs(2), false);
+    assert!(drain(&mut restarted).is_empty());
+    // Recovered before the crash, resolution not queued: it is now.
+    restarted.handle_restored(secs(102), "db", State::Healthy, secs(90), false);
+    assert_eq!(kinds(&mut restarted), [(AlertKind::Recovered, None)]);
+}

@@ -12,7 +12,7 @@ use vitals_core::machine::State;
 use crate::api::{self, Access, Api, Metrics};
 use crate::config::{Config, TargetKind};
 use crate::engine::{self, Engine, Record, RecordReceiver, Restored, Signal, Topology};
-use crate::recovery::{Escalation, EscalationHook, Recoverer};
+use crate::recovery::{Escalation, EscalationHook, Initial, Recoverer};
 use crate::store::{
     self, CheckResult, Flags, Ping, PingKind, Store, TargetState, Transition, Writer,
 };
@@ -342,10 +342,18 @@ fn start_recovery(
     engine: &Engine,
     notifier: &crate::notify::Notifier,
 ) -> Recoverer {
-    let states: HashMap<String, (State, Option<std::time::SystemTime>)> = engine
+    let states: HashMap<String, Initial> = engine
         .views()
         .into_iter()
-        .map(|view| (view.id, (view.state, view.since)))
+        .map(|view| {
+            let initial = Initial {
+                state: view.state,
+                since: view.since,
+                paused: view.paused,
+                maintenance_until: view.maintenance_until,
+            };
+            (view.id, initial)
+        })
         .collect();
     let alerts = notifier.clone();
     let escalate: EscalationHook = Arc::new(move |e: Escalation| {
@@ -359,7 +367,7 @@ fn start_recovery(
     });
     Recoverer::start(
         &config.targets,
-        |id| states.get(id).copied(),
+        |id| states.get(id).cloned(),
         Some(notifier.store()),
         Some(escalate),
     )
@@ -534,6 +542,7 @@ async fn persist(
                     tracing::error!(%error, %target, "could not store flags");
                 }
                 notifier.maintenance(&target, maintenance_until).await;
+                recovery.flags(&target, paused, maintenance_until);
             }
             Record::Ping(ping) => {
                 let kind = match ping.signal {

@@ -35,6 +35,7 @@ fn budget_json(view: &BudgetView) -> Value {
         "exhausted_at": view.exhausted_at.map(rfc3339),
         "next_attempt": view.next_attempt.map(rfc3339),
         "running": view.running,
+        "held": view.held,
     })
 }
 

@@ -75,6 +75,19 @@ pub struct BudgetView {
     pub next_attempt: Option<SystemTime>,
     /// An action is running now.
     pub running: bool,
+    /// Why nothing is attempted for now whatever the budget says: `paused`, or `maintenance
+    /// until <time>`.
+    pub held: Option<String>,
+}
+
+/// Where a target stands when the recoverer starts: the engine's view, restored after a
+/// restart of the monitor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Initial {
+    pub state: State,
+    pub since: Option<SystemTime>,
+    pub paused: bool,
+    pub maintenance_until: Option<SystemTime>,
 }
 
 impl BudgetView {
@@ -118,10 +131,32 @@ struct Live {
     budget: Budget,
     state: State,
     running: bool,
+    /// Paused targets are not checked, so their last state says nothing about now; targets
+    /// in maintenance fail on purpose. Neither is acted on, nor counted against its budget.
+    paused: bool,
+    maintenance_until: Option<SystemTime>,
     /// What the log last said of the budget, to notice (and log) a reset by health.
     logged_attempts: u32,
     logged_exhausted: bool,
     last: Option<(Verdict, Option<String>)>,
+}
+
+/// Why a target's recovery waits regardless of its budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    Paused,
+    Maintenance(SystemTime),
+}
+
+impl Live {
+    fn hold(&self, wall: SystemTime) -> Option<Hold> {
+        if self.paused {
+            return Some(Hold::Paused);
+        }
+        self.maintenance_until
+            .filter(|until| *until > wall)
+            .map(Hold::Maintenance)
+    }
 }
 
 impl Slot {
@@ -160,19 +195,25 @@ impl Clock {
     }
 
     fn instant_of(self, wall: SystemTime) -> std::time::Instant {
-        let ago = self.wall.duration_since(wall).unwrap_or_default();
-        self.now.checked_sub(ago).unwrap_or(self.now).into_std()
+        let at = match wall.duration_since(self.wall) {
+            // A year is "never" for a timer, and cannot overflow an Instant.
+            Ok(ahead) => self
+                .now
+                .checked_add(ahead)
+                .unwrap_or(self.now + Duration::from_secs(365 * 24 * 3600)),
+            Err(behind) => self.now.checked_sub(behind.duration()).unwrap_or(self.now),
+        };
+        at.into_std()
     }
 }
 
 impl Recoverer {
-    /// Starts one task per target of `targets` that has a recovery action. `initial` gives a
-    /// target's state and since when (the engine's, restored after a restart); `store`, a
-    /// read-write connection of the recoverer's own, keeps the log (none: nothing is kept);
-    /// `escalate` is told each spent budget.
+    /// Starts one task per target of `targets` that has a recovery action. `initial` says
+    /// where a target stands (unknown when `None`); `store`, a read-write connection, keeps
+    /// the log (none: nothing is kept); `escalate` is told each spent budget.
     pub fn start(
         targets: &[Target],
-        initial: impl Fn(&str) -> Option<(State, Option<SystemTime>)>,
+        initial: impl Fn(&str) -> Option<Initial>,
         store: Option<Arc<Store>>,
         escalate: Option<EscalationHook>,
     ) -> Recoverer {
@@ -183,7 +224,17 @@ impl Recoverer {
             let Some(recovery) = &target.recover else {
                 continue;
             };
-            let (state, since) = initial(&target.id).unwrap_or((State::Unknown, None));
+            let Initial {
+                state,
+                since,
+                paused,
+                maintenance_until,
+            } = initial(&target.id).unwrap_or(Initial {
+                state: State::Unknown,
+                since: None,
+                paused: false,
+                maintenance_until: None,
+            });
             let mut budget = Budget::new(recovery.policy.clone());
             let since = since.map_or(clock.now.into_std(), |since| clock.instant_of(since));
             budget.handle_state(since, state);
@@ -195,6 +246,8 @@ impl Recoverer {
                     budget,
                     state,
                     running: false,
+                    paused,
+                    maintenance_until,
                     logged_attempts: 0,
                     logged_exhausted: false,
                     last: None,
@@ -231,6 +284,20 @@ impl Recoverer {
             let mut live = slot.lock();
             live.budget.handle_state(Instant::now().into_std(), to);
             live.state = to;
+        }
+        slot.wake.notify_one();
+    }
+
+    /// `target` was paused or resumed, or put in or out of maintenance (call it once the
+    /// change is stored). While paused or in maintenance nothing is attempted.
+    pub fn flags(&self, target: &str, paused: bool, maintenance_until: Option<SystemTime>) {
+        let Some(slot) = self.slots.get(target) else {
+            return;
+        };
+        {
+            let mut live = slot.lock();
+            live.paused = paused;
+            live.maintenance_until = maintenance_until;
         }
         slot.wake.notify_one();
     }
@@ -278,6 +345,13 @@ fn view(slot: &Slot, live: &Live, clock: Clock) -> BudgetView {
         exhausted_at: status.exhausted_at.map(|at| clock.wall_of(at)),
         next_attempt: status.next_attempt.map(|at| clock.wall_of(at)),
         running: live.running,
+        held: live.hold(clock.wall).map(|hold| match hold {
+            Hold::Paused => "paused".to_owned(),
+            Hold::Maintenance(until) => format!(
+                "maintenance until {}",
+                humantime::format_rfc3339_seconds(until)
+            ),
+        }),
     }
 }
 

@@ -11,7 +11,7 @@ use vitals_core::machine::State;
 use vitals_core::recovery::Action;
 
 use super::log::{log, restore, row};
-use super::{Clock, Escalation, EscalationHook, Slot, run};
+use super::{Clock, Escalation, EscalationHook, Hold, Slot, run};
 use crate::store::{ActionKind, ActionRecord, Store};
 
 /// One target's recovery task: runs what the budget asks for, then sleeps until its timeout
@@ -25,16 +25,20 @@ pub(super) async fn drive(
 ) {
     restore(&slot, store.as_ref(), initial).await;
     loop {
-        loop {
+        let hold = loop {
             let clock = Clock::read();
             let (action, trigger) = {
                 let mut live = slot.lock();
+                // Held: the budget is not asked, so nothing is attempted or counted.
+                if let Some(hold) = live.hold(clock.wall) {
+                    break Some(hold);
+                }
                 let action = live.budget.poll_action(clock.now.into_std());
                 live.running = matches!(action, Some(Action::Attempt { .. }));
                 (action, live.state)
             };
             match action {
-                None => break,
+                None => break None,
                 Some(Action::Attempt { attempt }) => {
                     attempt_once(&slot, store.as_ref(), &client, attempt, trigger, clock).await;
                 }
@@ -43,9 +47,14 @@ pub(super) async fn drive(
                         .await;
                 }
             }
-        }
+        };
         log_health_reset(&slot, store.as_ref()).await;
-        let next = slot.lock().budget.poll_timeout();
+        let next = match hold {
+            None => slot.lock().budget.poll_timeout(),
+            Some(Hold::Maintenance(until)) => Some(Clock::read().instant_of(until)),
+            // Until resumed: `Recoverer::flags` wakes the task.
+            Some(Hold::Paused) => None,
+        };
         match next {
             Some(next) => {
                 tokio::select! {

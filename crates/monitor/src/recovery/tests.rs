@@ -17,6 +17,15 @@ fn target(file: &std::path::Path, code: i32) -> Target {
     config.targets[0].clone()
 }
 
+fn initial(state: State) -> Initial {
+    Initial {
+        state,
+        since: None,
+        paused: false,
+        maintenance_until: None,
+    }
+}
+
 fn runs(file: &std::path::Path) -> usize {
     std::fs::read_to_string(file).map_or(0, |text| text.lines().count())
 }
@@ -42,7 +51,7 @@ async fn a_target_that_stays_down_gets_its_attempts_then_one_escalation() {
     };
     let recoverer = Recoverer::start(
         &[target(&file, 3)],
-        |_| Some((State::Healthy, None)),
+        |_| Some(initial(State::Healthy)),
         Some(Arc::clone(&store)),
         Some(hook),
     );
@@ -162,7 +171,12 @@ async fn a_restarted_monitor_restores_a_spent_budget_from_the_log() {
 
     let again = Recoverer::start(
         &[target(&file, 1)],
-        |_| Some((State::Down, Some(SystemTime::now()))),
+        |_| {
+            Some(Initial {
+                since: Some(SystemTime::now()),
+                ..initial(State::Down)
+            })
+        },
         Some(Arc::clone(&store)),
         None,
     );
@@ -189,4 +203,37 @@ fn actions_describe_themselves() {
     assert_eq!(http.describe(), "POST http://127.0.0.1:9/restart");
     let command = RecoveryAction::Command(vec!["sh".into(), "-c".into(), "kill -HUP 1".into()]);
     assert_eq!(command.describe(), "sh -c \"kill -HUP 1\"");
+}
+
+#[tokio::test]
+async fn nothing_is_attempted_while_paused_or_in_maintenance() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("runs");
+    let recoverer = Recoverer::start(
+        &[target(&file, 3)],
+        |_| {
+            Some(Initial {
+                paused: true,
+                ..initial(State::Healthy)
+            })
+        },
+        None,
+        None,
+    );
+    recoverer.transition("t", State::Down);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(runs(&file), 0, "a paused target's state is stale");
+    let view = recoverer.status("t").unwrap();
+    assert_eq!((view.held.as_deref(), view.attempts), (Some("paused"), 0));
+
+    // Resumed into maintenance: still nothing, until the maintenance ends.
+    let ends = SystemTime::now() + Duration::from_millis(500);
+    recoverer.flags("t", false, Some(ends));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(runs(&file), 0, "failures in maintenance are expected");
+    let held = recoverer.status("t").unwrap().held.unwrap();
+    assert!(held.starts_with("maintenance until "), "{held}");
+    until("the attempt after the maintenance", || runs(&file) == 1).await;
+    assert!(SystemTime::now() >= ends);
+    assert_eq!(recoverer.status("t").unwrap().held, None);
 }

@@ -101,6 +101,25 @@ async fn until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// A temporary directory with a config (see [`write_config`]) for a receiver on a free port
+/// that nothing listens on yet: (dir, data dir, port, config file).
+fn setup() -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    u16,
+    std::path::PathBuf,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = write_config(dir.path(), &data, port);
+    (dir, data, port, config)
+}
+
 /// A heartbeat target whose outages notify a webhook on `port`, retrying fast.
 fn write_config(dir: &std::path::Path, data: &std::path::Path, port: u16) -> std::path::PathBuf {
     let config = dir.join("vitals.toml");
@@ -144,14 +163,7 @@ channels = ["hook"]
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_pending_at_a_sigkill_are_delivered_after_restart_once_per_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = write_config(dir.path(), &data, port);
+    let (_dir, data, port, config) = setup();
     let client = reqwest::Client::new();
 
     // 1. The receiver is down: three outages make six alerts, all pending.
@@ -205,14 +217,7 @@ async fn alerts_pending_at_a_sigkill_are_delivered_after_restart_once_per_key() 
 #[ignore = "a measurement: many restarts of the real binary"]
 async fn crash_loop_during_delivery_loses_nothing() {
     const OUTAGES: usize = 15;
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = write_config(dir.path(), &data, port);
+    let (_dir, data, port, config) = setup();
     let client = reqwest::Client::new();
     let (mut first, base) = start(&config).await;
     ping(&client, &base, "job").await;

@@ -13,24 +13,15 @@ use super::super::build::Defaults;
 use super::super::error::{Diag, Span};
 use super::super::fields::{At, Fields, Reported, Scope, read_table, suggest};
 use super::super::inherit::{Layers, schedule, thresholds};
-use super::super::keys::{ANY, Key, Ty, key};
+use super::super::keys::{self, ANY, Key, Ty, key};
 use super::{Backend, Balance, IDEMPOTENT, Outlier, Pool, defaults};
 
-/// Keys of a pool; `outlier` and `backend` are tables read on their own.
+/// Keys of a pool besides the schedule and thresholds, which are `[defaults]`' own keys
+/// (`keys::DEFAULTS`); `outlier` and `backend` are tables read on their own.
 const POOL: &[Key] = &[
     key("id", Ty::Id, ANY),
     key("balance", Ty::Str, ANY),
     key("health_path", Ty::Str, ANY),
-    key("interval", Ty::Duration, ANY),
-    key("timeout", Ty::Duration, ANY),
-    key("jitter", Ty::Duration, ANY),
-    key("interval_changing", Ty::Duration, ANY),
-    key("interval_down", Ty::Duration, ANY),
-    key("fall", Ty::Count, ANY),
-    key("rise", Ty::Count, ANY),
-    key("down_after", Ty::Count, ANY),
-    key("failures_in_window", Ty::Window, ANY),
-    key("flap", Ty::Flap, ANY),
     key("panic_threshold", Ty::Number, ANY),
     key("slow_start", Ty::Duration, ANY),
     key("connect_timeout", Ty::Duration, ANY),
@@ -79,7 +70,8 @@ pub(super) fn pool(
     };
     // The nested tables are read on their own, so the walker sees the pool's plain keys.
     let (plain, nested) = split(value);
-    let Ok(f) = read_table(diag, &plain, POOL, Scope::Any, &path) else {
+    let pool_keys: Vec<Key> = POOL.iter().chain(keys::DEFAULTS).copied().collect();
+    let Ok(f) = read_table(diag, &plain, &pool_keys, Scope::Any, &path) else {
         return (Err(Reported), None);
     };
     if !f.has("id") {

@@ -260,3 +260,47 @@ async fn crash_loop_during_delivery_loses_nothing() {
     );
     assert_eq!(lost, 0);
 }
+
+#[test]
+fn check_config_refuses_an_unknown_channel_and_a_bad_cron_window_with_their_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alerts.toml");
+    std::fs::write(
+        &path,
+        r#"[[target]]
+id = "db"
+kind = "tcp"
+address = "127.0.0.1:5432"
+
+[[channel]]
+id = "ops"
+kind = "webhook"
+url = "http://127.0.0.1:9000/hook"
+
+[[rule]]
+channels = ["opps"]
+
+[[maintenance]]
+schedule = "0 2 * * funday"
+duration = "2h"
+"#,
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_vitals"))
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let errors = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        errors.contains(
+            "alerts.toml:12:13: rule[0].channels: unknown channel \"opps\"; did you mean \"ops\"?"
+        ),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("alerts.toml:15:12: maintenance[0].schedule: "),
+        "{errors}"
+    );
+}

@@ -281,6 +281,11 @@ async fn a_server_that_dies_repeatedly_is_restarted_within_its_budget_then_left_
     monitor.until_state("down").await;
     let down = monitor.actions().await;
     assert_eq!(down["verdict"], "down — needs a person");
+    monitor
+        .poll("/api/v1/targets/web", "the target to say so", |t| {
+            t["needs_person"] == true
+        })
+        .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(service.pids().len(), 3);
     assert_eq!(attempts(&monitor.actions().await).len(), 3);

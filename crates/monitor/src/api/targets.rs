@@ -29,7 +29,13 @@ fn outcome_json(outcome: &Outcome) -> Value {
     })
 }
 
-fn view_json(view: &TargetView) -> Value {
+fn view_json(api: &Api, view: &TargetView) -> Value {
+    // Automatic recovery gave up on it: say so where people look first.
+    let needs_person = api
+        .recovery
+        .as_ref()
+        .and_then(|recovery| recovery.status(&view.id))
+        .is_some_and(|budget| budget.needs_person());
     json!({
         "id": view.id,
         "name": view.name,
@@ -43,6 +49,7 @@ fn view_json(view: &TargetView) -> Value {
         "paused": view.paused,
         "maintenance_until": view.maintenance_until.map(rfc3339),
         "last": view.last.as_ref().map(outcome_json),
+        "needs_person": needs_person,
     })
 }
 
@@ -50,7 +57,12 @@ pub(super) async fn list(State(api): State<Api>, headers: HeaderMap) -> Response
     if let Err(denied) = api.access.may_read(&headers) {
         return denied.into_response();
     }
-    let targets: Vec<Value> = api.engine.views().iter().map(view_json).collect();
+    let targets: Vec<Value> = api
+        .engine
+        .views()
+        .iter()
+        .map(|view| view_json(&api, view))
+        .collect();
     Json(json!({ "isolated": api.engine.is_isolated(), "targets": targets })).into_response()
 }
 
@@ -74,7 +86,7 @@ pub(super) async fn one(
     let Some(view) = api.engine.view(&id) else {
         return error(StatusCode::NOT_FOUND, format!("no target with id {id:?}"));
     };
-    let mut body = view_json(&view);
+    let mut body = view_json(&api, &view);
     if let Some(store) = api.store.clone() {
         let history = tokio::task::spawn_blocking(move || history(&store, &id)).await;
         match history {
@@ -140,7 +152,7 @@ fn set_paused(api: Api, id: String, headers: HeaderMap, paused: bool) -> Respons
         return denied.into_response();
     }
     match api.engine.set_paused(&id, paused) {
-        Some(view) => Json(view_json(&view)).into_response(),
+        Some(view) => Json(view_json(&api, &view)).into_response(),
         None => error(StatusCode::NOT_FOUND, format!("no target with id {id:?}")),
     }
 }
@@ -183,7 +195,7 @@ pub(super) async fn maintenance(
         }
     };
     match api.engine.set_maintenance(&id, until) {
-        Some(view) => Json(view_json(&view)).into_response(),
+        Some(view) => Json(view_json(&api, &view)).into_response(),
         None => error(StatusCode::NOT_FOUND, format!("no target with id {id:?}")),
     }
 }

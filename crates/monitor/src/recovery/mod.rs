@@ -93,8 +93,13 @@ pub struct Initial {
 impl BudgetView {
     /// "down — needs a person" when the budget is spent and the target still fails, else the
     /// state's name.
+    /// The budget is spent and the target still fails: a person must look.
+    pub fn needs_person(&self) -> bool {
+        self.exhausted && matches!(self.state, State::Unhealthy | State::Down)
+    }
+
     pub fn verdict(&self) -> String {
-        if self.exhausted && matches!(self.state, State::Unhealthy | State::Down) {
+        if self.needs_person() {
             format!("{} — needs a person", self.state.as_str())
         } else {
             self.state.as_str().to_owned()

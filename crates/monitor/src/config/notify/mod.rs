@@ -1,0 +1,196 @@
+//! Notification settings: `[notify]`, `[[channel]]`, `[[rule]]` and `[[maintenance]]`, read
+//! from the walked TOML into [`Notifications`], every problem reported with its line.
+//!
+//! Checked here: each channel has the keys its kind needs and none of another kind's
+//! (`channel`), every rule names existing channels, targets and groups, every maintenance
+//! window is either one-off (`from`, `until`) or recurring (`schedule`, `duration`,
+//! `timezone`) (`rule`). The result is plain data (`model`). Not here: what the settings do
+//! (`crate::notify`), or the key types (`keys`).
+
+mod channel;
+mod model;
+mod rule;
+
+use std::time::Duration;
+
+use toml::Spanned;
+use toml::de::DeValue;
+
+pub use model::{
+    Channel, ChannelKind, Notifications, Rule, SmtpTls, Window, WindowTime, covers, notify_defaults,
+};
+
+use super::error::Diag;
+use super::fields::{Fields, Reported, Scope, read_table, suggest};
+use super::keys;
+
+/// The four sections, as found at the top of the file.
+pub(super) struct Sections<'a, 'b> {
+    pub(super) notify: Option<&'a Spanned<DeValue<'b>>>,
+    pub(super) channels: Option<&'a Spanned<DeValue<'b>>>,
+    pub(super) rules: Option<&'a Spanned<DeValue<'b>>>,
+    pub(super) maintenance: Option<&'a Spanned<DeValue<'b>>>,
+}
+
+/// Reads the sections. `targets` are the valid target ids and their groups.
+pub(super) fn read(
+    diag: &mut Diag<'_>,
+    sections: Sections<'_, '_>,
+    targets: &[(String, Option<String>)],
+) -> Result<Notifications, Reported> {
+    let base = Notifications::default();
+    let settings = match sections.notify {
+        Some(value) => settings(diag, value),
+        None => Ok((base.group_wait, base.retry_min, base.retry_max)),
+    };
+    let mut channels = Vec::new();
+    for (index, item) in array(diag, sections.channels, "channel")?
+        .iter()
+        .enumerate()
+    {
+        channels.push(channel::channel(diag, index, item));
+    }
+    let channels: Vec<channel::ReadChannel> = channels;
+    channel::unique(diag, &channels);
+    let channel_ids: Vec<&str> = channels
+        .iter()
+        .filter_map(|(id, _)| id.as_ref().map(|id| id.value.as_str()))
+        .collect();
+    let mut rules = Vec::new();
+    for (index, item) in array(diag, sections.rules, "rule")?.into_iter().enumerate() {
+        rules.push(rule::rule(diag, index, item, &channel_ids, targets));
+    }
+    let mut windows = Vec::new();
+    for (index, item) in array(diag, sections.maintenance, "maintenance")?
+        .iter()
+        .enumerate()
+    {
+        windows.push(rule::window(diag, index, item, targets));
+    }
+    let (group_wait, retry_min, retry_max) = settings?;
+    Ok(Notifications {
+        group_wait,
+        retry_min,
+        retry_max,
+        channels: channels
+            .into_iter()
+            .map(|(_, c)| c)
+            .collect::<Result<_, _>>()?,
+        rules: rules.into_iter().collect::<Result<_, _>>()?,
+        maintenance: windows.into_iter().collect::<Result<_, _>>()?,
+    })
+}
+
+fn array<'a, 'b>(
+    diag: &mut Diag<'_>,
+    value: Option<&'a Spanned<DeValue<'b>>>,
+    name: &str,
+) -> Result<Vec<&'a Spanned<DeValue<'b>>>, Reported> {
+    match value.map(|v| (v, v.get_ref())) {
+        None => Ok(Vec::new()),
+        Some((_, DeValue::Array(items))) => Ok(items.iter().collect()),
+        Some((value, _)) => {
+            diag.error(
+                &value.span(),
+                name,
+                format!("{name} is an array of tables: write [[{name}]] (two brackets) above each"),
+            );
+            Err(Reported)
+        }
+    }
+}
+
+fn settings(
+    diag: &mut Diag<'_>,
+    value: &Spanned<DeValue<'_>>,
+) -> Result<(Duration, Duration, Duration), Reported> {
+    let base = Notifications::default();
+    let f = read_table(diag, value, keys::NOTIFY, Scope::Any, "notify")?;
+    let group_wait = f
+        .duration("group_wait")?
+        .map_or(base.group_wait, |at| at.value);
+    let min = f.duration("retry_min")?;
+    let max = f.duration("retry_max")?;
+    let retry_min = min.as_ref().map_or(base.retry_min, |at| at.value);
+    let retry_max = max.as_ref().map_or(base.retry_max, |at| at.value);
+    if let Some(at) = min.as_ref().filter(|at| at.value.is_zero()) {
+        diag.error(
+            &at.span,
+            "notify.retry_min",
+            "is zero; a receiver that is down would be hammered: wait at least \"100ms\"",
+        );
+        return Err(Reported);
+    }
+    if retry_max < retry_min {
+        let span = max.or(min).map_or(f.span.clone(), |at| at.span);
+        diag.error(
+            &span,
+            "notify.retry_max",
+            format!(
+                "retry_max ({}) is shorter than retry_min ({}); make retry_max at least retry_min",
+                humantime::format_duration(retry_max),
+                humantime::format_duration(retry_min)
+            ),
+        );
+        return Err(Reported);
+    }
+    Ok((group_wait, retry_min, retry_max))
+}
+
+/// The string id of a table item, for its label: `channel[1] ("ops")`.
+pub(super) fn label(kind: &str, index: usize, value: &Spanned<DeValue<'_>>) -> String {
+    let id = match value.get_ref() {
+        DeValue::Table(table) => table.get("id").and_then(|id| match id.get_ref() {
+            DeValue::String(s) => Some(s.to_string()),
+            _ => None,
+        }),
+        _ => None,
+    };
+    match id {
+        Some(id) => format!("{kind}[{index}] ({id:?})"),
+        None => format!("{kind}[{index}]"),
+    }
+}
+
+/// Reads a list of names that must each be one of `known`.
+pub(super) fn names_in(
+    diag: &mut Diag<'_>,
+    f: &Fields,
+    key: &str,
+    path: &str,
+    what: &str,
+    known: &[&str],
+) -> Result<Vec<String>, Reported> {
+    let Some(list) = f.list(key)? else {
+        return Ok(Vec::new());
+    };
+    let mut bad = false;
+    for item in &list.value {
+        if !known.contains(&item.value.as_str()) {
+            let hint = match suggest(&item.value, known.iter().copied()) {
+                Some(close) => format!("did you mean {close:?}?"),
+                None if known.is_empty() => format!("no {what} is configured"),
+                None => format!("known: {}", known.join(", ")),
+            };
+            diag.error(
+                &item.span,
+                format!("{path}.{key}"),
+                format!("unknown {what} {:?}; {hint}", item.value),
+            );
+            bad = true;
+        }
+    }
+    if bad {
+        return Err(Reported);
+    }
+    Ok(list.value.into_iter().map(|at| at.value).collect())
+}
+
+/// Target ids and group names, for `names_in`.
+pub(super) fn known(targets: &[(String, Option<String>)]) -> (Vec<&str>, Vec<&str>) {
+    let ids = targets.iter().map(|(id, _)| id.as_str()).collect();
+    let mut groups: Vec<&str> = targets.iter().filter_map(|(_, g)| g.as_deref()).collect();
+    groups.sort_unstable();
+    groups.dedup();
+    (ids, groups)
+}

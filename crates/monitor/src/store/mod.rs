@@ -204,8 +204,9 @@ impl Store {
     /// deletes raw results older than `raw_days` (at least 1, and never before all three
     /// widths covered them), hour and day rollups older than `rollup_days`, minute rollups
     /// older than `min(rollup_days, MINUTE_ROLLUP_DAYS)`, transitions older than `rollup_days`
-    /// (each target keeps its last older one), and pings older than `raw_days` (each target
-    /// keeps its latest [`KEEP_PINGS`]).
+    /// (each target keeps its last older one), pings older than `raw_days` (each target
+    /// keeps its latest [`KEEP_PINGS`]), and alerts, delivered or cancelled outbox rows and
+    /// recovery log rows older than `rollup_days` (a pending delivery is never deleted).
     ///
     /// Idempotent and crash-safe: run it as often as you like, and a crash in the middle is
     /// repaired by the next run. It works in short transactions; run it on its own `Store`.

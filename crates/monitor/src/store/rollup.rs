@@ -309,6 +309,29 @@ fn prune(conn: &mut Connection, cut: &Cutoffs, done: &mut Maintenance) -> Result
     Ok(())
 }
 
+/// Deletes alerts, finished outbox rows and recovery log rows older than `cutoff`: they are
+/// history like transitions and keep as long. Pending outbox rows are never deleted.
+fn prune_logs(conn: &mut Connection, cutoff: i64) -> Result<u64, StoreError> {
+    const WHAT: &str = "could not prune old alerts and actions";
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(StoreError::sqlite(WHAT))?;
+    let mut pruned = 0;
+    for sql in [
+        "DELETE FROM outbox WHERE created < ?1 AND (delivered IS NOT NULL OR cancelled IS NOT NULL)",
+        "DELETE FROM alerts WHERE at < ?1
+            AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.alert_key = alerts.key)",
+        "DELETE FROM actions WHERE at < ?1",
+    ] {
+        pruned += tx
+            .prepare_cached(sql)
+            .and_then(|mut s| s.execute([cutoff]))
+            .map_err(StoreError::sqlite(WHAT))? as u64;
+    }
+    tx.commit().map_err(StoreError::sqlite(WHAT))?;
+    Ok(pruned)
+}
+
 /// See [`Store::rollup_and_prune`](super::Store::rollup_and_prune).
 pub(crate) fn rollup_and_prune(
     conn: &mut Connection,
@@ -345,6 +368,7 @@ pub(crate) fn rollup_and_prune(
         ],
     };
     prune(conn, &cut, &mut done)?;
+    done.pruned_logs = prune_logs(conn, days_ago(i64::from(rollup_days)))?;
     tracing::debug!(?done, "store maintenance done");
     Ok(done)
 }

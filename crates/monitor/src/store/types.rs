@@ -137,6 +137,9 @@ pub struct Maintenance {
     pub pruned_transitions: u64,
     /// Pings older than the raw retention (each target keeps its latest ones).
     pub pruned_pings: u64,
+    /// Alerts, delivered or cancelled outbox rows and recovery log rows older than the
+    /// rollup retention.
+    pub pruned_logs: u64,
 }
 
 /// What a healthchecks.io-style ping said.

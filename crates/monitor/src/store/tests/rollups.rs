@@ -400,3 +400,51 @@ fn rollup_queries_use_the_indexes() {
     assert!(!recent.contains("TEMP B-TREE"), "{recent}");
     assert!(!recent.contains("SCAN r"), "{recent}");
 }
+
+#[test]
+fn old_alerts_and_actions_go_but_pending_deliveries_stay() {
+    use crate::store::{ActionKind, ActionRecord, AlertRecord};
+    let (_dir, store) = temp_store();
+    let now = SystemTime::now();
+    let alert = |key: &str| AlertRecord {
+        key: key.into(),
+        target: "api".into(),
+        kind: "down".into(),
+        at: now,
+        payload: "{}".into(),
+        muted_by: None,
+    };
+    let hook = ["hook".to_string()];
+    store.enqueue_alert(&alert("sent"), &hook, now).unwrap();
+    let claimed = store
+        .outbox_claim("hook", now, Duration::from_secs(60), 1)
+        .unwrap();
+    store.outbox_delivered(claimed[0].id, now).unwrap();
+    store.enqueue_alert(&alert("pending"), &hook, now).unwrap();
+    store
+        .record_action(&ActionRecord {
+            id: None,
+            target: "api".into(),
+            at: now,
+            kind: ActionKind::Attempt,
+            trigger: Some("down".into()),
+            action: "systemctl restart api".into(),
+            attempt: 1,
+            duration: None,
+            exit_code: Some(0),
+            http_status: None,
+            output: None,
+            result: "ok".into(),
+        })
+        .unwrap();
+
+    // A year and more later: the delivered row, its alert and the action are history.
+    let later = now + Duration::from_secs(400 * 86_400);
+    let done = store.rollup_and_prune(later, 7, 365).unwrap();
+    assert_eq!(done.pruned_logs, 3);
+    let alerts = store.alerts(10).unwrap();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].key, "pending");
+    assert_eq!(store.outbox(10, true).unwrap().len(), 1, "still to deliver");
+    assert!(store.actions("api", 10).unwrap().is_empty());
+}

@@ -205,6 +205,13 @@ impl Notifier {
             .await;
     }
 
+    /// `target`'s flapping flag changed without a transition; `state` is its state now.
+    pub async fn flapping(&self, target: &str, state: State, flapping: bool, reason: &str) {
+        self.inner
+            .run(|p, now| p.handle_flapping(now, target, state, flapping, reason))
+            .await;
+    }
+
     /// `target`'s failure is `root`'s doing: cancel its alert if still in its group wait,
     /// and name it in `root`'s.
     pub async fn blocked(&self, target: &str, root: &str) {

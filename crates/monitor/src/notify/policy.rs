@@ -244,7 +244,7 @@ impl Policy {
             return;
         }
         // Settled (or never flapped): compare the state with what was last sent.
-        track.flapping = false;
+        let settled = std::mem::replace(&mut track.flapping, false);
         let Some(kind) = AlertKind::of_state(t.to) else {
             return;
         };
@@ -289,6 +289,13 @@ impl Policy {
             return;
         }
         if !rule.on.contains(&kind) || track.open == Some(kind) {
+            // Settled down, still down: the reminders stopped while it flapped resume.
+            if settled
+                && track.open == Some(AlertKind::Down)
+                && let Some(repeat) = rule.repeat
+            {
+                track.next_reminder = now.checked_add(repeat);
+            }
             return;
         }
         for dependent in &t.dependents {
@@ -311,6 +318,29 @@ impl Policy {
             track.reminders = 0;
             track.next_reminder = t.at.checked_add(repeat);
         }
+    }
+
+    /// The state machine's flapping flag changed without a transition (it settles after a
+    /// quiet spell): the same as a transition to the state it is in.
+    pub fn handle_flapping(
+        &mut self,
+        now: SystemTime,
+        target: &str,
+        state: vitals_core::machine::State,
+        flapping: bool,
+        reason: &str,
+    ) {
+        let info = TransitionInfo {
+            target: target.to_owned(),
+            at: now,
+            from: state,
+            to: state,
+            reason: reason.to_owned(),
+            flapping,
+            blocked_by: None,
+            dependents: Vec::new(),
+        };
+        self.handle_transition(now, &info);
     }
 
     /// Reconciles with a target's state as the store saved it, at start-up. A monitor

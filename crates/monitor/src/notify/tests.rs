@@ -275,9 +275,11 @@ fn a_flapping_target_sends_one_notice_then_nothing_until_it_settles() {
         p.handle_transition(down.at, &down);
     }
     assert_eq!(kinds(&mut p), [(AlertKind::Flapping, None)]);
-    // Settles while down: down was sent already, so nothing new.
-    p.handle_transition(secs(50), &step("db", 50, State::Unhealthy, State::Down));
+    // Settles while down (the machine says so without a transition): down was sent
+    // already, so nothing new.
+    p.handle_flapping(secs(50), "db", State::Down, false, "quiet for 10m");
     assert!(kinds(&mut p).is_empty());
+    assert!(!p.track("db").unwrap().flapping);
     // Then recovers for good: the resolution.
     recovery(&mut p, "db", 60);
     assert_eq!(kinds(&mut p), [(AlertKind::Recovered, None)]);
@@ -409,4 +411,19 @@ fn a_transition_stored_but_not_notified_before_a_crash_is_notified_at_start_unde
     // Recovered before the crash, resolution not queued: it is now.
     restarted.handle_restored(secs(102), "db", State::Healthy, secs(90), false);
     assert_eq!(kinds(&mut restarted), [(AlertKind::Recovered, None)]);
+}
+
+#[test]
+fn reminders_stop_while_flapping_and_resume_when_it_settles_down() {
+    let mut p = policy(vec![rule(&Rule::DEFAULT_ON, Some(600))], Mutes::default());
+    outage(&mut p, "db", 0);
+    p.handle_timeout(secs(10));
+    drain(&mut p);
+    assert_eq!(p.poll_timeout(), Some(secs(602)));
+    p.handle_flapping(secs(100), "db", State::Down, true, "8 transitions in 10m");
+    assert_eq!(kinds(&mut p), [(AlertKind::Flapping, None)]);
+    assert_eq!(p.poll_timeout(), None, "no reminders while flapping");
+    p.handle_flapping(secs(1000), "db", State::Down, false, "quiet for 10m");
+    assert!(kinds(&mut p).is_empty());
+    assert_eq!(p.poll_timeout(), Some(secs(1600)));
 }

@@ -11,6 +11,8 @@
 //! bench_load key SOURCE                         the hex key of SOURCE, for the config
 //! bench_load sizes                              stack sizes of the engine's public per-target
 //!                                               types, for the memory analysis
+//! bench_load clients N                          RSS growth from N `reqwest::Client::new()`,
+//!                                               what each HTTP probe made with `Http::new` costs
 //! ```
 
 use std::net::{SocketAddr, UdpSocket};
@@ -24,7 +26,9 @@ use tokio::time::Instant;
 use vitals_core::Status;
 
 fn usage() -> ! {
-    eprintln!("usage: bench_load serve PORT... | udp ADDR SOURCES SECONDS | key SOURCE | sizes");
+    eprintln!(
+        "usage: bench_load serve PORT... | udp ADDR SOURCES SECONDS | key SOURCE | sizes | clients N"
+    );
     std::process::exit(1);
 }
 
@@ -58,6 +62,7 @@ fn main() {
         ),
         Some("key") => println!("{}", hex::encode(key(parse("SOURCE", args.get(1))))),
         Some("sizes") => sizes(),
+        Some("clients") => clients(parse("N", args.get(1))),
         _ => usage(),
     }
 }
@@ -183,4 +188,31 @@ fn sizes() {
     ] {
         println!("{name:<32} {size:>5} bytes");
     }
+}
+
+/// The resident set size of this process, in KiB.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+            line.split_whitespace().nth(1)?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
+fn clients(n: usize) {
+    let before = rss_kib();
+    let clients: Vec<reqwest::Client> = (0..n).map(|_| reqwest::Client::new()).collect();
+    let after = rss_kib();
+    let shared = reqwest::Client::new();
+    let clones: Vec<reqwest::Client> = (0..n).map(|_| shared.clone()).collect();
+    let cloned = rss_kib();
+    println!(
+        "{n} clients: +{} KiB ({} bytes each); {n} clones of one client: +{} KiB",
+        after - before,
+        (after - before) * 1024 / n.max(1) as u64,
+        cloned.saturating_sub(after)
+    );
+    drop((clients, clones));
 }

@@ -488,6 +488,12 @@ async fn persist(
                     tracing::error!(%error, %target, "could not store a pause or maintenance mark");
                 }
             }
+            Record::Flapping {
+                target,
+                state,
+                flapping,
+                reason,
+            } => notifier.flapping(&target, state, flapping, &reason).await,
             Record::Isolation {
                 isolated,
                 at,

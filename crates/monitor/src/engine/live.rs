@@ -83,6 +83,12 @@ impl Live {
                 }
                 EventKind::FlappingStarted | EventKind::FlappingStopped => {
                     tracing::warn!(target = %target, reason = %event.reason, "flapping changed");
+                    records.push(Record::Flapping {
+                        target: target.to_string(),
+                        state: self.machine.state(),
+                        flapping: matches!(event.kind, EventKind::FlappingStarted),
+                        reason: event.reason,
+                    });
                 }
             }
         }

@@ -130,6 +130,14 @@ pub enum Record {
         to: String,
         reason: String,
     },
+    /// A target started or stopped flapping (stopping needs no transition: it happens when
+    /// the state has been steady long enough).
+    Flapping {
+        target: String,
+        state: State,
+        flapping: bool,
+        reason: String,
+    },
     /// Every canary became impaired (`isolated`), or one answered again: see
     /// [`Topology`]. While isolated, other targets' failures are recorded but not judged.
     Isolation {

@@ -455,3 +455,43 @@ async fn when_every_canary_fails_no_target_is_judged_down() {
     assert!(!engine.is_isolated());
     assert_eq!(engine.view("svc0").unwrap().state, Healthy);
 }
+
+#[tokio::test(start_paused = true)]
+async fn flapping_starts_and_stops_as_records_of_their_own() {
+    let up = Arc::new(AtomicBool::new(true));
+    let (tx, mut rx) = records(1024);
+    let thresholds = Thresholds {
+        fall: 1,
+        rise: 1,
+        down_after: 2,
+        flap: Some(vitals_core::machine::FlapRule {
+            transitions: 4,
+            within: Duration::from_secs(60),
+        }),
+        ..Thresholds::default()
+    };
+    let engine = Engine::start(
+        vec![TargetSpec {
+            thresholds,
+            ..spec("api", switchable(&up), 5)
+        }],
+        &HashMap::new(),
+        tx,
+        16,
+    );
+    // Up and down every check for a while, then steady.
+    for _ in 0..6 {
+        at(5.0).await;
+        up.store(!up.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+    up.store(true, Ordering::SeqCst);
+    at(300.0).await;
+    let mut flaps = Vec::new();
+    while let Some(record) = rx.try_recv() {
+        if let Record::Flapping { flapping, .. } = record {
+            flaps.push(flapping);
+        }
+    }
+    assert_eq!(flaps, [true, false]);
+    assert!(!engine.view("api").unwrap().flapping);
+}

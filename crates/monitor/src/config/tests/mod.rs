@@ -466,6 +466,38 @@ fn the_example_parses_and_uses_every_key_and_kind() {
     assert!(config.targets.iter().any(|t| matches!(&t.kind, TargetKind::Heartbeat(h) if matches!(h.detector, DetectorKind::Phi(_)))));
 }
 
+/// Sections documented in a file of their own, with that file.
+const OTHER_DOCS: [(&[keys::Key], &str); 6] = [
+    (keys::NOTIFY, ALERTS_DOCS),
+    (keys::CHANNEL, ALERTS_DOCS),
+    (keys::RULE, ALERTS_DOCS),
+    (keys::MAINTENANCE, ALERTS_DOCS),
+    (keys::RECOVER, RECOVERY_DOCS),
+    (keys::RECOVER_HTTP, RECOVERY_DOCS),
+];
+const ALERTS_DOCS: &str = include_str!("../../../../../docs/ALERTS.md");
+const RECOVERY_DOCS: &str = include_str!("../../../../../docs/RECOVERY.md");
+
+#[test]
+fn notification_and_recovery_keys_are_documented_and_in_the_example() {
+    for (section, docs) in OTHER_DOCS {
+        for key in section {
+            assert!(
+                docs.contains(&format!("`{}`", key.name)),
+                "the docs never mention `{}`",
+                key.name
+            );
+            assert!(
+                EXAMPLE.contains(&format!("{} =", key.name)),
+                "examples/vitals.toml never sets `{}`",
+                key.name
+            );
+        }
+    }
+    let config = parse(EXAMPLE, "examples/vitals.toml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.notify.channels.len(), 4, "one channel of each kind");
+}
+
 #[test]
 fn the_docs_describe_every_key() {
     for section in KEY_LISTS {

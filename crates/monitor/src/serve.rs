@@ -83,10 +83,11 @@ pub async fn run(
         .collect();
     tracing::info!(targets = config.targets.len(), restored = restored.len(), data_dir = %dir.display(), "starting the monitor");
 
+    let http = reqwest::Client::new();
     let specs = config
         .targets
         .iter()
-        .map(spec)
+        .map(|target| spec(target, &http))
         .collect::<Result<Vec<_>, _>>()?;
     let (records, receiver) = engine::records(100_000);
     let topology = Topology {

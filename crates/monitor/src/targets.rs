@@ -27,7 +27,10 @@ pub fn cadence(schedule: &Schedule) -> Cadence {
     }
 }
 
-pub fn spec(target: &Target) -> Result<TargetSpec, TargetError> {
+/// `http` is the one HTTP client all HTTP and vitals targets share: one connection pool and
+/// one TLS configuration for thousands of targets, rather than one each.
+pub fn spec(target: &Target, http: &reqwest::Client) -> Result<TargetSpec, TargetError> {
+    let client = http;
     let fail = |message: String| TargetError {
         target: target.id.clone(),
         message,
@@ -43,7 +46,7 @@ pub fn spec(target: &Target) -> Result<TargetSpec, TargetError> {
                 .method
                 .parse()
                 .map_err(|_| fail(format!("invalid method {:?}", http.method)))?;
-            let mut probe = Http::new(http.url.clone())
+            let mut probe = Http::with_client(client.clone(), http.url.clone())
                 .method(method)
                 .expect_status(http.expect_status.clone());
             for (name, value) in &http.headers {
@@ -80,7 +83,7 @@ pub fn spec(target: &Target) -> Result<TargetSpec, TargetError> {
             ))
         }
         TargetKind::Vitals { url } => Mode::Service {
-            service: Arc::new(VitalsHealth::new(url.clone())),
+            service: Arc::new(VitalsHealth::with_client(client.clone(), url.clone())),
             cadence: cadence.clone(),
         },
         TargetKind::Heartbeat(heartbeat) => Mode::Passive {

@@ -6,6 +6,8 @@
 //!   (`POST /ready/on` undoes it).
 //! - `GET /slow/{ms}` — waits, then answers its name (a request in flight during a drain).
 //! - `GET /status/{code}` — answers with that status (a backend returning 5xx).
+//! - `POST /fail/on` — from now on answer 500 to everything but `/readyz` (a backend broken
+//!   behind a readiness check that still passes; `POST /fail/off` undoes it).
 //! - `GET /count` — how many requests it answered with its name.
 //! - anything else — 200 with its name.
 //!
@@ -25,6 +27,7 @@ use axum::routing::{get, post};
 struct Backend {
     name: String,
     ready: AtomicBool,
+    failing: AtomicBool,
     served: AtomicU64,
 }
 
@@ -59,6 +62,7 @@ async fn main() {
     let backend = Arc::new(Backend {
         name,
         ready: AtomicBool::new(true),
+        failing: AtomicBool::new(false),
         served: AtomicU64::new(0),
     });
     let app = Router::new()
@@ -70,6 +74,14 @@ async fn main() {
         .route(
             "/ready/off",
             post(|s: Shared| async move { s.ready.store(false, Ordering::SeqCst) }),
+        )
+        .route(
+            "/fail/on",
+            post(|s: Shared| async move { s.failing.store(true, Ordering::SeqCst) }),
+        )
+        .route(
+            "/fail/off",
+            post(|s: Shared| async move { s.failing.store(false, Ordering::SeqCst) }),
         )
         .route("/slow/{ms}", get(slow))
         .route("/status/{code}", get(status))
@@ -98,17 +110,22 @@ async fn readyz(State(backend): Shared) -> (StatusCode, &'static str) {
     }
 }
 
-async fn answer(State(backend): Shared) -> String {
+async fn answer(State(backend): Shared) -> (StatusCode, String) {
     backend.served.fetch_add(1, Ordering::SeqCst);
-    backend.name.clone()
+    let status = if backend.failing.load(Ordering::SeqCst) {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::OK
+    };
+    (status, backend.name.clone())
 }
 
-async fn slow(State(backend): Shared, Path(ms): Path<u64>) -> String {
+async fn slow(State(backend): Shared, Path(ms): Path<u64>) -> (StatusCode, String) {
     tokio::time::sleep(Duration::from_millis(ms)).await;
     answer(State(backend)).await
 }
 
 async fn status(State(backend): Shared, Path(code): Path<u16>) -> (StatusCode, String) {
     let code = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
-    (code, answer(State(backend)).await)
+    (code, answer(State(backend)).await.1)
 }

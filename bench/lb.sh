@@ -1,0 +1,254 @@
+#!/usr/bin/env bash
+# The load balancer benchmark (issue 4): vitals lb beside HAProxy and nginx from the
+# distribution's packages, on the same three backends, in one run.
+#
+#   bench/lb.sh
+#
+# Two measurements for each balancer:
+#
+#   1. throughput and latency: wrk against the balancer, and against one backend directly
+#      (the overhead is the difference), fast local backends answering a few bytes;
+#   2. failover: wrk runs for FAIL_SECONDS; after EVENT_AT seconds one of the three backends
+#      is (a) killed with SIGKILL, (b) paused with SIGSTOP, or (c) switched to answering 500
+#      while its readiness still passes. Reported: failed requests (wrk's non-2xx responses
+#      plus socket errors and timeouts) and p99 latency over the run; for SIGSTOP also how
+#      long after SIGCONT the backend serves again (its own request count, polled every 50 ms,
+#      under a light load).
+#
+# Configured alike, each in its documented way: checks of GET /readyz every CHECK_INTERVAL
+# with a CHECK_TIMEOUT timeout, fall 2 and rise 2, round robin, retries of failed
+# connections on another backend. nginx (open source) has no active checks: it uses its
+# passive max_fails / fail_timeout and proxy_next_upstream, as its documentation says.
+# Each balancer gets one thread (vitals: TOKIO_WORKER_THREADS=1, HAProxy nbthread 1, nginx
+# one worker) pinned to core 0; wrk and the backends share core 1 (PIN=0 turns pinning off).
+#
+# It prints a markdown report and writes it to bench/results/lb-<date>.md (gitignored; copy
+# the numbers you keep into BENCHMARKS.md). Needs: wrk, haproxy, nginx-light (apt-get).
+#
+# Settings (environment):
+#   BIN=target/release     where vitals and vitals-lb-testbackend are
+#                          (cargo build --release -p vitals-cli -p vitals-lb)
+#   DURATION=10            seconds of each throughput run; CONNECTIONS=32
+#   FAIL_SECONDS=8         length of each failover run; EVENT_AT=2
+#   CHECK_INTERVAL=1s      CHECK_TIMEOUT=500ms
+
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BIN=${BIN:-$ROOT/target/release}
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-32}
+FAIL_SECONDS=${FAIL_SECONDS:-8}
+EVENT_AT=${EVENT_AT:-2}
+CHECK_INTERVAL=${CHECK_INTERVAL:-1s}
+CHECK_TIMEOUT=${CHECK_TIMEOUT:-500ms}
+PIN=${PIN:-1}
+ms() { local v=$1; case $v in *ms) echo "${v%ms}" ;; *s) echo $(( ${v%s} * 1000 )) ;; esac; }
+INTERVAL_MS=$(ms "$CHECK_INTERVAL")
+TIMEOUT_MS=$(ms "$CHECK_TIMEOUT")
+
+for tool in wrk haproxy nginx curl; do
+  command -v $tool >/dev/null || { echo "bench/lb.sh: $tool is missing (apt-get install -y wrk haproxy nginx-light curl)" >&2; exit 1; }
+done
+for bin in vitals vitals-lb-testbackend; do
+  [ -x "$BIN/$bin" ] || { echo "bench/lb.sh: $BIN/$bin is missing; run cargo build --release -p vitals-cli -p vitals-lb" >&2; exit 1; }
+done
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill -CONT "$pid" 2>/dev/null || true; kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+core() { if [ "$PIN" = 1 ]; then echo "taskset -c $1"; fi; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+NAMES=(a b c)
+declare -A PORT BPID
+for n in "${NAMES[@]}"; do PORT[$n]=$(free_port); done
+LB_PORT=$(free_port); ADMIN_PORT=$(free_port)
+
+start_backend() {
+  local n=$1
+  $(core 1) "$BIN/vitals-lb-testbackend" --name "$n" --listen "127.0.0.1:${PORT[$n]}" >/dev/null &
+  BPID[$n]=$!
+  PIDS+=("${BPID[$n]}")
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:${PORT[$n]}/readyz" >/dev/null && return; sleep 0.05; done
+  echo "backend $n did not start" >&2; exit 1
+}
+stop_backend() { kill -CONT "${BPID[$1]}" 2>/dev/null || true; kill -9 "${BPID[$1]}" 2>/dev/null || true; wait "${BPID[$1]}" 2>/dev/null || true; }
+
+write_configs() {
+  cat > "$WORK/lb.toml" <<TOML
+[admin]
+listen = "127.0.0.1:$ADMIN_PORT"
+[[listener]]
+listen = "127.0.0.1:$LB_PORT"
+pool = "web"
+[[pool]]
+id = "web"
+balance = "round_robin"
+interval = "$CHECK_INTERVAL"
+timeout = "$CHECK_TIMEOUT"
+interval_changing = "$CHECK_INTERVAL"
+interval_down = "$CHECK_INTERVAL"
+fall = 2
+rise = 2
+connect_timeout = "1s"
+request_timeout = "2s"
+TOML
+  for n in "${NAMES[@]}"; do printf '[[pool.backend]]\nid = "%s"\naddress = "127.0.0.1:%s"\n' "$n" "${PORT[$n]}" >> "$WORK/lb.toml"; done
+
+  cat > "$WORK/haproxy.cfg" <<CFG
+global
+  nbthread 1
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 1s
+  timeout client 30s
+  timeout server 2s
+  timeout check ${TIMEOUT_MS}ms
+  retries 2
+  option redispatch 1
+  retry-on conn-failure empty-response response-timeout
+  option http-keep-alive
+frontend web
+  bind 127.0.0.1:$LB_PORT
+  default_backend web
+backend web
+  balance roundrobin
+  option httpchk GET /readyz
+  http-check expect status 200
+  http-reuse always
+CFG
+  for n in "${NAMES[@]}"; do echo "  server $n 127.0.0.1:${PORT[$n]} check inter ${INTERVAL_MS}ms fall 2 rise 2 observe layer7 error-limit 5 on-error mark-down" >> "$WORK/haproxy.cfg"; done
+
+  {
+    echo "worker_processes 1; daemon off; master_process off; pid $WORK/nginx.pid; error_log $WORK/nginx-error.log;"
+    echo "events { worker_connections 4096; }"
+    echo "http { access_log off; upstream web {"
+    for n in "${NAMES[@]}"; do echo "  server 127.0.0.1:${PORT[$n]} max_fails=2 fail_timeout=$(( INTERVAL_MS < 1000 ? 1 : INTERVAL_MS / 1000 ))s;"; done
+    echo "  keepalive 64; }"
+    echo "  server { listen 127.0.0.1:$LB_PORT; location / { proxy_pass http://web; proxy_http_version 1.1; proxy_set_header Connection \"\";"
+    echo "    proxy_connect_timeout 1s; proxy_read_timeout 2s; proxy_next_upstream error timeout http_502 http_503 http_504; } } }"
+  } > "$WORK/nginx.conf"
+}
+
+LBPID=
+start_lb() {
+  case $1 in
+    vitals) TOKIO_WORKER_THREADS=1 $(core 0) "$BIN/vitals" lb --config "$WORK/lb.toml" >/dev/null 2>"$WORK/vitals.log" & ;;
+    haproxy) $(core 0) haproxy -db -f "$WORK/haproxy.cfg" >/dev/null 2>"$WORK/haproxy.log" & ;;
+    nginx) $(core 0) nginx -p "$WORK" -c "$WORK/nginx.conf" -e "$WORK/nginx-error.log" 2>/dev/null & ;;
+  esac
+  LBPID=$!
+  PIDS+=("$LBPID")
+  # Ready once every backend has answered through it (checks have passed).
+  for _ in $(seq 200); do
+    local seen=""
+    for _ in 1 2 3 4 5 6; do seen+=$(curl -s "http://127.0.0.1:$LB_PORT/" || true); done
+    [[ $seen == *a* && $seen == *b* && $seen == *c* ]] && return
+    sleep 0.05
+  done
+  echo "$1 did not route to every backend" >&2; cat "$WORK/$1.log" "$WORK/nginx-error.log" 2>/dev/null >&2; exit 1
+}
+stop_lb() { kill "$LBPID" 2>/dev/null || true; wait "$LBPID" 2>/dev/null || true; sleep 0.2; }
+
+# wrk's numbers: requests/s, p50, p99, failed (non-2xx + socket errors).
+wrk_run() {
+  local seconds=$1 out=$2
+  $(core 1) wrk -t1 -c"$CONNECTIONS" -d"${seconds}s" --timeout 5s --latency "http://127.0.0.1:$LB_PORT/" > "$out" 2>&1 || true
+}
+wrk_field() {
+  local out=$1
+  local rps p50 p99 non2xx sock
+  rps=$(awk '/Requests\/sec/ {print $2}' "$out")
+  p50=$(awk '$1=="50%" {print $2}' "$out")
+  p99=$(awk '$1=="99%" {print $2}' "$out")
+  non2xx=$(awk '/Non-2xx/ {print $NF}' "$out"); non2xx=${non2xx:-0}
+  sock=$(awk -F'[ ,]+' '/Socket errors/ {print $4+$6+$8+$10}' "$out"); sock=${sock:-0}
+  total=$(awk '/requests in/ {print $1}' "$out")
+  echo "$rps|$p50|$p99|$((non2xx + sock))|$total"
+}
+
+REPORT="$WORK/report.md"
+{
+  echo "# vitals lb benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo
+  echo "Machine: $(nproc) cores, load $(uptime | sed 's/.*load average: //'). Pinning: $PIN. wrk -t1 -c$CONNECTIONS."
+  echo "Checks every $CHECK_INTERVAL (timeout $CHECK_TIMEOUT), fall 2, rise 2; three backends, round robin."
+  echo
+} > "$REPORT"
+
+for n in "${NAMES[@]}"; do start_backend "$n"; done
+write_configs
+
+# 1. Throughput.
+echo "## Throughput and latency ($DURATION s, $CONNECTIONS connections)" >> "$REPORT"
+echo >> "$REPORT"
+echo "| target | requests/s | p50 | p99 | failed |" >> "$REPORT"
+echo "|---|---|---|---|---|" >> "$REPORT"
+$(core 1) wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "http://127.0.0.1:${PORT[a]}/" > "$WORK/direct.txt" 2>&1
+IFS='|' read -r rps p50 p99 failed total <<< "$(wrk_field "$WORK/direct.txt")"
+echo "| one backend directly | $rps | $p50 | $p99 | $failed |" >> "$REPORT"
+for lb in vitals haproxy nginx; do
+  start_lb $lb
+  wrk_run "$DURATION" "$WORK/tp-$lb.txt"
+  IFS='|' read -r rps p50 p99 failed total <<< "$(wrk_field "$WORK/tp-$lb.txt")"
+  echo "| $lb | $rps | $p50 | $p99 | $failed |" >> "$REPORT"
+  stop_lb
+done
+echo >> "$REPORT"
+
+# 2. Failover.
+echo "## Failover ($FAIL_SECONDS s of load, the event at $EVENT_AT s)" >> "$REPORT"
+echo >> "$REPORT"
+echo "| balancer | event | requests | failed | p99 | re-admitted after |" >> "$REPORT"
+echo "|---|---|---|---|---|---|" >> "$REPORT"
+for event in kill stop 5xx; do
+  for lb in vitals haproxy nginx; do
+    stop_backend b; start_backend b
+    start_lb $lb
+    wrk_run "$FAIL_SECONDS" "$WORK/fail-$lb-$event.txt" &
+    WRK=$!
+    sleep "$EVENT_AT"
+    case $event in
+      kill) kill -9 "${BPID[b]}" ;;
+      stop) kill -STOP "${BPID[b]}" ;;
+      5xx) curl -s -X POST "http://127.0.0.1:${PORT[b]}/fail/on" >/dev/null ;;
+    esac
+    wait $WRK || true
+    readmit="-"
+    if [ $event = stop ]; then
+      kill -CONT "${BPID[b]}"
+      t0=$(date +%s%N)
+      # Requests queued during the pause are answered at once; count only fresh ones.
+      sleep 0.2
+      readmit=">10 s"
+      for _ in $(seq 200); do
+        before=$(curl -s "http://127.0.0.1:${PORT[b]}/count")
+        for _ in 1 2 3; do curl -s "http://127.0.0.1:$LB_PORT/" >/dev/null || true; done
+        if [ "$(curl -s "http://127.0.0.1:${PORT[b]}/count")" != "$before" ]; then
+          readmit="$(( ($(date +%s%N) - t0) / 1000000 )) ms"
+          break
+        fi
+        sleep 0.05
+      done
+    fi
+    IFS='|' read -r rps p50 p99 failed total <<< "$(wrk_field "$WORK/fail-$lb-$event.txt")"
+    echo "| $lb | $event | $total | $failed | $p99 | $readmit |" >> "$REPORT"
+    stop_lb
+    [ $event = 5xx ] && curl -s -X POST "http://127.0.0.1:${PORT[b]}/fail/off" >/dev/null
+  done
+done
+
+mkdir -p bench/results
+OUT=bench/results/lb-$(date -u +%Y-%m-%d-%H%M%S).md
+cp "$REPORT" "$OUT"
+cat "$REPORT"
+echo
+echo "written to $OUT"

@@ -83,7 +83,16 @@ pub(super) fn pool(
     }
     let id = f.str("id");
     let layers = Layers::target(&f, &path, defaults.fields());
-    let schedule = schedule(diag, &layers);
+    // A balancer wants a backend back within seconds of recovering: unless set, a down
+    // backend is checked as often as any other (HAProxy's `downinter` defaults to `inter`),
+    // not once a minute as the monitor does to spare a struggling service.
+    let down_set = f.has("interval_down") || defaults.fields().has("interval_down");
+    let schedule = schedule(diag, &layers).map(|mut schedule| {
+        if !down_set {
+            schedule.interval_down = schedule.interval;
+        }
+        schedule
+    });
     let thresholds = thresholds(diag, &layers, defaults.thresholds_error()).map_err(|_| Reported);
     let balance = f.str("balance").and_then(|at| match at {
         None => Ok(Balance::RoundRobin),

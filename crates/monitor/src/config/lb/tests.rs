@@ -50,6 +50,8 @@ fn a_good_file_is_read_with_defaults_filled_in() {
     assert_eq!(pool.balance, Balance::LeastRequests);
     assert_eq!(pool.schedule.interval, Duration::from_secs(1));
     assert_eq!(pool.schedule.timeout, Duration::from_millis(500));
+    // Unlike the monitor's targets, a down backend is checked at the interval.
+    assert_eq!(pool.schedule.interval_down, Duration::from_secs(1));
     assert_eq!(pool.thresholds.fall, 3);
     assert_eq!(pool.idempotent_methods, vec!["POST".to_string()]);
     assert_eq!(pool.outlier.consecutive_failures, 3);

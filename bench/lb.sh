@@ -31,6 +31,8 @@
 #   DURATION=10            seconds of each throughput run; CONNECTIONS=32
 #   FAIL_SECONDS=8         length of each failover run; EVENT_AT=2
 #   CHECK_INTERVAL=1s      CHECK_TIMEOUT=500ms
+#   PARTS="throughput failover"  which measurements to run
+#   BALANCERS="vitals haproxy nginx"
 
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,6 +45,8 @@ EVENT_AT=${EVENT_AT:-2}
 CHECK_INTERVAL=${CHECK_INTERVAL:-1s}
 CHECK_TIMEOUT=${CHECK_TIMEOUT:-500ms}
 PIN=${PIN:-1}
+PARTS=${PARTS:-throughput failover}
+BALANCERS=${BALANCERS:-vitals haproxy nginx}
 ms() { local v=$1; case $v in *ms) echo "${v%ms}" ;; *s) echo $(( ${v%s} * 1000 )) ;; esac; }
 INTERVAL_MS=$(ms "$CHECK_INTERVAL")
 TIMEOUT_MS=$(ms "$CHECK_TIMEOUT")
@@ -188,6 +192,7 @@ for n in "${NAMES[@]}"; do start_backend "$n"; done
 write_configs
 
 # 1. Throughput.
+if [[ $PARTS == *throughput* ]]; then
 echo "## Throughput and latency ($DURATION s, $CONNECTIONS connections)" >> "$REPORT"
 echo >> "$REPORT"
 echo "| target | requests/s | p50 | p99 | failed |" >> "$REPORT"
@@ -195,7 +200,7 @@ echo "|---|---|---|---|---|" >> "$REPORT"
 $(core 1) wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "http://127.0.0.1:${PORT[a]}/" > "$WORK/direct.txt" 2>&1
 IFS='|' read -r rps p50 p99 failed total <<< "$(wrk_field "$WORK/direct.txt")"
 echo "| one backend directly | $rps | $p50 | $p99 | $failed |" >> "$REPORT"
-for lb in vitals haproxy nginx; do
+for lb in $BALANCERS; do
   start_lb $lb
   wrk_run "$DURATION" "$WORK/tp-$lb.txt"
   IFS='|' read -r rps p50 p99 failed total <<< "$(wrk_field "$WORK/tp-$lb.txt")"
@@ -203,14 +208,16 @@ for lb in vitals haproxy nginx; do
   stop_lb
 done
 echo >> "$REPORT"
+fi
 
 # 2. Failover.
+if [[ $PARTS == *failover* ]]; then
 echo "## Failover ($FAIL_SECONDS s of load, the event at $EVENT_AT s)" >> "$REPORT"
 echo >> "$REPORT"
 echo "| balancer | event | requests | failed | p99 | re-admitted after |" >> "$REPORT"
 echo "|---|---|---|---|---|---|" >> "$REPORT"
 for event in kill stop 5xx; do
-  for lb in vitals haproxy nginx; do
+  for lb in $BALANCERS; do
     stop_backend b; start_backend b
     start_lb $lb
     wrk_run "$FAIL_SECONDS" "$WORK/fail-$lb-$event.txt" &
@@ -245,6 +252,7 @@ for event in kill stop 5xx; do
     [ $event = 5xx ] && curl -s -X POST "http://127.0.0.1:${PORT[b]}/fail/off" >/dev/null
   done
 done
+fi
 
 mkdir -p bench/results
 OUT=bench/results/lb-$(date -u +%Y-%m-%d-%H%M%S).md

@@ -105,14 +105,3 @@ impl Default for Metrics {
         }
     }
 }
-
-/// "2xx" for 204 and so on.
-pub fn class(status: u16) -> &'static str {
-    match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
-    }
-}

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::uri::{self, Authority, PathAndQuery};
 use http::{Method, Request, Response, StatusCode, Uri, header};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full};
@@ -31,7 +32,9 @@ use vitals_monitor::config::lb::{IDEMPOTENT, Pool, defaults};
 
 use crate::budget::RetryBudget;
 use crate::headers::{forwarded_for, strip_hop_by_hop};
-use crate::metrics::{BackendLabels, Metrics, PoolLabels, RequestLabels, class};
+use prometheus_client::metrics::counter::Counter;
+
+use crate::metrics::{BackendLabels, Metrics, PoolLabels, RequestLabels};
 use crate::pool::PoolState;
 
 /// Bodies in both directions.
@@ -51,8 +54,23 @@ pub struct Upstream {
     client: Client<HttpConnector, Body>,
     request_timeout: Duration,
     idempotent: Vec<Method>,
+    /// Per backend, in pool order: what the request path needs without a lock or an
+    /// allocation (a metric lookup hashes its labels; these are looked up once).
+    routes: Vec<Route>,
     metrics: Arc<Metrics>,
 }
+
+/// One backend as the data path addresses and counts it.
+#[derive(Debug)]
+struct Route {
+    name: String,
+    address: SocketAddr,
+    authority: Authority,
+    /// Tries by status class: 1xx … 5xx, then "error" (no response).
+    tries: [Counter; 6],
+}
+
+const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "error"];
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock leaves plain data behind; keep serving it.
@@ -80,7 +98,29 @@ impl Upstream {
             .chain(pool.idempotent_methods.iter().map(String::as_str))
             .filter_map(|m| Method::from_bytes(m.as_bytes()).ok())
             .collect();
+        let routes = pool
+            .backends
+            .iter()
+            .map(|b| Route {
+                name: b.name.clone(),
+                address: b.address,
+                // An IP address and port is always a valid authority.
+                authority: Authority::try_from(b.address.to_string().as_str())
+                    .unwrap_or_else(|_| Authority::from_static("invalid")),
+                tries: CLASSES.map(|class| {
+                    metrics
+                        .requests
+                        .get_or_create(&RequestLabels {
+                            pool: pool.id.clone(),
+                            backend: b.name.clone(),
+                            class,
+                        })
+                        .clone()
+                }),
+            })
+            .collect();
         Upstream {
+            routes,
             id: pool.id.clone(),
             state,
             budget: Mutex::new(RetryBudget::new(
@@ -163,27 +203,26 @@ async fn handle(
     let path = parts
         .uri
         .path_and_query()
-        .map_or_else(|| "/".to_string(), |p| p.as_str().to_string());
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
     let idempotent = up.idempotent.contains(&parts.method);
     // A small body is kept so the request can be sent again; a large or streamed one goes
-    // through once.
-    let keep = idempotent
-        && body
-            .size_hint()
-            .exact()
-            .is_some_and(|n| n <= defaults::RETRY_BODY_BYTES as u64);
-    let (kept, mut stream) = if keep {
-        match body.collect().await {
-            Ok(collected) => (Some(collected.to_bytes()), None),
-            Err(error) => {
-                return Ok(answer(
-                    StatusCode::BAD_REQUEST,
-                    format!("could not read the request body: {error}"),
-                ));
+    // through once. Most requests have none, which needs no reading at all.
+    let size = body.size_hint().exact();
+    let (kept, mut stream) = match size {
+        Some(0) if idempotent => (Some(Bytes::new()), None),
+        Some(n) if idempotent && n <= defaults::RETRY_BODY_BYTES as u64 => {
+            match body.collect().await {
+                Ok(collected) => (Some(collected.to_bytes()), None),
+                Err(error) => {
+                    return Ok(answer(
+                        StatusCode::BAD_REQUEST,
+                        format!("could not read the request body: {error}"),
+                    ));
+                }
             }
         }
-    } else {
-        (None, Some(body))
+        _ => (None, Some(body)),
     };
     lock(&up.budget).handle_request(now());
     let mut tried: Vec<usize> = Vec::new();
@@ -208,49 +247,35 @@ async fn handle(
                 ));
             }
         };
-        let (name, address) = {
-            let state = lock(&up.state);
-            let b = &state.backends[index];
-            (b.name.clone(), b.address)
-        };
+        let route = &up.routes[index];
         let body = match (&kept, stream.take()) {
+            (Some(bytes), _) if bytes.is_empty() => {
+                Empty::new().map_err(|never| match never {}).boxed_unsync()
+            }
             (Some(bytes), _) => Full::new(bytes.clone())
                 .map_err(|never| match never {})
                 .boxed_unsync(),
             (None, Some(incoming)) => incoming.boxed_unsync(),
             (None, None) => Empty::new().map_err(|never| match never {}).boxed_unsync(),
         };
-        let uri: Uri = match format!("http://{address}{path}").parse() {
-            Ok(uri) => uri,
-            Err(error) => {
-                lock(&up.state).release(index);
-                return Ok(answer(
-                    StatusCode::BAD_REQUEST,
-                    format!("invalid request target {path:?}: {error}"),
-                ));
-            }
-        };
+        let mut uri = uri::Parts::default();
+        uri.scheme = Some(uri::Scheme::HTTP);
+        uri.authority = Some(route.authority.clone());
+        uri.path_and_query = Some(path.clone());
         let mut outgoing = Request::new(body);
         *outgoing.method_mut() = parts.method.clone();
-        *outgoing.uri_mut() = uri;
+        // Scheme, authority and path are all set: the parts always make a URI.
+        *outgoing.uri_mut() = Uri::from_parts(uri).unwrap_or_default();
         *outgoing.headers_mut() = parts.headers.clone();
         let result = tokio::time::timeout(up.request_timeout, up.client.request(outgoing)).await;
-        let labels = |class: &'static str| RequestLabels {
-            pool: up.id.clone(),
-            backend: name.clone(),
-            class,
-        };
         let problem = match result {
             Ok(Ok(response)) => {
                 let status = response.status();
                 let ejected = lock(&up.state).handle_result(now(), index, status.is_server_error());
                 if ejected.is_some() {
-                    eject(&up, &name, "5xx answers in a row");
+                    eject(&up, &route.name, "5xx answers in a row");
                 }
-                up.metrics
-                    .requests
-                    .get_or_create(&labels(class(status.as_u16())))
-                    .inc();
+                route.tries[usize::from(status.as_u16() / 100).clamp(1, 5) - 1].inc();
                 let guard = InFlight {
                     state: Arc::clone(&up.state),
                     index,
@@ -271,29 +296,29 @@ async fn handle(
                 (
                     StatusCode::BAD_GATEWAY,
                     format!(
-                        "backend {name} ({address}) of pool {:?} failed: {cause}",
-                        up.id
+                        "backend {} ({}) of pool {:?} failed: {cause}",
+                        route.name, route.address, up.id
                     ),
                 )
             }
             Err(_elapsed) => (
                 StatusCode::GATEWAY_TIMEOUT,
                 format!(
-                    "backend {name} ({address}) of pool {:?} sent no response within {:?}",
-                    up.id, up.request_timeout
+                    "backend {} ({}) of pool {:?} sent no response within {:?}",
+                    route.name, route.address, up.id, up.request_timeout
                 ),
             ),
         };
-        up.metrics.requests.get_or_create(&labels("error")).inc();
+        route.tries[5].inc();
         let ejected = {
             let mut state = lock(&up.state);
             state.release(index);
             state.handle_result(now(), index, true)
         };
         if ejected.is_some() {
-            eject(&up, &name, "requests failed in a row");
+            eject(&up, &route.name, "requests failed in a row");
         }
-        tracing::warn!(pool = %up.id, backend = %name, error = %problem.1, "try failed");
+        tracing::warn!(pool = %up.id, backend = %route.name, error = %problem.1, "try failed");
         tried.push(index);
         let pool = PoolLabels {
             pool: up.id.clone(),

@@ -21,6 +21,7 @@ use serde::Serialize;
 use crate::health::refresh_up;
 use crate::metrics::Metrics;
 use crate::pool::{BackendState, PoolState};
+use crate::{lock, now};
 
 #[derive(Debug, Clone)]
 pub struct Admin {
@@ -70,10 +71,6 @@ fn backend_view(b: &BackendState, now: Instant) -> BackendView {
     }
 }
 
-fn now() -> Instant {
-    tokio::time::Instant::now().into_std()
-}
-
 pub fn router(admin: Admin) -> Router {
     Router::new()
         .route("/api/v1/pools", get(pools))
@@ -93,7 +90,7 @@ async fn pools(State(admin): State<Admin>) -> Json<Vec<PoolView>> {
             .pools
             .iter()
             .map(|pool| {
-                let state = pool.lock().unwrap_or_else(|p| p.into_inner());
+                let state = lock(pool);
                 PoolView {
                     id: state.id.clone(),
                     panicking: state.panicking(now),
@@ -121,23 +118,15 @@ fn set_drained(
     Path((pool, backend)): Path<(String, String)>,
     drained: bool,
 ) -> Response {
-    let Some(found) = admin
-        .pools
-        .iter()
-        .find(|p| p.lock().unwrap_or_else(|e| e.into_inner()).id == pool)
-    else {
-        let ids: Vec<String> = admin
-            .pools
-            .iter()
-            .map(|p| p.lock().unwrap_or_else(|e| e.into_inner()).id.clone())
-            .collect();
+    let Some(found) = admin.pools.iter().find(|p| lock(p).id == pool) else {
+        let ids: Vec<String> = admin.pools.iter().map(|p| lock(p).id.clone()).collect();
         return (
             StatusCode::NOT_FOUND,
             format!("no pool {pool:?}; pools are {}\n", ids.join(", ")),
         )
             .into_response();
     };
-    let mut state = found.lock().unwrap_or_else(|e| e.into_inner());
+    let mut state = lock(found);
     let Some(index) = state.index_of(&backend) else {
         let names: Vec<&str> = state.backends.iter().map(|b| b.name.as_str()).collect();
         return (

@@ -22,6 +22,7 @@ use vitals_probes::{BoxFuture, Http, Probe};
 
 use crate::metrics::{BackendLabels, CheckLabels, Metrics};
 use crate::pool::PoolState;
+use crate::{lock, now};
 
 /// What one readiness check saw.
 #[derive(Debug, Clone, Copy)]
@@ -104,10 +105,6 @@ pub fn specs(config: &LbConfig, seen: &mpsc::UnboundedSender<Observation>) -> Ve
 
 /// Feeds the engine's transitions and the readiness observations to the pools, until both
 /// channels close. Results are only counted; transitions move backends in and out.
-fn lock(pool: &Mutex<PoolState>) -> std::sync::MutexGuard<'_, PoolState> {
-    pool.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 pub async fn drive(
     pools: Vec<Arc<Mutex<PoolState>>>,
     index: HashMap<String, (usize, usize)>,
@@ -123,14 +120,14 @@ pub async fn drive(
                     && let Some(&(p, b)) = index.get(&target)
                 {
                     tracing::info!(backend = %target, from = from.as_str(), to = to.as_str(), %reason, "backend state changed");
-                    let now = tokio::time::Instant::now().into_std();
+                    let now = now();
                     lock(&pools[p]).handle_state(now, b, to);
                 }
             }
             observation = seen.recv() => {
                 let Some(o) = observation else { break };
                 let Some(pool) = pools.get(o.pool) else { continue };
-                let now = tokio::time::Instant::now().into_std();
+                let now = now();
                 let said_503 = o.code == Some(503);
                 let (pool_id, name) = {
                     let mut state = lock(pool);
@@ -155,9 +152,9 @@ pub async fn drive(
 
 /// Sets the `backend_up` gauges from the pools' state (at scrape time).
 pub fn refresh_up(pools: &[Arc<Mutex<PoolState>>], metrics: &Metrics) {
-    let now = tokio::time::Instant::now().into_std();
+    let now = now();
     for pool in pools {
-        let state = pool.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let state = lock(pool);
         for b in &state.backends {
             metrics
                 .up

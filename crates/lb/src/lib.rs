@@ -39,6 +39,19 @@ use crate::metrics::Metrics;
 use crate::pool::PoolState;
 use crate::proxy::Upstream;
 
+/// Locks a pool's (or the budget's) state. A panic while holding the lock leaves plain data
+/// behind; keep serving it rather than take the balancer down.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Now, from tokio's clock (which tests can pause), as the `std` instant the pool takes.
+pub(crate) fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
 /// Records waiting for the health driver before results are shed (transitions never are).
 const RECORDS_CAPACITY: usize = 4096;
 /// Readiness checks in flight at once.

@@ -12,7 +12,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -27,11 +27,11 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::time::Instant;
 use vitals_monitor::config::lb::{IDEMPOTENT, Pool, defaults};
 
 use crate::budget::RetryBudget;
 use crate::headers::{forwarded_for, strip_hop_by_hop};
+use crate::{lock, now};
 use prometheus_client::metrics::counter::Counter;
 
 use crate::metrics::{BackendLabels, Metrics, PoolLabels, RequestLabels};
@@ -71,17 +71,6 @@ struct Route {
 }
 
 const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "error"];
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding the lock leaves plain data behind; keep serving it.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn now() -> std::time::Instant {
-    Instant::now().into_std()
-}
 
 impl Upstream {
     pub fn new(pool: &Pool, state: Arc<Mutex<PoolState>>, metrics: Arc<Metrics>) -> Self {

@@ -267,3 +267,48 @@ async fn bad_requests_get_4xx_and_other_connections_carry_on() {
         "{answer}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_drains_and_undrains_a_backend() {
+    let (a, b) = (Backend::start("a").await, Backend::start("b").await);
+    let lb = start_lb(&[&a, &b], &fast("300ms")).await;
+    let client = reqwest::Client::new();
+    all_in_rotation(&lb, &client, &["a", "b"]).await;
+
+    let drain = client
+        .post(format!("{}/api/v1/pools/web/backends/b/drain", lb.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(drain.status(), 200);
+    let shown: serde_json::Value = drain.json().await.unwrap();
+    assert_eq!(
+        (shown["drained"].as_bool(), shown["in_rotation"].as_bool()),
+        (Some(true), Some(false))
+    );
+    let drained = count(&client, &lb.base, 20).await;
+    assert_eq!(drained.get("a"), Some(&20), "{drained:?}");
+
+    client
+        .post(format!("{}/api/v1/pools/web/backends/b/undrain", lb.admin))
+        .send()
+        .await
+        .unwrap();
+    let back = count(&client, &lb.base, 20).await;
+    assert_eq!(
+        (back.get("a"), back.get("b")),
+        (Some(&10), Some(&10)),
+        "{back:?}"
+    );
+
+    let unknown = client
+        .post(format!("{}/api/v1/pools/web/backends/z/drain", lb.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(
+        unknown.text().await.unwrap(),
+        "pool \"web\" has no backend \"z\"; its backends are a, b\n"
+    );
+}

@@ -55,15 +55,14 @@ use std::path::Path;
 use toml::de::DeTable;
 
 pub use error::{ConfigError, ConfigErrors};
-pub use notify::{
-    Channel, ChannelKind, Notifications, Rule, SmtpTls, Window, WindowTime, covers,
-    notify_defaults,
-};
-pub use recovery::{DEFAULT_ACTION_TIMEOUT, Recovery, RecoveryAction};
 pub use model::{
     Config, DetectorKind, Expect, HeartbeatSpec, HttpSpec, Retention, Schedule, Server, Target,
     TargetKind, defaults,
 };
+pub use notify::{
+    Channel, ChannelKind, Notifications, Rule, SmtpTls, Window, WindowTime, covers, notify_defaults,
+};
+pub use recovery::{DEFAULT_ACTION_TIMEOUT, Recovery, RecoveryAction};
 
 /// Reads and validates the configuration file at `path`. A file that cannot be read is one
 /// error naming the path.

@@ -13,7 +13,9 @@
 #      while its readiness still passes. Reported: failed requests (wrk's non-2xx responses
 #      plus socket errors and timeouts) and p99 latency over the run; for SIGSTOP also how
 #      long after SIGCONT the backend serves again (its own request count, polled every 50 ms,
-#      under a light load).
+#      under a light load). "Out of rotation after" is the time from the event until the
+#      balancer itself reports the backend out (vitals: its admin API; HAProxy: its stats
+#      page; nginx has no such report), polled every 20 ms.
 #
 # Configured alike, each in its documented way: checks of GET /readyz every CHECK_INTERVAL
 # with a CHECK_TIMEOUT timeout, fall 2 and rise 2, round robin, retries of failed
@@ -73,7 +75,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 NAMES=(a b c)
 declare -A PORT BPID
 for n in "${NAMES[@]}"; do PORT[$n]=$(free_port); done
-LB_PORT=$(free_port); ADMIN_PORT=$(free_port)
+LB_PORT=$(free_port); ADMIN_PORT=$(free_port); STATS_PORT=$(free_port)
 
 start_backend() {
   local n=$1
@@ -120,6 +122,10 @@ defaults
   option redispatch 1
   retry-on conn-failure empty-response response-timeout
   option http-keep-alive
+listen stats
+  bind 127.0.0.1:$STATS_PORT
+  stats enable
+  stats uri /stats
 frontend web
   bind 127.0.0.1:$LB_PORT
   default_backend web
@@ -159,6 +165,26 @@ start_lb() {
     sleep 0.05
   done
   echo "$1 did not route to every backend" >&2; cat "$WORK/$1.log" "$WORK/nginx-error.log" 2>/dev/null >&2; exit 1
+}
+# Whether backend b is out of rotation, as the balancer itself says (nginx cannot say).
+b_is_out() {
+  case $1 in
+    vitals) curl -s "http://127.0.0.1:$ADMIN_PORT/api/v1/pools" | grep -o '"name":"b"[^}]*' | grep -q '"in_rotation":false' ;;
+    haproxy) [[ $(curl -s "http://127.0.0.1:$STATS_PORT/stats;csv" | awk -F, '$1=="web" && $2=="b" {print $18}') == DOWN* ]] ;;
+    *) return 2 ;;
+  esac
+}
+# Milliseconds from now until b is out of rotation (polled every 20 ms), written to $2.
+time_out() {
+  local lb=$1 file=$2 t0 rc
+  t0=$(date +%s%N)
+  for _ in $(seq 300); do
+    b_is_out "$lb" && rc=0 || rc=$?
+    if [ $rc = 0 ]; then echo "$(( ($(date +%s%N) - t0) / 1000000 )) ms" > "$file"; return; fi
+    if [ $rc = 2 ]; then echo "-" > "$file"; return; fi
+    sleep 0.02
+  done
+  echo ">6 s" > "$file"
 }
 stop_lb() { kill "$LBPID" 2>/dev/null || true; wait "$LBPID" 2>/dev/null || true; sleep 0.2; }
 
@@ -214,8 +240,8 @@ fi
 if [[ $PARTS == *failover* ]]; then
 echo "## Failover ($FAIL_SECONDS s of load, the event at $EVENT_AT s)" >> "$REPORT"
 echo >> "$REPORT"
-echo "| balancer | event | requests | failed | p99 | re-admitted after |" >> "$REPORT"
-echo "|---|---|---|---|---|---|" >> "$REPORT"
+echo "| balancer | event | requests | failed | p99 | out of rotation after | re-admitted after |" >> "$REPORT"
+echo "|---|---|---|---|---|---|---|" >> "$REPORT"
 for event in kill stop 5xx; do
   for lb in $BALANCERS; do
     stop_backend b; start_backend b
@@ -228,6 +254,7 @@ for event in kill stop 5xx; do
       stop) kill -STOP "${BPID[b]}" ;;
       5xx) curl -s -X POST "http://127.0.0.1:${PORT[b]}/fail/on" >/dev/null ;;
     esac
+    time_out "$lb" "$WORK/out.txt"
     wait $WRK || true
     readmit="-"
     if [ $event = stop ]; then
@@ -247,7 +274,7 @@ for event in kill stop 5xx; do
       done
     fi
     IFS='|' read -r rps p50 p99 failed total <<< "$(wrk_field "$WORK/fail-$lb-$event.txt")"
-    echo "| $lb | $event | $total | $failed | $p99 | $readmit |" >> "$REPORT"
+    echo "| $lb | $event | $total | $failed | $p99 | $(cat "$WORK/out.txt") | $readmit |" >> "$REPORT"
     stop_lb
     [ $event = 5xx ] && curl -s -X POST "http://127.0.0.1:${PORT[b]}/fail/off" >/dev/null
   done

@@ -36,6 +36,9 @@ pub struct BackendState {
     /// Its readiness endpoint answered 503: it asks for no new requests.
     pub not_ready: bool,
     pub ejected_until: Option<Instant>,
+    /// The last ejection was for answers (5xx), which a passing readiness check cannot
+    /// vouch for; it then lasts its full time.
+    pub ejected_for_answers: bool,
     /// How many times it has been ejected; the next ejection lasts one base longer.
     pub ejections: u32,
     pub consecutive_failures: u32,
@@ -74,6 +77,17 @@ impl BackendState {
 pub struct Unavailable {
     pub pool: String,
     pub reason: String,
+}
+
+/// How one try on a backend went, for passive checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tried {
+    /// A response below 500.
+    Answered,
+    /// A 5xx response.
+    ServerError,
+    /// No response: refused, reset, or timed out.
+    NoAnswer,
 }
 
 /// A backend was ejected by passive checks.
@@ -116,6 +130,7 @@ impl PoolState {
                     drained: false,
                     not_ready: false,
                     ejected_until: None,
+                    ejected_for_answers: false,
                     ejections: 0,
                     consecutive_failures: 0,
                     in_flight: 0,
@@ -146,13 +161,15 @@ impl PoolState {
     }
 
     /// A readiness check answered: `passed`, and whether it said 503 ("do not send me new
-    /// requests", as a draining service says). A passing check ends an ejection early.
+    /// requests", as a draining service says). A passing check ends early an ejection for
+    /// requests that got no answer — the check has just got one — but not one for 5xx
+    /// answers: a backend can be ready and still fail every request.
     pub fn handle_check(&mut self, now: Instant, index: usize, passed: bool, said_503: bool) {
         let Some(b) = self.backends.get_mut(index) else {
             return;
         };
         b.not_ready = said_503;
-        if passed && b.ejected(now) {
+        if passed && b.ejected(now) && !b.ejected_for_answers {
             b.ejected_until = None;
             b.consecutive_failures = 0;
             b.returned_at = Some(now);
@@ -166,15 +183,15 @@ impl PoolState {
         }
     }
 
-    /// The result of one try on backend `index`; `failed` for a connect error, a reset, a
-    /// timeout or a 5xx. Also ends the try (in flight - 1). Returns the ejection it caused.
-    pub fn handle_result(&mut self, now: Instant, index: usize, failed: bool) -> Option<Ejected> {
+    /// The result of one try on backend `index`. Connect errors, resets, timeouts and 5xx
+    /// in a row eject it. Returns the ejection it caused.
+    pub fn handle_result(&mut self, now: Instant, index: usize, tried: Tried) -> Option<Ejected> {
         let limit = self.max_ejected();
         let ejected_now = self.backends.iter().filter(|b| b.ejected(now)).count();
         let threshold = self.outlier.consecutive_failures;
         let base = self.outlier.base_ejection;
         let b = self.backends.get_mut(index)?;
-        if !failed {
+        if tried == Tried::Answered {
             b.consecutive_failures = 0;
             return None;
         }
@@ -188,6 +205,7 @@ impl PoolState {
         }
         b.ejections = b.ejections.saturating_add(1);
         b.consecutive_failures = 0;
+        b.ejected_for_answers = tried == Tried::ServerError;
         let duration = base.saturating_mul(b.ejections);
         b.ejected_until = Some(now + duration);
         Some(Ejected { index, duration })

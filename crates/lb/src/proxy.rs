@@ -35,7 +35,7 @@ use crate::{lock, now};
 use prometheus_client::metrics::counter::Counter;
 
 use crate::metrics::{BackendLabels, Metrics, PoolLabels, RequestLabels};
-use crate::pool::PoolState;
+use crate::pool::{PoolState, Tried};
 
 /// Bodies in both directions.
 pub type Body = UnsyncBoxBody<Bytes, hyper::Error>;
@@ -260,7 +260,15 @@ async fn handle(
         let problem = match result {
             Ok(Ok(response)) => {
                 let status = response.status();
-                let ejected = lock(&up.state).handle_result(now(), index, status.is_server_error());
+                let ejected = lock(&up.state).handle_result(
+                    now(),
+                    index,
+                    if status.is_server_error() {
+                        Tried::ServerError
+                    } else {
+                        Tried::Answered
+                    },
+                );
                 if ejected.is_some() {
                     eject(&up, &route.name, "5xx answers in a row");
                 }
@@ -302,7 +310,7 @@ async fn handle(
         let ejected = {
             let mut state = lock(&up.state);
             state.release(index);
-            state.handle_result(now(), index, true)
+            state.handle_result(now(), index, Tried::NoAnswer)
         };
         if ejected.is_some() {
             eject(&up, &route.name, "requests failed in a row");

@@ -8,6 +8,7 @@ use vitals_monitor::config::Schedule;
 use vitals_monitor::config::lb::{Backend, Balance, Outlier, Pool, defaults};
 
 use super::PoolState;
+use super::Tried::{Answered, NoAnswer, ServerError};
 
 fn base() -> Instant {
     tokio::time::Instant::now().into_std()
@@ -107,23 +108,23 @@ fn consecutive_failures_eject_for_longer_each_time_until_a_check_passes() {
     let t = base();
     let mut state = pool(4, |_| {});
     healthy(&mut state, t);
-    assert_eq!(state.handle_result(t, 0, true), None);
-    let first = state.handle_result(t, 0, true).unwrap();
+    assert_eq!(state.handle_result(t, 0, NoAnswer), None);
+    let first = state.handle_result(t, 0, NoAnswer).unwrap();
     assert_eq!(first.duration, Duration::from_secs(10));
     assert_eq!(picks(&mut state, t, 3), vec![0, 1, 1, 1]);
     // The ejection ends on its own...
     let later = t + Duration::from_secs(10);
     assert_eq!(picks(&mut state, later, 4), vec![1, 1, 1, 1]);
     // ...the next one lasts twice as long, unless a passing check ends it.
-    state.handle_result(later, 0, true);
-    let second = state.handle_result(later, 0, true).unwrap();
+    state.handle_result(later, 0, NoAnswer);
+    let second = state.handle_result(later, 0, NoAnswer).unwrap();
     assert_eq!(second.duration, Duration::from_secs(20));
     state.handle_check(later, 0, true, false);
     assert_eq!(picks(&mut state, later, 4), vec![1, 1, 1, 1]);
     // A success in between resets the count.
-    state.handle_result(later, 1, true);
-    state.handle_result(later, 1, false);
-    assert_eq!(state.handle_result(later, 1, true), None);
+    state.handle_result(later, 1, NoAnswer);
+    state.handle_result(later, 1, Answered);
+    assert_eq!(state.handle_result(later, 1, NoAnswer), None);
 }
 
 #[test]
@@ -132,8 +133,8 @@ fn at_most_the_configured_share_is_ejected_but_always_one() {
     let mut state = pool(3, |p| p.outlier.max_ejection_percent = 10.0);
     healthy(&mut state, t);
     for i in 0..3 {
-        state.handle_result(t, i, true);
-        state.handle_result(t, i, true);
+        state.handle_result(t, i, NoAnswer);
+        state.handle_result(t, i, NoAnswer);
     }
     assert_eq!(picks(&mut state, t, 4), vec![0, 2, 2]);
 }
@@ -187,4 +188,21 @@ fn a_retry_goes_to_another_backend() {
     let error = state.pick(t, &[first, second]).unwrap_err().to_string();
     assert!(error.contains("2 already tried"), "{error}");
     assert_eq!(state.backends[first].in_flight, 1);
+}
+
+#[test]
+fn an_ejection_for_5xx_lasts_its_time_even_when_checks_pass() {
+    let t = base();
+    let mut state = pool(3, |_| {});
+    healthy(&mut state, t);
+    state.handle_result(t, 0, ServerError);
+    assert!(state.handle_result(t, 0, ServerError).is_some());
+    // Ready is not the same as working: the check passing does not bring it back...
+    state.handle_check(t, 0, true, false);
+    assert_eq!(picks(&mut state, t, 4), vec![0, 2, 2]);
+    // ...its time running out does.
+    assert_eq!(
+        picks(&mut state, t + Duration::from_secs(10), 3),
+        vec![1, 1, 1]
+    );
 }

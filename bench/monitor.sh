@@ -35,6 +35,7 @@
 #   WARMUP=10            seconds after start before measuring (first checks, jitter settling)
 #   MEASURE=30           seconds measured
 #   UDP_SOURCES=1000     heartbeat sources for the UDP run
+#   UDP_SENDERS=1        sender processes, each with its share of the sources
 #   UDP_SECONDS=10       length of the UDP run
 #   PING_TARGETS=1000    heartbeat targets the HTTP pings cycle over
 #   PING_DURATION=10s    length of the wrk run; PING_CONNECTIONS=32
@@ -61,6 +62,7 @@ WARMUP=${WARMUP:-10}
 MEASURE=${MEASURE:-30}
 UDP_SOURCES=${UDP_SOURCES:-1000}
 UDP_SECONDS=${UDP_SECONDS:-10}
+UDP_SENDERS=${UDP_SENDERS:-1}
 PING_TARGETS=${PING_TARGETS:-1000}
 PING_DURATION=${PING_DURATION:-10s}
 PING_CONNECTIONS=${PING_CONNECTIONS:-32}
@@ -413,12 +415,21 @@ if [[ -z ${SKIP_HEARTBEATS:-} ]]; then
     } >>"$report"
 
     before=$(load)
-    say "udp: one sender thread, $UDP_SOURCES sources, ${UDP_SECONDS}s…"
+    say "udp: $UDP_SENDERS sender(s), $UDP_SOURCES sources, ${UDP_SECONDS}s…"
     curl -s "$MONITOR_URL/metrics" >"$tmp/h0"
     c0=$(cpu_ticks "$MONITOR_PID")
     t0=$(now)
-    sent=$("${client_cpu[@]}" "$BENCH_LOAD_BIN" udp "127.0.0.1:$udp_port" "$UDP_SOURCES" "$UDP_SECONDS")
-    sent=${sent#sent }
+    senders=()
+    per_sender=$((UDP_SOURCES / UDP_SENDERS))
+    for ((k = 0; k < UDP_SENDERS; k++)); do
+        "${client_cpu[@]}" "$BENCH_LOAD_BIN" udp "127.0.0.1:$udp_port" "$per_sender" "$UDP_SECONDS" \
+            $((k * per_sender)) >"$tmp/udp-$k.txt" &
+        senders+=($!)
+    done
+    for pid in "${senders[@]}"; do
+        wait "$pid" || die "a UDP sender failed"
+    done
+    sent=$(cat "$tmp"/udp-*.txt | awk '{ s += $2 } END { print s }')
     sleep 1 # let the listener drain its socket buffer
     t1=$(now)
     c1=$(cpu_ticks "$MONITOR_PID")
@@ -426,7 +437,7 @@ if [[ -z ${SKIP_HEARTBEATS:-} ]]; then
     accepted=$(($(metric_sum "$tmp/h1" '^vitals_heartbeats_total\{.*transport="udp".*result="accepted"') - $(metric_sum "$tmp/h0" '^vitals_heartbeats_total\{.*transport="udp".*result="accepted"')))
     rejected=$(($(metric_sum "$tmp/h1" '^vitals_heartbeats_total\{.*transport="udp"') - $(metric_sum "$tmp/h0" '^vitals_heartbeats_total\{.*transport="udp"') - accepted))
     share=$(echo "100 * ($c1 - $c0) / $CLK_TCK / ($t1 - $t0)" | bc -l)
-    printf '| UDP | %s | %s | %.0f | %s | %.0f %% of a core |\n' "$before" "${sent%% datagrams*}" \
+    printf '| UDP (%s senders) | %s | %s | %.0f | %s | %.0f %% of a core |\n' "$UDP_SENDERS" "$before" "$sent" \
         "$(echo "$accepted / $UDP_SECONDS" | bc -l)" "$rejected" "$share" >>"$report"
     grep -E '^vitals_heartbeats_total\{.*udp' "$tmp/h1" | sed 's/^/    /' >"$tmp/udp-counters"
 

@@ -6,8 +6,9 @@
 //! bench_load serve PORT...                      HTTP 200 "ok" on every path of each port;
 //!                                               GET /__count gives the requests per port;
 //!                                               env THREADS=n runtime threads (default 1)
-//! bench_load udp ADDR SOURCES SECONDS           UDP heartbeats round-robin over SOURCES
-//!                                               sources (ids hb-00000…, keys as `key_hex`)
+//! bench_load udp ADDR SOURCES SECONDS [FIRST]   UDP heartbeats round-robin over SOURCES
+//!                                               sources from FIRST (ids hb-000000…, keys as
+//!                                               `bench_load key` prints them)
 //! bench_load key SOURCE                         the hex key of SOURCE, for the config
 //! bench_load sizes                              stack sizes of the engine's public per-target
 //!                                               types, for the memory analysis
@@ -27,7 +28,7 @@ use vitals_core::Status;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: bench_load serve PORT... | udp ADDR SOURCES SECONDS | key SOURCE | sizes | clients N"
+        "usage: bench_load serve PORT... | udp ADDR SOURCES SECONDS [FIRST] | key SOURCE | sizes | clients N"
     );
     std::process::exit(1);
 }
@@ -59,6 +60,7 @@ fn main() {
             parse("ADDR", args.get(1)),
             parse("SOURCES", args.get(2)),
             parse("SECONDS", args.get(3)),
+            args.get(4).map_or(0, |first| parse("FIRST", Some(first))),
         ),
         Some("key") => println!("{}", hex::encode(key(parse("SOURCE", args.get(1))))),
         Some("sizes") => sizes(),
@@ -117,12 +119,12 @@ fn serve(ports: Vec<u16>) {
     });
 }
 
-fn udp(addr: SocketAddr, sources: u64, seconds: u64) {
+fn udp(addr: SocketAddr, sources: u64, seconds: u64, first: u64) {
     let socket = UdpSocket::bind("127.0.0.1:0")
         .and_then(|socket| socket.connect(addr).map(|()| socket))
         .unwrap_or_else(|error| panic!("cannot open a UDP socket to {addr}: {error}"));
-    let ids: Vec<String> = (0..sources).map(id).collect();
-    let keys: Vec<[u8; 32]> = (0..sources).map(key).collect();
+    let ids: Vec<String> = (first..first + sources).map(id).collect();
+    let keys: Vec<[u8; 32]> = (first..first + sources).map(key).collect();
     let started = Instant::now();
     let until = started + Duration::from_secs(seconds);
     let mut datagram = Vec::with_capacity(128);

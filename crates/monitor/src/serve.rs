@@ -9,6 +9,8 @@ use vitals::probes::from_fn;
 use vitals::{Check, Health, Report};
 use vitals_core::machine::State;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::api::{self, Access, Api, Metrics};
 use crate::config::{Config, TargetKind};
 use crate::engine::{self, Engine, Record, RecordReceiver, Restored, Signal, Topology};
@@ -109,12 +111,14 @@ pub async fn run(
     // Its own connection; delivers what an earlier run left in the outbox at once.
     let notifier = crate::notify::Notifier::start(&config)?;
     let recovery = start_recovery(&config, &engine, &notifier);
+    let stopping = CancellationToken::new();
     let persisting = tokio::spawn(persist(
         receiver,
         writer.clone(),
         engine.clone(),
         notifier.clone(),
         recovery.clone(),
+        stopping.clone(),
     ));
     let maintaining = tokio::spawn(maintain(dir.clone(), config.retention.clone()));
 
@@ -216,7 +220,12 @@ pub async fn run(
         .map_err(ServeError::Server)?;
 
     drop(engine);
-    persisting.abort();
+    stopping.cancel();
+    if let Err(error) = persisting.await {
+        tracing::error!(%error, "the store's record loop failed");
+    }
+    // Deliveries in hand finish and are recorded, so the next run does not repeat them.
+    notifier.shutdown().await;
     maintaining.abort();
     if let Err(error) = writer.flush().await {
         tracing::error!(%error, "could not flush the store on shutdown");
@@ -382,8 +391,19 @@ async fn persist(
     engine: Engine,
     notifier: crate::notify::Notifier,
     recovery: Recoverer,
+    stop: CancellationToken,
 ) {
-    while let Some(record) = records.recv().await {
+    loop {
+        // Once stopped, what is already queued is still stored (a transition of the last
+        // moments is history too), then the loop ends.
+        let record = tokio::select! {
+            biased;
+            record = records.recv() => record,
+            () = stop.cancelled() => records.try_recv(),
+        };
+        let Some(record) = record else {
+            return;
+        };
         match record {
             // Outputs are kept for warnings and failures only: "HTTP 200" thousands of
             // times a day doubles the history (docs/STORAGE.md) and says nothing new; the

@@ -201,6 +201,8 @@ async fn pending_alerts_survive_a_restart_of_the_notifier_and_are_delivered_once
     // The same transition handed over twice (a replay) creates nothing new.
     first.transition(&down("db", at)).await;
     assert_eq!(first.store().outbox(10, true).unwrap().len(), 1);
+    // Stopped as `vitals serve` stops it: the failing attempt in hand is recorded first.
+    first.shutdown().await;
     drop(first);
 
     let hook = tokio::net::TcpListener::bind(("127.0.0.1", hook_port))

@@ -30,6 +30,7 @@ use std::time::SystemTime;
 
 use tokio::sync::{Mutex, Notify};
 use tokio::task::AbortHandle;
+use tokio_util::sync::CancellationToken;
 use vitals_core::machine::State;
 
 pub use alert::{Alert, AlertKind, TransitionInfo};
@@ -75,7 +76,10 @@ struct Inner {
     store: Arc<Store>,
     wakes: HashMap<String, Arc<Notify>>,
     timer: Arc<Notify>,
+    /// Tells the delivery workers to stop after the attempt in hand ([`Notifier::shutdown`]).
+    stop: CancellationToken,
     tasks: std::sync::Mutex<Vec<AbortHandle>>,
+    workers: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Drop for Inner {
@@ -83,6 +87,10 @@ impl Drop for Inner {
         let tasks = self.tasks.get_mut().unwrap_or_else(|e| e.into_inner());
         for task in tasks.drain(..) {
             task.abort();
+        }
+        let workers = self.workers.get_mut().unwrap_or_else(|e| e.into_inner());
+        for worker in workers.drain(..) {
+            worker.abort();
         }
     }
 }
@@ -163,7 +171,8 @@ impl Notifier {
             .map_err(|e| NotifyError::Http(e.to_string()))?;
 
         let mut wakes = HashMap::new();
-        let mut tasks = Vec::new();
+        let mut workers = Vec::new();
+        let stop = CancellationToken::new();
         for channel in &notify.channels {
             let wake = Arc::new(Notify::new());
             wakes.insert(channel.id.clone(), Arc::clone(&wake));
@@ -173,24 +182,44 @@ impl Notifier {
                 wake,
                 retry_min: notify.retry_min,
                 retry_max: notify.retry_max,
+                stop: stop.clone(),
             };
-            tasks.push(tokio::spawn(worker.run()).abort_handle());
+            workers.push(tokio::spawn(worker.run()));
         }
         let inner = Arc::new(Inner {
             policy: Mutex::new(policy),
             store,
             wakes,
             timer: Arc::new(Notify::new()),
+            stop,
             tasks: std::sync::Mutex::new(Vec::new()),
+            workers: std::sync::Mutex::new(workers),
         });
-        tasks.push(tokio::spawn(timer(Arc::downgrade(&inner))).abort_handle());
-        *inner.tasks.lock().unwrap_or_else(|e| e.into_inner()) = tasks;
+        let timer = tokio::spawn(timer(Arc::downgrade(&inner))).abort_handle();
+        *inner.tasks.lock().unwrap_or_else(|e| e.into_inner()) = vec![timer];
         tracing::info!(
             channels = notify.channels.len(),
             rules = notify.rules.len(),
             "notifications started"
         );
         Ok(Notifier { inner })
+    }
+
+    /// Stops the delivery workers once the attempts in hand are finished and recorded, so a
+    /// delivery that succeeded is not sent again by the next run. Dropping the notifier
+    /// instead cuts them where they are (a claimed row is released by the next start).
+    pub async fn shutdown(&self) {
+        self.inner.stop.cancel();
+        let workers: Vec<_> = self
+            .inner
+            .workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+            .collect();
+        for worker in workers {
+            let _ = worker.await;
+        }
     }
 
     /// The notifier's store connection, for reading alerts, the outbox and silences.

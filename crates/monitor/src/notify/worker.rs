@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use super::channel::Sender;
 use crate::store::{OutboxRow, Store, StoreError};
@@ -34,12 +35,14 @@ pub(super) struct Worker {
     pub(super) wake: Arc<Notify>,
     pub(super) retry_min: Duration,
     pub(super) retry_max: Duration,
+    /// Cancelled by [`Notifier::shutdown`](super::Notifier::shutdown): stop between attempts.
+    pub(super) stop: CancellationToken,
 }
 
 impl Worker {
     pub(super) async fn run(self) {
         let id = self.sender.channel.id.clone();
-        loop {
+        while !self.stop.is_cancelled() {
             let wait = match self.pass().await {
                 Ok(wait) => wait,
                 Err(error) => {
@@ -52,9 +55,15 @@ impl Worker {
                     tokio::select! {
                         () = tokio::time::sleep(wait) => {}
                         () = self.wake.notified() => {}
+                        () = self.stop.cancelled() => {}
                     }
                 }
-                None => self.wake.notified().await,
+                None => {
+                    tokio::select! {
+                        () = self.wake.notified() => {}
+                        () = self.stop.cancelled() => {}
+                    }
+                }
             }
         }
     }
@@ -76,6 +85,13 @@ impl Worker {
             }
             let mut rows = rows.into_iter();
             while let Some(row) = rows.next() {
+                if self.stop.is_cancelled() {
+                    // Shutting down: give back what was not tried, untouched.
+                    let rest: Vec<i64> =
+                        std::iter::once(row.id).chain(rows.map(|r| r.id)).collect();
+                    self.blocking(move |s| s.outbox_release(&rest)).await?;
+                    return Ok(None);
+                }
                 if !self.deliver(&row).await? {
                     // The channel is failing: give the rest back untouched, in order, and
                     // wait for the failed row's backoff.

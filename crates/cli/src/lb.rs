@@ -1,5 +1,5 @@
 //! `vitals lb --config lb.toml`: load and validate the load balancer's configuration, then
-//! run it until Ctrl-C or SIGTERM. `vitals lb --check` and `vitals check-config` on a file
+//! run it until Ctrl-C or SIGTERM, which let the requests in flight finish. `vitals lb --check` and `vitals check-config` on a file
 //! with `[[listener]]` or `[[pool]]` validate it without starting.
 
 use std::path::{Path, PathBuf};
@@ -48,19 +48,21 @@ pub async fn run(path: PathBuf, check: bool) -> anyhow::Result<()> {
         return check_config(&path);
     }
     let config = load(&path)?;
-    let balancer = vitals_lb::run(config, |bound| {
-        for (address, pool) in &bound.listeners {
-            println!("vitals lb on http://{address} (pool {pool})");
-        }
-        println!(
-            "vitals lb admin on http://{} (API: /api/v1/pools, metrics: /metrics)",
-            bound.admin
-        );
-    });
-    tokio::select! {
-        result = balancer => result.context("the load balancer stopped"),
-        () = shutdown() => Ok(()),
-    }
+    vitals_lb::run(
+        config,
+        |bound| {
+            for (address, pool) in &bound.listeners {
+                println!("vitals lb on http://{address} (pool {pool})");
+            }
+            println!(
+                "vitals lb admin on http://{} (API: /api/v1/pools, metrics: /metrics)",
+                bound.admin
+            );
+        },
+        shutdown(),
+    )
+    .await
+    .context("the load balancer stopped")
 }
 
 /// Ctrl-C or SIGTERM.

@@ -1,6 +1,7 @@
 //! `vitals lb` and `vitals check-config` on a load balancer file, as users run them: a
 //! config full of mistakes is refused with every error named, and a real `vitals lb`
-//! process routes to a healthy backend and reports it through its admin API.
+//! process routes to a healthy backend, reports it through its admin API, and on SIGTERM
+//! answers the request in flight before it exits.
 
 #![allow(clippy::unwrap_used)] // test helpers
 
@@ -10,7 +11,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use tokio::time::Instant;
-use vitals_testkit::free_port;
+use vitals_testkit::{Signal, free_port, signal, wait_for_exit};
 
 const BAD: &str = r#"[admin]
 listen = "127.0.0.1:9901"
@@ -78,6 +79,13 @@ async fn vitals_lb_routes_to_a_healthy_backend_and_shows_it() {
     let backend_address = backend.local_addr().unwrap();
     let app = axum::Router::new()
         .route("/readyz", axum::routing::get(|| async { "ready" }))
+        .route(
+            "/slow",
+            axum::routing::get(|| async {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                "slow"
+            }),
+        )
         .route(
             "/hello",
             axum::routing::get(|headers: axum::http::HeaderMap| async move {
@@ -178,4 +186,38 @@ async fn vitals_lb_routes_to_a_healthy_backend_and_shows_it() {
         metrics.contains("vitals_lb_requests_total{pool=\"web\",backend=\"one\",class=\"2xx\"} 1"),
         "{metrics}"
     );
+
+    // SIGTERM with a request in flight: it is answered, then the balancer exits 0.
+    let slow = tokio::spawn({
+        let client = client.clone();
+        async move {
+            let r = client
+                .get(format!("http://127.0.0.1:{listen}/slow"))
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    });
+    loop {
+        let pools: serde_json::Value = client
+            .get(format!("http://127.0.0.1:{admin}/api/v1/pools"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if pools[0]["backends"][0]["in_flight"] == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the slow request never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    signal(child.id().unwrap(), Signal::SIGTERM).unwrap();
+    assert_eq!(slow.await.unwrap(), (200, "slow".to_string()));
+    let status = wait_for_exit(&mut child, Duration::from_secs(15))
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
 }

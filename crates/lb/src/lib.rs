@@ -30,8 +30,12 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use std::time::Duration;
+
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use vitals_monitor::config::lb::LbConfig;
 use vitals_monitor::engine::{self, Engine};
 
@@ -90,9 +94,18 @@ async fn bind(address: SocketAddr, role: String) -> Result<TcpListener, LbError>
         })
 }
 
-/// Binds every listener, starts the health checks and serves until an error. `ready` is
-/// called once everything listens (with the real ports, when the config asked for port 0).
-pub async fn run(config: LbConfig, ready: impl FnOnce(&Bound)) -> Result<(), LbError> {
+/// How long requests in flight may take to finish once the balancer is asked to stop.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Binds every listener, starts the health checks and serves until `shutdown` completes (or
+/// an error). `ready` is called once everything listens (with the real ports, when the
+/// config asked for port 0). On shutdown it stops accepting, lets the requests in flight
+/// finish (for at most 30 s), then returns.
+pub async fn run(
+    config: LbConfig,
+    ready: impl FnOnce(&Bound),
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), LbError> {
     let metrics = Arc::new(Metrics::default());
     let seed = std::process::id() as u64;
     let pools: Vec<Arc<Mutex<PoolState>>> = config
@@ -156,6 +169,10 @@ pub async fn run(config: LbConfig, ready: impl FnOnce(&Bound)) -> Result<(), LbE
         .zip(&pools)
         .map(|(pool, state)| Arc::new(Upstream::new(pool, Arc::clone(state), Arc::clone(&metrics))))
         .collect();
+    let stopping = proxy::Stopping {
+        stop: CancellationToken::new(),
+        connections: TaskTracker::new(),
+    };
     for (socket, listener) in listeners {
         // The config checked every reference; a listener without its pool cannot exist.
         let Some(&p) = by_id.get(listener.pool.as_str()) else {
@@ -165,11 +182,26 @@ pub async fn run(config: LbConfig, ready: impl FnOnce(&Bound)) -> Result<(), LbE
             socket,
             Arc::clone(&upstreams[p]),
             listener.max_header_bytes,
+            stopping.clone(),
         ));
     }
     let router = admin::router(admin::Admin { pools, metrics });
     ready(&bound);
-    axum::serve(admin_listener, router)
-        .await
-        .map_err(LbError::Admin)
+    let admin = axum::serve(admin_listener, router)
+        .with_graceful_shutdown(stopping.stop.clone().cancelled_owned());
+    tokio::select! {
+        result = admin => result.map_err(LbError::Admin),
+        () = shutdown => {
+            stopping.stop.cancel();
+            stopping.connections.close();
+            tracing::info!(
+                connections = stopping.connections.len(),
+                "stopping: no new connections; waiting for the requests in flight"
+            );
+            if tokio::time::timeout(DRAIN_TIMEOUT, stopping.connections.wait()).await.is_err() {
+                tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}; stopping anyway");
+            }
+            Ok(())
+        }
+    }
 }

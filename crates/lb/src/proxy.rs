@@ -27,6 +27,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use vitals_monitor::config::lb::{IDEMPOTENT, Pool, defaults};
 
 use crate::budget::RetryBudget;
@@ -125,11 +127,29 @@ impl Upstream {
     }
 }
 
-/// Accepts connections on `listener` and serves each on its own task. A bad request (a head
-/// over `max_header_bytes`, malformed HTTP) gets hyper's 4xx and ends that connection only.
-pub async fn serve(listener: TcpListener, upstream: Arc<Upstream>, max_header_bytes: usize) {
+/// How the balancer stops: `stop` ends accepting and asks every connection to close once
+/// its request in flight is answered; `connections` tracks them until they have.
+#[derive(Debug, Clone)]
+pub struct Stopping {
+    pub stop: CancellationToken,
+    pub connections: TaskTracker,
+}
+
+/// Accepts connections on `listener` and serves each on its own task until `stopping.stop`.
+/// A bad request (a head over `max_header_bytes`, malformed HTTP) gets hyper's 4xx and ends
+/// that connection only.
+pub async fn serve(
+    listener: TcpListener,
+    upstream: Arc<Upstream>,
+    max_header_bytes: usize,
+    stopping: Stopping,
+) {
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = stopping.stop.cancelled() => return,
+        };
+        let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(error) => {
                 // Out of file descriptors, usually: wait rather than spin.
@@ -140,14 +160,25 @@ pub async fn serve(listener: TcpListener, upstream: Arc<Upstream>, max_header_by
         };
         let _ = stream.set_nodelay(true);
         let upstream = Arc::clone(&upstream);
-        tokio::spawn(async move {
+        let stop = stopping.stop.clone();
+        stopping.connections.spawn(async move {
             let service = service_fn(move |request| handle(Arc::clone(&upstream), peer, request));
             let connection = http1::Builder::new()
                 .max_buf_size(max_header_bytes.max(8192))
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service);
-            if let Err(error) = connection.await {
+            let mut connection = std::pin::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                () = stop.cancelled() => {
+                    // Finish the request in flight, then close (an idle keep-alive
+                    // connection closes at once).
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = result {
                 tracing::debug!(%peer, %error, "client connection ended with an error");
             }
         });

@@ -81,9 +81,13 @@ pub async fn start_lb(backends: &[&Backend], pool_keys: &str) -> Lb {
         .unwrap_or_else(|e| panic!("{e}\n{text}"));
     let (tx, rx) = tokio::sync::oneshot::channel::<Bound>();
     let task = tokio::spawn(async move {
-        let result = vitals_lb::run(config, move |bound| {
-            let _ = tx.send(bound.clone());
-        })
+        let result = vitals_lb::run(
+            config,
+            move |bound| {
+                let _ = tx.send(bound.clone());
+            },
+            std::future::pending(),
+        )
         .await;
         panic!("the balancer stopped: {result:?}");
     });

@@ -87,27 +87,11 @@ impl Exec {
                 ));
             }
         };
-        let stdout = child.stdout.take();
-        let stderr = child.stderr.take();
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let status = {
-            let reading = async {
-                tokio::join!(read_capped(stdout, &mut out), read_capped(stderr, &mut err));
-            };
-            tokio::pin!(reading);
-            let mut read_all = false;
-            let status = tokio::select! {
-                status = child.wait() => status,
-                () = &mut reading => {
-                    read_all = true;
-                    child.wait().await
-                }
-            };
-            if !read_all {
-                let _ = tokio::time::timeout(PIPE_GRACE, &mut reading).await;
-            }
-            status
-        };
+        let ChildOutput {
+            status,
+            stdout: out,
+            stderr: err,
+        } = wait_with_output(&mut child).await;
         let status = match status {
             Ok(status) => status,
             Err(error) => return Report::fail(format!("waiting for {:?}: {error}", self.program)),
@@ -118,6 +102,49 @@ impl Exec {
 
 /// Read `reader` into `into` up to [`OUTPUT_LIMIT`], then drain the rest. Read errors end the
 /// reading quietly: the exit code still decides.
+/// What a finished command left: its exit status and the first [`OUTPUT_LIMIT`] bytes of its
+/// stdout and of its stderr.
+#[derive(Debug)]
+pub struct ChildOutput {
+    pub status: std::io::Result<ExitStatus>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// Waits for `child` (spawned with piped stdout and stderr) while reading both, each up to
+/// [`OUTPUT_LIMIT`] (the rest is read and thrown away, so a chatty command never blocks on a
+/// full pipe). When the command exits but something it started keeps the pipes open, reading
+/// stops a moment later: the exit status is what matters. Drop the future to give up; a child
+/// spawned with `kill_on_drop` is then killed.
+pub async fn wait_with_output(child: &mut tokio::process::Child) -> ChildOutput {
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let status = {
+        let reading = async {
+            tokio::join!(read_capped(stdout, &mut out), read_capped(stderr, &mut err));
+        };
+        tokio::pin!(reading);
+        let mut read_all = false;
+        let status = tokio::select! {
+            status = child.wait() => status,
+            () = &mut reading => {
+                read_all = true;
+                child.wait().await
+            }
+        };
+        if !read_all {
+            let _ = tokio::time::timeout(PIPE_GRACE, &mut reading).await;
+        }
+        status
+    };
+    ChildOutput {
+        status,
+        stdout: out,
+        stderr: err,
+    }
+}
+
 async fn read_capped(reader: Option<impl AsyncRead + Unpin>, into: &mut Vec<u8>) {
     let Some(mut reader) = reader else { return };
     let mut limited = (&mut reader).take(OUTPUT_LIMIT as u64);

@@ -46,7 +46,7 @@ mod threshold;
 #[cfg(feature = "http")]
 mod vitals_health;
 
-pub use exec::Exec;
+pub use exec::{ChildOutput, Exec, OUTPUT_LIMIT as EXEC_OUTPUT_LIMIT, wait_with_output};
 pub use func::{FnProbe, from_fn};
 #[cfg(feature = "http")]
 pub use http::{Http, HttpAnswer, HttpError, HttpFailure};

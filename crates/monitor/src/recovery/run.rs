@@ -7,20 +7,16 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 use tokio::time::Instant;
+use vitals_probes::{ChildOutput, EXEC_OUTPUT_LIMIT, wait_with_output};
 
 use crate::config::RecoveryAction;
 
 /// The most bytes of output kept from one action (stdout and stderr each, or a response
 /// body). Enough for a service manager's complaint; the rest is read and thrown away so a
 /// chatty command never blocks on a full pipe.
-pub const OUTPUT_LIMIT: usize = 8 * 1024;
-
-/// How long to keep reading after a command has exited. A restart command that starts a
-/// daemon may leave the daemon holding the pipes; its exit code is all that is needed then.
-const PIPE_GRACE: Duration = Duration::from_millis(500);
+pub const OUTPUT_LIMIT: usize = EXEC_OUTPUT_LIMIT;
 
 /// How an action ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,27 +120,11 @@ async fn command(argv: &[String], timeout: Duration) -> Ran {
 /// Only the command itself is killed then, not what it started: a restart command's daemon
 /// is what it was for.
 async fn run_child(mut child: tokio::process::Child) -> Ran {
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let status = {
-        let reading = async {
-            tokio::join!(read_capped(stdout, &mut out), read_capped(stderr, &mut err));
-        };
-        tokio::pin!(reading);
-        let mut read_all = false;
-        let status = tokio::select! {
-            status = child.wait() => status,
-            () = &mut reading => {
-                read_all = true;
-                child.wait().await
-            }
-        };
-        if !read_all {
-            let _ = tokio::time::timeout(PIPE_GRACE, &mut reading).await;
-        }
-        status
-    };
+    let ChildOutput {
+        status,
+        stdout: out,
+        stderr: err,
+    } = wait_with_output(&mut child).await;
     let output = join_output(&out, &err);
     match status {
         Ok(status) => Ran {
@@ -165,17 +145,6 @@ async fn run_child(mut child: tokio::process::Child) -> Ran {
         },
         Err(error) => ran(Verdict::Error, format!("waiting for the command: {error}")),
     }
-}
-
-/// Reads `reader` into `into` up to [`OUTPUT_LIMIT`], then drains the rest; read errors end
-/// the reading quietly, the exit code still decides.
-async fn read_capped(reader: Option<impl AsyncRead + Unpin>, into: &mut Vec<u8>) {
-    let Some(mut reader) = reader else { return };
-    let mut limited = (&mut reader).take(OUTPUT_LIMIT as u64);
-    if limited.read_to_end(into).await.is_err() {
-        return;
-    }
-    let _ = tokio::io::copy(&mut reader, &mut tokio::io::sink()).await;
 }
 
 /// stdout, then stderr, as text; `None` when both are empty.

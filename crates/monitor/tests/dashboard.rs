@@ -5,12 +5,13 @@
 
 #![allow(clippy::unwrap_used, missing_debug_implementations)] // test helpers
 
+mod support;
+
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 use vitals_core::Kind;
 use vitals_monitor::store::{CheckResult, Store, Transition};
-use vitals_monitor::{config, serve};
 
 struct Monitor {
     base: String,
@@ -33,18 +34,8 @@ async fn start_with(
         "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\n{server}\n\n{targets}",
         data.path().display().to_string()
     );
-    let config = config::parse(&text, "test.toml").unwrap_or_else(|errors| panic!("{errors}"));
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        serve::run(config, move |addr| {
-            let _ = tx.send(addr);
-        })
-        .await
-        .unwrap();
-    });
-    let addr = rx.await.unwrap();
     Monitor {
-        base: format!("http://{addr}"),
+        base: support::serve(&text).await,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, missing_debug_implementations)] // test helpers
 
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,7 +14,6 @@ use axum::extract::State;
 use axum::routing::post;
 use serde_json::{Value, json};
 use tokio::time::Instant;
-use vitals_monitor::{config, serve};
 
 const TOKEN: &str = "s3cret-token-0123456789";
 
@@ -80,16 +81,7 @@ channels = ["hook"]
 "#,
         data = data.path().display().to_string()
     );
-    let config = config::parse(&text, "test.toml").unwrap_or_else(|e| panic!("{e}"));
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        serve::run(config, move |addr| {
-            let _ = tx.send(addr);
-        })
-        .await
-        .unwrap();
-    });
-    let base = format!("http://{}", rx.await.unwrap());
+    let base = support::serve(&text).await;
     let client = reqwest::Client::new();
     let ping = async |path: &str| {
         let status = client

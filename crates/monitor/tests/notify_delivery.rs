@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, missing_debug_implementations)] // test helpers
 
+mod support;
+
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -15,7 +17,6 @@ use axum::http::HeaderMap;
 use axum::routing::post;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
-use tokio::time::Instant;
 use vitals_core::machine::State;
 use vitals_monitor::config;
 use vitals_monitor::notify::{Notifier, TransitionInfo};
@@ -70,14 +71,6 @@ fn down(target: &str, at: SystemTime) -> TransitionInfo {
     }
 }
 
-async fn until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 fn verify(secret: &str, headers: &HeaderMap, body: &str) {
     let timestamp = headers["x-vitals-timestamp"].to_str().unwrap();
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
@@ -121,14 +114,14 @@ channels = ["hook", "chat"]
             .await;
     }
     // The chat channel delivers while the webhook receiver is down.
-    until(
+    support::until(
         "the chat receiver gets 5 alerts",
         Duration::from_secs(10),
         || chat_received.lock().unwrap().len() == 5,
     )
     .await;
     let store = notifier.store();
-    until(
+    support::until(
         "the webhook rows fail at least twice",
         Duration::from_secs(10),
         || {
@@ -154,7 +147,7 @@ channels = ["hook", "chat"]
         .await
         .unwrap();
     let hook_received = receiver(hook).await;
-    until("the webhook gets 5 alerts", Duration::from_secs(10), || {
+    support::until("the webhook gets 5 alerts", Duration::from_secs(10), || {
         hook_received.lock().unwrap().len() >= 5
     })
     .await;
@@ -210,7 +203,7 @@ async fn pending_alerts_survive_a_restart_of_the_notifier_and_are_delivered_once
         .unwrap();
     let received = receiver(hook).await;
     let second = Notifier::start(&config).unwrap();
-    until(
+    support::until(
         "the alert left pending is delivered",
         Duration::from_secs(10),
         || received.lock().unwrap().len() == 1,
@@ -252,11 +245,11 @@ channels = ["run", "slow"]
     let notifier = Notifier::start(&config).unwrap();
     notifier.transition(&down("db", SystemTime::now())).await;
     let env_file = out.path().join("db.env");
-    until("the command ran", Duration::from_secs(10), || {
+    support::until("the command ran", Duration::from_secs(10), || {
         env_file.exists()
     })
     .await;
-    until("the command finished", Duration::from_secs(10), || {
+    support::until("the command finished", Duration::from_secs(10), || {
         notifier
             .store()
             .outbox(10, false)
@@ -275,7 +268,7 @@ channels = ["run", "slow"]
             .unwrap();
     assert_eq!(stdin["target"], "db");
 
-    until(
+    support::until(
         "the slow command is cut at its timeout",
         Duration::from_secs(10),
         || {
@@ -379,7 +372,7 @@ channels = ["mail"]
     let notifier = Notifier::start(&config).unwrap();
     notifier.transition(&down("db", SystemTime::now())).await;
     let files = || std::fs::read_dir(mail.path()).unwrap().count();
-    until(
+    support::until(
         "the SMTP server got the mail",
         Duration::from_secs(10),
         || files() == 1,

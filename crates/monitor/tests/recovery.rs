@@ -9,6 +9,8 @@
 
 #![allow(clippy::unwrap_used, missing_debug_implementations)] // test helpers
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,7 +20,6 @@ use axum::extract::State as AxumState;
 use axum::routing::post;
 use serde_json::Value;
 use tokio::time::Instant;
-use vitals_monitor::{config, serve};
 use vitals_testkit::{Signal, free_port, is_running, signal};
 
 const TOKEN: &str = "s3cret-token-0123456789";
@@ -125,18 +126,8 @@ timeout = "5s"
 
 /// Starts `vitals serve` on the configuration `text`.
 async fn serve_text(text: &str) -> Monitor {
-    let config = config::parse(text, "test.toml").unwrap_or_else(|errors| panic!("{errors}"));
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        serve::run(config, move |addr| {
-            let _ = tx.send(addr);
-        })
-        .await
-        .unwrap();
-    });
-    let addr = rx.await.unwrap();
     Monitor {
-        base: format!("http://{addr}"),
+        base: support::serve(text).await,
         client: reqwest::Client::new(),
     }
 }

@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used, missing_debug_implementations)] // test helpers
 
+mod support;
+
 use std::fmt::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,7 +19,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use tokio::time::Instant;
-use vitals_monitor::{config, serve};
 
 const DEPENDENTS: usize = 50;
 
@@ -59,16 +60,7 @@ async fn monitor(data: &std::path::Path, text: &str) -> String {
         "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\n{text}",
         data.display().to_string()
     );
-    let config = config::parse(&text, "test.toml").unwrap_or_else(|errors| panic!("{errors}"));
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        serve::run(config, move |addr| {
-            let _ = tx.send(addr);
-        })
-        .await
-        .unwrap();
-    });
-    format!("http://{}", rx.await.unwrap())
+    support::serve(&text).await
 }
 
 async fn states(client: &reqwest::Client, monitor: &str) -> Vec<serde_json::Value> {
@@ -114,14 +106,6 @@ fn count(alerts: &Alerts, kind: &str) -> usize {
         .count()
 }
 
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_root_with_50_dependents_sends_one_alert_naming_them_all() {
     let db_up = Arc::new(AtomicBool::new(true));
@@ -165,7 +149,10 @@ async fn a_root_with_50_dependents_sends_one_alert_naming_them_all() {
         assert!(Instant::now() < deadline, "never all down");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    until("the root's alert", || count(&alerts, "down") >= 1).await;
+    support::until("the root's alert", Duration::from_secs(60), || {
+        count(&alerts, "down") >= 1
+    })
+    .await;
     // Past the group wait, nothing more arrives.
     tokio::time::sleep(Duration::from_secs(3)).await;
     {
@@ -187,7 +174,7 @@ async fn a_root_with_50_dependents_sends_one_alert_naming_them_all() {
 
     // The root recovers: its resolution and each dependent's are sent.
     db_up.store(true, Ordering::SeqCst);
-    until("51 resolutions", || {
+    support::until("51 resolutions", Duration::from_secs(60), || {
         count(&alerts, "recovered") > DEPENDENTS
     })
     .await;
@@ -243,7 +230,10 @@ async fn when_the_monitors_network_fails_nothing_is_declared_down() {
     }
 
     network.store(false, Ordering::SeqCst);
-    until("the isolation alert", || count(&alerts, "isolated") >= 1).await;
+    support::until("the isolation alert", Duration::from_secs(60), || {
+        count(&alerts, "isolated") >= 1
+    })
+    .await;
     // Ten intervals later (past down_after many times over), still nothing is down.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let targets = states(&client, &monitor).await;

@@ -5,13 +5,14 @@
 
 #![allow(clippy::unwrap_used, missing_debug_implementations)] // test helpers
 
+mod support;
+
 use std::process::Command;
 use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
 use tokio::time::Instant;
-use vitals_monitor::{config, serve};
 
 struct Monitor {
     base: String,
@@ -25,18 +26,8 @@ async fn start(targets: &str) -> Monitor {
         "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\napi_token = \"s3cret-token-0123456789\"\nping_body_limit = 1000\n\n{targets}",
         data.path().display().to_string()
     );
-    let config = config::parse(&text, "test.toml").unwrap_or_else(|errors| panic!("{errors}"));
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        serve::run(config, move |addr| {
-            let _ = tx.send(addr);
-        })
-        .await
-        .unwrap();
-    });
-    let addr = rx.await.unwrap();
     Monitor {
-        base: format!("http://{addr}"),
+        base: support::serve(&text).await,
         client: reqwest::Client::new(),
         _data: data,
     }
@@ -417,13 +408,8 @@ async fn udp_heartbeats_are_accepted_and_forgeries_counted() {
         "[server]\nlisten = \"127.0.0.1:0\"\nudp_listen = \"127.0.0.1:{port}\"\ndata_dir = {:?}\n\n[[target]]\nid = \"worker\"\nkind = \"heartbeat\"\nperiod = \"10s\"\nudp_key = \"{key}\"\n",
         data.path().display().to_string()
     );
-    let config = config::parse(&text, "test.toml").unwrap_or_else(|errors| panic!("{errors}"));
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(serve::run(config, move |addr| {
-        let _ = tx.send(addr);
-    }));
     let monitor = Monitor {
-        base: format!("http://{}", rx.await.unwrap()),
+        base: support::serve(&text).await,
         client: reqwest::Client::new(),
         _data: data,
     };

@@ -4,11 +4,14 @@
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
-use vitals_core::Outcome;
 use vitals_core::detector::Detector;
 use vitals_core::machine::{EventKind, Machine, State};
+use vitals_core::{Kind, Outcome};
 
 use super::metrics::{CheckMetrics, TargetMetrics};
+
+/// The least time between two stored passing beats of one heartbeat target.
+pub(crate) const KEEP_BEATS_EVERY: Duration = Duration::from_secs(1);
 use super::{Cadence, Record};
 
 /// Mutable state of one target. Lives in the engine's table, behind its lock.
@@ -33,6 +36,8 @@ pub(crate) struct Live {
     pub(crate) metrics: Option<Box<TargetMetrics>>,
     /// A service target's own checks, by name, as rows of their own (see `service`).
     pub(crate) parts: Vec<(String, Live)>,
+    /// When a result of this target was last handed to storage (see [`Live::keep`]).
+    pub(crate) result_kept: Option<Instant>,
 }
 
 impl Live {
@@ -51,6 +56,7 @@ impl Live {
             created: now,
             metrics: None,
             parts: Vec::new(),
+            result_kept: None,
         }
     }
 
@@ -92,14 +98,20 @@ impl Live {
                 }
             }
         }
-        self.keep(target, outcome, metrics, records);
+        self.keep(target, now, outcome, metrics, records);
     }
 
     /// Count, store and show an outcome without judging it (the monitor is isolated: the
     /// state stays as it was).
+    ///
+    /// A heartbeat target's passing beats are stored at most one a second
+    /// ([`KEEP_BEATS_EVERY`]): a sender beating a hundred times a second says nothing new
+    /// with each beat, and the history (rollups, uptime) needs no more. Failures, warnings
+    /// and every active check's result are all stored.
     pub(crate) fn keep(
         &mut self,
         target: &str,
+        now: Instant,
         outcome: Outcome,
         metrics: &CheckMetrics,
         records: &mut Vec<Record>,
@@ -107,10 +119,18 @@ impl Live {
         self.metrics
             .get_or_insert_with(|| metrics.target(target))
             .count(outcome.kind);
-        records.push(Record::Result {
-            target: target.to_string(),
-            outcome: outcome.clone(),
-        });
+        let routine_beat = self.detector.is_some()
+            && outcome.kind == Kind::Pass
+            && self
+                .result_kept
+                .is_some_and(|kept| now.saturating_duration_since(kept) < KEEP_BEATS_EVERY);
+        if !routine_beat {
+            self.result_kept = Some(now);
+            records.push(Record::Result {
+                target: target.to_string(),
+                outcome: outcome.clone(),
+            });
+        }
         self.last = Some(outcome);
     }
 

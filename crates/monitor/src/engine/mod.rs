@@ -424,7 +424,7 @@ impl Engine {
             if self.judges(index, &outcome) {
                 live.apply(&spec.id, now, wall, outcome, metrics, &mut records);
             } else {
-                live.keep(&spec.id, outcome, metrics, &mut records);
+                live.keep(&spec.id, now, outcome, metrics, &mut records);
             }
             if let Some(metrics) = &live.metrics {
                 metrics.observe(duration);
@@ -445,7 +445,7 @@ impl Engine {
                 if self.judges(index, &outcome) {
                     part.apply(&id, now, wall, outcome, metrics, &mut records);
                 } else {
-                    part.keep(&id, outcome, metrics, &mut records);
+                    part.keep(&id, now, outcome, metrics, &mut records);
                 }
             }
             self.update_isolation(index, &table, wall, &mut records);
@@ -498,7 +498,6 @@ impl Engine {
         {
             let mut table = self.lock();
             let live = &mut table[index];
-            ping.target = spec.id.clone();
             let status = match ping.signal {
                 Signal::Start => {
                     live.started = Some((now, ping.rid.clone()));
@@ -554,6 +553,7 @@ impl Engine {
         // UDP beats come by the hundred thousand a second: their history is the results and
         // transitions, not one stored row each.
         if !matches!(ping.signal, Signal::Beat(_)) {
+            ping.target = spec.id.clone();
             records.push(Record::Ping(ping));
         }
         self.emit(records);

@@ -495,3 +495,53 @@ async fn flapping_starts_and_stops_as_records_of_their_own() {
     assert_eq!(flaps, [true, false]);
     assert!(!engine.view("api").unwrap().flapping);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_fast_heartbeat_keeps_one_passing_result_a_second_and_every_failure() {
+    let (tx, mut rx) = records(100_000);
+    let engine = Engine::start(
+        vec![TargetSpec {
+            id: "worker".into(),
+            name: "worker".into(),
+            thresholds: Thresholds::default(),
+            mode: Mode::Passive {
+                ping_id: "w".into(),
+                expectation: Expectation::Period {
+                    period: Duration::from_millis(10),
+                    grace: Duration::from_millis(100),
+                },
+            },
+        }],
+        &HashMap::new(),
+        tx,
+        16,
+    );
+    let beat = |status| PingRecord {
+        target: String::new(),
+        at: SystemTime::now(),
+        signal: Signal::Beat(status),
+        rid: None,
+        body: None,
+        duration: None,
+        source: None,
+    };
+    // Three seconds of a beat every 10 ms, one of them a failure.
+    for n in 0..300 {
+        let status = if n == 150 { Status::Fail } else { Status::Pass };
+        engine.heartbeat("w", beat(status)).unwrap();
+        at(0.01).await;
+    }
+    let mut kinds = Vec::new();
+    while let Some(record) = rx.try_recv() {
+        if let Record::Result { outcome, .. } = record {
+            kinds.push(outcome.kind);
+        }
+    }
+    let fails = kinds.iter().filter(|k| **k == Kind::Fail).count();
+    assert_eq!(fails, 1, "every failure is kept: {kinds:?}");
+    let passes = kinds.len() - fails;
+    assert!(
+        (3..=5).contains(&passes),
+        "about one pass a second: {kinds:?}"
+    );
+}

@@ -404,6 +404,11 @@ async fn persist(
         let Some(record) = record else {
             return;
         };
+        // Stopping: only records of state still matter; a backlog of results and pings
+        // (shed under load anyway) must not hold up the exit.
+        if stop.is_cancelled() && record.is_droppable() {
+            continue;
+        }
         match record {
             // Outputs are kept for warnings and failures only: "HTTP 200" thousands of
             // times a day doubles the history (docs/STORAGE.md) and says nothing new; the

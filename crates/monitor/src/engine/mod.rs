@@ -153,9 +153,11 @@ pub enum Record {
     },
 }
 
-/// Creates the channel the engine hands records out on. Transitions are never dropped and
-/// keep their order; results (summaries, high volume) are dropped and counted once more than
-/// `capacity` records wait, so a slow disk cannot grow memory without bound.
+/// Creates the channel the engine hands records out on. Transitions (and the other records of
+/// state: markers, flags, isolation) are never dropped and keep their order; results and pings
+/// (high volume: a check a second per target, a flood of HTTP pings) are dropped and counted
+/// once more than `capacity` records wait, so a slow disk or a ping flood cannot grow memory
+/// without bound.
 pub fn records(capacity: usize) -> (RecordSender, RecordReceiver) {
     let (tx, rx) = mpsc::unbounded_channel();
     let pending = Arc::new(AtomicUsize::new(0));
@@ -198,10 +200,17 @@ impl RecordReceiver {
     }
 }
 
+impl Record {
+    /// Results and pings may be shed under overload; records of state may not.
+    pub fn is_droppable(&self) -> bool {
+        matches!(self, Record::Result { .. } | Record::Ping(_))
+    }
+}
+
 impl RecordSender {
     /// Send `record`; false when a droppable record was dropped.
     fn send(&self, record: Record) -> bool {
-        let droppable = matches!(record, Record::Result { .. });
+        let droppable = record.is_droppable();
         if droppable && self.pending.load(AtomicOrdering::Relaxed) >= self.capacity {
             return false;
         }

@@ -291,6 +291,8 @@ struct Shared {
     check_metrics: CheckMetrics,
     topology: Resolved,
     isolated: AtomicBool,
+    /// Saved states of service checks (`<id>/<check>`), taken when each is first seen again.
+    restored_parts: Mutex<HashMap<String, Restored>>,
 }
 
 impl Shared {
@@ -373,6 +375,13 @@ impl Engine {
                 check_metrics: CheckMetrics::default(),
                 topology,
                 isolated: AtomicBool::new(false),
+                restored_parts: Mutex::new(
+                    restored
+                        .iter()
+                        .filter(|(id, _)| id.contains('/'))
+                        .map(|(id, saved)| (id.clone(), saved.clone()))
+                        .collect(),
+                ),
             }),
         };
         tokio::spawn(timers::run(engine.clone(), timer_rx));
@@ -443,10 +452,19 @@ impl Engine {
                 let position = match live.parts.iter().position(|(part, _)| *part == name) {
                     Some(position) => position,
                     None => {
-                        let machine = Machine::new(service::part_thresholds(&spec.thresholds))
-                            .or_else(|_| Machine::new(Thresholds::default()))
-                            .expect("default thresholds are valid");
-                        live.parts.push((name, Live::new(machine, now)));
+                        // A check seen before a restart carries on from its saved state.
+                        let restored = self
+                            .shared
+                            .restored_parts
+                            .lock()
+                            .map_or(None, |mut saved| saved.remove(&id));
+                        let part = restored_live(
+                            &service::part_thresholds(&spec.thresholds),
+                            restored.as_ref(),
+                            now,
+                            wall,
+                        );
+                        live.parts.push((name, part));
                         live.parts.len() - 1
                     }
                 };
@@ -582,7 +600,24 @@ fn new_live(
     now: Instant,
     wall: SystemTime,
 ) -> Live {
-    let fresh = || Machine::new(spec.thresholds.clone());
+    let detector = match &spec.mode {
+        Mode::Passive { expectation, .. } => Some(expectation.detector(now.into_std(), wall)),
+        Mode::Active { .. } | Mode::Service { .. } => None,
+    };
+    Live {
+        detector,
+        ..restored_live(&spec.thresholds, restored, now, wall)
+    }
+}
+
+/// A target's live entry with no detector: fresh, or carrying on from `restored`.
+fn restored_live(
+    thresholds: &Thresholds,
+    restored: Option<&Restored>,
+    now: Instant,
+    wall: SystemTime,
+) -> Live {
+    let fresh = || Machine::new(thresholds.clone());
     let machine = match restored {
         Some(saved) => {
             // Monotonic "since" from the saved wall time: as long ago as it was then.
@@ -591,7 +626,7 @@ fn new_live(
                 now.checked_sub(ago).unwrap_or(now).into_std()
             });
             Machine::restore(
-                spec.thresholds.clone(),
+                thresholds.clone(),
                 Saved {
                     state: saved.state,
                     since,
@@ -607,13 +642,8 @@ fn new_live(
     let machine = machine
         .or_else(|_| Machine::new(Thresholds::default()))
         .expect("default thresholds are valid");
-    let detector = match &spec.mode {
-        Mode::Passive { expectation, .. } => Some(expectation.detector(now.into_std(), wall)),
-        Mode::Active { .. } | Mode::Service { .. } => None,
-    };
     Live {
         since_wall: restored.and_then(|saved| saved.since),
-        detector,
         paused: restored.is_some_and(|saved| saved.paused),
         maintenance_until: restored.and_then(|saved| saved.maintenance_until),
         ..Live::new(machine, now)

@@ -545,3 +545,46 @@ async fn a_fast_heartbeat_keeps_one_passing_result_a_second_and_every_failure() 
         "about one pass a second: {kinds:?}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_services_check_carries_on_from_its_saved_state_after_a_restart() {
+    let up = Arc::new(AtomicBool::new(true));
+    let (tx, mut rx) = records(1024);
+    let restored = HashMap::from([(
+        "orders/database".to_string(),
+        Restored {
+            state: State::Down,
+            since: Some(SystemTime::now() - Duration::from_secs(60)),
+            consecutive_failures: 3,
+            consecutive_successes: 0,
+            flapping: false,
+            paused: false,
+            maintenance_until: None,
+        },
+    )]);
+    let engine = Engine::start(
+        vec![spec("orders", switchable(&up), 3600)],
+        &restored,
+        tx,
+        16,
+    );
+    let now = SystemTime::now();
+    let pass = || Outcome::new(Kind::Pass, now, Duration::ZERO);
+    engine.apply(0, pass(), vec![("database".to_string(), pass())]);
+    let mut transitions = Vec::new();
+    while let Some(record) = rx.try_recv() {
+        if let Record::Transition {
+            target, from, to, ..
+        } = record
+            && target == "orders/database"
+        {
+            transitions.push((from, to));
+        }
+    }
+    // From its saved state (not from unknown); rise 1 for a service's checks: one pass.
+    assert_eq!(transitions, [(State::Down, State::Healthy)]);
+    assert_eq!(
+        engine.view("orders/database").unwrap().state,
+        State::Healthy
+    );
+}

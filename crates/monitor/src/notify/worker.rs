@@ -92,12 +92,13 @@ impl Worker {
                     self.blocking(move |s| s.outbox_release(&rest)).await?;
                     return Ok(None);
                 }
-                if !self.deliver(&row).await? {
-                    // The channel is failing: give the rest back untouched, in order, and
-                    // wait for the failed row's backoff.
+                if let Some(wait) = self.deliver(&row).await? {
+                    // The channel is failing: give the rest back untouched and end the pass
+                    // until the failed row's backoff is over, so that it goes first again
+                    // and the rows keep their order.
                     let rest: Vec<i64> = rows.map(|r| r.id).collect();
                     self.blocking(move |s| s.outbox_release(&rest)).await?;
-                    break;
+                    return Ok(Some(wait));
                 }
             }
         }
@@ -110,15 +111,16 @@ impl Worker {
         }))
     }
 
-    /// One attempt; `Ok(true)` when the channel accepted it.
-    async fn deliver(&self, row: &OutboxRow) -> Result<bool, String> {
+    /// One attempt: `Ok(None)` when the channel accepted it, else how long until the row's
+    /// next attempt.
+    async fn deliver(&self, row: &OutboxRow) -> Result<Option<Duration>, String> {
         let id = row.id;
         match self.sender.deliver(row).await {
             Ok(()) => {
                 tracing::info!(channel = %row.channel, key = %row.key, attempts = row.attempts + 1, "alert delivered");
                 self.blocking(move |s| s.outbox_delivered(id, SystemTime::now()))
                     .await?;
-                Ok(true)
+                Ok(None)
             }
             Err(error) => {
                 let wait = backoff(row.attempts + 1, self.retry_min, self.retry_max);
@@ -126,7 +128,7 @@ impl Worker {
                 let due = SystemTime::now() + wait;
                 self.blocking(move |s| s.outbox_retry(id, due, &error))
                     .await?;
-                Ok(false)
+                Ok(Some(wait))
             }
         }
     }

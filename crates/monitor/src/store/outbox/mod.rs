@@ -104,6 +104,13 @@ fn lease_ms(lease: Duration) -> i64 {
     i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// The rows of a channel that may go now: none behind the first one that failed (it is
+/// retried alone until the channel takes it), so alerts arrive in the order they were made.
+const IN_ORDER: &str = "id <= COALESCE((SELECT MIN(f.id) FROM outbox f
+                                  WHERE f.channel = ?1 AND f.delivered IS NULL
+                                    AND f.cancelled IS NULL AND f.attempts > 0),
+                                 9223372036854775807)";
+
 impl Store {
     /// Records `alert` and, unless it is muted, one outbox row per channel due at `due`, in
     /// one transaction. Idempotent: an alert or row whose key exists already is left as it
@@ -196,7 +203,9 @@ impl Store {
 
     /// Claims up to `limit` rows of `channel` that are due at `now` and not claimed by
     /// anyone else, oldest first, for `lease`: a worker that dies holding them releases
-    /// them when the lease runs out.
+    /// them when the lease runs out. Rows behind one that failed are not claimed until it is
+    /// delivered ([`IN_ORDER`]): a channel in trouble gets its alerts in order, one retry at a
+    /// time.
     pub fn outbox_claim(
         &self,
         channel: &str,
@@ -212,6 +221,7 @@ impl Store {
                     "SELECT {ROW} FROM outbox
                      WHERE channel = ?1 AND delivered IS NULL AND cancelled IS NULL
                        AND due <= ?2 AND (claimed_until IS NULL OR claimed_until <= ?2)
+                       AND {IN_ORDER}
                      ORDER BY id LIMIT ?3"
                 ))
                 .and_then(|mut s| {
@@ -292,10 +302,11 @@ impl Store {
         let next: Option<i64> = self
             .lock()
             .conn
-            .prepare_cached(
+            .prepare_cached(&format!(
                 "SELECT MIN(MAX(due, COALESCE(claimed_until, 0))) FROM outbox
-                 WHERE channel = ?1 AND delivered IS NULL AND cancelled IS NULL",
-            )
+                     WHERE channel = ?1 AND delivered IS NULL AND cancelled IS NULL
+                       AND {IN_ORDER}"
+            ))
             .and_then(|mut s| s.query_row([channel], |r| r.get(0)))
             .optional()
             .map_err(StoreError::sqlite(

@@ -480,6 +480,12 @@ async fn persist(
                 if blocked_by.is_none() || to.is_serving() {
                     recovery.transition(&target, to);
                 }
+                // Back: what depended on it and still fails is its own trouble now.
+                if to.is_serving() {
+                    for (dependent, state) in engine.unblocked_dependents(&target) {
+                        recovery.transition(&dependent, state);
+                    }
+                }
                 let state = TargetState {
                     target: target.clone(),
                     state: saved.state.as_str().to_string(),

@@ -404,6 +404,11 @@ async fn a_failing_dependency_blocks_its_dependents_and_names_them() {
     assert!(engine.blocked_dependents("db").is_empty());
     assert!(engine.blocked_by("api").is_empty());
     assert_eq!(engine.blocked_by("web"), ["api"]);
+    // api is on its own now (web is still api's doing).
+    assert_eq!(
+        engine.unblocked_dependents("db"),
+        [("api".to_string(), State::Down)]
+    );
 }
 
 #[tokio::test(start_paused = true)]

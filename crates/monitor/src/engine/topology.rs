@@ -182,6 +182,32 @@ impl Engine {
             .collect()
     }
 
+    /// Targets that depend on `id` (directly or further), are impaired, and are blocked by
+    /// nothing now, with their states: what is left failing on its own account once `id`
+    /// is back. Their trouble was not acted on while it was `id`'s doing.
+    pub fn unblocked_dependents(&self, id: &str) -> Vec<(String, State)> {
+        let Some(index) = self.index_of(id) else {
+            return Vec::new();
+        };
+        let table = self.lock();
+        let graph = &self.shared.topology.graph;
+        let mut seen = vec![false; table.len()];
+        let mut stack: Vec<usize> = graph.needed_by(index).to_vec();
+        let mut found = Vec::new();
+        while let Some(node) = stack.pop() {
+            if std::mem::replace(&mut seen[node], true) {
+                continue;
+            }
+            stack.extend_from_slice(graph.needed_by(node));
+            let state = table[node].machine.state();
+            if impaired(state) && self.roots(node, &table).is_empty() {
+                found.push((self.shared.specs[node].id.clone(), state));
+            }
+        }
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found
+    }
+
     pub(super) fn roots(&self, index: usize, table: &[Live]) -> Vec<String> {
         if !impaired(table[index].machine.state()) {
             return Vec::new();

@@ -6,37 +6,12 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::State;
-use axum::routing::post;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
 const TOKEN: &str = "s3cret-token-0123456789";
-
-async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
-    let got: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let app = Router::new()
-        .route(
-            "/hook",
-            post(
-                |State(got): State<Arc<Mutex<Vec<Value>>>>, body: String| async move {
-                    got.lock()
-                        .unwrap()
-                        .push(serde_json::from_str(&body).unwrap());
-                    "ok"
-                },
-            ),
-        )
-        .with_state(Arc::clone(&got));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, got)
-}
 
 async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -49,7 +24,7 @@ async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silence_mutes_alerts_which_are_still_recorded_and_listed() {
     let data = tempfile::tempdir().unwrap();
-    let (hook, got) = receiver().await;
+    let (hook, got) = support::webhook().await;
     let text = format!(
         r#"[server]
 listen = "127.0.0.1:0"

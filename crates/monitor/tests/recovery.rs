@@ -12,12 +12,8 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::State as AxumState;
-use axum::routing::post;
 use serde_json::Value;
 use tokio::time::Instant;
 use vitals_testkit::{Signal, free_port, is_running, signal};
@@ -185,33 +181,11 @@ fn attempts(actions: &Value) -> Vec<&Value> {
         .collect()
 }
 
-/// A webhook receiver on loopback; returns its URL and the bodies it got.
-async fn webhook() -> (String, Arc<Mutex<Vec<Value>>>) {
-    let received: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let app = Router::new()
-        .route(
-            "/hook",
-            post(
-                |AxumState(got): AxumState<Arc<Mutex<Vec<Value>>>>, body: String| async move {
-                    got.lock()
-                        .unwrap()
-                        .push(serde_json::from_str(&body).unwrap());
-                    "ok"
-                },
-            ),
-        )
-        .with_state(Arc::clone(&received));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, received)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_dies_repeatedly_is_restarted_within_its_budget_then_left_to_a_person() {
     let data = tempfile::tempdir().unwrap();
     let service = Service::new(data.path());
-    let (hook, alerts) = webhook().await;
+    let (hook, alerts) = support::webhook().await;
     let monitor = start(
         data.path(),
         &service,
@@ -327,7 +301,7 @@ async fn a_server_that_dies_repeatedly_is_restarted_within_its_budget_then_left_
 async fn a_server_that_stays_up_gets_its_budget_back_after_the_healthy_period() {
     let data = tempfile::tempdir().unwrap();
     let service = Service::new(data.path());
-    let (hook, alerts) = webhook().await;
+    let (hook, alerts) = support::webhook().await;
     let monitor = start(
         data.path(),
         &service,

@@ -10,19 +10,19 @@
 mod support;
 
 use std::fmt::Write;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::get;
 use tokio::time::Instant;
 
 const DEPENDENTS: usize = 50;
 
-type Alerts = Arc<Mutex<Vec<serde_json::Value>>>;
+type Alerts = support::Received;
 
 /// The database's health and 50 services that answer 503 while it is down.
 async fn services(db_up: Arc<AtomicBool>) -> std::net::SocketAddr {
@@ -77,26 +77,6 @@ async fn states(client: &reqwest::Client, monitor: &str) -> Vec<serde_json::Valu
 
 const CADENCE: &str = "interval = \"300ms\"\ntimeout = \"200ms\"\njitter = \"0s\"\ninterval_changing = \"300ms\"\ninterval_down = \"300ms\"\n";
 
-async fn receiver() -> (std::net::SocketAddr, Alerts) {
-    let alerts: Alerts = Arc::default();
-    let app = Router::new()
-        .route(
-            "/hook",
-            post(|State(alerts): State<Alerts>, body: String| async move {
-                alerts
-                    .lock()
-                    .unwrap()
-                    .push(serde_json::from_str(&body).unwrap());
-                "ok"
-            }),
-        )
-        .with_state(Arc::clone(&alerts));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (addr, alerts)
-}
-
 fn count(alerts: &Alerts, kind: &str) -> usize {
     alerts
         .lock()
@@ -110,11 +90,11 @@ fn count(alerts: &Alerts, kind: &str) -> usize {
 async fn a_root_with_50_dependents_sends_one_alert_naming_them_all() {
     let db_up = Arc::new(AtomicBool::new(true));
     let app = services(Arc::clone(&db_up)).await;
-    let (hook, alerts) = receiver().await;
+    let (hook, alerts) = support::webhook().await;
     let data = tempfile::tempdir().unwrap();
     let mut text = format!(
         "[notify]\ngroup_wait = \"2s\"\nretry_min = \"50ms\"\nretry_max = \"200ms\"\n\n\
-         [[channel]]\nid = \"hook\"\nkind = \"webhook\"\nurl = \"http://{hook}/hook\"\n\n\
+         [[channel]]\nid = \"hook\"\nkind = \"webhook\"\nurl = \"{hook}\"\n\n\
          [[rule]]\non = [\"down\", \"recovered\"]\nchannels = [\"hook\"]\n\n\
          [[target]]\nid = \"db\"\nkind = \"http\"\nurl = \"http://{app}/db\"\n{CADENCE}\n"
     );
@@ -201,12 +181,12 @@ async fn when_the_monitors_network_fails_nothing_is_declared_down() {
     // The canary and ten targets share one "network": when it goes, all fail at once.
     let network = Arc::new(AtomicBool::new(true));
     let app = services(Arc::clone(&network)).await;
-    let (hook, alerts) = receiver().await;
+    let (hook, alerts) = support::webhook().await;
     let data = tempfile::tempdir().unwrap();
     let mut text = format!(
         "canaries = [\"gateway\"]\n\n\
          [notify]\ngroup_wait = \"0s\"\nretry_min = \"50ms\"\nretry_max = \"200ms\"\n\n\
-         [[channel]]\nid = \"hook\"\nkind = \"webhook\"\nurl = \"http://{hook}/hook\"\n\n\
+         [[channel]]\nid = \"hook\"\nkind = \"webhook\"\nurl = \"{hook}\"\n\n\
          [[rule]]\non = [\"down\", \"unhealthy\", \"isolated\", \"recovered\"]\nchannels = [\"hook\"]\n\n\
          [[target]]\nid = \"gateway\"\nkind = \"http\"\nurl = \"http://{app}/db\"\n{CADENCE}\n"
     );

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use rusqlite::{Row, params};
 
 use super::codec::{self, millis};
-use super::{Store, StoreError};
+use super::{Store, StoreError, read};
 
 /// What a row records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,15 +82,8 @@ impl Store {
     pub fn record_action(&self, a: &ActionRecord) -> Result<i64, StoreError> {
         let target = codec::target_name(&a.target, "a recovery action")?;
         let at = millis(a.at, "recovery action time")?;
-        if self.is_read_only() {
-            return Err(StoreError::ReadOnly {
-                path: self.path().to_path_buf(),
-            });
-        }
-        let inner = self.lock();
-        inner
-            .conn
-            .prepare_cached(
+        self.with_tx(|tx| {
+            tx.prepare_cached(
                 "INSERT INTO actions (target, at, kind, trigger_state, action, attempt,
                                       duration_us, exit_code, http_status, output, result)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -111,27 +104,21 @@ impl Store {
                 ])
             })
             .map_err(StoreError::sqlite("could not record a recovery action"))
+        })
     }
 
     /// The latest `limit` rows of `target`'s recovery log, newest first.
     pub fn actions(&self, target: &str, limit: usize) -> Result<Vec<ActionRecord>, StoreError> {
         const WHAT: &str = "could not read recovery actions";
-        let inner = self.lock();
-        let mut stmt = inner
-            .conn
-            .prepare_cached(&format!(
+        read::collect(
+            &self.lock().conn,
+            &format!(
                 "SELECT {COLUMNS} FROM actions WHERE target = ?1 ORDER BY at DESC, id DESC LIMIT ?2"
-            ))
-            .map_err(StoreError::sqlite(WHAT))?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = stmt
-            .query_map(params![target, limit], raw)
-            .map_err(StoreError::sqlite(WHAT))?;
-        let mut out = Vec::new();
-        for row in rows {
-            out.push(decode(target, row.map_err(StoreError::sqlite(WHAT))?)?);
-        }
-        Ok(out)
+            ),
+            params![target, read::limit(limit)],
+            WHAT,
+            |row| decode(target, raw(row).map_err(StoreError::sqlite(WHAT))?),
+        )
     }
 }
 

@@ -280,6 +280,14 @@ impl Store {
         Ok(value)
     }
 
+    /// [`Store::with_batch`] for writes that need only the transaction.
+    pub(crate) fn with_tx<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.with_batch(|batch| f(batch.tx()))
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock dropped its transaction, which rolled back: the
         // connection is consistent, so poisoning carries no information here.

@@ -16,7 +16,7 @@ use std::time::SystemTime;
 use rusqlite::{Connection, params};
 
 use super::codec::{floor, millis};
-use super::uptime::{Class, classify, fraction};
+use super::uptime::Timeline;
 use super::{Bucket, StoreError};
 
 const DAY_MS: i64 = 86_400_000;
@@ -63,7 +63,7 @@ pub(crate) fn histories(
     let tx = conn
         .unchecked_transaction()
         .map_err(StoreError::sqlite(WHAT))?;
-    let mut timelines: HashMap<String, Vec<(i64, Class)>> = HashMap::new();
+    let mut timelines: HashMap<String, Timeline> = HashMap::new();
     {
         let mut stmt = tx
             .prepare_cached(
@@ -81,9 +81,10 @@ pub(crate) fn histories(
         while let Some(row) = rows.next().map_err(StoreError::sqlite(WHAT))? {
             let name: String = row.get(0).map_err(StoreError::sqlite(WHAT))?;
             let before: Option<String> = row.get(1).map_err(StoreError::sqlite(WHAT))?;
-            let timeline = before
-                .map(|state| vec![(from, classify(&state))])
-                .unwrap_or_default();
+            let timeline = match before {
+                Some(state) => Timeline::starting_in(from, &state),
+                None => Timeline::default(),
+            };
             timelines.insert(name, timeline);
         }
     }
@@ -92,7 +93,7 @@ pub(crate) fn histories(
         // transitions_by_target per target asked for.
         let mut stmt = tx
             .prepare_cached(
-                "SELECT t.name, x.at, x.to_state
+                "SELECT t.name, x.at, x.from_state, x.to_state
                    FROM targets t CROSS JOIN transitions x
                   WHERE t.name IN (SELECT value FROM json_each(?1))
                     AND x.target = t.id AND x.at > ?2
@@ -105,26 +106,28 @@ pub(crate) fn histories(
         while let Some(row) = rows.next().map_err(StoreError::sqlite(WHAT))? {
             let name: String = row.get(0).map_err(StoreError::sqlite(WHAT))?;
             let at: i64 = row.get(1).map_err(StoreError::sqlite(WHAT))?;
-            let state: String = row.get(2).map_err(StoreError::sqlite(WHAT))?;
+            let from_state: String = row.get(2).map_err(StoreError::sqlite(WHAT))?;
+            let to_state: String = row.get(3).map_err(StoreError::sqlite(WHAT))?;
             timelines
                 .entry(name)
                 .or_default()
-                .push((at, classify(&state)));
+                .push(at, &from_state, &to_state);
         }
     }
+    let nothing = Timeline::default();
     Ok(targets
         .iter()
         .map(|id| {
-            let timeline = timelines.get(id).map(Vec::as_slice).unwrap_or_default();
+            let timeline = timelines.get(id).unwrap_or(&nothing);
             let cells = (0..count)
                 .map(|i| {
                     let start = cells_from + width * i as i64;
-                    fraction(timeline, start, (start + width).min(now))
+                    timeline.fraction(start, (start + width).min(now))
                 })
                 .collect();
             let history = History {
-                day: fraction(timeline, now - DAY_MS, now),
-                month: fraction(timeline, now - 30 * DAY_MS, now),
+                day: timeline.fraction(now - DAY_MS, now),
+                month: timeline.fraction(now - 30 * DAY_MS, now),
                 cells,
             };
             (id.clone(), history)

@@ -13,12 +13,12 @@ use super::codec::{self, millis};
 use super::{Bucket, CheckResult, Flags, Ping, Rollup, StoreError, TargetState, Transition};
 
 /// SQLite takes limits as i64; a `usize` beyond that is "everything".
-fn limit(n: usize) -> i64 {
+pub(super) fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// Runs `sql` with `params` and decodes each row with `decode`.
-fn collect<T, P: rusqlite::Params>(
+pub(super) fn collect<T, P: rusqlite::Params>(
     conn: &Connection,
     sql: &str,
     params: P,

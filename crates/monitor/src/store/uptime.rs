@@ -95,6 +95,11 @@ impl Timeline {
     pub(crate) fn uptime(&self, now: i64) -> Uptime {
         uptime_of(&self.changes, now)
     }
+
+    /// The share of up time in `[from, to)` (see [`fraction`]).
+    pub(crate) fn fraction(&self, from: i64, to: i64) -> Option<f64> {
+        fraction(&self.changes, from, to)
+    }
 }
 
 /// The share of up time in `[from, to)` given a timeline of `(since_ms, class)` changes,

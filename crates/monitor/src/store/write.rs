@@ -36,6 +36,11 @@ impl<'a> Batch<'a> {
         })
     }
 
+    /// The transaction itself, for writes that need no target ids (alerts, outbox rows).
+    pub(crate) fn tx(&self) -> &Transaction<'a> {
+        &self.tx
+    }
+
     pub(crate) fn commit(self) -> Result<(), StoreError> {
         self.tx
             .commit()

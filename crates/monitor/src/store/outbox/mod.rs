@@ -12,10 +12,10 @@
 
 use std::time::{Duration, SystemTime};
 
-use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{OptionalExtension, Row, params};
 
 use super::codec::{self, millis};
-use super::{Store, StoreError};
+use super::{Store, StoreError, read};
 
 /// One alert as recorded, sent or muted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,7 +214,7 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<OutboxRow>, StoreError> {
         let now = millis(now, "now")?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let limit = read::limit(limit);
         self.with_tx(|tx| {
             let rows = tx
                 .prepare_cached(&format!(
@@ -323,7 +323,7 @@ impl Store {
         } else {
             ""
         };
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let limit = read::limit(limit);
         let rows = self
             .lock()
             .conn
@@ -340,7 +340,7 @@ impl Store {
 
     /// The latest `limit` alerts, newest first.
     pub fn alerts(&self, limit: usize) -> Result<Vec<AlertRecord>, StoreError> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let limit = read::limit(limit);
         let rows = self
             .lock()
             .conn
@@ -468,27 +468,6 @@ impl Store {
                     .collect::<rusqlite::Result<Vec<_>>>()
             })
             .map_err(StoreError::sqlite("could not read notification states"))
-    }
-
-    /// Runs `f` in one IMMEDIATE transaction (write lock up front) and commits it.
-    fn with_tx<T>(
-        &self,
-        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        if self.is_read_only() {
-            return Err(StoreError::ReadOnly {
-                path: self.path().to_path_buf(),
-            });
-        }
-        let mut inner = self.lock();
-        let tx = inner
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(StoreError::sqlite("could not begin a write transaction"))?;
-        let value = f(&tx)?;
-        tx.commit()
-            .map_err(StoreError::sqlite("could not commit a write transaction"))?;
-        Ok(value)
     }
 }
 

@@ -3,6 +3,7 @@
 //! This crate owns the vocabulary every other part of vitals speaks, as plain data and
 //! synchronous state machines:
 //!
+//! - [`Cadence`], how often an active check runs and how long it may take;
 //! - [`Status`] (pass / warn / fail) and [`aggregate()`] of many checks into one verdict;
 //! - [`Outcome`], what one check run observed, and [`Report`], what a check returns before the
 //!   runner stamps time on it;
@@ -18,6 +19,7 @@
 //! tested without waiting.
 
 pub mod aggregate;
+pub mod cadence;
 pub mod detector;
 pub mod graph;
 pub mod health_json;
@@ -27,6 +29,7 @@ pub mod recovery;
 mod status;
 
 pub use aggregate::{Part, aggregate};
+pub use cadence::Cadence;
 pub use detector::{Deadline, Detector, PhiAccrual, PhiConfig, Suspicion};
 pub use machine::{Event, EventKind, Machine, Saved, State, Thresholds};
 pub use outcome::{Kind, Observed, Outcome, Report};

@@ -14,10 +14,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
+use vitals_config::lb::LbConfig;
 use vitals_core::Report;
-use vitals_monitor::config::lb::LbConfig;
-use vitals_monitor::engine::{Mode, Record, RecordReceiver, TargetSpec};
-use vitals_monitor::targets::cadence;
+use vitals_engine::{Mode, Record, RecordReceiver, TargetSpec};
 use vitals_probes::{BoxFuture, Http, Probe};
 
 use crate::metrics::{BackendLabels, CheckLabels, Metrics};
@@ -95,7 +94,7 @@ pub fn specs(config: &LbConfig, seen: &mpsc::UnboundedSender<Observation>) -> Ve
                 thresholds: pool.thresholds.clone(),
                 mode: Mode::Active {
                     probe: Arc::new(probe),
-                    cadence: cadence(&pool.schedule),
+                    cadence: pool.schedule.clone(),
                 },
             });
         }

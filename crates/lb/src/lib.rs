@@ -11,7 +11,7 @@
 //!   backend within a [`budget::RetryBudget`] ([`proxy`]).
 //! - Admin API and `/metrics` on a separate listener ([`admin`]).
 //!
-//! Configuration: `vitals_monitor::config::lb` (the monitor's config language). The guide is
+//! Configuration: `vitals_config::lb` (the monitor's config language). The guide is
 //! docs/LB.md.
 //!
 //! What it is not: TLS termination, HTTP/2, WebSocket upgrades, or a router by host or path
@@ -36,8 +36,8 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use vitals_monitor::config::lb::LbConfig;
-use vitals_monitor::engine::{self, Engine};
+use vitals_config::lb::LbConfig;
+use vitals_engine::{self as engine, Engine};
 
 use crate::metrics::Metrics;
 use crate::pool::PoolState;

@@ -12,8 +12,8 @@
 
 use std::time::{Duration, Instant};
 
+use vitals_config::lb::{Balance, Outlier, Pool};
 use vitals_core::machine::State;
-use vitals_monitor::config::lb::{Balance, Outlier, Pool};
 
 use crate::balance::{self, Candidate, Rng};
 

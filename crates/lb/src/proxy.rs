@@ -29,7 +29,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use vitals_monitor::config::lb::{IDEMPOTENT, Pool, defaults};
+use vitals_config::lb::{IDEMPOTENT, Pool, defaults};
 
 use crate::budget::RetryBudget;
 use crate::headers::{forwarded_for, strip_hop_by_hop};

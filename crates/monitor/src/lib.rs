@@ -11,11 +11,12 @@
 //!
 //! What it is not: a load balancer or an alerter (issues 4 and 5 build those on top).
 
+pub use vitals_config as config;
+pub use vitals_engine as engine;
+
 pub mod agent_check;
 pub mod api;
-pub mod config;
 pub mod dashboard;
-pub mod engine;
 pub mod notify;
 pub mod recovery;
 pub mod serve;

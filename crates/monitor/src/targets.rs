@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use vitals_probes::{Exec, Http, Postgres, Probe, Redis, Tcp, VitalsHealth};
 
-use crate::config::{DetectorKind, Expect, Schedule, Target, TargetKind};
-use crate::engine::{Cadence, Expectation, Mode, TargetSpec};
+use crate::config::{DetectorKind, Expect, Target, TargetKind};
+use crate::engine::{Expectation, Mode, TargetSpec};
 
 /// A target whose probe could not be built (the config checks most of this up front).
 #[derive(Debug, thiserror::Error)]
@@ -14,17 +14,6 @@ use crate::engine::{Cadence, Expectation, Mode, TargetSpec};
 pub struct TargetError {
     pub target: String,
     pub message: String,
-}
-
-/// How often an active target with `schedule` is checked (the load balancer's backends too).
-pub fn cadence(schedule: &Schedule) -> Cadence {
-    Cadence {
-        interval: schedule.interval,
-        timeout: schedule.timeout,
-        jitter: schedule.jitter,
-        interval_changing: schedule.interval_changing,
-        interval_down: schedule.interval_down,
-    }
 }
 
 /// `http` is the one HTTP client all HTTP and vitals targets share: one connection pool and
@@ -35,7 +24,7 @@ pub fn spec(target: &Target, http: &reqwest::Client) -> Result<TargetSpec, Targe
         target: target.id.clone(),
         message,
     };
-    let cadence = cadence(&target.schedule);
+    let cadence = target.schedule.clone();
     let active = |probe: Arc<dyn Probe>| Mode::Active {
         probe,
         cadence: cadence.clone(),

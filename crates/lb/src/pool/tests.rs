@@ -3,9 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use vitals_config::lb::{Backend, Balance, Outlier, Pool, defaults};
 use vitals_core::machine::{State, Thresholds};
-use vitals_monitor::config::Schedule;
-use vitals_monitor::config::lb::{Backend, Balance, Outlier, Pool, defaults};
 
 use super::PoolState;
 use super::Tried::{Answered, NoAnswer, ServerError};
@@ -19,7 +18,7 @@ fn pool(n: usize, tune: impl FnOnce(&mut Pool)) -> PoolState {
         id: "web".into(),
         balance: Balance::RoundRobin,
         health_path: "/readyz".into(),
-        schedule: Schedule::default(),
+        schedule: vitals_config::default_cadence(),
         thresholds: Thresholds::default(),
         panic_threshold: 0.0,
         slow_start: Duration::ZERO,

@@ -77,8 +77,8 @@ pub async fn start_lb(backends: &[&Backend], pool_keys: &str) -> Lb {
             b.name, b.address
         ));
     }
-    let config = vitals_monitor::config::lb::parse(&text, "test.toml")
-        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let config =
+        vitals_config::lb::parse(&text, "test.toml").unwrap_or_else(|e| panic!("{e}\n{text}"));
     let (tx, rx) = tokio::sync::oneshot::channel::<Bound>();
     let task = tokio::spawn(async move {
         let result = vitals_lb::run(

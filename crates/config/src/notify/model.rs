@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::notify::AlertKind;
+use crate::AlertKind;
 
 /// Everything about notifications.
 #[derive(Debug, Clone, PartialEq)]

@@ -22,6 +22,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::{Semaphore, broadcast, mpsc};
 use tokio::time::Instant;
+pub use vitals_core::Cadence;
 use vitals_core::machine::{Machine, Saved, State, Thresholds};
 use vitals_core::{Kind, Outcome, Status};
 use vitals_probes::{Probe, VitalsHealth};
@@ -36,18 +37,6 @@ use views::part_id;
 
 /// How many changes a slow [`Engine::subscribe`] receiver may fall behind.
 const CHANGES_CAPACITY: usize = 4096;
-
-/// How often an active target is checked.
-#[derive(Debug, Clone)]
-pub struct Cadence {
-    pub interval: Duration,
-    pub timeout: Duration,
-    pub jitter: Duration,
-    /// While failing or recovering: look more often, to decide sooner.
-    pub interval_changing: Duration,
-    /// While down: look less often, to spare a service that is struggling back.
-    pub interval_down: Duration,
-}
 
 /// How a target is watched.
 #[derive(Clone)]

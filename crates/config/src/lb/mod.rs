@@ -4,7 +4,7 @@
 //! column and field, and every error is reported in one pass.
 //!
 //! ```
-//! let errors = vitals_monitor::config::lb::parse(
+//! let errors = vitals_config::lb::parse(
 //!     r#"
 //!     [[listener]]
 //!     listen = "127.0.0.1:8080"

@@ -8,7 +8,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use super::*;
-use crate::config::keys;
+use crate::keys;
 
 mod relations;
 mod values;
@@ -123,7 +123,7 @@ rise = 1
     assert_eq!(api.name, "api");
     assert_eq!(
         api.schedule,
-        Schedule {
+        Cadence {
             interval: secs(60),
             timeout: secs(5),
             jitter: secs(6),
@@ -146,7 +146,7 @@ rise = 1
     assert_eq!(api.thresholds.flap, None);
     assert_eq!(
         fast.schedule,
-        Schedule {
+        Cadence {
             interval: secs(2),
             timeout: secs(1),
             jitter: Duration::from_millis(200),
@@ -427,8 +427,8 @@ const KEY_LISTS: [&[keys::Key]; 7] = [
     keys::DETECTOR,
 ];
 
-const EXAMPLE: &str = include_str!("../../../../../examples/vitals.toml");
-const DOCS: &str = include_str!("../../../../../docs/CONFIG.md");
+const EXAMPLE: &str = include_str!("../../../../examples/vitals.toml");
+const DOCS: &str = include_str!("../../../../docs/CONFIG.md");
 
 #[test]
 fn the_example_parses_and_uses_every_key_and_kind() {
@@ -475,8 +475,8 @@ const OTHER_DOCS: [(&[keys::Key], &str); 6] = [
     (keys::RECOVER, RECOVERY_DOCS),
     (keys::RECOVER_HTTP, RECOVERY_DOCS),
 ];
-const ALERTS_DOCS: &str = include_str!("../../../../../docs/ALERTS.md");
-const RECOVERY_DOCS: &str = include_str!("../../../../../docs/RECOVERY.md");
+const ALERTS_DOCS: &str = include_str!("../../../../docs/ALERTS.md");
+const RECOVERY_DOCS: &str = include_str!("../../../../docs/RECOVERY.md");
 
 #[test]
 fn notification_and_recovery_keys_are_documented_and_in_the_example() {

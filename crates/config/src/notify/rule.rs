@@ -10,7 +10,7 @@ use super::super::fields::{At, Fields, Reported, Scope, read_table};
 use super::super::keys;
 use super::model::{Rule, Window, WindowTime, notify_defaults};
 use super::{known, label, names_in};
-use crate::notify::AlertKind;
+use crate::AlertKind;
 
 pub(super) fn rule(
     diag: &mut Diag<'_>,

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::config::parse;
+use crate::parse;
 
 const HEAD: &str = "[[target]]\nid = \"api\"\nkind = \"tcp\"\naddress = \"127.0.0.1:9\"\n";
 

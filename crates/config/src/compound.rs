@@ -103,7 +103,7 @@ pub(super) fn headers(
     for (name, v) in table.iter() {
         let name_text = name.get_ref().to_string();
         let field = format!("{field}.{name_text}");
-        if axum::http::HeaderName::from_bytes(name_text.as_bytes()).is_err() {
+        if http::HeaderName::from_bytes(name_text.as_bytes()).is_err() {
             diag.error(
                 &name.span(),
                 &field,
@@ -113,7 +113,7 @@ pub(super) fn headers(
             continue;
         }
         match v.get_ref() {
-            DeValue::String(s) if axum::http::HeaderValue::from_str(s).is_ok() => {
+            DeValue::String(s) if http::HeaderValue::from_str(s).is_ok() => {
                 out.push((name_text, s.to_string()));
             }
             DeValue::String(_) => {

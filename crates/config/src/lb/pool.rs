@@ -117,7 +117,7 @@ pub(super) fn pool(
     });
     let health_path = f.str("health_path").and_then(|at| match at {
         None => Ok(defaults::HEALTH_PATH.to_string()),
-        Some(at) if at.value.starts_with('/') && at.value.parse::<axum::http::uri::PathAndQuery>().is_ok() => {
+        Some(at) if at.value.starts_with('/') && at.value.parse::<http::uri::PathAndQuery>().is_ok() => {
             Ok(at.value)
         }
         Some(at) => {

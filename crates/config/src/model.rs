@@ -9,6 +9,8 @@ use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use vitals_core::Cadence;
+
 use vitals_core::detector::PhiConfig;
 use vitals_core::machine::Thresholds;
 
@@ -28,9 +30,9 @@ pub mod defaults {
     /// The timeout unless set; the interval when that is shorter.
     pub const TIMEOUT: Duration = Duration::from_secs(10);
     /// The interval while the state is changing is at most this (and never below the timeout).
-    pub const INTERVAL_CHANGING: Duration = Duration::from_secs(5);
+    pub const INTERVAL_CHANGING: Duration = vitals_core::cadence::INTERVAL_CHANGING;
     /// The interval while down is at least this (and never below the interval).
-    pub const INTERVAL_DOWN: Duration = Duration::from_secs(60);
+    pub const INTERVAL_DOWN: Duration = vitals_core::cadence::INTERVAL_DOWN;
     /// Grace of a cron heartbeat: healthchecks.io's default, since cron jobs usually ping when
     /// they finish and their run time varies.
     pub const CRON_GRACE: Duration = Duration::from_secs(3600);
@@ -137,49 +139,15 @@ pub struct Target {
     pub kind: TargetKind,
     /// When to probe. For heartbeat targets, whose rhythm is set by their sender
     /// ([`HeartbeatSpec::expect`]), this holds the `[defaults]` and is not used.
-    pub schedule: Schedule,
+    pub schedule: Cadence,
     pub thresholds: Thresholds,
     /// What to do when it fails (`[target.recover]`), if anything.
     pub recover: Option<super::recovery::Recovery>,
 }
 
-/// When an active target is probed.
-///
-/// Invariant (checked): `0 < timeout <= interval_changing <= interval <= interval_down`, and
-/// `jitter < interval`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Schedule {
-    pub interval: Duration,
-    /// A check still running after this is cut and counts as failed (a timeout).
-    pub timeout: Duration,
-    /// Up to this much random delay is added to each interval, so that targets configured
-    /// together do not fire together.
-    pub jitter: Duration,
-    /// The interval while the state is changing (failing or recovering), to confirm a change
-    /// sooner. Default: `min(interval, 5s)`, but never below `timeout`.
-    pub interval_changing: Duration,
-    /// The interval while down, to stop hammering what is known to be broken. Default:
-    /// `max(interval, 60s)`.
-    pub interval_down: Duration,
-}
-
-impl Schedule {
-    /// The schedule of a target that sets nothing itself.
-    pub fn with_interval(interval: Duration, timeout: Duration) -> Schedule {
-        Schedule {
-            interval,
-            timeout,
-            jitter: interval / 10,
-            interval_changing: interval.min(defaults::INTERVAL_CHANGING).max(timeout),
-            interval_down: interval.max(defaults::INTERVAL_DOWN),
-        }
-    }
-}
-
-impl Default for Schedule {
-    fn default() -> Self {
-        Schedule::with_interval(defaults::INTERVAL, defaults::TIMEOUT)
-    }
+/// The cadence of a target that sets nothing.
+pub fn default_cadence() -> Cadence {
+    Cadence::with_interval(defaults::INTERVAL, defaults::TIMEOUT)
 }
 
 /// What a target checks, and how.

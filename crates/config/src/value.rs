@@ -206,7 +206,7 @@ fn http_url(s: &str) -> Result<(), Problem> {
             "{s:?} is not an http:// or https:// URL; this kind of target speaks HTTP"
         ));
     }
-    match axum::http::Uri::from_str(s) {
+    match http::Uri::from_str(s) {
         Ok(uri) if uri.host().is_some_and(|h| !h.is_empty()) => Ok(()),
         Ok(_) => bad(format!(
             "{s:?} has no host; write it like \"http://127.0.0.1:8080/health\""

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use vitals_core::machine::Thresholds;
 
-use crate::config::Schedule;
+use crate::Cadence;
 
 /// Built-in defaults, documented in docs/LB.md.
 pub mod defaults {
@@ -120,7 +120,7 @@ pub struct Pool {
     pub balance: Balance,
     /// Path of each backend's readiness endpoint, starting with `/`.
     pub health_path: String,
-    pub schedule: Schedule,
+    pub schedule: Cadence,
     pub thresholds: Thresholds,
     /// Percent (0–100) of backends that must be in rotation; below it, traffic spreads over
     /// every backend not drained.

@@ -17,7 +17,7 @@ use vitals_core::machine::{ThresholdError, Thresholds};
 use super::error::{Diag, Span};
 use super::fields::{At, Fields, Reported};
 use super::keys;
-use super::model::{Schedule, defaults};
+use super::model::{Cadence, defaults};
 
 /// Where a setting came from, so that each problem is reported once, where it was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,7 +113,7 @@ impl<'a> Layers<'a> {
 /// interval_down`, `jitter < interval`. Values inherited from `[defaults]` for
 /// `interval_changing` and `interval_down` are clamped into range rather than refused: they
 /// are "faster while changing" and "slower while down" by definition.
-pub(super) fn schedule(diag: &mut Diag<'_>, layers: &Layers<'_>) -> Result<Schedule, Reported> {
+pub(super) fn schedule(diag: &mut Diag<'_>, layers: &Layers<'_>) -> Result<Cadence, Reported> {
     let dur: Getter<Duration> = Fields::duration;
     let interval = layers.pick_or("interval", dur, defaults::INTERVAL);
     let timeout = layers.pick("timeout", dur);
@@ -265,7 +265,7 @@ pub(super) fn schedule(diag: &mut Diag<'_>, layers: &Layers<'_>) -> Result<Sched
     if failed {
         return Err(Reported);
     }
-    Ok(Schedule {
+    Ok(Cadence {
         interval: interval.value,
         timeout: timeout.value,
         jitter: jitter_value,

@@ -13,7 +13,7 @@ use vitals_core::detector::PhiConfig;
 use super::error::{Diag, Span};
 use super::fields::{At, Fields, PhiTuning, Reported};
 use super::keys::Kind;
-use super::model::{DetectorKind, Expect, HeartbeatSpec, HttpSpec, Schedule, TargetKind, defaults};
+use super::model::{Cadence, DetectorKind, Expect, HeartbeatSpec, HttpSpec, TargetKind, defaults};
 
 /// The message for a required key that is missing.
 pub(super) fn missing(kind: Kind, key: &str) -> String {
@@ -38,7 +38,7 @@ pub(super) fn spec(
     kind: Kind,
     f: &Fields,
     path: &str,
-    schedule: Option<&Schedule>,
+    schedule: Option<&Cadence>,
     udp_listen: bool,
 ) -> Result<TargetKind, Reported> {
     let url = || f.str("url")?.map(|at| at.value).ok_or(Reported);
@@ -67,7 +67,7 @@ fn http(
     diag: &mut Diag<'_>,
     f: &Fields,
     path: &str,
-    schedule: Option<&Schedule>,
+    schedule: Option<&Cadence>,
 ) -> Result<HttpSpec, Reported> {
     // Every key is read before any `?`, so that one bad value does not hide the others.
     let method = f.str("method");

@@ -3,7 +3,7 @@
 //! line and field.
 
 use super::{check, ok};
-use crate::config::{TargetKind, parse};
+use crate::{TargetKind, parse};
 
 #[test]
 fn status_ranges_take_three_forms() {

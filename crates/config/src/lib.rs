@@ -6,7 +6,7 @@
 //! into each [`Target`]. docs/CONFIG.md documents every key; examples/vitals.toml uses each.
 //!
 //! ```
-//! let config = vitals_monitor::config::parse(
+//! let config = vitals_config::parse(
 //!     r#"
 //!     [[target]]
 //!     id = "api"
@@ -33,6 +33,7 @@
 //! What it is not: it opens no socket, resolves no host name, runs no command and reads no
 //! clock. A URL is checked for its form, not for whether anything answers there.
 
+mod alert;
 mod build;
 mod compound;
 mod cross;
@@ -54,10 +55,11 @@ use std::path::Path;
 
 use toml::de::DeTable;
 
+pub use alert::AlertKind;
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    Config, DetectorKind, Expect, HeartbeatSpec, HttpSpec, Retention, Schedule, Server, Target,
-    TargetKind, defaults,
+    Cadence, Config, DetectorKind, Expect, HeartbeatSpec, HttpSpec, Retention, Server, Target,
+    TargetKind, default_cadence, defaults,
 };
 pub use notify::{
     Channel, ChannelKind, Notifications, Rule, SmtpTls, Window, WindowTime, covers, notify_defaults,

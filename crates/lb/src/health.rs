@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use vitals_config::lb::LbConfig;
 use vitals_core::Report;
-use vitals_engine::{Mode, Record, RecordReceiver, TargetSpec};
+use vitals_engine::{Mode, Record, RecordReceiver, TargetSpec, Transition};
 use vitals_probes::{BoxFuture, Http, Probe};
 
 use crate::metrics::{BackendLabels, CheckLabels, Metrics};
@@ -115,7 +115,7 @@ pub async fn drive(
         tokio::select! {
             record = records.recv() => {
                 let Some(record) = record else { break };
-                if let Record::Transition { target, from, to, reason, .. } = record
+                if let Record::Transition(Transition { target, from, to, reason, .. }) = record
                     && let Some(&(p, b)) = index.get(&target)
                 {
                     tracing::info!(backend = %target, from = from.as_str(), to = to.as_str(), %reason, "backend state changed");

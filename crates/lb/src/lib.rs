@@ -148,7 +148,14 @@ pub async fn run(
         }
     }
     let (records_tx, records_rx) = engine::records(RECORDS_CAPACITY);
-    let _engine = Engine::start(specs, &HashMap::new(), records_tx, MAX_CONCURRENT_CHECKS);
+    let _engine = Engine::start(
+        specs,
+        records_tx,
+        engine::Options {
+            max_concurrency: MAX_CONCURRENT_CHECKS,
+            ..engine::Options::default()
+        },
+    );
     tokio::spawn(health::drive(
         pools.clone(),
         index,

@@ -72,14 +72,13 @@ pub fn reply(id: &str, view: Option<&TargetView>, now: SystemTime) -> Reply {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
     use std::sync::Arc;
     use std::time::Duration;
 
     use vitals_core::machine::Thresholds;
 
     use super::*;
-    use crate::engine::{Cadence, Mode, TargetSpec, records};
+    use crate::engine::{Cadence, Mode, Options, TargetSpec, records};
 
     /// A real view of a real engine's target, to set the fields under test on (so that
     /// fields added to `TargetView` later need no change here).
@@ -102,9 +101,8 @@ mod tests {
                     },
                 },
             }],
-            &HashMap::new(),
             records(16).0,
-            1,
+            Options::default(),
         );
         engine.view("api").unwrap()
     }

@@ -102,12 +102,15 @@ pub async fn run(
             .collect(),
         canaries: config.server.canaries.clone(),
     };
-    let engine = Engine::start_with(
+    let engine = Engine::start(
         specs,
-        &restored,
         records,
-        config.server.max_concurrency,
-        &topology,
+        engine::Options {
+            restored,
+            topology,
+            max_concurrency: config.server.max_concurrency,
+            clock: engine::Clock::system(),
+        },
     );
     // Its own connection; delivers what an earlier run left in the outbox at once.
     let notifier = crate::notify::Notifier::start(&config)?;
@@ -116,7 +119,6 @@ pub async fn run(
     let persisting = tokio::spawn(persist(
         receiver,
         writer.clone(),
-        engine.clone(),
         notifier.clone(),
         recovery.clone(),
         stopping.clone(),
@@ -301,20 +303,19 @@ async fn start_udp(
     let engine = engine.clone();
     tokio::spawn(async move {
         while let Some(batch) = received.recv().await {
-            for beat in batch {
-                engine.heartbeat_at(
-                    beat.target,
-                    engine::PingRecord {
-                        target: String::new(),
-                        at: std::time::SystemTime::now(),
-                        signal: Signal::Beat(beat.status),
-                        rid: None,
-                        body: None,
-                        duration: None,
-                        source: None,
-                    },
-                );
-            }
+            let at = std::time::SystemTime::now();
+            engine.heartbeats(batch.into_iter().map(|beat| {
+                let ping = engine::PingRecord {
+                    target: String::new(),
+                    at,
+                    signal: Signal::Beat(beat.status),
+                    rid: None,
+                    body: None,
+                    duration: None,
+                    source: None,
+                };
+                (beat.target, ping)
+            }));
         }
     });
     Ok(counters)

@@ -8,7 +8,6 @@
 #[path = "../../vitals/tests/haproxy/mod.rs"]
 mod haproxy;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, SystemTime};
@@ -17,7 +16,7 @@ use tokio::net::TcpListener;
 use vitals_core::Report;
 use vitals_core::machine::Thresholds;
 use vitals_monitor::agent_check;
-use vitals_monitor::engine::{Cadence, Engine, Mode, TargetSpec, records};
+use vitals_monitor::engine::{Cadence, Engine, Mode, Options, TargetSpec, records};
 use vitals_probes::{Probe, from_fn};
 
 use haproxy::Haproxy;
@@ -61,9 +60,8 @@ async fn haproxy_routes_on_the_monitors_target_states() {
                 },
             },
         }],
-        &HashMap::new(),
         records,
-        16,
+        Options::default(),
     );
 
     // The backend HAProxy's own check connects to: a listener that accepts and hangs up.

@@ -1,15 +1,16 @@
 //! The record loop of `vitals serve`: every record the engine hands out is stored, in
-//! order, and then each transition goes to the notifier and the recovery executor with what
-//! root-cause analysis says of it. A transition is committed before anyone hears of it.
+//! order, and then each transition goes to the notifier and the recovery executor as the
+//! fleet annotated it (root cause, whether recovery may act). A transition is committed
+//! before anyone hears of it.
 //!
-//! What it is not: a decision maker. The engine judges, the notifier's policy decides who is
-//! told, the recovery budget decides what runs.
+//! What it is not: a decision maker. The fleet judges and says what blocks what, the
+//! notifier's policy decides who is told, the recovery budget decides what runs.
 
 use std::time::SystemTime;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::{Engine, Record, RecordReceiver, Signal};
+use crate::engine::{Record, RecordReceiver, Signal, Transition as Judged};
 use crate::recovery::Recoverer;
 use crate::store::{CheckResult, Flags, Ping, PingKind, TargetState, Transition, Writer};
 
@@ -18,7 +19,6 @@ use crate::store::{CheckResult, Flags, Ping, PingKind, TargetState, Transition, 
 pub(super) async fn persist(
     mut records: RecordReceiver,
     writer: Writer,
-    engine: Engine,
     notifier: crate::notify::Notifier,
     recovery: Recoverer,
     stop: CancellationToken,
@@ -40,95 +40,19 @@ pub(super) async fn persist(
             continue;
         }
         match record {
-            // Outputs are kept for warnings and failures only: "HTTP 200" thousands of
-            // times a day doubles the history (docs/STORAGE.md) and says nothing new; the
-            // latest output of every target is in the engine anyway.
+            // Passing results come without their output (see `Record::Result`).
             Record::Result { target, outcome } => writer.result(CheckResult {
                 target,
                 at: outcome.at,
                 kind: outcome.kind,
                 duration: outcome.duration,
-                output: (outcome.kind != vitals_core::Kind::Pass)
-                    .then_some(outcome.output)
-                    .flatten(),
+                output: outcome.output,
             }),
-            Record::Transition {
-                target,
-                at,
-                from,
-                to,
-                reason,
-                cause,
-                saved,
-            } => {
-                let transition = Transition {
-                    id: None,
-                    target: target.clone(),
-                    at,
-                    from: from.as_str().to_string(),
-                    to: to.as_str().to_string(),
-                    reason: reason.clone(),
-                    cause_kind: cause.as_ref().map(|c| c.kind.as_str().to_string()),
-                    cause_output: cause.and_then(|c| c.output),
-                };
-                if let Err(error) = writer.transition(transition).await {
-                    tracing::error!(%error, %target, "could not store a transition");
-                }
-                // Root cause, as the engine sees it now: a target failing because of what it
-                // depends on gets no alert (nor recovery action) of its own; a root's alert
-                // names its dependents, also those that failed first and wait in their
-                // group wait, which are cancelled into it.
-                // A canary failing while the monitor is isolated is covered by the one
-                // "isolated" alert.
-                let blocked_by = engine.blocked_by(&target).into_iter().next().or_else(|| {
-                    (engine.is_isolated() && engine.is_canary(&target))
-                        .then(|| "monitor".to_string())
-                });
-                let dependents = if blocked_by.is_none() {
-                    engine.blocked_dependents(&target)
-                } else {
-                    Vec::new()
-                };
-                // Stored first, then notified: the alert's outbox rows are committed
-                // before this returns.
-                let info = crate::notify::TransitionInfo {
-                    target: target.clone(),
-                    at,
-                    from,
-                    to,
-                    reason,
-                    flapping: saved.flapping,
-                    blocked_by: blocked_by.clone(),
-                    dependents: dependents.clone(),
-                };
-                notifier.transition(&info).await;
-                for dependent in &dependents {
-                    notifier.blocked(dependent, &target).await;
-                }
-                // Stored first, then acted on: the recovery log follows the transition.
-                // Restarting what is blocked by a failed dependency would not help it.
-                if blocked_by.is_none() || to.is_serving() {
-                    recovery.transition(&target, to);
-                }
-                // Back: what depended on it and still fails is its own trouble now.
-                if to.is_serving() {
-                    for (dependent, state) in engine.unblocked_dependents(&target) {
-                        recovery.transition(&dependent, state);
-                    }
-                }
-                let state = TargetState {
-                    target: target.clone(),
-                    state: saved.state.as_str().to_string(),
-                    since: Some(at),
-                    flapping: saved.flapping,
-                    consecutive_failures: saved.consecutive_failures,
-                    consecutive_successes: saved.consecutive_successes,
-                    flags: Flags::default(),
-                };
-                if let Err(error) = writer.save_states(vec![state]).await {
-                    tracing::error!(%error, %target, "could not store a state");
-                }
+            Record::Transition(judged) => {
+                transition(judged, &writer, &notifier, &recovery).await;
             }
+            // Back: what depended on it and still fails is its own trouble now.
+            Record::Unblocked { target, state } => recovery.transition(&target, state),
             Record::Marker {
                 target,
                 at,
@@ -146,31 +70,14 @@ pub(super) async fn persist(
                 flapping,
                 reason,
             } => notifier.flapping(&target, state, flapping, &reason).await,
+            // The canaries' marks came just before, as records of their own.
             Record::Isolation {
-                isolated,
-                at,
-                canaries,
+                isolated, reason, ..
             } => {
-                // Kept in the timeline of each canary, where people look for it, as a mark
-                // that leaves its state (and so its uptime) as it is.
-                let reason = if isolated {
-                    "every canary is failing: the monitor is isolated"
-                } else {
-                    "a canary answers again: the monitor is connected"
-                };
-                for canary in canaries {
-                    let Some(state) = engine.view(&canary).map(|view| view.state.as_str()) else {
-                        continue;
-                    };
-                    let note = mark(&canary, at, state.into(), state.into(), reason.into());
-                    if let Err(error) = writer.transition(note).await {
-                        tracing::error!(%error, %canary, "could not store an isolation mark");
-                    }
-                }
                 if isolated {
-                    notifier.isolated(reason).await;
+                    notifier.isolated(&reason).await;
                 } else {
-                    notifier.reconnected(reason).await;
+                    notifier.reconnected(&reason).await;
                 }
             }
             Record::Flags {
@@ -215,6 +122,74 @@ pub(super) async fn persist(
                 }
             }
         }
+    }
+}
+
+/// Store a judged transition, then tell the notifier (a blocked target's alert is merged into
+/// its root's, which names its dependents) and, when the fleet says so, the recovery
+/// executor; then save the state to carry on from.
+async fn transition(
+    judged: Judged,
+    writer: &Writer,
+    notifier: &crate::notify::Notifier,
+    recovery: &Recoverer,
+) {
+    let Judged {
+        target,
+        at,
+        from,
+        to,
+        reason,
+        cause,
+        saved,
+        blocked_by,
+        dependents,
+        act,
+    } = judged;
+    let stored = Transition {
+        id: None,
+        target: target.clone(),
+        at,
+        from: from.as_str().to_string(),
+        to: to.as_str().to_string(),
+        reason: reason.clone(),
+        cause_kind: cause.as_ref().map(|c| c.kind.as_str().to_string()),
+        cause_output: cause.and_then(|c| c.output),
+    };
+    if let Err(error) = writer.transition(stored).await {
+        tracing::error!(%error, %target, "could not store a transition");
+    }
+    // Stored first, then notified: the alert's outbox rows are committed before this
+    // returns.
+    let info = crate::notify::TransitionInfo {
+        target: target.clone(),
+        at,
+        from,
+        to,
+        reason,
+        flapping: saved.flapping,
+        blocked_by,
+        dependents: dependents.clone(),
+    };
+    notifier.transition(&info).await;
+    for dependent in &dependents {
+        notifier.blocked(dependent, &target).await;
+    }
+    // Stored first, then acted on: the recovery log follows the transition.
+    if act {
+        recovery.transition(&target, to);
+    }
+    let state = TargetState {
+        target: target.clone(),
+        state: saved.state.as_str().to_string(),
+        since: Some(at),
+        flapping: saved.flapping,
+        consecutive_failures: saved.consecutive_failures,
+        consecutive_successes: saved.consecutive_successes,
+        flags: Flags::default(),
+    };
+    if let Err(error) = writer.save_states(vec![state]).await {
+        tracing::error!(%error, %target, "could not store a state");
     }
 }
 

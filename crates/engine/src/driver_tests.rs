@@ -7,7 +7,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use vitals_probes::{Tcp, from_fn};
 
-use super::*;
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use vitals_core::machine::{State, Thresholds};
+use vitals_core::{Kind, Status};
+use vitals_probes::Probe;
+
+use crate::*;
 
 fn cadence() -> Cadence {
     Cadence {
@@ -36,11 +43,20 @@ fn switchable(up: &Arc<AtomicBool>) -> Arc<dyn Probe> {
 fn drain(rx: &mut RecordReceiver) -> Vec<(State, State)> {
     let mut transitions = Vec::new();
     while let Some(record) = rx.try_recv() {
-        if let Record::Transition { from, to, .. } = record {
+        if let Record::Transition(Transition { from, to, .. }) = record {
             transitions.push((from, to));
         }
     }
     transitions
+}
+
+fn options(restored: HashMap<String, Restored>, topology: Topology) -> Options {
+    Options {
+        restored,
+        topology,
+        max_concurrency: 16,
+        clock: Clock::system(),
+    }
 }
 
 async fn at(secs: f64) {
@@ -62,9 +78,8 @@ async fn an_active_target_goes_down_on_schedule_and_comes_back() {
                 cadence: cadence(),
             },
         }],
-        &HashMap::new(),
         tx,
-        16,
+        options(HashMap::new(), Topology::default()),
     );
     at(1.0).await;
     assert_eq!(engine.view("api").unwrap().state, Healthy);
@@ -118,9 +133,8 @@ async fn a_silent_heartbeat_target_goes_overdue_and_recovers_on_the_next_ping() 
                 },
             },
         }],
-        &HashMap::new(),
         tx,
-        16,
+        options(HashMap::new(), Topology::default()),
     );
     let ping = |signal| PingRecord {
         target: String::new(),
@@ -197,9 +211,8 @@ async fn a_restored_target_carries_on_from_its_saved_state() {
                 cadence: cadence(),
             },
         }],
-        &restored,
         tx,
-        16,
+        options(restored, Topology::default()),
     );
     assert_eq!(engine.view("api").unwrap().state, State::Unhealthy);
     at(0.5).await; // the first check after the restart is the third failure in a row
@@ -229,9 +242,8 @@ async fn a_killed_tcp_target_is_noticed() {
                 cadence: fast,
             },
         }],
-        &HashMap::new(),
         tx,
-        16,
+        options(HashMap::new(), Topology::default()),
     );
     wait_for(&engine, State::Healthy).await;
     drop(listener);
@@ -266,9 +278,8 @@ async fn subscribers_see_each_state_and_flag_change() {
                 cadence: cadence(),
             },
         }],
-        &HashMap::new(),
         tx,
-        16,
+        options(HashMap::new(), Topology::default()),
     );
     let mut changes = engine.subscribe();
     at(1.0).await;
@@ -293,9 +304,8 @@ async fn pause_and_maintenance_leave_marks_and_maintenance_ends_on_time() {
                 cadence: cadence(),
             },
         }],
-        &HashMap::new(),
         tx,
-        16,
+        options(HashMap::new(), Topology::default()),
     );
     let marks = |rx: &mut RecordReceiver| {
         let mut marks = Vec::new();
@@ -374,16 +384,14 @@ async fn a_failing_dependency_blocks_its_dependents_and_names_them() {
         ]),
         canaries: Vec::new(),
     };
-    let engine = Engine::start_with(
+    let engine = Engine::start(
         vec![
             spec("db", switchable(&db_up), 10),
             spec("api", switchable(&everyone), 10),
             spec("web", switchable(&everyone), 10),
         ],
-        &HashMap::new(),
         tx,
-        16,
-        &topology,
+        options(HashMap::new(), topology),
     );
     at(1.0).await;
     db_up.store(false, Ordering::SeqCst);
@@ -406,7 +414,7 @@ async fn a_failing_dependency_blocks_its_dependents_and_names_them() {
     assert_eq!(engine.blocked_by("web"), ["api"]);
     // api is on its own now (web is still api's doing).
     assert_eq!(
-        engine.unblocked_dependents("db"),
+        engine.read(|fleet| fleet.unblocked_dependents("db")),
         [("api".to_string(), State::Down)]
     );
 }
@@ -428,7 +436,7 @@ async fn when_every_canary_fails_no_target_is_judged_down() {
     for i in 0..5 {
         specs.push(spec(&format!("svc{i}"), switchable(&network), 10));
     }
-    let engine = Engine::start_with(specs, &HashMap::new(), tx, 16, &topology);
+    let engine = Engine::start(specs, tx, options(HashMap::new(), topology));
     at(1.0).await;
     network.store(false, Ordering::SeqCst);
     at(120.0).await;
@@ -438,7 +446,7 @@ async fn when_every_canary_fails_no_target_is_judged_down() {
     while let Some(record) = rx.try_recv() {
         match record {
             Record::Isolation { isolated, .. } => isolations.push(isolated),
-            Record::Transition { target, to, .. } if target.starts_with("svc") => {
+            Record::Transition(Transition { target, to, .. }) if target.starts_with("svc") => {
                 target_states.push(to)
             }
             _ => {}
@@ -480,9 +488,8 @@ async fn flapping_starts_and_stops_as_records_of_their_own() {
             thresholds,
             ..spec("api", switchable(&up), 5)
         }],
-        &HashMap::new(),
         tx,
-        16,
+        options(HashMap::new(), Topology::default()),
     );
     // Up and down every check for a while, then steady.
     for _ in 0..6 {
@@ -517,9 +524,8 @@ async fn a_fast_heartbeat_keeps_one_passing_result_a_second_and_every_failure() 
                 },
             },
         }],
-        &HashMap::new(),
         tx,
-        16,
+        options(HashMap::new(), Topology::default()),
     );
     let beat = |status| PingRecord {
         target: String::new(),
@@ -552,44 +558,36 @@ async fn a_fast_heartbeat_keeps_one_passing_result_a_second_and_every_failure() 
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_services_check_carries_on_from_its_saved_state_after_a_restart() {
-    let up = Arc::new(AtomicBool::new(true));
+async fn a_panicking_probe_is_a_failed_outcome_and_the_target_keeps_being_checked() {
+    let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counted = Arc::clone(&calls);
+    let probe: Arc<dyn Probe> = Arc::new(from_fn(move || {
+        let call = counted.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if call == 1 {
+                panic!("index out of bounds");
+            }
+            vitals_core::Report::pass()
+        }
+    }));
     let (tx, mut rx) = records(1024);
-    let restored = HashMap::from([(
-        "orders/database".to_string(),
-        Restored {
-            state: State::Down,
-            since: Some(SystemTime::now() - Duration::from_secs(60)),
-            consecutive_failures: 3,
-            consecutive_successes: 0,
-            flapping: false,
-            paused: false,
-            maintenance_until: None,
-        },
-    )]);
     let engine = Engine::start(
-        vec![spec("orders", switchable(&up), 3600)],
-        &restored,
+        vec![spec("api", probe, 10)],
         tx,
-        16,
+        options(HashMap::new(), Topology::default()),
     );
-    let now = SystemTime::now();
-    let pass = || Outcome::new(Kind::Pass, now, Duration::ZERO);
-    engine.apply(0, pass(), vec![("database".to_string(), pass())]);
-    let mut transitions = Vec::new();
+    at(35.0).await; // checks at 0, 10 (panics), 20, 30
+    assert_eq!(calls.load(Ordering::SeqCst), 4, "checked after the panic");
+    let mut results = Vec::new();
     while let Some(record) = rx.try_recv() {
-        if let Record::Transition {
-            target, from, to, ..
-        } = record
-            && target == "orders/database"
-        {
-            transitions.push((from, to));
+        if let Record::Result { outcome, .. } = record {
+            results.push((outcome.kind, outcome.output));
         }
     }
-    // From its saved state (not from unknown); rise 1 for a service's checks: one pass.
-    assert_eq!(transitions, [(State::Down, State::Healthy)]);
+    assert_eq!(results[1].0, Kind::Fail);
     assert_eq!(
-        engine.view("orders/database").unwrap().state,
-        State::Healthy
+        results[1].1.as_deref(),
+        Some("the check panicked: index out of bounds")
     );
+    assert_eq!(engine.view("api").unwrap().state, State::Healthy);
 }

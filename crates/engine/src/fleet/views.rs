@@ -1,15 +1,16 @@
 //! Targets as people and the API see them: [`TargetView`], one per target and one per check
 //! of a service target (`<id>/<check>`, with `parent` set), with the root causes that block it.
 //!
-//! What it is not: a copy of the engine's table; a view is made on each call, under the lock.
+//! What it is not: a copy of the fleet's table; a view is made on each call.
 
 use std::time::SystemTime;
 
 use vitals_core::Outcome;
 use vitals_core::machine::State;
 
+use super::Fleet;
 use super::live::Live;
-use super::{Engine, Mode, TargetSpec};
+use crate::spec::{Mode, TargetSpec};
 
 /// One target as the API shows it.
 #[derive(Debug, Clone)]
@@ -18,7 +19,7 @@ pub struct TargetView {
     pub name: String,
     /// For a service's own check: the service target it belongs to.
     pub parent: Option<String>,
-    /// The roots that explain this target's trouble (see [`Engine::blocked_by`]).
+    /// The roots that explain this target's trouble (see [`Fleet::blocked_by`]).
     pub blocked_by: Vec<String>,
     pub active: bool,
     pub state: State,
@@ -29,15 +30,14 @@ pub struct TargetView {
     pub last: Option<Outcome>,
 }
 
-impl Engine {
+impl Fleet {
     /// Every target as the API shows it, in configuration order; a service's checks follow
     /// it as rows of their own (`<id>/<check>`, with `parent` set).
     pub fn views(&self) -> Vec<TargetView> {
-        let table = self.lock();
-        let mut views = Vec::with_capacity(table.len());
-        for (index, (spec, live)) in self.shared.specs.iter().zip(table.iter()).enumerate() {
+        let mut views = Vec::with_capacity(self.table.len());
+        for (index, (spec, live)) in self.specs.iter().zip(&self.table).enumerate() {
             views.push(TargetView {
-                blocked_by: self.roots(index, &table),
+                blocked_by: self.roots(index),
                 ..view(spec, live)
             });
             views.extend(
@@ -53,15 +53,16 @@ impl Engine {
     pub fn view(&self, id: &str) -> Option<TargetView> {
         if let Some((parent, name)) = id.split_once('/') {
             let index = self.index_of(parent)?;
-            let live = self.lock();
-            let (name, part) = live[index].parts.iter().find(|(part, _)| part == name)?;
-            return Some(part_view(&self.shared.specs[index], name, part));
+            let (name, part) = self.table[index]
+                .parts
+                .iter()
+                .find(|(part, _)| part == name)?;
+            return Some(part_view(&self.specs[index], name, part));
         }
         let index = self.index_of(id)?;
-        let table = self.lock();
         Some(TargetView {
-            blocked_by: self.roots(index, &table),
-            ..view(&self.shared.specs[index], &table[index])
+            blocked_by: self.roots(index),
+            ..view(&self.specs[index], &self.table[index])
         })
     }
 }

@@ -1,18 +1,18 @@
 //! One target's live state: its state machine, its latest outcome, its heartbeat detector and
 //! its flags, and the one function that applies an outcome to it.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-use tokio::time::Instant;
+use vitals_core::Cadence;
 use vitals_core::detector::Detector;
 use vitals_core::machine::{EventKind, Machine, State};
 use vitals_core::{Kind, Outcome};
 
-use super::metrics::{CheckMetrics, TargetMetrics};
+use crate::metrics::{CheckMetrics, TargetMetrics};
+use crate::record::{Record, Transition};
 
 /// The least time between two stored passing beats of one heartbeat target.
 pub(crate) const KEEP_BEATS_EVERY: Duration = Duration::from_secs(1);
-use super::{Cadence, Record};
 
 /// Mutable state of one target. Lives in the engine's table, behind its lock.
 pub(crate) struct Live {
@@ -21,9 +21,13 @@ pub(crate) struct Live {
     /// Wall time the current state was entered, for people and the API.
     pub(crate) since_wall: Option<SystemTime>,
     pub(crate) detector: Option<Box<dyn Detector + Send>>,
-    /// Bumped whenever the target's pending timer is superseded (a heartbeat moved its
-    /// deadline), so the timer task can drop stale entries.
+    /// Bumped whenever the target's pending deadline is superseded (a heartbeat brought it
+    /// forward), so stale timer entries are dropped.
     pub(crate) timer_generation: u64,
+    /// When the pending deadline entry is due, if one is. A heartbeat that moves the
+    /// deadline later leaves it there: when it fires, it is moved on (one entry per target,
+    /// not one per beat).
+    pub(crate) armed: Option<Instant>,
     pub(crate) paused: bool,
     pub(crate) maintenance_until: Option<SystemTime>,
     /// When a heartbeat job said `/start`, to measure its run.
@@ -49,6 +53,7 @@ impl Live {
             since_wall: None,
             detector: None,
             timer_generation: 0,
+            armed: None,
             paused: false,
             maintenance_until: None,
             started: None,
@@ -71,13 +76,15 @@ impl Live {
         metrics: &CheckMetrics,
         records: &mut Vec<Record>,
     ) {
-        self.machine.handle_outcome(now.into_std(), &outcome);
+        self.machine.handle_outcome(now, &outcome);
         while let Some(event) = self.machine.poll_event() {
             match event.kind {
                 EventKind::Transition { from, to } => {
                     self.since_wall = Some(wall);
                     tracing::info!(target = %target, from = from.as_str(), to = to.as_str(), reason = %event.reason, "target changed state");
-                    records.push(Record::Transition {
+                    // Root cause and recovery gating are filled in once the whole step is
+                    // judged (`Fleet::finish`).
+                    records.push(Record::Transition(Transition {
                         target: target.to_string(),
                         at: wall,
                         from,
@@ -85,7 +92,10 @@ impl Live {
                         reason: event.reason,
                         cause: event.cause,
                         saved: self.machine.saved(),
-                    });
+                        blocked_by: None,
+                        dependents: Vec::new(),
+                        act: false,
+                    }));
                 }
                 EventKind::FlappingStarted | EventKind::FlappingStopped => {
                     tracing::warn!(target = %target, reason = %event.reason, "flapping changed");
@@ -126,9 +136,13 @@ impl Live {
                 .is_some_and(|kept| now.saturating_duration_since(kept) < KEEP_BEATS_EVERY);
         if !routine_beat {
             self.result_kept = Some(now);
+            let mut kept = outcome.clone();
+            if kept.kind == Kind::Pass {
+                kept.output = None;
+            }
             records.push(Record::Result {
                 target: target.to_string(),
-                outcome: outcome.clone(),
+                outcome: kept,
             });
         }
         self.last = Some(outcome);
@@ -139,7 +153,6 @@ impl Live {
         self.detector
             .as_ref()
             .and_then(|detector| detector.poll_timeout())
-            .map(Instant::from_std)
     }
 
     /// How long until the next active check: faster while the state is changing, slower

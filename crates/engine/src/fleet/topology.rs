@@ -9,41 +9,32 @@
 //! them, and no target is declared unhealthy or down on that evidence. Passing results are
 //! still judged, and heartbeats that do arrive still count.
 //!
-//! What it is not: alerting. The engine marks blocked targets and isolation; the notifier
+//! What it is not: alerting. The fleet marks blocked targets and isolation; the notifier
 //! decides who hears about it.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
+use vitals_core::Outcome;
 use vitals_core::graph::Graph;
 use vitals_core::machine::State;
-use vitals_core::{Outcome, Status};
 
-use super::live::Live;
-use super::{Engine, Record};
-
-/// Dependencies and canaries by target id, as configured.
-#[derive(Debug, Clone, Default)]
-pub struct Topology {
-    /// Target id → ids it depends on.
-    pub depends_on: HashMap<String, Vec<String>>,
-    /// Ids of the canary targets.
-    pub canaries: Vec<String>,
-}
+use super::{Fleet, is_failure};
+use crate::record::Record;
+use crate::spec::Topology;
 
 /// [`Topology`] resolved to table indices.
 #[derive(Debug, Default)]
-pub(crate) struct Resolved {
-    pub(crate) graph: Graph,
-    pub(crate) canaries: Vec<usize>,
-    pub(crate) is_canary: Vec<bool>,
+pub(super) struct Resolved {
+    pub(super) graph: Graph,
+    pub(super) canaries: Vec<usize>,
+    pub(super) is_canary: Vec<bool>,
 }
 
 impl Resolved {
     /// Resolve `topology` against target ids in table order. Unknown ids are ignored and a
     /// cycle leaves the graph empty (the config refuses both before this is reached).
-    pub(crate) fn new(topology: &Topology, ids: &[&str]) -> Resolved {
+    pub(super) fn new(topology: &Topology, ids: &[&str]) -> Resolved {
         let index: HashMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
         let needs = ids
             .iter()
@@ -79,106 +70,118 @@ impl Resolved {
         }
     }
 
-    pub(crate) fn is_canary(&self, index: usize) -> bool {
+    pub(super) fn is_canary(&self, index: usize) -> bool {
         self.is_canary.get(index).copied().unwrap_or(false)
     }
 
     /// Isolated: there are canaries and every one of them is impaired.
-    pub(crate) fn isolated(&self, state_of: impl Fn(usize) -> State) -> bool {
+    pub(super) fn isolated(&self, state_of: impl Fn(usize) -> State) -> bool {
         !self.canaries.is_empty() && self.canaries.iter().all(|&c| impaired(state_of(c)))
     }
 }
 
 /// Impaired: failing, unhealthy or down. What root-cause analysis and isolation look at.
-pub(crate) fn impaired(state: State) -> bool {
+pub(super) fn impaired(state: State) -> bool {
     matches!(state, State::Failing | State::Unhealthy | State::Down)
 }
 
-impl Engine {
+impl Fleet {
     /// Whether `outcome` of target `index` may change its state: not a failure of a
     /// non-canary while the monitor is isolated.
     pub(super) fn judges(&self, index: usize, outcome: &Outcome) -> bool {
-        !(self.is_isolated()
-            && !self.shared.topology.is_canary(index)
-            && outcome.kind.status() == Status::Fail)
+        !(self.isolated && !self.topology.is_canary(index) && is_failure(outcome))
     }
 
     /// After target `index` was judged: when it is a canary, see whether the monitor became
-    /// isolated or stopped being so.
-    pub(super) fn update_isolation(
-        &self,
-        index: usize,
-        table: &[Live],
-        wall: SystemTime,
-        records: &mut Vec<Record>,
-    ) {
-        let topology = &self.shared.topology;
+    /// isolated or stopped being so. The records to queue: a mark in each canary's timeline
+    /// (its state left as it is, so uptime is not touched), then the isolation itself.
+    pub(super) fn update_isolation(&mut self, index: usize, at: SystemTime) -> Vec<Record> {
+        let topology = &self.topology;
         if !topology.is_canary(index) {
-            return;
+            return Vec::new();
         }
+        let table = &self.table;
         let isolated = topology.isolated(|canary| table[canary].machine.state());
-        if self.shared.isolated.swap(isolated, Ordering::SeqCst) == isolated {
-            return;
+        if std::mem::replace(&mut self.isolated, isolated) == isolated {
+            return Vec::new();
         }
         let canaries: Vec<String> = topology
             .canaries
             .iter()
-            .map(|&canary| self.shared.specs[canary].id.clone())
+            .map(|&canary| self.specs[canary].id.clone())
             .collect();
-        if isolated {
+        let reason = if isolated {
             tracing::warn!(
                 ?canaries,
                 "every canary is failing: the monitor is isolated; failures of other targets are recorded but not judged"
             );
+            "every canary is failing: the monitor is isolated"
         } else {
             tracing::info!(
                 ?canaries,
                 "a canary answers again: the monitor is no longer isolated"
             );
-        }
+            "a canary answers again: the monitor is connected"
+        };
+        let mut records: Vec<Record> = topology
+            .canaries
+            .iter()
+            .map(|&canary| {
+                let state = self.table[canary].machine.state().as_str().to_string();
+                Record::Marker {
+                    target: self.specs[canary].id.clone(),
+                    at,
+                    from: state.clone(),
+                    to: state,
+                    reason: reason.to_string(),
+                }
+            })
+            .collect();
         records.push(Record::Isolation {
             isolated,
-            at: wall,
+            at,
             canaries,
+            reason: reason.to_string(),
         });
+        records
     }
 
     /// Whether every canary is impaired (see [`Topology`]).
     pub fn is_isolated(&self) -> bool {
-        self.shared.isolated.load(Ordering::SeqCst)
+        self.isolated
     }
 
     /// Whether target `id` is one of the canaries.
     pub fn is_canary(&self, id: &str) -> bool {
         self.index_of(id)
-            .is_some_and(|index| self.shared.topology.is_canary(index))
+            .is_some_and(|index| self.topology.is_canary(index))
     }
 
     /// The roots that explain target `id`'s trouble (see [`vitals_core::graph`]): empty when
     /// it is not impaired, or impaired on its own account.
     pub fn blocked_by(&self, id: &str) -> Vec<String> {
-        let Some(index) = self.index_of(id) else {
-            return Vec::new();
-        };
-        let table = self.lock();
-        self.roots(index, &table)
+        self.index_of(id)
+            .map(|index| self.roots(index))
+            .unwrap_or_default()
     }
 
     /// The impaired targets whose trouble target `id` explains, for its alert.
     pub fn blocked_dependents(&self, id: &str) -> Vec<String> {
-        let Some(index) = self.index_of(id) else {
-            return Vec::new();
-        };
-        let table = self.lock();
+        self.index_of(id)
+            .map(|index| self.blocked_dependents_of(index))
+            .unwrap_or_default()
+    }
+
+    pub(super) fn blocked_dependents_of(&self, index: usize) -> Vec<String> {
+        let table = &self.table;
         if !impaired(table[index].machine.state()) {
             return Vec::new();
         }
-        self.shared
-            .topology
+        self.topology
             .graph
             .blocked_by(index, |i| impaired(table[i].machine.state()))
             .into_iter()
-            .map(|i| self.shared.specs[i].id.clone())
+            .map(|i| self.specs[i].id.clone())
             .collect()
     }
 
@@ -186,12 +189,14 @@ impl Engine {
     /// nothing now, with their states: what is left failing on its own account once `id`
     /// is back. Their trouble was not acted on while it was `id`'s doing.
     pub fn unblocked_dependents(&self, id: &str) -> Vec<(String, State)> {
-        let Some(index) = self.index_of(id) else {
-            return Vec::new();
-        };
-        let table = self.lock();
-        let graph = &self.shared.topology.graph;
-        let mut seen = vec![false; table.len()];
+        self.index_of(id)
+            .map(|index| self.unblocked_dependents_of(index))
+            .unwrap_or_default()
+    }
+
+    pub(super) fn unblocked_dependents_of(&self, index: usize) -> Vec<(String, State)> {
+        let graph = &self.topology.graph;
+        let mut seen = vec![false; self.table.len()];
         let mut stack: Vec<usize> = graph.needed_by(index).to_vec();
         let mut found = Vec::new();
         while let Some(node) = stack.pop() {
@@ -199,25 +204,25 @@ impl Engine {
                 continue;
             }
             stack.extend_from_slice(graph.needed_by(node));
-            let state = table[node].machine.state();
-            if impaired(state) && self.roots(node, &table).is_empty() {
-                found.push((self.shared.specs[node].id.clone(), state));
+            let state = self.table[node].machine.state();
+            if impaired(state) && self.roots(node).is_empty() {
+                found.push((self.specs[node].id.clone(), state));
             }
         }
         found.sort_by(|a, b| a.0.cmp(&b.0));
         found
     }
 
-    pub(super) fn roots(&self, index: usize, table: &[Live]) -> Vec<String> {
+    pub(super) fn roots(&self, index: usize) -> Vec<String> {
+        let table = &self.table;
         if !impaired(table[index].machine.state()) {
             return Vec::new();
         }
-        self.shared
-            .topology
+        self.topology
             .graph
             .roots_of(index, |i| impaired(table[i].machine.state()))
             .into_iter()
-            .map(|i| self.shared.specs[i].id.clone())
+            .map(|i| self.specs[i].id.clone())
             .collect()
     }
 }

@@ -1,0 +1,183 @@
+//! [`Record`]: what the fleet hands out to be stored, told and acted on, and the channel the
+//! driver hands records on ([`records`]).
+//!
+//! A record carries the fleet's decisions with it (root cause, whether recovery may act, what
+//! a mark in the timeline says), so what stores and notifies only follows them. What it is
+//! not: storage; `vitals-monitor` writes records, `vitals-lb` reads transitions.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::mpsc;
+use vitals_core::machine::{Saved, State};
+use vitals_core::{Outcome, Status};
+
+/// What the fleet hands to storage, the notifier and the recovery executor, in order.
+#[derive(Debug, Clone)]
+pub enum Record {
+    /// One result. A passing result comes without its output: "HTTP 200" thousands of times a
+    /// day doubles the history (docs/STORAGE.md) and says nothing new; the latest output of
+    /// every target is in the fleet anyway.
+    Result {
+        target: String,
+        outcome: Outcome,
+    },
+    Transition(Transition),
+    Ping(PingRecord),
+    /// A mark in a target's timeline that is not a state change: a pause or maintenance
+    /// starting (`<state> → paused`) or ending (`paused → <state>`), or the monitor becoming
+    /// isolated or connected (`<state> → <state>` on each canary). Stored with the
+    /// transitions, so uptime can leave spans out and people see them in history.
+    Marker {
+        target: String,
+        at: SystemTime,
+        from: String,
+        to: String,
+        reason: String,
+    },
+    /// A target started or stopped flapping (stopping needs no transition: it happens when
+    /// the state has been steady long enough).
+    Flapping {
+        target: String,
+        state: State,
+        flapping: bool,
+        reason: String,
+    },
+    /// Every canary became impaired (`isolated`), or one answered again. While isolated,
+    /// other targets' failures are recorded but not judged. The canaries' marks come just
+    /// before this record.
+    Isolation {
+        isolated: bool,
+        at: SystemTime,
+        canaries: Vec<String>,
+        /// What people are told, as in the canaries' marks.
+        reason: String,
+    },
+    /// A target was paused, resumed, or put in or out of maintenance.
+    Flags {
+        target: String,
+        paused: bool,
+        maintenance_until: Option<SystemTime>,
+    },
+    /// `target` depended on something that is back, and still fails on its own account: its
+    /// trouble was not acted on while it was blocked, so recovery may act on it now.
+    Unblocked {
+        target: String,
+        state: State,
+    },
+}
+
+/// A judged state change, with what root-cause analysis said of it when it happened.
+#[derive(Debug, Clone)]
+pub struct Transition {
+    pub target: String,
+    pub at: SystemTime,
+    pub from: State,
+    pub to: State,
+    pub reason: String,
+    pub cause: Option<Outcome>,
+    pub saved: Saved,
+    /// The root that explains this target's trouble (`"monitor"` for a canary failing while
+    /// the monitor is isolated): such a transition alerts nobody of its own.
+    pub blocked_by: Option<String>,
+    /// The impaired targets whose trouble this one explains, for its alert.
+    pub dependents: Vec<String>,
+    /// Whether the recovery executor should hear of it: not while blocked by a failed
+    /// dependency (restarting this would not help it), always when it serves again.
+    pub act: bool,
+}
+
+impl Record {
+    /// Results and pings may be shed under overload; records of state may not.
+    pub fn is_droppable(&self) -> bool {
+        matches!(self, Record::Result { .. } | Record::Ping(_))
+    }
+}
+
+/// A heartbeat as received, for history.
+#[derive(Debug, Clone)]
+pub struct PingRecord {
+    pub target: String,
+    pub at: SystemTime,
+    pub signal: Signal,
+    pub rid: Option<String>,
+    pub body: Option<String>,
+    pub duration: Option<Duration>,
+    pub source: Option<String>,
+}
+
+/// What a heartbeat says, in healthchecks.io's vocabulary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Start,
+    Success,
+    Fail,
+    Log,
+    /// `/ping/<id>/<exit-status>`: 0 is success, anything else failure.
+    Exit(u8),
+    /// A UDP beat carrying a status.
+    Beat(Status),
+}
+
+/// Creates the channel the driver hands records out on. Transitions (and the other records of
+/// state: markers, flags, isolation) are never dropped and keep their order; results and pings
+/// (high volume: a check a second per target, a flood of HTTP pings) are dropped and counted
+/// once more than `capacity` records wait, so a slow disk or a ping flood cannot grow memory
+/// without bound.
+pub fn records(capacity: usize) -> (RecordSender, RecordReceiver) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let pending = Arc::new(AtomicUsize::new(0));
+    (
+        RecordSender {
+            tx,
+            pending: Arc::clone(&pending),
+            capacity,
+        },
+        RecordReceiver { rx, pending },
+    )
+}
+
+/// The driver's side of [`records`].
+#[derive(Debug, Clone)]
+pub struct RecordSender {
+    tx: mpsc::UnboundedSender<Record>,
+    pending: Arc<AtomicUsize>,
+    capacity: usize,
+}
+
+/// The storage side of [`records`].
+#[derive(Debug)]
+pub struct RecordReceiver {
+    rx: mpsc::UnboundedReceiver<Record>,
+    pending: Arc<AtomicUsize>,
+}
+
+impl RecordReceiver {
+    pub async fn recv(&mut self) -> Option<Record> {
+        let record = self.rx.recv().await?;
+        self.pending.fetch_sub(1, Ordering::Relaxed);
+        Some(record)
+    }
+
+    pub fn try_recv(&mut self) -> Option<Record> {
+        let record = self.rx.try_recv().ok()?;
+        self.pending.fetch_sub(1, Ordering::Relaxed);
+        Some(record)
+    }
+}
+
+impl RecordSender {
+    /// Send `record`; false when a droppable record was dropped.
+    pub(crate) fn send(&self, record: Record) -> bool {
+        let droppable = record.is_droppable();
+        if droppable && self.pending.load(Ordering::Relaxed) >= self.capacity {
+            return false;
+        }
+        self.pending.fetch_add(1, Ordering::Relaxed);
+        if self.tx.send(record).is_err() {
+            self.pending.fetch_sub(1, Ordering::Relaxed);
+        }
+        true
+    }
+}

@@ -2,14 +2,16 @@
 //! heartbeats, judges every target with the core state machine, keeps history in SQLite, and
 //! serves a JSON API and Prometheus metrics.
 //!
-//! - [`config`]: the TOML configuration, validated up front (every error with file, line,
-//!   field).
+//! - [`config`]: the TOML configuration (`vitals-config`, re-exported), validated up front
+//!   (every error with file, line, field).
 //! - [`store`]: SQLite (WAL) history: transitions, results, rollups, uptime, pings.
 //! - [`udp`]: the authenticated UDP heartbeat protocol (see `docs/PROTOCOL.md`).
-//! - `engine`: targets, the scheduler for many targets, heartbeat deadlines.
+//! - [`engine`]: the fleet (`vitals-engine`, re-exported): targets, their schedules,
+//!   heartbeat deadlines, isolation and root cause; `serve/persist.rs` stores what it decides.
 //! - `api`: `/api/v1`, healthchecks.io-compatible `/ping/…`, `/metrics`.
 //!
-//! What it is not: a load balancer or an alerter (issues 4 and 5 build those on top).
+//! What it is not: a load balancer (`vitals-lb`) or the place where targets are judged
+//! (`vitals-engine`).
 
 pub use vitals_config as config;
 pub use vitals_engine as engine;

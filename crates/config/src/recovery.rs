@@ -18,7 +18,7 @@
 //! ```
 //!
 //! Every error points at the key that is wrong, or at the table when an action is missing.
-//! The budget's rules are the core's ([`vitals_core::recovery::Policy`]), checked by it.
+//! The budget's rules are the core's ([`vitals_core::recovery::BudgetPolicy`]), checked by it.
 //!
 //! Not here: running the action or keeping the budget (`crate::recovery`).
 
@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 use toml::de::DeValue;
-use vitals_core::recovery::Policy;
+use vitals_core::recovery::BudgetPolicy;
 
 use super::error::Diag;
 use super::fields::{At, Reported, Scope, Val, read_table};
@@ -41,7 +41,7 @@ pub const DEFAULT_ACTION_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Recovery {
     pub action: RecoveryAction,
     /// Attempts, window, backoff and reset; validated.
-    pub policy: Policy,
+    pub policy: BudgetPolicy,
     /// An action still running after this is killed (a command) or cut (a request), and
     /// counts as a failed attempt.
     pub timeout: Duration,
@@ -112,7 +112,7 @@ pub(super) fn read(
             default
         }
     };
-    let base = Policy::default();
+    let base = BudgetPolicy::default();
     let window = take(f.duration("window"), base.window);
     let backoff = take(f.duration("backoff"), base.backoff);
     let backoff_max = take(f.duration("backoff_max"), base.backoff_max);
@@ -125,7 +125,7 @@ pub(super) fn read(
             base.max_attempts
         }
     };
-    let policy = Policy {
+    let policy = BudgetPolicy {
         max_attempts,
         window,
         backoff,
@@ -161,7 +161,7 @@ pub(super) fn read(
     }
     // A backoff_max left out follows a longer backoff rather than contradicting it.
     let policy = if f.has("backoff") && !f.has("backoff_max") {
-        Policy {
+        BudgetPolicy {
             backoff_max: policy.backoff_max.max(policy.backoff),
             ..policy
         }

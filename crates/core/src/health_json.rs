@@ -15,7 +15,7 @@ pub const CONTENT_TYPE: &str = "application/health+json";
 /// A whole health response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Health {
+pub struct HealthResponse {
     pub status: Status,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
@@ -78,13 +78,14 @@ mod tests {
                 "cache": [{"componentType": "datastore", "status": "fail", "output": "connection refused"}]
             }
         }"#;
-        let health: Health = serde_json::from_str(body).unwrap();
+        let health: HealthResponse = serde_json::from_str(body).unwrap();
         assert_eq!(health.status, Status::Warn);
         assert_eq!(
             health.checks["cache"][0].output.as_deref(),
             Some("connection refused")
         );
-        let again: Health = serde_json::from_str(&serde_json::to_string(&health).unwrap()).unwrap();
+        let again: HealthResponse =
+            serde_json::from_str(&serde_json::to_string(&health).unwrap()).unwrap();
         assert_eq!(again, health);
         let text = serde_json::to_string(&health).unwrap();
         assert!(text.contains("\"observedValue\":12.5"), "{text}");

@@ -5,7 +5,7 @@
 //! asked what to do ([`Budget::poll_action`]); [`Budget::poll_timeout`] says when asking again
 //! could give a different answer. Every call takes `now`; time only moves forward.
 //!
-//! The rules ([`Policy`]):
+//! The rules ([`BudgetPolicy`]):
 //!
 //! - A target that is `unhealthy` or `down` needs recovery. The first attempt runs at once.
 //! - Attempt `k` (k ≥ 2) waits `backoff · 2^(k-2)` after attempt `k-1`, at most `backoff_max`,
@@ -19,7 +19,7 @@
 //!   when a person calls [`Budget::reset`]. A target that comes back for a moment and falls
 //!   again keeps its count: that is the crash loop the budget exists to stop.
 //!
-//! [`Policy::validate`] refuses a window too short to hold `max_attempts` attempts with their
+//! [`BudgetPolicy::validate`] refuses a window too short to hold `max_attempts` attempts with their
 //! backoff: attempts would age out of it before the budget could be spent, and a target that
 //! never recovers would be retried forever without anyone being told.
 //!
@@ -33,7 +33,7 @@ use crate::machine::State;
 
 /// How often and how fast a recovery action may be retried.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Policy {
+pub struct BudgetPolicy {
     /// Attempts allowed within `window`; at least 1.
     pub max_attempts: u32,
     /// The sliding window attempts are counted in.
@@ -46,12 +46,12 @@ pub struct Policy {
     pub reset_after: Duration,
 }
 
-impl Default for Policy {
+impl Default for BudgetPolicy {
     /// Three attempts in an hour, 30 s then 60 s apart (at most 10 min), forgotten after
     /// 10 min of health: a target that stays down is escalated 3.5 min after the first
     /// attempt, and a service that fails once a day gets its three attempts every day.
     fn default() -> Self {
-        Policy {
+        BudgetPolicy {
             max_attempts: 3,
             window: Duration::from_secs(3600),
             backoff: Duration::from_secs(30),
@@ -64,14 +64,14 @@ impl Default for Policy {
 /// A policy that cannot work, naming the field (as config spells it) and the fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
-pub struct PolicyError {
+pub struct BudgetPolicyError {
     /// `max_attempts`, `window`, `backoff`, `backoff_max` or `reset_after`.
     pub field: &'static str,
     /// Lowercase, names the bad value and the fix.
     pub message: String,
 }
 
-impl Policy {
+impl BudgetPolicy {
     /// The wait before attempt `attempt` (counting from 1 since the last reset): none before
     /// the first, then `backoff`, doubling, at most `backoff_max`.
     pub fn delay(&self, attempt: u32) -> Duration {
@@ -97,8 +97,8 @@ impl Policy {
             .fold(Duration::ZERO, Duration::saturating_add)
     }
 
-    pub fn validate(&self) -> Result<(), PolicyError> {
-        let fail = |field, message: String| Err(PolicyError { field, message });
+    pub fn validate(&self) -> Result<(), BudgetPolicyError> {
+        let fail = |field, message: String| Err(BudgetPolicyError { field, message });
         if self.max_attempts == 0 {
             return fail(
                 "max_attempts",
@@ -172,7 +172,7 @@ pub enum Action {
 
 /// The budget as people see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Status {
+pub struct BudgetStatus {
     /// Attempts since the last reset (they set the backoff).
     pub attempts: u32,
     /// Of those, the ones inside the window ending now (what the limit counts).
@@ -190,7 +190,7 @@ pub struct Status {
 /// One target's restart budget. See the module docs for the rules.
 #[derive(Debug, Clone)]
 pub struct Budget {
-    policy: Policy,
+    policy: BudgetPolicy,
     /// Attempt times since the last reset, oldest first; pruned to the window lazily.
     recent: VecDeque<Instant>,
     /// Attempts since the last reset.
@@ -203,9 +203,9 @@ pub struct Budget {
 }
 
 impl Budget {
-    /// A fresh budget. The policy should have passed [`Policy::validate`]; a policy that did
+    /// A fresh budget. The policy should have passed [`BudgetPolicy::validate`]; a policy that did
     /// not still never panics, it only behaves as written.
-    pub fn new(policy: Policy) -> Budget {
+    pub fn new(policy: BudgetPolicy) -> Budget {
         Budget {
             policy,
             recent: VecDeque::new(),
@@ -217,7 +217,7 @@ impl Budget {
         }
     }
 
-    pub fn policy(&self) -> &Policy {
+    pub fn policy(&self) -> &BudgetPolicy {
         &self.policy
     }
 
@@ -308,9 +308,9 @@ impl Budget {
         self.exhausted_at.is_some() && !self.reset_due(now)
     }
 
-    pub fn status(&self, now: Instant) -> Status {
+    pub fn status(&self, now: Instant) -> BudgetStatus {
         if self.reset_due(now) {
-            return Status {
+            return BudgetStatus {
                 attempts: 0,
                 attempts_in_window: 0,
                 max_attempts: self.policy.max_attempts,
@@ -324,7 +324,7 @@ impl Budget {
             .iter()
             .filter(|&&at| !self.aged_out(at, now))
             .count();
-        Status {
+        BudgetStatus {
             attempts: self.attempts,
             attempts_in_window: u32::try_from(in_window).unwrap_or(u32::MAX),
             max_attempts: self.policy.max_attempts,

@@ -15,7 +15,7 @@ use std::time::{Instant, SystemTime};
 use futures_util::FutureExt;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use tokio::sync::{Notify, Semaphore, broadcast};
-use vitals_core::health_json::Health;
+use vitals_core::health_json::HealthResponse;
 use vitals_core::{Kind, Outcome, Report};
 
 use crate::clock::{Clock, Now};
@@ -321,7 +321,7 @@ async fn run_check(mode: &Mode, clock: &Clock) -> (Outcome, Vec<(String, Outcome
     .await;
     let duration = started.elapsed();
     let wall = clock.now().wall;
-    let (report, health): (Report, Option<Health>) = match ran {
+    let (report, health): (Report, Option<HealthResponse>) = match ran {
         Ok(Ok(ran)) => ran,
         Ok(Err(panic)) => {
             let message = panic

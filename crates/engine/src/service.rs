@@ -9,7 +9,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use vitals_core::health_json::Health;
+use vitals_core::health_json::HealthResponse;
 use vitals_core::machine::Thresholds;
 use vitals_core::{Kind, Observed, Outcome, Status};
 
@@ -23,7 +23,7 @@ pub(crate) fn part_thresholds(target: &Thresholds) -> Thresholds {
 }
 
 /// One outcome per check key of `health`, at its worst entry.
-pub(crate) fn parts(health: &Health, at: SystemTime) -> Vec<(String, Outcome)> {
+pub(crate) fn parts(health: &HealthResponse, at: SystemTime) -> Vec<(String, Outcome)> {
     health
         .checks
         .iter()
@@ -56,7 +56,7 @@ mod tests {
 
     #[test]
     fn each_check_key_becomes_an_outcome_at_its_worst_entry() {
-        let health: Health = serde_json::from_str(
+        let health: HealthResponse = serde_json::from_str(
             r#"{"status":"warn","checks":{
                 "database":[{"status":"pass","observedValue":3.5,"observedUnit":"ms"}],
                 "disk:free":[{"status":"pass"},{"status":"warn","output":"12% free"}]}}"#,

@@ -17,7 +17,7 @@ use std::time::Duration;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde_json_path::JsonPath;
 use tokio::time::Instant;
-use vitals_core::health_json::Health;
+use vitals_core::health_json::HealthResponse;
 use vitals_core::{Report, Status};
 
 use crate::tcp::millis;
@@ -390,7 +390,7 @@ pub(crate) fn is_json(media: &str) -> bool {
 /// "<name> check failed".
 fn reported_unhealthy(media: &str, bytes: &[u8]) -> Option<String> {
     if is_json(media) {
-        let health: Health = serde_json::from_slice(bytes).ok()?;
+        let health: HealthResponse = serde_json::from_slice(bytes).ok()?;
         return (health.status == Status::Fail).then(|| {
             format!(
                 "service reports {} ({})",

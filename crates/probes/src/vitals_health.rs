@@ -12,7 +12,7 @@
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION};
 use tokio::time::Instant;
-use vitals_core::health_json::{CONTENT_TYPE, Health};
+use vitals_core::health_json::{CONTENT_TYPE, HealthResponse};
 use vitals_core::{Report, Status};
 
 use crate::http::{BODY_LIMIT, chain, is_json, media_type, read_body};
@@ -58,11 +58,11 @@ impl VitalsHealth {
     /// The service's whole health body. A failing service answers 503 with a body, which is
     /// parsed like a 200. When there is no readable health body, the error is the failing
     /// report that says why.
-    pub async fn fetch(&self) -> Result<Health, Report> {
+    pub async fn fetch(&self) -> Result<HealthResponse, Report> {
         self.fetch_timed(Instant::now()).await
     }
 
-    async fn fetch_timed(&self, start: Instant) -> Result<Health, Report> {
+    async fn fetch_timed(&self, start: Instant) -> Result<HealthResponse, Report> {
         let mut request = self.client.get(&self.url).header(ACCEPT, CONTENT_TYPE);
         if let Some(token) = &self.token {
             request = request.header(AUTHORIZATION, format!("Bearer {token}"));
@@ -105,7 +105,7 @@ impl VitalsHealth {
 
     /// The probe's report together with the body it was made from (`None` when there was
     /// no readable body): the monitor shows each of the service's checks as a row of its own.
-    pub async fn check_with_body(&self) -> (Report, Option<Health>) {
+    pub async fn check_with_body(&self) -> (Report, Option<HealthResponse>) {
         let start = Instant::now();
         match self.fetch_timed(start).await {
             Ok(health) => {
@@ -134,7 +134,7 @@ impl Probe for VitalsHealth {
 
 /// "2 checks: database pass, cache fail", then the service's own output when it gave one
 /// ("; starting"). A key with several entries counts as its worst one.
-pub(crate) fn summary(health: &Health) -> String {
+pub(crate) fn summary(health: &HealthResponse) -> String {
     let mut text = match health.checks.len() {
         0 => "no checks shown".to_string(),
         1 => "1 check: ".to_string(),
@@ -189,7 +189,7 @@ mod tests {
             "cache".to_string(),
             vec![component(Status::Pass), component(Status::Fail)],
         );
-        let health = Health {
+        let health = HealthResponse {
             status: Status::Fail,
             version: None,
             release_id: None,
@@ -200,7 +200,7 @@ mod tests {
             checks,
         };
         assert_eq!(summary(&health), "2 checks: cache fail, database pass");
-        let hidden = Health {
+        let hidden = HealthResponse {
             checks: BTreeMap::new(),
             output: Some("starting".to_string()),
             ..health

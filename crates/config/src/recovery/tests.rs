@@ -45,7 +45,7 @@ fn a_command_with_defaults() {
         r.action,
         RecoveryAction::Command(vec!["systemctl".into(), "restart".into(), "api".into()])
     );
-    assert_eq!(r.policy, Policy::default());
+    assert_eq!(r.policy, BudgetPolicy::default());
     assert_eq!(r.timeout, DEFAULT_ACTION_TIMEOUT);
     assert_eq!(r.action.describe(), "systemctl restart api");
 }
@@ -65,7 +65,7 @@ fn an_http_request_with_every_key() {
     );
     assert_eq!(
         r.policy,
-        Policy {
+        BudgetPolicy {
             max_attempts: 5,
             window: Duration::from_secs(7200),
             backoff: Duration::from_secs(60),

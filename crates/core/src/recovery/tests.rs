@@ -16,8 +16,8 @@ fn secs(n: u64) -> Duration {
 }
 
 /// 3 attempts in 600 s, 10 s then 20 s then 40 s apart (at most 40 s), reset after 60 s.
-fn policy() -> Policy {
-    Policy {
+fn policy() -> BudgetPolicy {
+    BudgetPolicy {
         max_attempts: 3,
         window: secs(600),
         backoff: secs(10),
@@ -38,7 +38,7 @@ fn parse_state(name: &str) -> State {
 /// is rendered `"T attempt N"`, `"T escalate N"` or `"T -"`; the rendered polls, joined by
 /// commas, must equal `expected`.
 #[track_caller]
-fn check(policy: Policy, script: &str, expected: &str) {
+fn check(policy: BudgetPolicy, script: &str, expected: &str) {
     let start = base();
     let mut budget = Budget::new(policy);
     let mut got = Vec::new();
@@ -85,7 +85,7 @@ fn a_target_that_stays_down_is_retried_with_doubling_backoff_then_escalated_once
 
 #[test]
 fn the_backoff_is_capped_at_backoff_max() {
-    let policy = Policy {
+    let policy = BudgetPolicy {
         max_attempts: 6,
         window: secs(3600),
         ..policy()
@@ -160,7 +160,7 @@ fn a_spent_budget_waits_for_a_person_or_a_long_healthy_stretch() {
 
 #[test]
 fn attempts_outside_the_window_do_not_count() {
-    let policy = Policy {
+    let policy = BudgetPolicy {
         max_attempts: 2,
         window: secs(100),
         ..policy()
@@ -174,7 +174,7 @@ fn attempts_outside_the_window_do_not_count() {
     );
     // Here the first attempt has aged out of the window by 105: the window slides.
     check(
-        Policy {
+        BudgetPolicy {
             max_attempts: 2,
             window: secs(100),
             reset_after: secs(1000),
@@ -258,7 +258,7 @@ fn delays_double_and_saturate() {
     let p = policy();
     let delays: Vec<u64> = (1..=6).map(|k| p.delay(k).as_secs()).collect();
     assert_eq!(delays, [0, 10, 20, 40, 40, 40]);
-    let huge = Policy {
+    let huge = BudgetPolicy {
         backoff_max: Duration::MAX,
         ..p
     };
@@ -269,39 +269,39 @@ fn delays_double_and_saturate() {
 
 #[test]
 fn validation_names_the_field_and_the_fix() {
-    assert_eq!(Policy::default().validate(), Ok(()));
+    assert_eq!(BudgetPolicy::default().validate(), Ok(()));
     assert_eq!(policy().validate(), Ok(()));
-    let field = |p: Policy| p.validate().unwrap_err().field;
-    let message = |p: Policy| p.validate().unwrap_err().message;
+    let field = |p: BudgetPolicy| p.validate().unwrap_err().field;
+    let message = |p: BudgetPolicy| p.validate().unwrap_err().message;
     assert_eq!(
-        field(Policy {
+        field(BudgetPolicy {
             max_attempts: 0,
             ..policy()
         }),
         "max_attempts"
     );
     assert!(
-        message(Policy {
+        message(BudgetPolicy {
             backoff: Duration::ZERO,
             ..policy()
         })
         .starts_with("backoff is zero")
     );
     assert_eq!(
-        field(Policy {
+        field(BudgetPolicy {
             reset_after: Duration::ZERO,
             ..policy()
         }),
         "reset_after"
     );
     assert_eq!(
-        message(Policy {
+        message(BudgetPolicy {
             backoff_max: secs(5),
             ..policy()
         }),
         "backoff_max (5s) is shorter than backoff (10s); make it at least backoff"
     );
-    let short = message(Policy {
+    let short = message(BudgetPolicy {
         window: secs(70),
         ..policy()
     });
@@ -326,9 +326,9 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-fn small_policy() -> impl Strategy<Value = Policy> {
+fn small_policy() -> impl Strategy<Value = BudgetPolicy> {
     (1u32..5, 1u64..20, 1u64..4, 1u64..200).prop_map(|(max, backoff, cap, reset)| {
-        let mut p = Policy {
+        let mut p = BudgetPolicy {
             max_attempts: max,
             window: secs(1),
             backoff: secs(backoff),

@@ -45,7 +45,7 @@ fn reported(headers: &HeaderMap, body: &[u8]) -> Signal {
     if !health_json {
         return Signal::Success;
     }
-    match serde_json::from_slice::<vitals_core::health_json::Health>(body) {
+    match serde_json::from_slice::<vitals_core::health_json::HealthResponse>(body) {
         Ok(health) if health.status == vitals_core::Status::Fail => Signal::Fail,
         _ => Signal::Success,
     }

@@ -2,7 +2,7 @@
 //! before any delivery, then delivered to webhooks, Slack-compatible webhooks, email and
 //! commands, with retries, until each channel accepts each alert.
 //!
-//! - [`Policy`] (sans-IO, `handle_*(now, …)` in, [`Action`]s out) decides: rules per target
+//! - [`AlertPolicy`] (sans-IO, `handle_*(now, …)` in, [`Effect`]s out) decides: rules per target
 //!   or group, reminders with backoff, flapping, maintenance windows and silences
 //!   ([`Mutes`]), and the group wait in which a root cause's alert collects its dependents.
 //! - [`Notifier`] is the thin async driver: it feeds the policy, applies its actions to the
@@ -38,7 +38,7 @@ pub use channel::{
     IDEMPOTENCY_HEADER, SIGNATURE_HEADER, Sender, TIMESTAMP_HEADER, sign, slack_body,
 };
 pub use mute::{Mutes, is_open};
-pub use policy::{Action, Policy, TargetInfo, Track};
+pub use policy::{AlertPolicy, AlertTarget, Effect, Track};
 pub use worker::backoff;
 
 use crate::config::Config;
@@ -63,7 +63,7 @@ pub enum NotifyError {
 /// The notifier: cheap to clone; the workers stop when the last clone is dropped.
 ///
 /// Every method takes the time from the system clock; the decisions themselves are made by
-/// [`Policy`], which takes time as an argument. Methods return once the resulting alerts
+/// [`AlertPolicy`], which takes time as an argument. Methods return once the resulting alerts
 /// are committed to the outbox, so a crash afterwards cannot lose them.
 #[derive(Debug, Clone)]
 pub struct Notifier {
@@ -72,7 +72,7 @@ pub struct Notifier {
 
 #[derive(Debug)]
 struct Inner {
-    policy: Mutex<Policy>,
+    policy: Mutex<AlertPolicy>,
     store: Arc<Store>,
     wakes: HashMap<String, Arc<Notify>>,
     timer: Arc<Notify>,
@@ -137,14 +137,14 @@ impl Notifier {
             .map(|t| {
                 (
                     t.id.clone(),
-                    TargetInfo {
+                    AlertTarget {
                         name: t.name.clone(),
                         group: t.group.clone(),
                     },
                 )
             })
             .collect();
-        let mut policy = Policy::new(
+        let mut policy = AlertPolicy::new(
             notify.group_wait,
             notify.rules.clone(),
             targets,
@@ -159,7 +159,7 @@ impl Notifier {
             }
         }
         let mut restored = Vec::new();
-        while let Some(action) = policy.poll_action() {
+        while let Some(action) = policy.poll_effect() {
             restored.push(action);
         }
         if !restored.is_empty() {
@@ -300,13 +300,13 @@ impl Notifier {
 
 impl Inner {
     /// Feeds the policy, then commits its actions to the store, in order, before returning.
-    async fn run(&self, f: impl FnOnce(&mut Policy, SystemTime)) {
+    async fn run(&self, f: impl FnOnce(&mut AlertPolicy, SystemTime)) {
         // Held across the commit, so that actions reach the store in the order they were
         // decided (an update never overtakes its alert).
         let mut policy = self.policy.lock().await;
         f(&mut policy, SystemTime::now());
         let mut actions = Vec::new();
-        while let Some(action) = policy.poll_action() {
+        while let Some(action) = policy.poll_effect() {
             actions.push(action);
         }
         if actions.is_empty() {
@@ -328,11 +328,11 @@ impl Inner {
 }
 
 /// Applies actions to the store; returns the channels that got rows.
-fn apply(store: &Store, actions: Vec<Action>) -> Result<Vec<String>, StoreError> {
+fn apply(store: &Store, actions: Vec<Effect>) -> Result<Vec<String>, StoreError> {
     let mut woken = Vec::new();
     for action in actions {
         match action {
-            Action::Enqueue {
+            Effect::Enqueue {
                 alert,
                 channels,
                 due,
@@ -357,12 +357,12 @@ fn apply(store: &Store, actions: Vec<Action>) -> Result<Vec<String>, StoreError>
                     }
                 }
             }
-            Action::Update { alert } => store.update_alert_payload(&alert.key, &alert.to_json())?,
-            Action::Cancel { key, reason } => {
+            Effect::Update { alert } => store.update_alert_payload(&alert.key, &alert.to_json())?,
+            Effect::Cancel { key, reason } => {
                 tracing::info!(%key, %reason, "alert merged into its root's");
                 store.cancel_alert(&key, &reason)?;
             }
-            Action::Save { target, track } => {
+            Effect::Save { target, track } => {
                 let json = serde_json::to_string(&track).unwrap_or_default();
                 store.save_notify_state(&target, &json)?;
             }

@@ -1,6 +1,6 @@
-//! [`Policy`]: which alerts exist, for whom, when, and which are muted. Sans-IO, in the
-//! style of `quinn-proto`: inputs are `handle_*(now, …)`, outputs are [`Policy::poll_action`],
-//! and [`Policy::poll_timeout`] says when to call [`Policy::handle_timeout`]. Time only
+//! [`AlertPolicy`]: which alerts exist, for whom, when, and which are muted. Sans-IO, in the
+//! style of `quinn-proto`: inputs are `handle_*(now, …)`, outputs are [`AlertPolicy::poll_effect`],
+//! and [`AlertPolicy::poll_timeout`] says when to call [`AlertPolicy::handle_timeout`]. Time only
 //! moves forward as the caller says; nothing here reads a clock, a socket or a file.
 //!
 //! The rules, per target (the first `[[rule]]` that covers it decides):
@@ -10,7 +10,7 @@
 //!   healthy creates `recovered` if a problem alert was sent (or the target was blocked by a
 //!   root cause, whose alert covered it). Intermediate states (failing, recovering) create
 //!   nothing.
-//! - Every new alert waits `group_wait` before delivery. Meanwhile [`Policy::handle_blocked`]
+//! - Every new alert waits `group_wait` before delivery. Meanwhile [`AlertPolicy::handle_blocked`]
 //!   can cancel it (its failure is another target's doing) and names it in the root's alert
 //!   instead; a transition that arrives already `blocked_by` a root creates no alert of its
 //!   own. Its resolution is still sent.
@@ -32,14 +32,14 @@ use crate::config::Rule;
 
 /// A target as the policy needs it: its name and group, for alerts and matching.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TargetInfo {
+pub struct AlertTarget {
     pub name: String,
     pub group: Option<String>,
 }
 
 /// What the driver must do, in order.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Action {
+pub enum Effect {
     /// Record the alert; unless `muted_by`, queue it for `channels`, deliverable at `due`.
     Enqueue {
         alert: Alert,
@@ -84,26 +84,26 @@ struct Pending {
 
 /// The notification policy. See the module documentation for its rules.
 #[derive(Debug)]
-pub struct Policy {
+pub struct AlertPolicy {
     group_wait: Duration,
     rules: Vec<Rule>,
-    targets: HashMap<String, TargetInfo>,
+    targets: HashMap<String, AlertTarget>,
     /// Public so the driver can replace silences and flags as they change.
     pub mutes: Mutes,
     tracks: HashMap<String, Track>,
     pending: HashMap<String, Pending>,
-    actions: VecDeque<Action>,
+    actions: VecDeque<Effect>,
 }
 
-impl Policy {
+impl AlertPolicy {
     pub fn new(
         group_wait: Duration,
         rules: Vec<Rule>,
-        targets: HashMap<String, TargetInfo>,
+        targets: HashMap<String, AlertTarget>,
         mutes: Mutes,
         saved: impl IntoIterator<Item = (String, Track)>,
-    ) -> Policy {
-        Policy {
+    ) -> AlertPolicy {
+        AlertPolicy {
             group_wait,
             rules,
             targets,
@@ -115,11 +115,11 @@ impl Policy {
     }
 
     /// The next thing to do, oldest first.
-    pub fn poll_action(&mut self) -> Option<Action> {
+    pub fn poll_effect(&mut self) -> Option<Effect> {
         self.actions.pop_front()
     }
 
-    /// When [`Policy::handle_timeout`] has something to do: a group wait ends or a reminder
+    /// When [`AlertPolicy::handle_timeout`] has something to do: a group wait ends or a reminder
     /// is due.
     pub fn poll_timeout(&self) -> Option<SystemTime> {
         let pending = self.pending.values().map(|p| p.due);
@@ -133,7 +133,7 @@ impl Policy {
     }
 
     /// The target's name and group; a check's row (`svc/db`) has its service's group.
-    fn info(&self, target: &str) -> TargetInfo {
+    fn info(&self, target: &str) -> AlertTarget {
         if let Some(info) = self.targets.get(target) {
             return info.clone();
         }
@@ -141,7 +141,7 @@ impl Policy {
             .split_once('/')
             .and_then(|(parent, _)| self.targets.get(parent))
             .and_then(|parent| parent.group.clone());
-        TargetInfo {
+        AlertTarget {
             name: target.to_owned(),
             group,
         }
@@ -188,7 +188,7 @@ impl Policy {
                 },
             );
         }
-        self.actions.push_back(Action::Enqueue {
+        self.actions.push_back(Effect::Enqueue {
             alert,
             channels,
             due,
@@ -199,7 +199,7 @@ impl Policy {
 
     fn save(&mut self, target: &str) {
         if let Some(track) = self.tracks.get(target) {
-            self.actions.push_back(Action::Save {
+            self.actions.push_back(Effect::Save {
                 target: target.to_owned(),
                 track: track.clone(),
             });
@@ -223,7 +223,7 @@ impl Policy {
         now: SystemTime,
         t: &TransitionInfo,
         rule: &Rule,
-        info: &TargetInfo,
+        info: &AlertTarget,
         track: &mut Track,
     ) {
         let muted = self.mutes.reason(&t.target, info.group.as_deref(), now);
@@ -397,7 +397,7 @@ impl Policy {
             .find(|p| p.alert.target == root && p.alert.kind != AlertKind::Recovered)
         {
             pending.alert.dependents = dependents;
-            self.actions.push_back(Action::Update {
+            self.actions.push_back(Effect::Update {
                 alert: pending.alert.clone(),
             });
         }
@@ -421,7 +421,7 @@ impl Policy {
         }
         for key in keys {
             self.pending.remove(&key);
-            self.actions.push_back(Action::Cancel {
+            self.actions.push_back(Effect::Cancel {
                 key,
                 reason: format!("blocked by {root}"),
             });

@@ -8,7 +8,7 @@ use vitals_core::machine::State;
 
 use super::alert::{AlertKind, TransitionInfo};
 use super::mute::Mutes;
-use super::policy::{Action, Policy, TargetInfo};
+use super::policy::{AlertPolicy, AlertTarget, Effect};
 use crate::config::{Rule, Window, WindowTime};
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -32,15 +32,15 @@ fn rule(on: &[AlertKind], repeat: Option<u64>) -> Rule {
     }
 }
 
-fn policy(rules: Vec<Rule>, mutes: Mutes) -> Policy {
+fn policy(rules: Vec<Rule>, mutes: Mutes) -> AlertPolicy {
     let targets = HashMap::from([(
         "db".to_owned(),
-        TargetInfo {
+        AlertTarget {
             name: "Database".into(),
             group: Some("data".into()),
         },
     )]);
-    Policy::new(WAIT, rules, targets, mutes, [])
+    AlertPolicy::new(WAIT, rules, targets, mutes, [])
 }
 
 fn step(target: &str, at: u64, from: State, to: State) -> TransitionInfo {
@@ -57,39 +57,39 @@ fn step(target: &str, at: u64, from: State, to: State) -> TransitionInfo {
 }
 
 /// The alerts enqueued (kind, target, muted reason, dependents), saves skipped.
-fn drain(policy: &mut Policy) -> Vec<(AlertKind, String, Option<String>, Vec<String>)> {
+fn drain(policy: &mut AlertPolicy) -> Vec<(AlertKind, String, Option<String>, Vec<String>)> {
     let mut out = Vec::new();
-    while let Some(action) = policy.poll_action() {
+    while let Some(action) = policy.poll_effect() {
         match action {
-            Action::Enqueue {
+            Effect::Enqueue {
                 alert, muted_by, ..
             } => out.push((alert.kind, alert.target, muted_by, alert.dependents)),
-            Action::Update { alert } => out.push((
+            Effect::Update { alert } => out.push((
                 alert.kind,
                 format!("update {}", alert.target),
                 None,
                 alert.dependents,
             )),
-            Action::Cancel { key, reason } => out.push((
+            Effect::Cancel { key, reason } => out.push((
                 AlertKind::Down,
                 format!("cancel {key}"),
                 Some(reason),
                 vec![],
             )),
-            Action::Save { .. } => {}
+            Effect::Save { .. } => {}
         }
     }
     out
 }
 
-fn kinds(policy: &mut Policy) -> Vec<(AlertKind, Option<String>)> {
+fn kinds(policy: &mut AlertPolicy) -> Vec<(AlertKind, Option<String>)> {
     drain(policy)
         .into_iter()
         .map(|(kind, _, muted, _)| (kind, muted))
         .collect()
 }
 
-fn outage(policy: &mut Policy, target: &str, start: u64) {
+fn outage(policy: &mut AlertPolicy, target: &str, start: u64) {
     policy.handle_transition(
         secs(start),
         &step(target, start, State::Healthy, State::Failing),
@@ -104,7 +104,7 @@ fn outage(policy: &mut Policy, target: &str, start: u64) {
     );
 }
 
-fn recovery(policy: &mut Policy, target: &str, start: u64) {
+fn recovery(policy: &mut AlertPolicy, target: &str, start: u64) {
     policy.handle_transition(
         secs(start),
         &step(target, start, State::Down, State::Recovering),
@@ -155,8 +155,8 @@ fn alerts_wait_the_group_wait_and_the_key_is_stable() {
     let mut p = policy(vec![rule(&Rule::DEFAULT_ON, None)], Mutes::default());
     p.handle_transition(secs(2), &step("db", 2, State::Unhealthy, State::Down));
     let mut enqueued = None;
-    while let Some(action) = p.poll_action() {
-        if let Action::Enqueue { alert, due, .. } = action {
+    while let Some(action) = p.poll_effect() {
+        if let Effect::Enqueue { alert, due, .. } = action {
             enqueued = Some((alert, due));
         }
     }
@@ -338,15 +338,15 @@ fn a_restart_keeps_what_was_sent_so_the_resolution_follows() {
     let mut p = policy(vec![rule(&Rule::DEFAULT_ON, None)], Mutes::default());
     outage(&mut p, "db", 0);
     let mut saved = None;
-    while let Some(action) = p.poll_action() {
-        if let Action::Save { target, track } = action {
+    while let Some(action) = p.poll_effect() {
+        if let Effect::Save { target, track } = action {
             saved = Some((target, track));
         }
     }
     let saved = saved.unwrap();
     let json = serde_json::to_string(&saved.1).unwrap();
     let track = serde_json::from_str(&json).unwrap();
-    let mut p = Policy::new(
+    let mut p = AlertPolicy::new(
         WAIT,
         vec![rule(&Rule::DEFAULT_ON, None)],
         HashMap::new(),
@@ -385,8 +385,8 @@ fn a_transition_stored_but_not_notified_before_a_crash_is_notified_at_start_unde
     let mut p = policy(vec![rule(&Rule::DEFAULT_ON, None)], Mutes::default());
     outage(&mut p, "db", 0);
     let mut keys = Vec::new();
-    while let Some(action) = p.poll_action() {
-        if let Action::Enqueue { alert, .. } = action {
+    while let Some(action) = p.poll_effect() {
+        if let Effect::Enqueue { alert, .. } = action {
             keys.push(alert.key);
         }
     }
@@ -394,8 +394,8 @@ fn a_transition_stored_but_not_notified_before_a_crash_is_notified_at_start_unde
     let mut restarted = policy(vec![rule(&Rule::DEFAULT_ON, None)], Mutes::default());
     restarted.handle_restored(secs(100), "db", State::Down, secs(2), false);
     let mut again = Vec::new();
-    while let Some(action) = restarted.poll_action() {
-        if let Action::Enqueue { alert, .. } = action {
+    while let Some(action) = restarted.poll_effect() {
+        if let Effect::Enqueue { alert, .. } = action {
             again.push(alert.key);
         }
     }

@@ -30,7 +30,7 @@ use tokio::time::Instant;
 use vitals_core::machine::State;
 use vitals_core::recovery::Budget;
 
-pub use run::{OUTPUT_LIMIT, Ran, Verdict, run};
+pub use run::{Ended, OUTPUT_LIMIT, Ran, run};
 
 use crate::config::{Recovery, Target};
 use crate::store::{ActionKind, Store};
@@ -127,12 +127,12 @@ struct Slot {
     id: String,
     name: String,
     recovery: Recovery,
-    live: Mutex<Live>,
+    live: Mutex<RecoveryState>,
     /// Wakes the target's task: a new state, or a reset.
     wake: Notify,
 }
 
-struct Live {
+struct RecoveryState {
     budget: Budget,
     state: State,
     running: bool,
@@ -143,7 +143,7 @@ struct Live {
     /// What the log last said of the budget, to notice (and log) a reset by health.
     logged_attempts: u32,
     logged_exhausted: bool,
-    last: Option<(Verdict, Option<String>)>,
+    last: Option<(Ended, Option<String>)>,
 }
 
 /// Why a target's recovery waits regardless of its budget.
@@ -153,7 +153,7 @@ enum Hold {
     Maintenance(SystemTime),
 }
 
-impl Live {
+impl RecoveryState {
     fn hold(&self, wall: SystemTime) -> Option<Hold> {
         if self.paused {
             return Some(Hold::Paused);
@@ -165,7 +165,7 @@ impl Live {
 }
 
 impl Slot {
-    fn lock(&self) -> MutexGuard<'_, Live> {
+    fn lock(&self) -> MutexGuard<'_, RecoveryState> {
         // Plain data: a panic elsewhere leaves nothing half-written worth refusing.
         self.live
             .lock()
@@ -247,7 +247,7 @@ impl Recoverer {
                 id: target.id.clone(),
                 name: target.name.clone(),
                 recovery: recovery.clone(),
-                live: Mutex::new(Live {
+                live: Mutex::new(RecoveryState {
                     budget,
                     state,
                     running: false,
@@ -336,7 +336,7 @@ impl Recoverer {
     }
 }
 
-fn view(slot: &Slot, live: &Live, clock: Clock) -> BudgetView {
+fn view(slot: &Slot, live: &RecoveryState, clock: Clock) -> BudgetView {
     let status = live.budget.status(clock.now.into_std());
     BudgetView {
         target: slot.id.clone(),

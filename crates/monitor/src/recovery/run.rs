@@ -20,7 +20,7 @@ pub const OUTPUT_LIMIT: usize = EXEC_OUTPUT_LIMIT;
 
 /// How an action ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub enum Ended {
     /// Exit 0, or a 2xx answer.
     Ok,
     /// Another exit code, death by a signal, or another HTTP status.
@@ -31,13 +31,13 @@ pub enum Verdict {
     Error,
 }
 
-impl Verdict {
+impl Ended {
     pub fn as_str(self) -> &'static str {
         match self {
-            Verdict::Ok => "ok",
-            Verdict::Failed => "failed",
-            Verdict::Timeout => "timeout",
-            Verdict::Error => "error",
+            Ended::Ok => "ok",
+            Ended::Failed => "failed",
+            Ended::Timeout => "timeout",
+            Ended::Error => "error",
         }
     }
 }
@@ -45,7 +45,7 @@ impl Verdict {
 /// What one run of an action did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ran {
-    pub verdict: Verdict,
+    pub verdict: Ended,
     pub duration: Duration,
     pub exit_code: Option<i32>,
     pub http_status: Option<u16>,
@@ -68,7 +68,7 @@ pub async fn run(action: &RecoveryAction, timeout: Duration, client: &reqwest::C
     ran
 }
 
-fn ran(verdict: Verdict, output: impl Into<String>) -> Ran {
+fn ran(verdict: Ended, output: impl Into<String>) -> Ran {
     Ran {
         verdict,
         duration: Duration::ZERO,
@@ -80,7 +80,7 @@ fn ran(verdict: Verdict, output: impl Into<String>) -> Ran {
 
 async fn command(argv: &[String], timeout: Duration) -> Ran {
     let Some((program, args)) = argv.split_first() else {
-        return ran(Verdict::Error, "the command is empty");
+        return ran(Ended::Error, "the command is empty");
     };
     let mut command = Command::new(program);
     command
@@ -97,7 +97,7 @@ async fn command(argv: &[String], timeout: Duration) -> Ran {
         Ok(child) => child,
         Err(error) => {
             return ran(
-                Verdict::Error,
+                Ended::Error,
                 format!(
                     "cannot run {program:?}: {error}; give the program's full path, or check that it exists and is executable"
                 ),
@@ -107,7 +107,7 @@ async fn command(argv: &[String], timeout: Duration) -> Ran {
     match tokio::time::timeout(timeout, run_child(child)).await {
         Ok(done) => done,
         Err(_) => ran(
-            Verdict::Timeout,
+            Ended::Timeout,
             format!(
                 "still running after {}; killed",
                 humantime::format_duration(timeout)
@@ -129,9 +129,9 @@ async fn run_child(mut child: tokio::process::Child) -> Ran {
     match status {
         Ok(status) => Ran {
             verdict: if status.success() {
-                Verdict::Ok
+                Ended::Ok
             } else {
-                Verdict::Failed
+                Ended::Failed
             },
             duration: Duration::ZERO,
             exit_code: status.code(),
@@ -143,7 +143,7 @@ async fn run_child(mut child: tokio::process::Child) -> Ran {
                 (_, output) => output,
             },
         },
-        Err(error) => ran(Verdict::Error, format!("waiting for the command: {error}")),
+        Err(error) => ran(Ended::Error, format!("waiting for the command: {error}")),
     }
 }
 
@@ -168,7 +168,7 @@ async fn http(
 ) -> Ran {
     let method = match reqwest::Method::from_bytes(method.as_bytes()) {
         Ok(method) => method,
-        Err(_) => return ran(Verdict::Error, format!("{method:?} is not an HTTP method")),
+        Err(_) => return ran(Ended::Error, format!("{method:?} is not an HTTP method")),
     };
     let mut request = client.request(method, url).timeout(timeout);
     for (name, value) in headers {
@@ -178,19 +178,19 @@ async fn http(
         Ok(response) => response,
         Err(error) if error.is_timeout() => {
             return ran(
-                Verdict::Timeout,
+                Ended::Timeout,
                 format!("no answer within {}", humantime::format_duration(timeout)),
             );
         }
-        Err(error) => return ran(Verdict::Error, format!("request failed: {error}")),
+        Err(error) => return ran(Ended::Error, format!("request failed: {error}")),
     };
     let status = response.status();
     let body = read_body(response).await;
     Ran {
         verdict: if status.is_success() {
-            Verdict::Ok
+            Ended::Ok
         } else {
-            Verdict::Failed
+            Ended::Failed
         },
         duration: Duration::ZERO,
         exit_code: None,
@@ -234,14 +234,14 @@ mod tests {
         .await;
         assert_eq!(
             (ok.verdict, ok.exit_code, ok.output.as_deref()),
-            (Verdict::Ok, Some(0), Some("restarted\n"))
+            (Ended::Ok, Some(0), Some("restarted\n"))
         );
         let failed = go(
             &argv(&["sh", "-c", "echo out; echo 'no unit api' >&2; exit 5"]),
             Duration::from_secs(10),
         )
         .await;
-        assert_eq!(failed.verdict, Verdict::Failed);
+        assert_eq!(failed.verdict, Ended::Failed);
         assert_eq!(failed.exit_code, Some(5));
         assert_eq!(
             failed.output.as_deref(),
@@ -256,7 +256,7 @@ mod tests {
             Duration::from_secs(10),
         )
         .await;
-        assert_eq!(chatty.verdict, Verdict::Ok);
+        assert_eq!(chatty.verdict, Ended::Ok);
         assert_eq!(chatty.output.map(|o| o.len()), Some(OUTPUT_LIMIT));
     }
 
@@ -266,7 +266,7 @@ mod tests {
         let pid_file = dir.path().join("pid");
         let script = format!("echo $$ > {}; exec sleep 30", pid_file.display());
         let hung = go(&argv(&["sh", "-c", &script]), Duration::from_millis(300)).await;
-        assert_eq!(hung.verdict, Verdict::Timeout);
+        assert_eq!(hung.verdict, Ended::Timeout);
         assert!(hung.output.unwrap().contains("killed"));
         let pid: u32 = std::fs::read_to_string(&pid_file)
             .unwrap()
@@ -284,7 +284,7 @@ mod tests {
     #[tokio::test]
     async fn a_missing_program_is_an_error_naming_it() {
         let missing = go(&argv(&["/nonexistent/restart-it"]), Duration::from_secs(1)).await;
-        assert_eq!(missing.verdict, Verdict::Error);
+        assert_eq!(missing.verdict, Ended::Error);
         assert!(
             missing
                 .output
@@ -313,10 +313,10 @@ mod tests {
         let ok = go(&action("/restart"), Duration::from_secs(5)).await;
         assert_eq!(
             (ok.verdict, ok.http_status, ok.output.as_deref()),
-            (Verdict::Ok, Some(200), Some("restarting"))
+            (Ended::Ok, Some(200), Some("restarting"))
         );
         let bad = go(&action("/broken"), Duration::from_secs(5)).await;
-        assert_eq!((bad.verdict, bad.http_status), (Verdict::Failed, Some(502)));
+        assert_eq!((bad.verdict, bad.http_status), (Ended::Failed, Some(502)));
         let refused = go(
             &RecoveryAction::Http {
                 url: format!("http://127.0.0.1:{}/", vitals_testkit::free_port().unwrap()),
@@ -326,6 +326,6 @@ mod tests {
             Duration::from_secs(5),
         )
         .await;
-        assert_eq!(refused.verdict, Verdict::Error);
+        assert_eq!(refused.verdict, Ended::Error);
     }
 }

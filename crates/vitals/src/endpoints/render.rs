@@ -45,9 +45,9 @@ pub(crate) fn health_body(
     health: &Health,
     verdict: &Verdict<'_>,
     details: bool,
-) -> health_json::Health {
+) -> health_json::HealthResponse {
     let options = health.options();
-    let mut body = health_json::Health {
+    let mut body = health_json::HealthResponse {
         status: verdict.status,
         version: options.version.clone(),
         release_id: None,

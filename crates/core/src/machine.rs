@@ -65,6 +65,11 @@ impl State {
         }
     }
 
+    /// The state named `name` (as [`State::as_str`] writes it).
+    pub fn parse(name: &str) -> Option<State> {
+        State::ALL.into_iter().find(|state| state.as_str() == name)
+    }
+
     /// Whether a target in this state receives traffic: healthy, degraded and failing do.
     pub fn is_serving(self) -> bool {
         matches!(self, State::Healthy | State::Degraded | State::Failing)

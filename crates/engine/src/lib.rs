@@ -32,6 +32,8 @@ pub use driver::{Engine, Lag, Options, UnknownPing};
 pub use expect::Expectation;
 pub use fleet::{Command, Due, Fleet, TargetView};
 pub use metrics::CheckMetrics;
-pub use record::{PingRecord, Record, RecordReceiver, RecordSender, Signal, Transition, records};
+pub use record::{
+    PingRecord, Record, RecordReceiver, RecordSender, Signal, TimelineState, Transition, records,
+};
 pub use spec::{Mode, Restored, TargetSpec, Topology};
 pub use vitals_core::Cadence;

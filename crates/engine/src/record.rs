@@ -32,8 +32,8 @@ pub enum Record {
     Marker {
         target: String,
         at: SystemTime,
-        from: String,
-        to: String,
+        from: TimelineState,
+        to: TimelineState,
         reason: String,
     },
     /// A target started or stopped flapping (stopping needs no transition: it happens when
@@ -86,6 +86,53 @@ pub struct Transition {
     /// Whether the recovery executor should hear of it: not while blocked by a failed
     /// dependency (restarting this would not help it), always when it serves again.
     pub act: bool,
+}
+
+/// A state in a target's timeline: a judged state, or the start of a span (pause,
+/// maintenance) in which nothing is judged against it. What is stored, and what uptime reads:
+/// every stored state name parses back to one of these, and nothing else does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TimelineState {
+    Judged(State),
+    Paused,
+    Maintenance,
+}
+
+impl TimelineState {
+    /// The stored name: `State::as_str()`, `"paused"` or `"maintenance"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimelineState::Judged(state) => state.as_str(),
+            TimelineState::Paused => "paused",
+            TimelineState::Maintenance => "maintenance",
+        }
+    }
+
+    /// The state a stored name stands for; `None` for a name no version of vitals writes.
+    pub fn parse(name: &str) -> Option<TimelineState> {
+        match name {
+            "paused" => Some(TimelineState::Paused),
+            "maintenance" => Some(TimelineState::Maintenance),
+            _ => State::parse(name).map(TimelineState::Judged),
+        }
+    }
+
+    /// A pause or maintenance: a span in which nothing counts against the target.
+    pub fn is_span(self) -> bool {
+        !matches!(self, TimelineState::Judged(_))
+    }
+}
+
+impl From<State> for TimelineState {
+    fn from(state: State) -> Self {
+        TimelineState::Judged(state)
+    }
+}
+
+impl std::fmt::Display for TimelineState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Record {

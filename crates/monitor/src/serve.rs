@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use vitals::probes::from_fn;
 use vitals::{Check, Health, Report};
-use vitals_core::machine::State;
 
 use tokio_util::sync::CancellationToken;
 
@@ -47,10 +46,6 @@ pub enum ServeError {
     Notify(#[from] crate::notify::NotifyError),
 }
 
-fn parse_state(name: &str) -> Option<State> {
-    State::ALL.into_iter().find(|state| state.as_str() == name)
-}
-
 /// Run the monitor on `config` until SIGTERM or SIGINT, then drain and flush the store.
 /// `on_listening` is told the bound address (useful with port 0).
 pub async fn run(
@@ -69,11 +64,11 @@ pub async fn run(
 
     let restored: HashMap<String, Restored> = saved
         .into_iter()
-        .filter_map(|saved| {
-            Some((
+        .map(|saved| {
+            (
                 saved.target.clone(),
                 Restored {
-                    state: parse_state(&saved.state)?,
+                    state: saved.state,
                     since: saved.since,
                     consecutive_failures: saved.consecutive_failures,
                     consecutive_successes: saved.consecutive_successes,
@@ -81,7 +76,7 @@ pub async fn run(
                     paused: saved.flags.paused,
                     maintenance_until: saved.flags.maintenance_until,
                 },
-            ))
+            )
         })
         .collect();
     tracing::info!(targets = config.targets.len(), restored = restored.len(), data_dir = %dir.display(), "starting the monitor");

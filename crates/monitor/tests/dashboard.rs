@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 use vitals_core::Kind;
+use vitals_core::machine::State;
 use vitals_monitor::store::{CheckResult, Store, Transition};
 
 struct Monitor {
@@ -370,8 +371,8 @@ async fn the_target_page_draws_latency_and_day_figures_from_rollups() {
                     id: None,
                     target: "api".into(),
                     at: now - Duration::from_secs(30 * 3600),
-                    from: "unknown".into(),
-                    to: "healthy".into(),
+                    from: State::Unknown.into(),
+                    to: State::Healthy.into(),
                     reason: "seeded".into(),
                     cause_kind: None,
                     cause_output: None,
@@ -462,13 +463,17 @@ async fn ten_thousand_targets() {
         let store = Store::open(dir).unwrap();
         let now = SystemTime::now();
         for i in 0..N {
-            let to = if i == 4321 { "down" } else { "healthy" };
+            let to = if i == 4321 {
+                State::Down
+            } else {
+                State::Healthy
+            };
             store
                 .record_transition(&Transition {
                     id: None,
                     target: format!("t{i:05}"),
                     at: now - Duration::from_secs(7200),
-                    from: "unknown".into(),
+                    from: State::Unknown.into(),
                     to: to.into(),
                     reason: "seeded".into(),
                     cause_kind: None,

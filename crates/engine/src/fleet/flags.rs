@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use super::timers::Entry;
 use super::views::view;
 use super::{Fleet, Now, TargetView};
-use crate::record::Record;
+use crate::record::{Record, TimelineState};
 
 /// What an operator asks of one target (by index, see [`Fleet::index_of`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,9 +24,6 @@ pub enum Command {
         until: Option<SystemTime>,
     },
 }
-
-const PAUSED: &str = "paused";
-const MAINTENANCE: &str = "maintenance";
 
 impl Fleet {
     /// Apply `command` at `now`; the target as it then looks, or None for an unknown index.
@@ -43,7 +40,7 @@ impl Fleet {
                     } else {
                         "resumed by an operator"
                     };
-                    let mark = marker(&shown, PAUSED, paused, now.wall, reason);
+                    let mark = marker(&shown, TimelineState::Paused, paused, now.wall, reason);
                     self.records.push_back(mark);
                 }
                 Some(shown)
@@ -60,12 +57,18 @@ impl Fleet {
                             "maintenance until {}",
                             humantime::format_rfc3339_seconds(until)
                         );
-                        let mark = marker(&shown, MAINTENANCE, true, now.wall, &reason);
+                        let mark =
+                            marker(&shown, TimelineState::Maintenance, true, now.wall, &reason);
                         self.records.push_back(mark);
                     }
                     (true, None) => {
-                        let mark =
-                            marker(&shown, MAINTENANCE, false, now.wall, "maintenance ended");
+                        let mark = marker(
+                            &shown,
+                            TimelineState::Maintenance,
+                            false,
+                            now.wall,
+                            "maintenance ended",
+                        );
                         self.records.push_back(mark);
                     }
                     _ => {}
@@ -89,7 +92,13 @@ impl Fleet {
         live.maintenance_until = None;
         let shown = view(&self.specs[index], live);
         self.records.push_back(flags(&shown));
-        let over = marker(&shown, MAINTENANCE, false, until, "maintenance window over");
+        let over = marker(
+            &shown,
+            TimelineState::Maintenance,
+            false,
+            until,
+            "maintenance window over",
+        );
         self.records.push_back(over);
     }
 }
@@ -103,13 +112,15 @@ fn flags(view: &TargetView) -> Record {
 }
 
 /// The timeline mark of `span` (paused, maintenance) starting or ending now.
-fn marker(view: &TargetView, span: &str, starts: bool, at: SystemTime, reason: &str) -> Record {
-    let state = view.state.as_str().to_string();
-    let (from, to) = if starts {
-        (state, span.to_string())
-    } else {
-        (span.to_string(), state)
-    };
+fn marker(
+    view: &TargetView,
+    span: TimelineState,
+    starts: bool,
+    at: SystemTime,
+    reason: &str,
+) -> Record {
+    let state = TimelineState::Judged(view.state);
+    let (from, to) = if starts { (state, span) } else { (span, state) };
     Record::Marker {
         target: view.id.clone(),
         at,

@@ -20,7 +20,7 @@ use vitals_core::graph::Graph;
 use vitals_core::machine::State;
 
 use super::{Fleet, is_failure};
-use crate::record::Record;
+use crate::record::{Record, TimelineState};
 use crate::spec::Topology;
 
 /// [`Topology`] resolved to table indices.
@@ -127,11 +127,11 @@ impl Fleet {
             .canaries
             .iter()
             .map(|&canary| {
-                let state = self.table[canary].machine.state().as_str().to_string();
+                let state = TimelineState::Judged(self.table[canary].machine.state());
                 Record::Marker {
                     target: self.specs[canary].id.clone(),
                     at,
-                    from: state.clone(),
+                    from: state,
                     to: state,
                     reason: reason.to_string(),
                 }

@@ -122,8 +122,8 @@ fn history(store: &crate::store::Store, id: &str) -> Result<Value, String> {
         })).collect::<Vec<_>>(),
         "transitions": transitions.iter().map(|t| json!({
             "at": rfc3339(t.at),
-            "from": t.from,
-            "to": t.to,
+            "from": t.from.as_str(),
+            "to": t.to.as_str(),
             "reason": t.reason,
             "cause": t.cause_output,
         })).collect::<Vec<_>>(),

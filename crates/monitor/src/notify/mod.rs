@@ -153,9 +153,8 @@ impl Notifier {
         );
         // Alerts of transitions stored just before a crash, queued now if they were not.
         for saved in &states {
-            let state = State::ALL.into_iter().find(|s| s.as_str() == saved.state);
-            if let (Some(state), Some(since)) = (state, saved.since) {
-                policy.handle_restored(now, &saved.target, state, since, saved.flapping);
+            if let Some(since) = saved.since {
+                policy.handle_restored(now, &saved.target, saved.state, since, saved.flapping);
             }
         }
         let mut restored = Vec::new();

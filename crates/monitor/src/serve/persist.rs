@@ -12,7 +12,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::{Record, RecordReceiver, Signal, Transition as Judged};
 use crate::recovery::Recoverer;
-use crate::store::{CheckResult, Flags, Ping, PingKind, TargetState, Transition, Writer};
+use crate::store::{
+    CheckResult, Flags, Ping, PingKind, TargetState, TimelineState, Transition, Writer,
+};
 
 /// Hand the engine's records to the store writer, in order, then to the notifier and the
 /// recovery executor, with what root-cause analysis says of each transition.
@@ -150,8 +152,8 @@ async fn transition(
         id: None,
         target: target.clone(),
         at,
-        from: from.as_str().to_string(),
-        to: to.as_str().to_string(),
+        from: from.into(),
+        to: to.into(),
         reason: reason.clone(),
         cause_kind: cause.as_ref().map(|c| c.kind.as_str().to_string()),
         cause_output: cause.and_then(|c| c.output),
@@ -181,7 +183,7 @@ async fn transition(
     }
     let state = TargetState {
         target: target.clone(),
-        state: saved.state.as_str().to_string(),
+        state: saved.state,
         since: Some(at),
         flapping: saved.flapping,
         consecutive_failures: saved.consecutive_failures,
@@ -195,7 +197,13 @@ async fn transition(
 
 /// A mark in a target's timeline that is not a judged state change (a pause, maintenance, or
 /// the monitor's isolation): no outcome caused it.
-fn mark(target: &str, at: SystemTime, from: String, to: String, reason: String) -> Transition {
+fn mark(
+    target: &str,
+    at: SystemTime,
+    from: TimelineState,
+    to: TimelineState,
+    reason: String,
+) -> Transition {
     Transition {
         id: None,
         target: target.to_string(),

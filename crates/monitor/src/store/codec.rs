@@ -8,8 +8,9 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use vitals_core::Kind;
+use vitals_core::machine::State;
 
-use super::{PingKind, StoreError};
+use super::{PingKind, StoreError, TimelineState};
 
 /// A time as unix milliseconds; `field` names it in the error.
 pub(crate) fn millis(t: SystemTime, field: &'static str) -> Result<i64, StoreError> {
@@ -46,6 +47,26 @@ pub(crate) fn duration(us: i64, column: &'static str) -> Result<Duration, StoreE
         .map_err(|_| StoreError::Corrupt {
             what: format!("{column} = {us}, a negative duration"),
         })
+}
+
+/// A stored state name, read back from `column`.
+pub(crate) fn timeline_state(
+    name: &str,
+    column: &'static str,
+) -> Result<TimelineState, StoreError> {
+    TimelineState::parse(name).ok_or_else(|| StoreError::Corrupt {
+        what: format!("{column} = {name:?}, not a state vitals writes"),
+    })
+}
+
+/// A judged state (the saved state of a target), read back from `column`.
+pub(crate) fn state(name: &str, column: &'static str) -> Result<State, StoreError> {
+    match timeline_state(name, column)? {
+        TimelineState::Judged(state) => Ok(state),
+        span => Err(StoreError::Corrupt {
+            what: format!("{column} = {span:?}, a span, not a judged state"),
+        }),
+    }
 }
 
 pub(crate) fn kind_code(kind: Kind) -> i64 {

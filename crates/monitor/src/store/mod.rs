@@ -78,8 +78,8 @@ pub use overview::History;
 pub use rollup::{KEEP_PINGS, MINUTE_ROLLUP_DAYS, SETTLE};
 pub use schema::{BUSY_TIMEOUT, DB_FILE, SCHEMA_VERSION};
 pub use types::{
-    Bucket, CheckResult, Flags, Maintenance, Ping, PingKind, Rollup, TargetState, Transition,
-    Uptime,
+    Bucket, CheckResult, Flags, Maintenance, Ping, PingKind, Rollup, TargetState, TimelineState,
+    Transition, Uptime,
 };
 pub use writer::{Writer, WriterConfig, WriterStats};
 

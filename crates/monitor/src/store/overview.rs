@@ -15,7 +15,7 @@ use std::time::SystemTime;
 
 use rusqlite::{Connection, params};
 
-use super::codec::{floor, millis};
+use super::codec::{self, floor, millis};
 use super::uptime::Timeline;
 use super::{Bucket, StoreError};
 
@@ -82,7 +82,7 @@ pub(crate) fn histories(
             let name: String = row.get(0).map_err(StoreError::sqlite(WHAT))?;
             let before: Option<String> = row.get(1).map_err(StoreError::sqlite(WHAT))?;
             let timeline = match before {
-                Some(state) => Timeline::starting_in(from, &state),
+                Some(state) => Timeline::starting_in(from, codec::timeline_state(&state, WHAT)?),
                 None => Timeline::default(),
             };
             timelines.insert(name, timeline);
@@ -111,7 +111,7 @@ pub(crate) fn histories(
             timelines
                 .entry(name)
                 .or_default()
-                .push(at, &from_state, &to_state);
+                .push_row(at, &from_state, &to_state)?;
         }
     }
     let nothing = Timeline::default();
@@ -140,7 +140,9 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
-    use crate::store::{Store, Transition};
+    use vitals_core::machine::State;
+
+    use crate::store::{Store, TimelineState, Transition};
 
     fn at(ms: i64) -> SystemTime {
         UNIX_EPOCH + Duration::from_millis(ms as u64)
@@ -151,8 +153,8 @@ mod tests {
             id: None,
             target: target.into(),
             at: at(ms),
-            from: "unknown".into(),
-            to: to.into(),
+            from: TimelineState::Judged(State::Unknown),
+            to: TimelineState::parse(to).unwrap(),
             reason: "test".into(),
             cause_kind: None,
             cause_output: None,

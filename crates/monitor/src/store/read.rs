@@ -90,8 +90,11 @@ pub(crate) fn transitions(
                 id: Some(col(row, 0, WHAT)?),
                 target: target.to_owned(),
                 at: codec::time(col(row, 1, WHAT)?, "transitions.at")?,
-                from: col(row, 2, WHAT)?,
-                to: col(row, 3, WHAT)?,
+                from: codec::timeline_state(
+                    &col::<String>(row, 2, WHAT)?,
+                    "transitions.from_state",
+                )?,
+                to: codec::timeline_state(&col::<String>(row, 3, WHAT)?, "transitions.to_state")?,
                 reason: col(row, 4, WHAT)?,
                 cause_kind: col(row, 5, WHAT)?,
                 cause_output: col(row, 6, WHAT)?,
@@ -187,7 +190,7 @@ pub(crate) fn load_states(conn: &Connection) -> Result<Vec<TargetState>, StoreEr
             let until: Option<i64> = col(row, 7, WHAT)?;
             Ok(TargetState {
                 target: col(row, 0, WHAT)?,
-                state: col(row, 1, WHAT)?,
+                state: codec::state(&col::<String>(row, 1, WHAT)?, "states.state")?,
                 since: since
                     .map(|ms| codec::time(ms, "states.since"))
                     .transpose()?,

@@ -1,14 +1,16 @@
 //! The plain data the store takes and gives back.
 //!
 //! These types are the store's public vocabulary: times are [`SystemTime`], durations are
-//! [`Duration`], targets are named by their string id, and states are the strings of
-//! `vitals_core::machine::State::as_str()`, so the store does not depend on the machine's
-//! internals. What this is not: the database encoding (that lives in `codec`) or the wire
+//! [`Duration`], targets are named by their string id, and states are [`TimelineState`]s
+//! (stored by name: a name that parses back to none is a corrupt row, never "down"). What this is not: the database encoding (that lives in `codec`) or the wire
 //! format of the JSON API (the API layer owns its own serialisation).
 
 use std::time::{Duration, SystemTime};
 
 use vitals_core::Kind;
+use vitals_core::machine::State;
+
+pub use crate::engine::TimelineState;
 
 /// One state change of one target, as the engine's state machine reported it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,10 +19,10 @@ pub struct Transition {
     pub id: Option<i64>,
     pub target: String,
     pub at: SystemTime,
-    /// The state left, as `State::as_str()` (e.g. `"healthy"`).
-    pub from: String,
-    /// The state entered, as `State::as_str()` (e.g. `"failing"`).
-    pub to: String,
+    /// The state left (a judged state, or a pause or maintenance span ending).
+    pub from: TimelineState,
+    /// The state entered.
+    pub to: TimelineState,
     /// Why, in words (e.g. `"2 failures in a row"`).
     pub reason: String,
     /// The kind of the outcome that caused it (`Kind::as_str()`), if an outcome did.
@@ -43,8 +45,7 @@ pub struct CheckResult {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetState {
     pub target: String,
-    /// As `State::as_str()`.
-    pub state: String,
+    pub state: State,
     /// When the target entered `state`.
     pub since: Option<SystemTime>,
     pub flapping: bool,

@@ -19,8 +19,10 @@ use std::time::SystemTime;
 
 use rusqlite::{Connection, params};
 
-use super::codec::millis;
-use super::{StoreError, Uptime};
+use vitals_core::machine::State;
+
+use super::codec::{self, millis};
+use super::{StoreError, TimelineState, Uptime};
 
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
@@ -40,18 +42,16 @@ pub(crate) enum Class {
     Unknown,
 }
 
-/// Classifies a state name (`State::as_str()`, plus `paused` and `maintenance`).
-pub(crate) fn classify(state: &str) -> Class {
+/// Up, down or neither: every state says which, and nothing else is ever classified (a
+/// stored name that parses to no state is a corrupt row, not a down target).
+pub(crate) fn classify(state: TimelineState) -> Class {
     match state {
-        "healthy" | "degraded" | "failing" => Class::Up,
-        "unknown" | "paused" | "maintenance" => Class::Unknown,
-        _ => Class::Down,
+        TimelineState::Judged(State::Healthy | State::Degraded | State::Failing) => Class::Up,
+        TimelineState::Judged(State::Unhealthy | State::Down | State::Recovering) => Class::Down,
+        TimelineState::Judged(State::Unknown)
+        | TimelineState::Paused
+        | TimelineState::Maintenance => Class::Unknown,
     }
-}
-
-/// The markers that open a span where nothing counts.
-fn is_overlay(state: &str) -> bool {
-    matches!(state, "paused" | "maintenance")
 }
 
 /// Builds a `(since_ms, class)` timeline from transitions in time order, keeping track of
@@ -66,17 +66,25 @@ pub(crate) struct Timeline {
 impl Timeline {
     /// The state at the window's start, from the last transition before it (only its `to` is
     /// known there: a span opened earlier counts as open if that transition opened it).
-    pub(crate) fn starting_in(at: i64, to: &str) -> Timeline {
+    pub(crate) fn starting_in(at: i64, to: TimelineState) -> Timeline {
         let mut timeline = Timeline::default();
-        timeline.push(at, "unknown", to);
+        timeline.push(at, TimelineState::Judged(State::Unknown), to);
         timeline
     }
 
-    pub(crate) fn push(&mut self, at: i64, from: &str, to: &str) {
-        if is_overlay(to) {
+    /// [`Timeline::push`] of a row's stored names.
+    pub(crate) fn push_row(&mut self, at: i64, from: &str, to: &str) -> Result<(), StoreError> {
+        let from = codec::timeline_state(from, "transitions.from_state")?;
+        let to = codec::timeline_state(to, "transitions.to_state")?;
+        self.push(at, from, to);
+        Ok(())
+    }
+
+    pub(crate) fn push(&mut self, at: i64, from: TimelineState, to: TimelineState) {
+        if to.is_span() {
             self.open_overlays += 1;
         } else {
-            if is_overlay(from) {
+            if from.is_span() {
                 self.open_overlays = self.open_overlays.saturating_sub(1);
             }
             self.underlying = Some(classify(to));
@@ -167,7 +175,7 @@ pub(crate) fn uptime(
         })
         .map_err(StoreError::sqlite(WHAT))?;
     let mut timeline = match before {
-        Some(state) => Timeline::starting_in(start, &state),
+        Some(state) => Timeline::starting_in(start, codec::timeline_state(&state, WHAT)?),
         None => Timeline::default(),
     };
     let mut stmt = tx
@@ -184,7 +192,7 @@ pub(crate) fn uptime(
         let at: i64 = row.get(0).map_err(StoreError::sqlite(WHAT))?;
         let from: String = row.get(1).map_err(StoreError::sqlite(WHAT))?;
         let to: String = row.get(2).map_err(StoreError::sqlite(WHAT))?;
-        timeline.push(at, &from, &to);
+        timeline.push_row(at, &from, &to)?;
     }
     Ok(timeline.uptime(now))
 }
@@ -221,7 +229,7 @@ pub(crate) fn uptimes(
             let name: String = row.get(1).map_err(StoreError::sqlite(WHAT))?;
             let before: Option<String> = row.get(2).map_err(StoreError::sqlite(WHAT))?;
             let timeline = match before {
-                Some(state) => Timeline::starting_in(start, &state),
+                Some(state) => Timeline::starting_in(start, codec::timeline_state(&state, WHAT)?),
                 None => Timeline::default(),
             };
             timelines.insert(id, (name, timeline));
@@ -245,7 +253,7 @@ pub(crate) fn uptimes(
             let from: String = row.get(2).map_err(StoreError::sqlite(WHAT))?;
             let to: String = row.get(3).map_err(StoreError::sqlite(WHAT))?;
             if let Some((_, timeline)) = timelines.get_mut(&id) {
-                timeline.push(at, &from, &to);
+                timeline.push_row(at, &from, &to)?;
             }
         }
     }

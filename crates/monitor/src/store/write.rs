@@ -89,8 +89,8 @@ impl<'a> Batch<'a> {
                 s.insert(params![
                     target,
                     at,
-                    t.from,
-                    t.to,
+                    t.from.as_str(),
+                    t.to.as_str(),
                     t.reason,
                     t.cause_kind,
                     t.cause_output
@@ -147,7 +147,7 @@ impl<'a> Batch<'a> {
                 .and_then(|mut s| {
                     s.execute(params![
                         target,
-                        st.state,
+                        st.state.as_str(),
                         since,
                         st.flapping,
                         st.consecutive_failures,

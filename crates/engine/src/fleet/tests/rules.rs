@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::fleet::Command;
+use crate::record::TimelineState;
 
 fn depends(pairs: &[(&str, &[&str])]) -> Topology {
     Topology {
@@ -127,6 +128,7 @@ fn while_every_canary_fails_other_failures_are_kept_but_not_judged() {
     // The last canary's failure is covered by the one "isolated" notice.
     assert_eq!(sim.last("dns").blocked_by.as_deref(), Some("monitor"));
     // Each canary's timeline gets a mark that keeps its state, then the isolation itself.
+    let unhealthy = TimelineState::Judged(State::Unhealthy);
     let marks: Vec<&Record> = sim
         .records
         .iter()
@@ -139,7 +141,7 @@ fn while_every_canary_fails_other_failures_are_kept_but_not_judged() {
                 Record::Marker { target: gw, from: f1, to: t1, .. },
                 Record::Marker { target: dns, .. },
                 Record::Isolation { isolated: true, canaries, .. },
-            ] if gw == "gw" && dns == "dns" && f1 == "unhealthy" && t1 == "unhealthy" && canaries.len() == 2
+            ] if gw == "gw" && dns == "dns" && *f1 == unhealthy && *t1 == unhealthy && canaries.len() == 2
         ),
         "{marks:?}"
     );
@@ -197,21 +199,15 @@ fn a_paused_target_is_not_checked_and_resumes_on_schedule() {
         sim.checks["api"], 2,
         "the schedule carried on: the t=50 check ran"
     );
-    let marks: Vec<(String, String)> = sim
+    let marks: Vec<(&str, &str)> = sim
         .records
         .iter()
         .filter_map(|r| match r {
-            Record::Marker { from, to, .. } => Some((from.clone(), to.clone())),
+            Record::Marker { from, to, .. } => Some((from.as_str(), to.as_str())),
             _ => None,
         })
         .collect();
-    assert_eq!(
-        marks,
-        [
-            ("healthy".into(), "paused".into()),
-            ("paused".into(), "healthy".into())
-        ]
-    );
+    assert_eq!(marks, [("healthy", "paused"), ("paused", "healthy")]);
 }
 
 #[test]

@@ -218,7 +218,7 @@ fn crash_child() {
             from.insert(t, to);
             let state = TargetState {
                 target: target.clone(),
-                state: to.to_owned(),
+                state: State::parse(to).expect("a state name"),
                 since: Some(at(i * 30)),
                 flapping: false,
                 consecutive_failures: 0,

@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tempfile::TempDir;
 use vitals_core::Kind;
+use vitals_core::machine::State;
 
 use super::*;
 
@@ -56,8 +57,8 @@ pub(super) fn transition(target: &str, at: SystemTime, from: &str, to: &str) -> 
         id: None,
         target: target.to_owned(),
         at,
-        from: from.to_owned(),
-        to: to.to_owned(),
+        from: TimelineState::parse(from).expect("a state name"),
+        to: TimelineState::parse(to).expect("a state name"),
         reason: format!("{from} to {to}"),
         cause_kind: None,
         cause_output: None,
@@ -110,7 +111,7 @@ fn transitions_survive_reopening() {
     assert_eq!(got.len(), 2);
     // Newest first, with ids.
     assert_eq!(got[0].id, Some(ids[1]));
-    assert_eq!(got[0].to, "failing");
+    assert_eq!(got[0].to.as_str(), "failing");
     assert_eq!(got[0].at, at(10));
     assert_eq!(got[0].cause_output.as_deref(), Some("connection refused"));
     assert_eq!(got[1].id, Some(ids[0]));
@@ -185,7 +186,7 @@ fn states_are_upserted_and_flags_are_kept_apart() {
     let (dir, store) = temp_store();
     let mut api = TargetState {
         target: "api".into(),
-        state: "healthy".into(),
+        state: State::Healthy,
         since: Some(at(100)),
         flapping: false,
         consecutive_failures: 0,
@@ -199,7 +200,7 @@ fn states_are_upserted_and_flags_are_kept_apart() {
     };
     store.set_flags("api", &paused).unwrap();
     // A later save of a stale copy (flags all off) must not undo the pause.
-    api.state = "failing".into();
+    api.state = State::Failing;
     api.consecutive_failures = 1;
     api.flapping = true;
     store.save_states(std::slice::from_ref(&api)).unwrap();
@@ -218,7 +219,7 @@ fn states_are_upserted_and_flags_are_kept_apart() {
         }
     );
     assert_eq!(states[1].target, "cron");
-    assert_eq!(states[1].state, "unknown");
+    assert_eq!(states[1].state, State::Unknown);
     assert_eq!(states[1].since, None);
     assert!(!states[1].flags.paused);
 }

@@ -124,14 +124,6 @@ fn maintenance_paused_and_unknown_are_left_out() {
 }
 
 #[test]
-fn an_unrecognized_state_counts_as_down() {
-    check(
-        &[(2 * D, "healthy"), (D, "on-fire")],
-        [Some(0.0), Some(0.5), Some(0.5), Some(0.5)],
-    );
-}
-
-#[test]
 fn the_year_window_starts_in_the_state_entered_before_it() {
     // Down since long before the year began, healthy for the last 73 days.
     check(
@@ -248,4 +240,30 @@ fn pause_nested_in_maintenance_ends_only_with_both() {
     ]);
     // Up 14 h before, then 10 h → 6 h ago nothing counts, then down 6 h: 14 / 20.
     assert!((got[0].unwrap() - 14.0 / 20.0).abs() < 1e-9, "{got:?}");
+}
+
+/// A state name no version of vitals writes is a corrupt row, never a target counted down
+/// (uptime used to map any unknown name to "down").
+#[test]
+fn a_state_name_vitals_never_writes_is_a_corrupt_row_not_down() {
+    let (dir, store) = temp_store();
+    store
+        .record_transition(&transition("t", at(NOW - DAY), "unknown", "healthy"))
+        .unwrap();
+    let raw = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+    raw.execute(
+        "INSERT INTO transitions (target, at, from_state, to_state, reason)
+         SELECT target, at + 1000, 'healthy', 'isolated', 'from an old build' FROM transitions",
+        [],
+    )
+    .unwrap();
+    for error in [
+        store.uptime("t", at(NOW)).unwrap_err(),
+        store.uptimes(at(NOW)).unwrap_err(),
+    ] {
+        assert!(
+            matches!(&error, StoreError::Corrupt { what } if what.contains("\"isolated\"")),
+            "{error}"
+        );
+    }
 }

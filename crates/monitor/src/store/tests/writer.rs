@@ -92,7 +92,7 @@ async fn states_flags_and_pings_go_through_the_writer() {
     let (_dir, writer, reader) = writer_with(WriterConfig::default());
     let state = TargetState {
         target: "a".into(),
-        state: "down".into(),
+        state: State::Down,
         since: Some(at(5)),
         flapping: false,
         consecutive_failures: 4,

@@ -43,9 +43,11 @@ mod inherit;
 mod keys;
 mod kinds;
 pub mod lb;
+mod list;
 mod model;
 mod notify;
 mod recovery;
+mod val;
 mod value;
 
 #[cfg(test)]
@@ -58,13 +60,12 @@ use toml::de::DeTable;
 pub use alert::AlertKind;
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    Cadence, Config, DetectorKind, Expect, HeartbeatSpec, HttpSpec, Retention, Server, Target,
-    TargetKind, default_cadence, defaults,
+    Cadence, Config, DEFAULT_ACTION_TIMEOUT, DetectorKind, Expect, HeartbeatSpec, HttpSpec,
+    Recovery, RecoveryAction, Retention, Server, Target, TargetKind, default_cadence, defaults,
 };
 pub use notify::{
     Channel, ChannelKind, Notifications, Rule, SmtpTls, Window, WindowTime, covers, notify_defaults,
 };
-pub use recovery::{DEFAULT_ACTION_TIMEOUT, Recovery, RecoveryAction};
 
 /// Reads and validates the configuration file at `path`. A file that cannot be read is one
 /// error naming the path.

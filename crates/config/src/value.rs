@@ -2,7 +2,10 @@
 //! time zones, keys… Each check here needs the value alone; every message names the bad
 //! input and how to write it instead.
 //!
-//! Not here: checks that compare keys (timeout against interval) or targets (duplicate ids).
+//! [`table`] reads a table whose values are all plain this way.
+//!
+//! Not here: tables nested in a value (`compound`), lists and headers (`list`), checks that
+//! compare keys (timeout against interval) or targets (duplicate ids).
 
 use std::net::{Ipv6Addr, SocketAddr};
 use std::str::FromStr;

@@ -205,3 +205,6 @@ pub const TOP: &[&str] = &[
     "rule",
     "maintenance",
 ];
+
+#[cfg(test)]
+mod tests;

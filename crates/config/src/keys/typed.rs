@@ -123,7 +123,7 @@ impl<S, T> fmt::Debug for TypedKey<S, T> {
 
 /// Tables that hold every key of `[defaults]`, which they inherit: `[defaults]` itself,
 /// targets (which declare each again, for the kinds they belong to) and pools (which
-/// include them). `tests::typed` checks that targets declare them all, with the same types.
+/// include them). `keys::tests` checks that targets declare them all, with the same types.
 pub trait HoldsDefaults: Section {}
 
 impl<T> TypedKey<super::defaults::Table, T> {

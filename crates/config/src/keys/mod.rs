@@ -27,7 +27,7 @@ pub use monitor::{
     RECOVER_HTTP_TABLE, THRESHOLD_KEYS, defaults, detector, flap, recover, recover_http, required,
     retention, server, target, window,
 };
-pub use typed::{HoldsDefaults, Section, TypedKey, Untyped, ValueType, ty};
+pub use typed::{HoldsDefaults, Section, Ty, TypedKey, Untyped, ValueType, ty};
 
 /// The key lists, for tests that go through every key (the walker reaches them through
 /// [`Section::KEYS`]).
@@ -124,65 +124,6 @@ const HEARTBEAT: u8 = 1 << Kind::Heartbeat as u8;
 const ACTIVE: u8 = HTTP | TCP | POSTGRES | REDIS | EXEC | VITALS;
 /// Every kind: the kinds of every key outside `[[target]]`.
 pub const ANY: u8 = ACTIVE | HEARTBEAT;
-
-/// The type of a key's value: how the walker reads and checks it on its own, before any
-/// other key is looked at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ty {
-    /// A non-empty string.
-    Str,
-    /// A bearer token: visible ASCII without spaces, at least 16 characters.
-    Token,
-    /// A non-empty path.
-    Path,
-    /// A humantime duration string: "30s", "1m 30s", "500ms".
-    Duration,
-    /// A whole number from 0 to 2^32 - 1.
-    Count,
-    /// A whole number of bytes.
-    Bytes,
-    /// A finite number, whole or not.
-    Number,
-    /// A list of non-empty strings.
-    List,
-    /// An IP address and port: "127.0.0.1:7070".
-    SocketAddr,
-    /// A target id: `[a-z0-9][a-z0-9_.-]{0,63}`.
-    Id,
-    /// A heartbeat's ping id: a UUID or a slug.
-    PingId,
-    /// An http:// or https:// URL.
-    HttpUrl,
-    PostgresUrl,
-    RedisUrl,
-    /// host:port.
-    HostPort,
-    /// A program and its arguments, as a list.
-    Command,
-    /// An HTTP method.
-    Method,
-    /// A table of header names to values.
-    Headers,
-    /// A status code, "200-299", or [200, 299].
-    StatusRange,
-    /// Any TOML value, kept as JSON.
-    Json,
-    /// A cron expression.
-    Cron,
-    /// An IANA time zone name.
-    TimeZone,
-    /// Hex-encoded key bytes, at least 16 of them.
-    HexKey,
-    /// "3 of 10" or { failures = 3, of_last = 10 }.
-    Window,
-    /// { transitions = 8, within = "10m" }, or false.
-    Flap,
-    /// "deadline", "phi", or a table with kind = "phi" and its tuning.
-    Detector,
-    /// The `[target.recover]` table: keys in [`RECOVER`] and [`RECOVER_HTTP`], read by
-    /// `recovery`.
-    Recover,
-}
 
 /// One entry of a table's key list: its name, its type, and the target kinds it belongs to
 /// (every kind outside `[[target]]`). A name may appear twice with different types for

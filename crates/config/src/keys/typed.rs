@@ -10,7 +10,7 @@
 use std::fmt;
 use std::marker::PhantomData;
 
-use super::{Key, Ty};
+use super::Key;
 
 /// A table of the configuration file, as a type: `target::Table`, `server::Table`…
 pub trait Section: 'static {
@@ -133,50 +133,88 @@ impl<T> TypedKey<super::defaults::Table, T> {
     }
 }
 
-/// The value types, one per [`Ty`], named like it.
-pub mod ty {
-    use super::super::Ty;
-    use super::ValueType;
+macro_rules! value_types {
+    ($(#[$doc:meta])* pub enum Ty { $($(#[$variant_doc:meta])* $name:ident,)* }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Ty {
+            $($(#[$variant_doc])* $name,)*
+        }
 
-    macro_rules! value_types {
-        ($($name:ident),* $(,)?) => {$(
-            #[doc = concat!("Marks a key whose value is read as [`Ty::", stringify!($name), "`].")]
-            #[derive(Debug)]
-            pub enum $name {}
+        /// The value types, one per [`Ty`], named like it: the `T` of `TypedKey<_, T>`.
+        pub mod ty {
+            use super::{Ty, ValueType};
 
-            impl ValueType for $name {
-                const TY: Ty = Ty::$name;
-            }
-        )*};
-    }
+            $(
+                #[doc = concat!("A key whose value is read as [`Ty::", stringify!($name), "`].")]
+                #[derive(Debug)]
+                pub enum $name {}
 
-    value_types!(
+                impl ValueType for $name {
+                    const TY: Ty = Ty::$name;
+                }
+            )*
+        }
+    };
+}
+
+// One list makes both the walker's `Ty` and the value types of typed keys.
+value_types! {
+    /// The type of a key's value: how the walker reads and checks it on its own, before any
+    /// other key is looked at.
+    pub enum Ty {
+        /// A non-empty string.
         Str,
+        /// A bearer token: visible ASCII without spaces, at least 16 characters.
         Token,
+        /// A non-empty path.
         Path,
+        /// A humantime duration string: "30s", "1m 30s", "500ms".
         Duration,
+        /// A whole number from 0 to 2^32 - 1.
         Count,
+        /// A whole number of bytes.
         Bytes,
+        /// A finite number, whole or not.
         Number,
+        /// A list of non-empty strings.
         List,
+        /// An IP address and port: "127.0.0.1:7070".
         SocketAddr,
+        /// A target id: `[a-z0-9][a-z0-9_.-]{0,63}`.
         Id,
+        /// A heartbeat's ping id: a UUID or a slug.
         PingId,
+        /// An http:// or https:// URL.
         HttpUrl,
         PostgresUrl,
         RedisUrl,
+        /// host:port.
         HostPort,
+        /// A program and its arguments, as a list.
         Command,
+        /// An HTTP method.
         Method,
+        /// A table of header names to values.
         Headers,
+        /// A status code, "200-299", or [200, 299].
         StatusRange,
+        /// Any TOML value, kept as JSON.
         Json,
+        /// A cron expression.
         Cron,
+        /// An IANA time zone name.
         TimeZone,
+        /// Hex-encoded key bytes, at least 16 of them.
         HexKey,
+        /// "3 of 10" or { failures = 3, of_last = 10 }.
         Window,
+        /// { transitions = 8, within = "10m" }, or false.
         Flap,
+        /// "deadline", "phi", or a table with kind = "phi" and its tuning.
         Detector,
+        /// The `[target.recover]` table: the keys of `recover` and `recover_http`, read by
+        /// `recovery`.
         Recover,
-    );
+    }
 }

@@ -139,7 +139,7 @@ pub(super) fn pool(
             } else if IDEMPOTENT.contains(&upper.as_str()) {
                 diag.error(
                     &entry.span,
-                    format!("{path}.idempotent_methods[{i}]"),
+                    format!("{}[{i}]", key::IDEMPOTENT_METHODS.field(&path)),
                     format!(
                         "{upper} is idempotent already (as are {}); remove it",
                         IDEMPOTENT.join(", ")
@@ -149,7 +149,7 @@ pub(super) fn pool(
             } else {
                 diag.error(
                     &entry.span,
-                    format!("{path}.idempotent_methods[{i}]"),
+                    format!("{}[{i}]", key::IDEMPOTENT_METHODS.field(&path)),
                     format!(
                         "{:?} cannot be marked idempotent; only {} can",
                         entry.value,

@@ -127,7 +127,7 @@ pub const ANY: u8 = ACTIVE | HEARTBEAT;
 
 /// One entry of a table's key list: its name, its type, and the target kinds it belongs to
 /// (every kind outside `[[target]]`). A name may appear twice with different types for
-/// different kinds (`url`). Made by [`schema!`] only; code names keys by [`TypedKey`].
+/// different kinds (`url`). Made by [`schema!`]; code names keys by [`TypedKey`].
 #[derive(Debug, Clone, Copy)]
 pub struct Key {
     pub name: &'static str,

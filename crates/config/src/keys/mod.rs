@@ -1,6 +1,6 @@
 //! The one place that knows every configuration key: its name, the type of its value, the
 //! table it belongs to and which target kinds accept it. Each table is declared once, with
-//! [`schema!`]; the declaration makes both the key list the walker checks a table against
+//! `schema!`; the declaration makes both the key list the walker checks a table against
 //! ("unknown key, did you mean …") and one typed constant per key, which is the only way the
 //! rest of the crate can name a key. `fields.get(target::TIMEOUT)` is a `Duration` because
 //! the declaration says so, and `target::TIMOUT` does not compile.
@@ -127,7 +127,7 @@ pub const ANY: u8 = ACTIVE | HEARTBEAT;
 
 /// One entry of a table's key list: its name, its type, and the target kinds it belongs to
 /// (every kind outside `[[target]]`). A name may appear twice with different types for
-/// different kinds (`url`). Made by [`schema!`]; code names keys by [`TypedKey`].
+/// different kinds (`url`). Made by `schema!`; code names keys by [`TypedKey`].
 #[derive(Debug, Clone, Copy)]
 pub struct Key {
     pub name: &'static str,

@@ -1,4 +1,4 @@
-//! [`schema!`], the one way to declare a table of the configuration file.
+//! `schema!`, the one way to declare a table of the configuration file.
 //!
 //! ```text
 //! schema! {

@@ -62,7 +62,7 @@ pub trait ValueType: 'static {
     const TY: Ty;
 }
 
-/// A key of table `S` whose value is a `T`. Made only by [`schema!`] (the constructor is
+/// A key of table `S` whose value is a `T`. Made only by `schema!` (the constructor is
 /// private to `keys`), so every key named in code is one that was declared, in the table
 /// it was declared in.
 pub struct TypedKey<S, T> {
@@ -141,12 +141,12 @@ macro_rules! value_types {
             $($(#[$variant_doc])* $name,)*
         }
 
-        /// The value types, one per [`Ty`], named like it: the `T` of `TypedKey<_, T>`.
+        /// The value types, one per `Ty`, named like it: the `T` of `TypedKey<_, T>`.
         pub mod ty {
             use super::{Ty, ValueType};
 
             $(
-                #[doc = concat!("A key whose value is read as [`Ty::", stringify!($name), "`].")]
+                #[doc = concat!("A key whose value is read as `Ty::", stringify!($name), "`.")]
                 #[derive(Debug)]
                 pub enum $name {}
 

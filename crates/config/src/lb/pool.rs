@@ -24,7 +24,7 @@ use super::{Backend, Balance, IDEMPOTENT, Outlier, Pool, defaults};
 const MARKABLE: [&str; 2] = ["POST", "PATCH"];
 const MAX_WEIGHT: u32 = 1000;
 
-/// The id of pool[i] (when valid), for duplicate and reference checks.
+/// The id of `pool[i]` (when valid), for duplicate and reference checks.
 pub(super) type PoolRead = (Result<Pool, Reported>, Option<At<String>>);
 
 pub(super) fn pool(

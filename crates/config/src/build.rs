@@ -10,11 +10,12 @@ use vitals_core::machine::ThresholdError;
 
 use super::cross::TargetInfo;
 use super::error::Diag;
-use super::fields::{At, Fields, Reported, Scope, read_table, suggest, unknown};
+use super::fields::{Fields, Scope, suggest, unknown};
 use super::inherit::{Layers, schedule, thresholds};
-use super::keys::{self, Kind};
-use super::kinds;
+use super::keys::{self, Kind, defaults, retention, server, target};
 use super::model::{Config, Retention, Server, Target};
+use super::val::{At, Reported};
+use super::{compound, kinds, value};
 
 /// Ping bodies are stored in SQLite; more than this is a mistake, not a log.
 const MAX_PING_BODY_LIMIT: usize = 10 * 1024 * 1024;
@@ -109,22 +110,28 @@ fn server(
     let Some(value) = value else {
         return Ok((base, Vec::new()));
     };
-    let f = read_table(diag, value, keys::SERVER, Scope::Any, "server")?;
-    let listen = f.socket_addr("listen");
-    let udp_listen = f.socket_addr("udp_listen");
-    let agent_check_listen = f.socket_addr("agent_check_listen");
-    let canaries = f.list("canaries");
-    let data_dir = f.str("data_dir");
-    let api_token = f.str("api_token");
-    let read_token = f.str("read_token");
-    let max_concurrency = f
-        .count("max_concurrency")
-        .and_then(|at| at_least(diag, "server.max_concurrency", at, 1, "checks in flight"));
-    let ping_body_limit = f.bytes("ping_body_limit").and_then(|at| match at {
+    let f = value::table::<server::Table>(diag, value, Scope::Any, "server")?;
+    let listen = f.get(server::LISTEN);
+    let udp_listen = f.get(server::UDP_LISTEN);
+    let agent_check_listen = f.get(server::AGENT_CHECK_LISTEN);
+    let canaries = f.get(server::CANARIES);
+    let data_dir = f.get(server::DATA_DIR);
+    let api_token = f.get(server::API_TOKEN);
+    let read_token = f.get(server::READ_TOKEN);
+    let max_concurrency = f.get(server::MAX_CONCURRENCY).and_then(|at| {
+        at_least(
+            diag,
+            &server::MAX_CONCURRENCY.field("server"),
+            at,
+            1,
+            "checks in flight",
+        )
+    });
+    let ping_body_limit = f.get(server::PING_BODY_LIMIT).and_then(|at| match at {
         Some(at) if at.value > MAX_PING_BODY_LIMIT => {
             diag.error(
                 &at.span,
-                "server.ping_body_limit",
+                server::PING_BODY_LIMIT.field("server"),
                 format!(
                     "{} bytes is more than {MAX_PING_BODY_LIMIT}; ping bodies are logs kept in the database",
                     at.value
@@ -134,11 +141,11 @@ fn server(
         }
         other => Ok(other),
     });
-    let udp_max_skew = f.duration("udp_max_skew").and_then(|at| match at {
+    let udp_max_skew = f.get(server::UDP_MAX_SKEW).and_then(|at| match at {
         Some(at) if at.value.is_zero() => {
             diag.error(
                 &at.span,
-                "server.udp_max_skew",
+                server::UDP_MAX_SKEW.field("server"),
                 "is zero; every heartbeat would be stale: allow the clocks some skew, like \"30s\"",
             );
             Err(Reported)
@@ -189,11 +196,17 @@ fn retention(
     let Some(value) = value else {
         return Ok(base);
     };
-    let f = read_table(diag, value, keys::RETENTION, Scope::Any, "retention")?;
-    let raw = f
-        .count("raw_days")
-        .and_then(|at| at_least(diag, "retention.raw_days", at, 1, "days of raw results"));
-    let rollup = f.count("rollup_days");
+    let f = value::table::<retention::Table>(diag, value, Scope::Any, "retention")?;
+    let raw = f.get(retention::RAW_DAYS).and_then(|at| {
+        at_least(
+            diag,
+            &retention::RAW_DAYS.field("retention"),
+            at,
+            1,
+            "days of raw results",
+        )
+    });
+    let rollup = f.get(retention::ROLLUP_DAYS);
     let (raw, rollup) = (raw?, rollup?);
     let retention = Retention {
         raw_days: raw.as_ref().map_or(base.raw_days, |at| at.value),
@@ -204,9 +217,9 @@ fn retention(
         let (field, span) = match (&rollup, &raw) {
             (Some(at), _) | (None, Some(at)) => {
                 let field = if rollup.is_some() {
-                    "retention.rollup_days"
+                    retention::ROLLUP_DAYS.field("retention")
                 } else {
-                    "retention.raw_days"
+                    retention::RAW_DAYS.field("retention")
                 };
                 (field, at.span.clone())
             }
@@ -227,7 +240,7 @@ fn retention(
 
 /// `[defaults]`, read and checked on its own.
 pub(super) struct Defaults {
-    fields: Fields,
+    fields: Fields<defaults::Table>,
     /// What is wrong with the thresholds of `[defaults]` alone, so that targets inheriting
     /// the problem do not repeat it.
     thresholds_error: Option<ThresholdError>,
@@ -236,7 +249,9 @@ pub(super) struct Defaults {
 impl Defaults {
     pub(super) fn read(diag: &mut Diag<'_>, value: Option<&Spanned<DeValue<'_>>>) -> Defaults {
         let fields = value
-            .and_then(|value| read_table(diag, value, keys::DEFAULTS, Scope::Any, "defaults").ok())
+            .and_then(|value| {
+                compound::table::<defaults::Table>(diag, value, Scope::Any, "defaults").ok()
+            })
             .unwrap_or_else(|| Fields::empty(0..0));
         let layers = Layers::defaults(&fields);
         let _ = schedule(diag, &layers);
@@ -248,7 +263,7 @@ impl Defaults {
     }
 
     /// The keys of `[defaults]`, for [`Layers::target`].
-    pub(super) fn fields(&self) -> &Fields {
+    pub(super) fn fields(&self) -> &Fields<defaults::Table> {
         &self.fields
     }
 
@@ -262,13 +277,15 @@ impl Defaults {
 /// a string at all (even an invalid one helps people find the target).
 fn label(index: usize, value: &Spanned<DeValue<'_>>) -> (String, Option<At<String>>) {
     let raw_id = match value.get_ref() {
-        DeValue::Table(table) => table.get("id").and_then(|id| match id.get_ref() {
-            DeValue::String(s) => Some(At {
-                value: s.to_string(),
-                span: id.span(),
+        DeValue::Table(table) => table
+            .get(target::ID.name())
+            .and_then(|id| match id.get_ref() {
+                DeValue::String(s) => Some(At {
+                    value: s.to_string(),
+                    span: id.span(),
+                }),
+                _ => None,
             }),
-            _ => None,
-        }),
         _ => None,
     };
     let path = match &raw_id {
@@ -284,11 +301,11 @@ fn kind_scope(diag: &mut Diag<'_>, value: &Spanned<DeValue<'_>>, path: &str) -> 
         return Scope::UnknownKind;
     };
     let names = Kind::ALL.map(Kind::name);
-    match table.get("kind") {
+    match table.get(target::KIND.name()) {
         None => {
             diag.error(
                 &value.span(),
-                format!("{path}.kind"),
+                target::KIND.field(path),
                 format!(
                     "missing kind; set kind = \"http\" (or {})",
                     names[1..].join(", ")
@@ -303,7 +320,7 @@ fn kind_scope(diag: &mut Diag<'_>, value: &Spanned<DeValue<'_>>, path: &str) -> 
                         .map_or_else(String::new, |c| format!("did you mean {c:?}? "));
                     diag.error(
                         &kind.span(),
-                        format!("{path}.kind"),
+                        target::KIND.field(path),
                         format!(
                             "unknown kind {name:?}; {hint}kinds are {}",
                             names.join(", ")
@@ -335,20 +352,20 @@ fn target(
         ping_id: None,
     };
     let scope = kind_scope(diag, value, &path);
-    let Ok(f) = read_table(diag, value, keys::TARGET, scope, &path) else {
+    let Ok(f) = compound::table::<target::Table>(diag, value, scope, &path) else {
         return (Err(Reported), info);
     };
-    if !f.has("id") {
+    if !f.has(target::ID) {
         diag.error(
             &f.span,
-            format!("{path}.id"),
+            target::ID.field(&path),
             "missing id; every target needs a unique id like \"api\"",
         );
     }
-    let id = f.str("id");
+    let id = f.get(target::ID);
     info.id = id.clone().ok().flatten();
     info.depends_on = f
-        .list("depends_on")
+        .get(target::DEPENDS_ON)
         .ok()
         .flatten()
         .map_or_else(Vec::new, |at| at.value);
@@ -357,15 +374,15 @@ fn target(
     };
     if kind == Kind::Heartbeat {
         // Checked for duplicates even when the rest of the heartbeat is wrong.
-        info.ping_id = match f.str("ping_id") {
+        info.ping_id = match f.get(target::PING_ID) {
             Ok(Some(ping_id)) => Some((ping_id, false)),
             Ok(None) => info.id.clone().map(|id| (id, true)),
             Err(Reported) => None,
         };
     }
-    for key in keys::required(kind) {
+    for &key in keys::required(kind) {
         if !f.has(key) {
-            diag.error(&f.span, format!("{path}.{key}"), kinds::missing(kind, key));
+            diag.error(&f.span, key.field(&path), kinds::missing(kind, key.name()));
         }
     }
 
@@ -379,15 +396,17 @@ fn target(
         let spec = spec?;
         let strings = |at: At<Vec<At<String>>>| at.value.into_iter().map(|s| s.value).collect();
         Ok(Target {
-            name: f.str("name")?.map_or_else(|| id.clone(), |at| at.value),
-            group: f.str("group")?.map(|at| at.value),
-            tags: f.list("tags")?.map_or_else(Vec::new, strings),
-            depends_on: f.list("depends_on")?.map_or_else(Vec::new, strings),
+            name: f
+                .get(target::NAME)?
+                .map_or_else(|| id.clone(), |at| at.value),
+            group: f.get(target::GROUP)?.map(|at| at.value),
+            tags: f.get(target::TAGS)?.map_or_else(Vec::new, strings),
+            depends_on: f.get(target::DEPENDS_ON)?.map_or_else(Vec::new, strings),
             id,
             kind: spec,
             schedule: schedule?,
             thresholds: thresholds?,
-            recover: f.recover("recover")?.map(|at| at.value),
+            recover: f.get(target::RECOVER)?.map(|at| at.value),
         })
     })();
     (target, info)

@@ -6,7 +6,8 @@
 use std::collections::HashMap;
 
 use super::error::Diag;
-use super::fields::{At, suggest};
+use super::fields::suggest;
+use super::val::At;
 
 /// What the cross-target checks need to know of one target, gathered even when the target
 /// itself has errors, so that a duplicate id is reported alongside them.

@@ -1,71 +1,27 @@
-//! The generic walk of one TOML table against a key list from `keys`: every key is known,
-//! allowed for the target's kind, and of the right type, or it is reported. What survives is
-//! a [`Fields`]: typed values with their spans, for `build` to assemble.
+//! The generic walk of one TOML table against a table's key list from `keys`: every key is
+//! known, allowed for the target's kind, and of the right type, or it is reported. What
+//! survives is a [`Fields`]: typed values with their spans, read back by typed key
+//! (`f.get(target::TIMEOUT)`), never by a string.
 //!
 //! Not here: the meaning of any one key (`value` and `compound` read single values, `inherit`
 //! and `kinds` compare keys). This file only knows "a key, a type, the kinds that accept it".
+//! It does not read values either: the caller hands it a [`Reader`], so that reading a value
+//! that is itself a table (`flap`, `recover`) can walk that table without a cycle between
+//! this module and the readers.
 
-use std::net::SocketAddr;
-use std::ops::RangeInclusive;
-use std::time::Duration;
+use std::marker::PhantomData;
 
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
-use vitals_core::machine::{FlapRule, WindowRule};
 
 use super::error::{Diag, Span};
-use super::keys::{Key, Kind, Kinds};
-use super::value;
+use super::keys::{Key, Kind, Kinds, Section, Ty, TypedKey};
+use super::val::{At, Pick, Reported, Val};
 
-/// Marks a failure that has already been reported to the [`Diag`]: the caller stops
-/// building that part, so one mistake does not cascade into several messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Reported;
-
-/// A value and where it was written.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) struct At<T> {
-    pub(super) value: T,
-    pub(super) span: Span,
-}
-
-/// Spans of the keys inside an inline table, so that a problem found later (by
-/// `Thresholds::validate`, say) points at `flap.within` rather than at `flap`.
-pub(super) type SubSpans = Vec<(&'static str, Span)>;
-
-/// The tuning of a phi accrual detector as written; what is left out is filled in by `kinds`,
-/// which knows the heartbeat's period and grace.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub(super) struct PhiTuning {
-    pub(super) threshold: Option<f64>,
-    pub(super) max_samples: Option<u32>,
-    pub(super) min_std_dev: Option<Duration>,
-    pub(super) acceptable_pause: Option<Duration>,
-}
-
-/// A value read and checked on its own.
-#[derive(Debug, Clone)]
-pub(super) enum Val {
-    Str(String),
-    Duration(Duration),
-    Count(u32),
-    Bytes(usize),
-    Number(f64),
-    List(Vec<At<String>>),
-    SocketAddr(SocketAddr),
-    Headers(Vec<(String, String)>),
-    StatusRange(RangeInclusive<u16>),
-    Json(serde_json::Value),
-    Cron(Box<croner::Cron>, String),
-    TimeZone(chrono_tz::Tz),
-    HexKey(Vec<u8>),
-    Window(WindowRule, SubSpans),
-    /// `None` when flap detection is turned off (`flap = false`).
-    Flap(Option<FlapRule>, SubSpans),
-    /// `None` for the deadline detector.
-    Detector(Option<PhiTuning>, SubSpans),
-    Recover(Box<super::recovery::Recovery>),
-}
+/// Reads one value as a type, reporting what is wrong under the field it is given:
+/// `value::read` for plain values, `compound::read` for tables that nest tables.
+pub(super) type Reader =
+    fn(&mut Diag<'_>, Ty, &Spanned<DeValue<'_>>, &str) -> Result<Val, Reported>;
 
 #[derive(Debug)]
 struct Entry {
@@ -76,12 +32,13 @@ struct Entry {
     value: Option<Val>,
 }
 
-/// The keys of one table, read.
+/// The keys of one table of section `S`, read.
 #[derive(Debug)]
-pub(super) struct Fields {
+pub(super) struct Fields<S> {
     /// The table's span: its `[header]`, or the inline table.
     pub(super) span: Span,
     entries: Vec<Entry>,
+    section: PhantomData<fn() -> S>,
 }
 
 /// Which keys of a key list apply while reading a table.
@@ -96,129 +53,104 @@ pub(super) enum Scope {
     UnknownKind,
 }
 
-impl Fields {
+impl<S: Section> Fields<S> {
     pub(super) fn empty(span: Span) -> Self {
         Fields {
             span,
             entries: Vec::new(),
+            section: PhantomData,
         }
     }
 
+    /// The entry of a key. Private: the names compared here come from typed keys, which
+    /// only the declarations in `keys` make.
     fn entry(&self, name: &str) -> Option<&Entry> {
         self.entries.iter().find(|e| e.name == name)
     }
 
     /// Whether the key was written, valid or not.
-    pub(super) fn has(&self, name: &str) -> bool {
-        self.entry(name).is_some()
+    pub(super) fn has<T>(&self, key: TypedKey<S, T>) -> bool {
+        self.entry(key.name()).is_some()
     }
 
     /// Where the key's value was written.
-    pub(super) fn span(&self, name: &str) -> Option<Span> {
-        self.entry(name).map(|e| e.value_span.clone())
+    pub(super) fn span<T>(&self, key: TypedKey<S, T>) -> Option<Span> {
+        self.entry(key.name()).map(|e| e.value_span.clone())
+    }
+
+    /// Where the key's value was written, or the table when it was not.
+    pub(super) fn span_or_table<T>(&self, key: TypedKey<S, T>) -> Span {
+        self.span(key).unwrap_or(self.span.clone())
     }
 
     /// Where the key itself was written.
-    pub(super) fn key_span(&self, name: &str) -> Option<Span> {
-        self.entry(name).map(|e| e.key_span.clone())
+    pub(super) fn key_span<T>(&self, key: TypedKey<S, T>) -> Option<Span> {
+        self.entry(key.name()).map(|e| e.key_span.clone())
     }
 
-    /// The key's value: `Ok(None)` when absent, `Err` when written but wrong (reported).
-    fn get(&self, name: &str) -> Result<Option<At<&Val>>, Reported> {
-        match self.entry(name) {
+    /// The key's value, of the type its declaration gives: `Ok(None)` when absent, `Err`
+    /// when written but wrong (and reported).
+    pub(super) fn get<T: Pick>(&self, key: TypedKey<S, T>) -> Result<Option<At<T::Out>>, Reported> {
+        match self.entry(key.name()) {
             None => Ok(None),
             Some(Entry { value: None, .. }) => Err(Reported),
+            // A value of another variant cannot happen (the walker read it as the declared
+            // type); if it ever did, the key reads as absent rather than panicking on a
+            // user's file.
             Some(Entry {
                 value: Some(value),
                 value_span,
                 ..
-            }) => Ok(Some(At {
+            }) => Ok(T::pick(value).map(|value| At {
                 value,
                 span: value_span.clone(),
             })),
         }
     }
-
-    fn typed<T>(
-        &self,
-        name: &str,
-        pick: impl Fn(&Val) -> Option<T>,
-    ) -> Result<Option<At<T>>, Reported> {
-        // A value of another variant cannot happen (the key list fixes each key's type);
-        // if the tables and this code ever disagree, the key reads as absent rather than
-        // panicking on a user's file.
-        Ok(self.get(name)?.and_then(|at| {
-            pick(at.value).map(|value| At {
-                value,
-                span: at.span,
-            })
-        }))
-    }
 }
 
-/// One typed getter per kind of value: `fields.duration("interval")` is the value if it was
-/// written and is valid, `Ok(None)` if absent, `Err` if written but wrong (and reported).
-macro_rules! getters {
-    ($($method:ident: $t:ty = $pattern:pat => $value:expr;)*) => {
-        impl Fields {
-            $(pub(super) fn $method(&self, name: &str) -> Result<Option<At<$t>>, Reported> {
-                self.typed(name, |v| match v {
-                    $pattern => Some($value),
-                    _ => None,
-                })
-            })*
-        }
-    };
-}
-
-getters! {
-    str: String = Val::Str(s) => s.clone();
-    duration: Duration = Val::Duration(d) => *d;
-    count: u32 = Val::Count(n) => *n;
-    bytes: usize = Val::Bytes(n) => *n;
-    number: f64 = Val::Number(n) => *n;
-    list: Vec<At<String>> = Val::List(items) => items.clone();
-    socket_addr: SocketAddr = Val::SocketAddr(a) => *a;
-    headers: Vec<(String, String)> = Val::Headers(h) => h.clone();
-    status_range: RangeInclusive<u16> = Val::StatusRange(r) => r.clone();
-    json: serde_json::Value = Val::Json(j) => j.clone();
-    cron: (croner::Cron, String) = Val::Cron(c, text) => ((**c).clone(), text.clone());
-    time_zone: chrono_tz::Tz = Val::TimeZone(tz) => *tz;
-    hex_key: Vec<u8> = Val::HexKey(k) => k.clone();
-    window: (WindowRule, SubSpans) = Val::Window(w, spans) => (*w, spans.clone());
-    flap: (Option<FlapRule>, SubSpans) = Val::Flap(f, spans) => (*f, spans.clone());
-    detector: (Option<PhiTuning>, SubSpans) = Val::Detector(d, spans) => (d.clone(), spans.clone());
-    recover: super::recovery::Recovery = Val::Recover(r) => (**r).clone();
-}
-
-/// Reads `value`, which must be a table, against `keys`. `path` names the table in messages
-/// (`server`, `target[2] ("api")`).
-pub(super) fn read_table(
+/// Reads `value`, which must be a table, against `S`'s keys, each value with `read`. `path`
+/// names the table in messages (`server`, `target[2] ("api")`).
+pub(super) fn read_table<S: Section>(
     diag: &mut Diag<'_>,
     value: &Spanned<DeValue<'_>>,
-    keys: &[Key],
     scope: Scope,
     path: &str,
-) -> Result<Fields, Reported> {
+    read: Reader,
+) -> Result<Fields<S>, Reported> {
     let DeValue::Table(table) = value.get_ref() else {
         diag.error(
             &value.span(),
             path,
-            format!("expected a table, found {}", value::describe(diag, value)),
+            format!("expected a table, found {}", describe(diag, value)),
         );
         return Err(Reported);
     };
-    Ok(read_entries(diag, table, value.span(), keys, scope, path))
+    let keys: std::borrow::Cow<'_, [Key]> = if S::INCLUDES.is_empty() {
+        S::KEYS.into()
+    } else {
+        S::KEYS.iter().chain(S::INCLUDES).copied().collect()
+    };
+    Ok(read_entries(
+        diag,
+        table,
+        value.span(),
+        &keys,
+        scope,
+        path,
+        read,
+    ))
 }
 
-fn read_entries(
+fn read_entries<S: Section>(
     diag: &mut Diag<'_>,
     table: &DeTable<'_>,
     span: Span,
     keys: &[Key],
     scope: Scope,
     path: &str,
-) -> Fields {
+    read: Reader,
+) -> Fields<S> {
     let mut fields = Fields::empty(span);
     for (name, value) in table.iter() {
         let field = format!("{path}.{}", name.get_ref());
@@ -230,7 +162,7 @@ fn read_entries(
         let read = if scope == Scope::UnknownKind && key.kinds.names().len() < Kind::ALL.len() {
             None
         } else {
-            value::read(diag, key.ty, value, &field).ok()
+            read(diag, key.ty, value, &field).ok()
         };
         fields.entries.push(Entry {
             name: key.name,
@@ -282,6 +214,25 @@ fn find_key(
     let candidates: Vec<&str> = keys.iter().filter(allowed).map(|key| key.name).collect();
     diag.error(&name.span(), field, unknown("key", text, &candidates));
     None
+}
+
+/// "integer 30", "a table": the found value, quoted when short, for type errors.
+pub(super) fn describe(diag: &Diag<'_>, value: &Spanned<DeValue<'_>>) -> String {
+    let text = diag.text(&value.span());
+    let kind = match value.get_ref() {
+        DeValue::String(_) => "string",
+        DeValue::Integer(_) => "integer",
+        DeValue::Float(_) => "number",
+        DeValue::Boolean(_) => "boolean",
+        DeValue::Datetime(_) => "date-time",
+        DeValue::Array(_) => return "a list".into(),
+        DeValue::Table(_) => return "a table".into(),
+    };
+    if text.is_empty() || text.chars().count() > 40 || text.contains('\n') {
+        format!("a {kind}")
+    } else {
+        format!("{kind} {text}")
+    }
 }
 
 /// "unknown key "listn"; did you mean "listen"?", or the list of keys when none is close.

@@ -15,9 +15,10 @@ use humantime::format_duration;
 use vitals_core::machine::{ThresholdError, Thresholds};
 
 use super::error::{Diag, Span};
-use super::fields::{At, Fields, Reported};
-use super::keys;
+use super::fields::Fields;
+use super::keys::{self, HoldsDefaults, TypedKey, defaults as key};
 use super::model::{Cadence, defaults};
+use super::val::{Pick, Reported};
 
 /// Where a setting came from, so that each problem is reported once, where it was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,19 +36,21 @@ struct Src<T> {
     span: Option<Span>,
 }
 
-/// The table being built (`own`, written at `here`) over the one it inherits from.
-pub(super) struct Layers<'a> {
-    own: &'a Fields,
+/// The table being built (`own`, written at `here`) over the one it inherits from. Keys are
+/// named as `[defaults]`' (`defaults::INTERVAL`), which every table here holds.
+pub(super) struct Layers<'a, S> {
+    own: &'a Fields<S>,
     here: Origin,
     path: &'a str,
-    inherited: Option<&'a Fields>,
+    inherited: Option<&'a Fields<key::Table>>,
 }
 
-type Getter<T> = fn(&Fields, &str) -> Result<Option<At<T>>, Reported>;
+/// A key of `[defaults]`.
+type Key<T> = TypedKey<key::Table, T>;
 
-impl<'a> Layers<'a> {
+impl<'a> Layers<'a, key::Table> {
     /// `[defaults]` itself, over the built-in defaults.
-    pub(super) fn defaults(own: &'a Fields) -> Self {
+    pub(super) fn defaults(own: &'a Fields<key::Table>) -> Self {
         Layers {
             own,
             here: Origin::Defaults,
@@ -55,9 +58,15 @@ impl<'a> Layers<'a> {
             inherited: None,
         }
     }
+}
 
-    /// A target (`path` names it in messages) over `[defaults]`.
-    pub(super) fn target(own: &'a Fields, path: &'a str, defaults: &'a Fields) -> Self {
+impl<'a, S: HoldsDefaults> Layers<'a, S> {
+    /// A target or pool (`path` names it in messages) over `[defaults]`.
+    pub(super) fn target(
+        own: &'a Fields<S>,
+        path: &'a str,
+        defaults: &'a Fields<key::Table>,
+    ) -> Self {
         Layers {
             own,
             here: Origin::Target,
@@ -66,8 +75,13 @@ impl<'a> Layers<'a> {
         }
     }
 
-    fn pick<T>(&self, name: &str, get: Getter<T>) -> Result<Option<Src<T>>, Reported> {
-        if let Some(at) = get(self.own, name)? {
+    /// Whether this table itself sets `key`.
+    fn sets<T>(&self, key: Key<T>) -> bool {
+        self.own.has(key.within::<S>())
+    }
+
+    fn pick<T: Pick>(&self, key: Key<T>) -> Result<Option<Src<T::Out>>, Reported> {
+        if let Some(at) = self.own.get(key.within::<S>())? {
             return Ok(Some(Src {
                 value: at.value,
                 origin: self.here,
@@ -75,7 +89,7 @@ impl<'a> Layers<'a> {
             }));
         }
         if let Some(inherited) = self.inherited
-            && let Some(at) = get(inherited, name)?
+            && let Some(at) = inherited.get(key)?
         {
             return Ok(Some(Src {
                 value: at.value,
@@ -86,8 +100,8 @@ impl<'a> Layers<'a> {
         Ok(None)
     }
 
-    fn pick_or<T>(&self, name: &str, get: Getter<T>, builtin: T) -> Result<Src<T>, Reported> {
-        Ok(self.pick(name, get)?.unwrap_or(Src {
+    fn pick_or<T: Pick>(&self, key: Key<T>, builtin: T::Out) -> Result<Src<T::Out>, Reported> {
+        Ok(self.pick(key)?.unwrap_or(Src {
             value: builtin,
             origin: Origin::Builtin,
             span: None,
@@ -113,13 +127,15 @@ impl<'a> Layers<'a> {
 /// interval_down`, `jitter < interval`. Values inherited from `[defaults]` for
 /// `interval_changing` and `interval_down` are clamped into range rather than refused: they
 /// are "faster while changing" and "slower while down" by definition.
-pub(super) fn schedule(diag: &mut Diag<'_>, layers: &Layers<'_>) -> Result<Cadence, Reported> {
-    let dur: Getter<Duration> = Fields::duration;
-    let interval = layers.pick_or("interval", dur, defaults::INTERVAL);
-    let timeout = layers.pick("timeout", dur);
-    let jitter = layers.pick("jitter", dur);
-    let changing = layers.pick("interval_changing", dur);
-    let down = layers.pick("interval_down", dur);
+pub(super) fn schedule<S: HoldsDefaults>(
+    diag: &mut Diag<'_>,
+    layers: &Layers<'_, S>,
+) -> Result<Cadence, Reported> {
+    let interval = layers.pick_or(key::INTERVAL, defaults::INTERVAL);
+    let timeout = layers.pick(key::TIMEOUT);
+    let jitter = layers.pick(key::JITTER);
+    let changing = layers.pick(key::INTERVAL_CHANGING);
+    let down = layers.pick(key::INTERVAL_DOWN);
     // Without interval and timeout nothing can be compared; a bad jitter or per-state
     // interval only skips its own comparisons.
     let interval = interval?;
@@ -138,18 +154,18 @@ pub(super) fn schedule(diag: &mut Diag<'_>, layers: &Layers<'_>) -> Result<Caden
     let fmt = |d: Duration| format_duration(d).to_string();
     // Reports a problem with `blame` if it was written here; a problem of `[defaults]` alone
     // was reported there already.
-    let mut report = |blame: &Src<Duration>, key: &str, message: String| {
+    let mut report = |blame: &Src<Duration>, key: Key<keys::ty::Duration>, message: String| {
         if blame.origin == layers.here
             && let Some(span) = &blame.span
         {
-            diag.error(span, layers.field(key), message);
+            diag.error(span, layers.field(key.name()), message);
         }
     };
 
     if interval.value.is_zero() {
         report(
             &interval,
-            "interval",
+            key::INTERVAL,
             "is zero; a target needs a positive interval like \"30s\"".into(),
         );
         return Err(Reported);
@@ -157,7 +173,7 @@ pub(super) fn schedule(diag: &mut Diag<'_>, layers: &Layers<'_>) -> Result<Caden
     if timeout.value.is_zero() {
         report(
             &timeout,
-            "timeout",
+            key::TIMEOUT,
             "is zero; a check needs time to run: set it like \"10s\"".into(),
         );
         return Err(Reported);
@@ -168,7 +184,7 @@ pub(super) fn schedule(diag: &mut Diag<'_>, layers: &Layers<'_>) -> Result<Caden
             let note = layers.note(&interval);
             report(
                 &timeout,
-                "timeout",
+                key::TIMEOUT,
                 format!(
                     "{t} is longer than interval {i}{note}; a check must finish before the next one starts"
                 ),
@@ -177,7 +193,7 @@ pub(super) fn schedule(diag: &mut Diag<'_>, layers: &Layers<'_>) -> Result<Caden
             let note = layers.note(&timeout);
             report(
                 &interval,
-                "interval",
+                key::INTERVAL,
                 format!(
                     "{i} is shorter than timeout {t}{note}; a check must finish before the next one starts: set a timeout of at most {i} too"
                 ),
@@ -192,7 +208,7 @@ pub(super) fn schedule(diag: &mut Diag<'_>, layers: &Layers<'_>) -> Result<Caden
                 let note = layers.note(&interval);
                 report(
                     &jitter,
-                    "jitter",
+                    key::JITTER,
                     format!(
                         "{j} is not shorter than interval {i}{note}; jitter delays each run by up to this much, so keep it well below the interval"
                     ),
@@ -201,7 +217,7 @@ pub(super) fn schedule(diag: &mut Diag<'_>, layers: &Layers<'_>) -> Result<Caden
                 let note = layers.note(&jitter);
                 report(
                     &interval,
-                    "interval",
+                    key::INTERVAL,
                     format!("{i} is not longer than jitter {j}{note}; set a smaller jitter too"),
                 )
             };
@@ -219,7 +235,7 @@ pub(super) fn schedule(diag: &mut Diag<'_>, layers: &Layers<'_>) -> Result<Caden
                 let i = fmt(interval.value);
                 report(
                     &c,
-                    "interval_changing",
+                    key::INTERVAL_CHANGING,
                     format!(
                         "{cv} is longer than interval {i}{note_i}; it is the faster interval used while the state changes"
                     ),
@@ -229,7 +245,7 @@ pub(super) fn schedule(diag: &mut Diag<'_>, layers: &Layers<'_>) -> Result<Caden
                 let t = fmt(timeout.value);
                 report(
                     &c,
-                    "interval_changing",
+                    key::INTERVAL_CHANGING,
                     format!(
                         "{cv} is shorter than timeout {t}{note_t}; a check must finish before the next one starts"
                     ),
@@ -250,7 +266,7 @@ pub(super) fn schedule(diag: &mut Diag<'_>, layers: &Layers<'_>) -> Result<Caden
                 let (dv, i, note) = (fmt(d.value), fmt(interval.value), layers.note(&interval));
                 report(
                     &d,
-                    "interval_down",
+                    key::INTERVAL_DOWN,
                     format!(
                         "{dv} is shorter than interval {i}{note}; it is the slower interval used while a target is down"
                     ),
@@ -278,18 +294,17 @@ pub(super) fn schedule(diag: &mut Diag<'_>, layers: &Layers<'_>) -> Result<Caden
 /// is placed on the key it names (or the key inside an inline table).
 /// On failure, also returns the core's error (if validation was reached), so that
 /// `[defaults]` can tell targets which error is already reported.
-pub(super) fn thresholds(
+pub(super) fn thresholds<S: HoldsDefaults>(
     diag: &mut Diag<'_>,
-    layers: &Layers<'_>,
+    layers: &Layers<'_, S>,
     inherited_error: Option<&ThresholdError>,
 ) -> Result<Thresholds, Option<ThresholdError>> {
     let base = Thresholds::default();
-    let count: Getter<u32> = Fields::count;
-    let fall = layers.pick_or("fall", count, base.fall);
-    let rise = layers.pick_or("rise", count, base.rise);
-    let down_after = layers.pick_or("down_after", count, base.down_after);
-    let window = layers.pick("failures_in_window", Fields::window);
-    let flap = layers.pick("flap", Fields::flap);
+    let fall = layers.pick_or(key::FALL, base.fall);
+    let rise = layers.pick_or(key::RISE, base.rise);
+    let down_after = layers.pick_or(key::DOWN_AFTER, base.down_after);
+    let window = layers.pick(key::FAILURES_IN_WINDOW);
+    let flap = layers.pick(key::FLAP);
     let picked = (|| Ok::<_, Reported>((fall?, rise?, down_after?, window?, flap?)))();
     let Ok((fall, rise, down_after, window, flap)) = picked else {
         return Err(None);
@@ -304,13 +319,23 @@ pub(super) fn thresholds(
     let Err(error) = thresholds.validate() else {
         return Ok(thresholds);
     };
-    let (key, sub) = match error.field.split_once('.') {
-        Some(("window", sub)) => ("failures_in_window", Some(sub)),
-        Some((key, sub)) => (key, Some(sub)),
+    // The core names the field it blames by string ("window.failures"): the one lookup by
+    // name here, among the threshold keys.
+    let (name, sub) = match error.field.split_once('.') {
+        Some(("window", sub)) => (key::FAILURES_IN_WINDOW.name(), Some(sub)),
+        Some((name, sub)) => (name, Some(sub)),
         None => (error.field, None),
     };
-    let written_here = layers.own.has(key);
-    let own_sets_any = keys::THRESHOLD_KEYS.iter().any(|k| layers.own.has(k));
+    let Some(blamed) = keys::THRESHOLD_KEYS
+        .into_iter()
+        .find(|key| key.name() == name)
+    else {
+        // A field the threshold keys do not know (the core grew one): still reported.
+        diag.error(&layers.own.span, layers.field(name), error.message.clone());
+        return Err(Some(error));
+    };
+    let written_here = layers.sets(blamed);
+    let own_sets_any = keys::THRESHOLD_KEYS.iter().any(|&k| layers.sets(k));
     if !(written_here || own_sets_any && inherited_error != Some(&error)) {
         // Nothing was written here, or what was inherited is wrong on its own: reported
         // where it was written.
@@ -325,18 +350,21 @@ pub(super) fn thresholds(
                 .map(|(_, span)| span.clone())
         })
     };
+    let key = blamed.name();
     let (field, span, message) = if written_here {
-        let inner = match key {
-            "failures_in_window" => window.as_ref().and_then(|w| sub_span(&w.value.1)),
-            "flap" => flap.as_ref().and_then(|f| sub_span(&f.value.1)),
-            _ => None,
+        let inner = if blamed == key::FAILURES_IN_WINDOW.untyped() {
+            window.as_ref().and_then(|w| sub_span(&w.value.1))
+        } else if blamed == key::FLAP.untyped() {
+            flap.as_ref().and_then(|f| sub_span(&f.value.1))
+        } else {
+            None
         };
         let field = match (&inner, sub) {
             (Some(_), Some(sub)) => format!("{key}.{sub}"),
             _ => key.to_owned(),
         };
         let span = inner
-            .or_else(|| layers.own.span(key))
+            .or_else(|| layers.own.span(blamed.within::<S>()))
             .unwrap_or(layers.own.span.clone());
         (field, span, message)
     } else {
@@ -344,9 +372,9 @@ pub(super) fn thresholds(
         // clashes with one this target sets: point at the first one it sets.
         let span = keys::THRESHOLD_KEYS
             .iter()
-            .find_map(|k| layers.own.key_span(k))
+            .find_map(|k| layers.own.key_span(k.within::<S>()))
             .unwrap_or(layers.own.span.clone());
-        let origin = if layers.inherited.is_some_and(|d| d.has(key)) {
+        let origin = if layers.inherited.is_some_and(|d| d.has(blamed)) {
             "[defaults]"
         } else {
             "the built-in defaults"

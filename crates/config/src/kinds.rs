@@ -11,9 +11,13 @@ use humantime::format_duration;
 use vitals_core::detector::PhiConfig;
 
 use super::error::{Diag, Span};
-use super::fields::{At, Fields, PhiTuning, Reported};
-use super::keys::Kind;
+use super::fields::Fields;
+use super::keys::{Kind, target};
 use super::model::{Cadence, DetectorKind, Expect, HeartbeatSpec, HttpSpec, TargetKind, defaults};
+use super::val::{At, PhiTuning, Reported};
+
+/// A target's keys, read.
+type Target = Fields<target::Table>;
 
 /// The message for a required key that is missing.
 pub(super) fn missing(kind: Kind, key: &str) -> String {
@@ -36,23 +40,29 @@ pub(super) fn missing(kind: Kind, key: &str) -> String {
 pub(super) fn spec(
     diag: &mut Diag<'_>,
     kind: Kind,
-    f: &Fields,
+    f: &Target,
     path: &str,
     schedule: Option<&Cadence>,
     udp_listen: bool,
 ) -> Result<TargetKind, Reported> {
-    let url = || f.str("url")?.map(|at| at.value).ok_or(Reported);
+    let text = |at: Option<At<String>>| at.map(|at| at.value).ok_or(Reported);
     Ok(match kind {
         Kind::Http => TargetKind::Http(http(diag, f, path, schedule)?),
         Kind::Tcp => TargetKind::Tcp {
-            address: f.str("address")?.ok_or(Reported)?.value,
+            address: text(f.get(target::ADDRESS)?)?,
         },
-        Kind::Postgres => TargetKind::Postgres { url: url()? },
-        Kind::Redis => TargetKind::Redis { url: url()? },
-        Kind::Vitals => TargetKind::Vitals { url: url()? },
+        Kind::Postgres => TargetKind::Postgres {
+            url: text(f.get(target::POSTGRES_URL)?)?,
+        },
+        Kind::Redis => TargetKind::Redis {
+            url: text(f.get(target::REDIS_URL)?)?,
+        },
+        Kind::Vitals => TargetKind::Vitals {
+            url: text(f.get(target::URL)?)?,
+        },
         Kind::Exec => TargetKind::Exec {
             command: f
-                .list("command")?
+                .get(target::COMMAND)?
                 .ok_or(Reported)?
                 .value
                 .into_iter()
@@ -65,19 +75,19 @@ pub(super) fn spec(
 
 fn http(
     diag: &mut Diag<'_>,
-    f: &Fields,
+    f: &Target,
     path: &str,
     schedule: Option<&Cadence>,
 ) -> Result<HttpSpec, Reported> {
     // Every key is read before any `?`, so that one bad value does not hide the others.
-    let method = f.str("method");
-    let body_contains = f.str("body_contains");
-    let json_path = f.str("json_path");
-    let json_equals = f.json("json_equals");
-    let warn_over = f.duration("warn_over");
-    let headers = f.headers("headers");
-    let expect_status = f.status_range("expect_status");
-    let url = f.str("url");
+    let method = f.get(target::METHOD);
+    let body_contains = f.get(target::BODY_CONTAINS);
+    let json_path = f.get(target::JSON_PATH);
+    let json_equals = f.get(target::JSON_EQUALS);
+    let warn_over = f.get(target::WARN_OVER);
+    let headers = f.get(target::HEADERS);
+    let expect_status = f.get(target::EXPECT_STATUS);
+    let url = f.get(target::URL);
 
     let mut failed = false;
     let json_path_at = json_path.as_ref().ok().and_then(Option::as_ref);
@@ -87,7 +97,7 @@ fn http(
         let p = &at.value;
         diag.error(
             &at.span,
-            format!("{path}.json_path"),
+            target::JSON_PATH.field(path),
             format!(
                 "{p:?} is not a JSONPath; paths start at the root, like \"$.{}\"",
                 p.trim_start_matches('.')
@@ -96,22 +106,22 @@ fn http(
         failed = true;
     }
     if let Some(at) = json_equals.as_ref().ok().and_then(Option::as_ref)
-        && !f.has("json_path")
+        && !f.has(target::JSON_PATH)
     {
         diag.error(
             &at.span,
-            format!("{path}.json_equals"),
+            target::JSON_EQUALS.field(path),
             "json_equals needs json_path to say where to look: add json_path = \"$.status\"",
         );
         failed = true;
     }
     if let Ok(Some(at)) = &method
         && at.value == "HEAD"
-        && (f.has("body_contains") || f.has("json_path"))
+        && (f.has(target::BODY_CONTAINS) || f.has(target::JSON_PATH))
     {
         diag.error(
             &at.span,
-            format!("{path}.method"),
+            target::METHOD.field(path),
             "a HEAD answer has no body for body_contains or json_path to look at: use GET",
         );
         failed = true;
@@ -120,14 +130,14 @@ fn http(
         if at.value.is_zero() {
             diag.error(
                 &at.span,
-                format!("{path}.warn_over"),
+                target::WARN_OVER.field(path),
                 "is zero; every answer would warn: set it like \"500ms\"",
             );
             failed = true;
         } else if let Some(schedule) = schedule
             && at.value >= schedule.timeout
         {
-            diag.error(&at.span, format!("{path}.warn_over"), format!(
+            diag.error(&at.span, target::WARN_OVER.field(path), format!(
                 "{} is not shorter than timeout {}; the check is cut at its timeout, so it could never warn",
                 format_duration(at.value), format_duration(schedule.timeout)
             ));
@@ -149,32 +159,32 @@ fn http(
 
 fn heartbeat(
     diag: &mut Diag<'_>,
-    f: &Fields,
+    f: &Target,
     path: &str,
     udp_listen: bool,
 ) -> Result<HeartbeatSpec, Reported> {
-    let field = |key: &str| format!("{path}.{key}");
+    use target::{DETECTOR, GRACE, PERIOD, SCHEDULE, TIMEZONE, UDP_KEY};
     let mut failed = false;
-    let period = f.duration("period");
-    let cron = f.cron("schedule");
-    let timezone = f.time_zone("timezone");
-    let grace = f.duration("grace");
-    if f.has("period") && f.has("schedule") {
-        if let Some(span) = f.key_span("schedule") {
-            diag.error(&span, field("schedule"),
+    let period = f.get(PERIOD);
+    let cron = f.get(SCHEDULE);
+    let timezone = f.get(TIMEZONE);
+    let grace = f.get(GRACE);
+    if f.has(PERIOD) && f.has(SCHEDULE) {
+        if let Some(span) = f.key_span(SCHEDULE) {
+            diag.error(&span, SCHEDULE.field(path),
                 "a heartbeat has period or schedule, not both: period for a sender that pings at a steady rhythm, schedule for a cron job");
         }
         failed = true;
-    } else if !f.has("period") && !f.has("schedule") {
-        diag.error(&f.span, field("period"),
+    } else if !f.has(PERIOD) && !f.has(SCHEDULE) {
+        diag.error(&f.span, PERIOD.field(path),
             "missing period or schedule; write period = \"1m\" for a sender that pings every minute, or schedule = \"0 3 * * *\" for a cron job");
         failed = true;
     }
-    if f.has("timezone") && !f.has("schedule") {
-        if let Some(span) = f.key_span("timezone") {
+    if f.has(TIMEZONE) && !f.has(SCHEDULE) {
+        if let Some(span) = f.key_span(TIMEZONE) {
             diag.error(
                 &span,
-                field("timezone"),
+                TIMEZONE.field(path),
                 "timezone applies to schedule (cron); a period needs none: remove it",
             );
         }
@@ -185,33 +195,33 @@ fn heartbeat(
     {
         diag.error(
             &at.span,
-            field("period"),
+            PERIOD.field(path),
             "is zero; write how often the sender pings, like \"1m\"",
         );
         failed = true;
     }
-    let detector = f.detector("detector");
+    let detector = f.get(DETECTOR);
     if let Ok(Some(At {
         value: (Some(_), _),
         ..
     })) = &detector
-        && f.has("schedule")
-        && !f.has("period")
+        && f.has(SCHEDULE)
+        && !f.has(PERIOD)
     {
-        if let Some(span) = f.span("detector") {
-            diag.error(&span, field("detector"),
+        if let Some(span) = f.span(DETECTOR) {
+            diag.error(&span, DETECTOR.field(path),
                 "phi accrual learns a steady rhythm and needs a period; a cron schedule is judged by its deadline: use detector = \"deadline\" (the default)");
         }
         failed = true;
     }
-    if !udp_listen && let Some(span) = f.key_span("udp_key") {
-        diag.error(&span, field("udp_key"),
+    if !udp_listen && let Some(span) = f.key_span(UDP_KEY) {
+        diag.error(&span, UDP_KEY.field(path),
             "udp heartbeats need a udp listener: set server.udp_listen (like \"127.0.0.1:7071\"), or remove udp_key");
         failed = true;
     }
-    let udp_key = f.hex_key("udp_key");
-    let ping_id = match f.str("ping_id") {
-        Ok(None) => f.str("id"),
+    let udp_key = f.get(UDP_KEY);
+    let ping_id = match f.get(target::PING_ID) {
+        Ok(None) => f.get(target::ID),
         other => other,
     };
     let (period, cron, timezone, grace) = (period?, cron?, timezone?, grace?);
@@ -231,7 +241,7 @@ fn heartbeat(
         },
         (None, Some(cron)) => {
             let timezone = timezone.map_or(chrono_tz::UTC, |at| at.value);
-            never_fires(diag, &field("schedule"), &cron, timezone)?;
+            never_fires(diag, &SCHEDULE.field(path), &cron, timezone)?;
             Expect::Cron {
                 schedule: cron.value.0,
                 expression: cron.value.1,
@@ -246,7 +256,7 @@ fn heartbeat(
         (Some(tuning), Expect::Period { period, grace }) => DetectorKind::Phi(phi(
             diag,
             f,
-            &field("detector"),
+            &DETECTOR.field(path),
             tuning,
             &detector_spans,
             *period,
@@ -296,7 +306,7 @@ fn never_fires(
 /// period as the first estimate and the grace as the acceptable pause.
 fn phi(
     diag: &mut Diag<'_>,
-    f: &Fields,
+    f: &Target,
     field: &str,
     tuning: PhiTuning,
     spans: &[(&'static str, Span)],
@@ -317,7 +327,7 @@ fn phi(
             .find(|(name, _)| *name == error.field)
             .map(|(_, span)| span.clone());
         let span = inner
-            .or_else(|| f.span("detector"))
+            .or_else(|| f.span(target::DETECTOR))
             .unwrap_or(f.span.clone());
         diag.error(&span, format!("{field}.{}", error.field), error.message);
         return Err(Reported);

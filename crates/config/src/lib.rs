@@ -24,11 +24,15 @@
 //! );
 //! ```
 //!
-//! How it works: the text is parsed into toml's spanned document, then walked against the key
-//! tables in `keys` (the one place that knows each key's type and which kinds accept it).
-//! Each value is checked alone (`value`), keys are checked against each other (`build`,
-//! `kinds`), and targets against each other (`cross`); every problem goes to one list with
-//! its span, turned into line and column at the end (`error`).
+//! How it works: the text is parsed into toml's spanned document, then each table is walked
+//! (`fields`) against its key list in `keys`, the one place that knows each key's type and
+//! which kinds accept it. Each table is declared there once, with `schema!`, which also makes
+//! one typed constant per key: code reads a walked table only through them
+//! (`f.get(target::TIMEOUT)` is a `Duration`), so a misspelt key does not compile. Each value
+//! is checked alone (`value`, `list`, and `compound` for nested tables), keys are checked
+//! against each other (`build`, `inherit`, `kinds`), and targets against each other
+//! (`cross`); every problem goes to one list with its span, turned into line and column at
+//! the end (`error`).
 //!
 //! What it is not: it opens no socket, resolves no host name, runs no command and reads no
 //! clock. A URL is checked for its form, not for whether anything answers there.
@@ -43,13 +47,56 @@ mod inherit;
 mod keys;
 mod kinds;
 pub mod lb;
+mod list;
 mod model;
 mod notify;
 mod recovery;
+mod val;
 mod value;
 
 #[cfg(test)]
 mod tests;
+
+/// Not API: a window on the typed keys, public only so that the examples here are compiled
+/// against the crate and show what does not compile. Nothing outside this crate should use
+/// it; it may change at any time.
+///
+/// A key is a constant that carries its table and the type of its value:
+///
+/// ```
+/// use vitals_config::__keys::{TypedKey, target, ty};
+///
+/// let timeout: TypedKey<target::Table, ty::Duration> = target::TIMEOUT;
+/// assert_eq!(timeout.name(), "timeout");
+/// ```
+///
+/// A misspelt key does not compile:
+///
+/// ```compile_fail,E0425
+/// let timeout = vitals_config::__keys::target::TIMOUT;
+/// ```
+///
+/// Nor can a key be made from a string outside the declarations:
+///
+/// ```compile_fail,E0624
+/// use vitals_config::__keys::{TypedKey, target, ty};
+///
+/// let timeout = TypedKey::<target::Table, ty::Duration>::new("timout");
+/// ```
+///
+/// Nor does a key of one table pass for another's (the walker's `Fields<S>` takes only
+/// `TypedKey<S, _>`):
+///
+/// ```compile_fail,E0308
+/// use vitals_config::__keys::{TypedKey, server, target};
+///
+/// fn read_target<T>(_: TypedKey<target::Table, T>) {}
+/// read_target(server::LISTEN);
+/// ```
+#[doc(hidden)]
+pub mod __keys {
+    pub use crate::keys::{TypedKey, server, target, ty};
+}
 
 use std::path::Path;
 
@@ -58,13 +105,12 @@ use toml::de::DeTable;
 pub use alert::AlertKind;
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    Cadence, Config, DetectorKind, Expect, HeartbeatSpec, HttpSpec, Retention, Server, Target,
-    TargetKind, default_cadence, defaults,
+    Cadence, Config, DEFAULT_ACTION_TIMEOUT, DetectorKind, Expect, HeartbeatSpec, HttpSpec,
+    Recovery, RecoveryAction, Retention, Server, Target, TargetKind, default_cadence, defaults,
 };
 pub use notify::{
     Channel, ChannelKind, Notifications, Rule, SmtpTls, Window, WindowTime, covers, notify_defaults,
 };
-pub use recovery::{DEFAULT_ACTION_TIMEOUT, Recovery, RecoveryAction};
 
 /// Reads and validates the configuration file at `path`. A file that cannot be read is one
 /// error naming the path.

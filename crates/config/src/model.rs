@@ -13,6 +13,7 @@ pub use vitals_core::Cadence;
 
 use vitals_core::detector::PhiConfig;
 use vitals_core::machine::Thresholds;
+use vitals_core::recovery::BudgetPolicy;
 
 /// Built-in defaults, documented in docs/CONFIG.md.
 pub mod defaults {
@@ -142,7 +143,7 @@ pub struct Target {
     pub schedule: Cadence,
     pub thresholds: Thresholds,
     /// What to do when it fails (`[target.recover]`), if anything.
-    pub recover: Option<super::recovery::Recovery>,
+    pub recover: Option<Recovery>,
 }
 
 /// The cadence of a target that sets nothing.
@@ -268,4 +269,54 @@ pub enum DetectorKind {
     /// `first_heartbeat_estimate` is the period, and its `acceptable_pause` the grace unless
     /// set.
     Phi(PhiConfig),
+}
+
+/// How long an action may run unless `timeout` is set: long enough for a service manager to
+/// stop and start a service, short enough that a hung command does not hold up the next try.
+pub const DEFAULT_ACTION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What a target does to recover, and how often it may.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recovery {
+    pub action: RecoveryAction,
+    /// Attempts, window, backoff and reset; validated.
+    pub policy: BudgetPolicy,
+    /// An action still running after this is killed (a command) or cut (a request), and
+    /// counts as a failed attempt.
+    pub timeout: Duration,
+}
+
+/// The recovery action itself.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecoveryAction {
+    /// The program then its arguments; no shell runs it. It runs in a process group of its
+    /// own, so a service it starts does not share the monitor's terminal signals.
+    Command(Vec<String>),
+    /// An HTTP request; a 2xx answer is success.
+    Http {
+        url: String,
+        /// Upper case; POST unless set.
+        method: String,
+        headers: Vec<(String, String)>,
+    },
+}
+
+impl RecoveryAction {
+    /// The action as people read it: the command line, or `POST http://…`.
+    pub fn describe(&self) -> String {
+        match self {
+            RecoveryAction::Command(argv) => argv
+                .iter()
+                .map(|arg| {
+                    if arg.is_empty() || arg.contains(char::is_whitespace) {
+                        format!("{arg:?}")
+                    } else {
+                        arg.clone()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+            RecoveryAction::Http { url, method, .. } => format!("{method} {url}"),
+        }
+    }
 }

@@ -20,7 +20,8 @@
 //! Every error points at the key that is wrong, or at the table when an action is missing.
 //! The budget's rules are the core's ([`vitals_core::recovery::BudgetPolicy`]), checked by it.
 //!
-//! Not here: running the action or keeping the budget (`crate::recovery`).
+//! Not here: the types it builds ([`Recovery`], in `model`), running the action or keeping
+//! the budget (the monitor's recovery executor).
 
 use std::time::Duration;
 
@@ -29,58 +30,12 @@ use toml::de::DeValue;
 use vitals_core::recovery::BudgetPolicy;
 
 use super::error::Diag;
-use super::fields::{At, Reported, Scope, Val, read_table};
-use super::keys;
-
-/// How long an action may run unless `timeout` is set: long enough for a service manager to
-/// stop and start a service, short enough that a hung command does not hold up the next try.
-pub const DEFAULT_ACTION_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// What a target does to recover, and how often it may.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Recovery {
-    pub action: RecoveryAction,
-    /// Attempts, window, backoff and reset; validated.
-    pub policy: BudgetPolicy,
-    /// An action still running after this is killed (a command) or cut (a request), and
-    /// counts as a failed attempt.
-    pub timeout: Duration,
-}
-
-/// The recovery action itself.
-#[derive(Debug, Clone, PartialEq)]
-pub enum RecoveryAction {
-    /// The program then its arguments; no shell runs it. It runs in a process group of its
-    /// own, so a service it starts does not share the monitor's terminal signals.
-    Command(Vec<String>),
-    /// An HTTP request; a 2xx answer is success.
-    Http {
-        url: String,
-        /// Upper case; POST unless set.
-        method: String,
-        headers: Vec<(String, String)>,
-    },
-}
-
-impl RecoveryAction {
-    /// The action as people read it: the command line, or `POST http://…`.
-    pub fn describe(&self) -> String {
-        match self {
-            RecoveryAction::Command(argv) => argv
-                .iter()
-                .map(|arg| {
-                    if arg.is_empty() || arg.contains(char::is_whitespace) {
-                        format!("{arg:?}")
-                    } else {
-                        arg.clone()
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join(" "),
-            RecoveryAction::Http { url, method, .. } => format!("{method} {url}"),
-        }
-    }
-}
+use super::fields::Scope;
+use super::keys::Section;
+use super::keys::{RECOVER_HTTP_TABLE, recover, recover_http};
+use super::model::{DEFAULT_ACTION_TIMEOUT, Recovery, RecoveryAction};
+use super::val::{At, Reported, Val};
+use super::value;
 
 /// Reads the `recover` table of a target; `field` is its path (`target[0] ("api").recover`).
 pub(super) fn read(
@@ -98,12 +53,12 @@ pub(super) fn read(
     };
     // `http` is itself a table with keys of its own: read apart from the flat keys.
     let mut flat = table.clone();
-    let http = flat.remove("http");
+    let http = flat.remove(RECOVER_HTTP_TABLE);
     let outer = Spanned::new(value.span(), DeValue::Table(flat));
-    let f = read_table(diag, &outer, keys::RECOVER, Scope::Any, field)?;
-    let http = http.map(|http| read_http(diag, &http, &format!("{field}.http")));
+    let f = value::table::<recover::Table>(diag, &outer, Scope::Any, field)?;
+    let http = http.map(|http| read_http(diag, &http, &format!("{field}.{RECOVER_HTTP_TABLE}")));
 
-    let command = f.list("command");
+    let command = f.get(recover::COMMAND);
     let mut failed = false;
     let mut take = |read: Result<Option<At<Duration>>, Reported>, default| match read {
         Ok(at) => at.map_or(default, |at| at.value),
@@ -113,12 +68,12 @@ pub(super) fn read(
         }
     };
     let base = BudgetPolicy::default();
-    let window = take(f.duration("window"), base.window);
-    let backoff = take(f.duration("backoff"), base.backoff);
-    let backoff_max = take(f.duration("backoff_max"), base.backoff_max);
-    let reset_after = take(f.duration("reset_after"), base.reset_after);
-    let timeout = take(f.duration("timeout"), DEFAULT_ACTION_TIMEOUT);
-    let max_attempts = match f.count("max_attempts") {
+    let window = take(f.get(recover::WINDOW), base.window);
+    let backoff = take(f.get(recover::BACKOFF), base.backoff);
+    let backoff_max = take(f.get(recover::BACKOFF_MAX), base.backoff_max);
+    let reset_after = take(f.get(recover::RESET_AFTER), base.reset_after);
+    let timeout = take(f.get(recover::TIMEOUT), DEFAULT_ACTION_TIMEOUT);
+    let max_attempts = match f.get(recover::MAX_ATTEMPTS) {
         Ok(at) => at.map_or(base.max_attempts, |at| at.value),
         Err(Reported) => {
             failed = true;
@@ -160,7 +115,7 @@ pub(super) fn read(
         return Err(Reported);
     }
     // A backoff_max left out follows a longer backoff rather than contradicting it.
-    let policy = if f.has("backoff") && !f.has("backoff_max") {
+    let policy = if f.has(recover::BACKOFF) && !f.has(recover::BACKOFF_MAX) {
         BudgetPolicy {
             backoff_max: policy.backoff_max.max(policy.backoff),
             ..policy
@@ -169,15 +124,18 @@ pub(super) fn read(
         policy
     };
     if let Err(error) = policy.validate() {
-        let span = f.span(error.field).unwrap_or_else(|| value.span());
+        // The core names the field it blames by string: the one lookup by name here.
+        let span = recover::Table::named(error.field)
+            .and_then(|key| f.span(key))
+            .unwrap_or_else(|| value.span());
         diag.error(&span, format!("{field}.{}", error.field), error.message);
         return Err(Reported);
     }
     if timeout.is_zero() {
-        let span = f.span("timeout").unwrap_or_else(|| value.span());
+        let span = f.span(recover::TIMEOUT).unwrap_or_else(|| value.span());
         diag.error(
             &span,
-            format!("{field}.timeout"),
+            recover::TIMEOUT.field(field),
             "is zero; the action could never finish: set it like \"30s\"",
         );
         return Err(Reported);
@@ -204,15 +162,19 @@ fn read_http(
         );
         return Err(Reported);
     }
-    let f = read_table(diag, value, keys::RECOVER_HTTP, Scope::Any, field)?;
-    if !f.has("url") {
+    let f = value::table::<recover_http::Table>(diag, value, Scope::Any, field)?;
+    if !f.has(recover_http::URL) {
         diag.error(
             &value.span(),
-            format!("{field}.url"),
+            recover_http::URL.field(field),
             "missing url; write url = \"http://127.0.0.1:9000/restart\"",
         );
     }
-    let (url, method, headers) = (f.str("url"), f.str("method"), f.headers("headers"));
+    let (url, method, headers) = (
+        f.get(recover_http::URL),
+        f.get(recover_http::METHOD),
+        f.get(recover_http::HEADERS),
+    );
     Ok(RecoveryAction::Http {
         url: url?.ok_or(Reported)?.value,
         method: method?.map_or_else(|| "POST".to_owned(), |at| at.value),

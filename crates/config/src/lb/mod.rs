@@ -43,19 +43,12 @@ pub use model::{Admin, Backend, Balance, LbConfig, Listener, Outlier, Pool, defa
 
 use super::build::Defaults;
 use super::error::{self, ConfigErrors, Diag};
-use super::fields::{At, Reported, Scope, read_table, suggest, unknown};
-use super::keys::{ANY, Key, Ty, key};
+use super::fields::{Scope, suggest, unknown};
+use super::keys::lb::TOP;
+use super::keys::{admin, listener};
+use super::val::{At, Reported};
+use super::value;
 use pool::{PoolRead, pool};
-
-const TOP: &[&str] = &["admin", "defaults", "listener", "pool"];
-
-const ADMIN: &[Key] = &[key("listen", Ty::SocketAddr, ANY)];
-
-const LISTENER: &[Key] = &[
-    key("listen", Ty::SocketAddr, ANY),
-    key("pool", Ty::Str, ANY),
-    key("max_header_bytes", Ty::Bytes, ANY),
-];
 
 /// Methods safe to repeat by definition (RFC 9110 §9.2.2), retried without being listed.
 pub const IDEMPOTENT: [&str; 5] = ["GET", "HEAD", "PUT", "DELETE", "OPTIONS"];
@@ -210,9 +203,9 @@ fn admin(diag: &mut Diag<'_>, value: Option<&Spanned<DeValue<'_>>>) -> Result<Ad
     let Some(value) = value else {
         return Ok(base);
     };
-    let f = read_table(diag, value, ADMIN, Scope::Any, "admin")?;
+    let f = value::table::<admin::Table>(diag, value, Scope::Any, "admin")?;
     Ok(Admin {
-        listen: f.socket_addr("listen")?.map_or(base.listen, |at| at.value),
+        listen: f.get(admin::LISTEN)?.map_or(base.listen, |at| at.value),
     })
 }
 
@@ -224,39 +217,38 @@ type ListenerRead = (
 
 fn listener(diag: &mut Diag<'_>, index: usize, value: &Spanned<DeValue<'_>>) -> ListenerRead {
     let path = format!("listener[{index}]");
-    let Ok(f) = read_table(diag, value, LISTENER, Scope::Any, &path) else {
+    let Ok(f) = value::table::<listener::Table>(diag, value, Scope::Any, &path) else {
         return (Err(Reported), None, None);
     };
-    for required in ["listen", "pool"] {
+    let required = [
+        (listener::LISTEN.untyped(), "listen = \"127.0.0.1:8080\""),
+        (listener::POOL.untyped(), "pool = \"web\""),
+    ];
+    for (required, example) in required {
         if !f.has(required) {
-            let example = if required == "listen" {
-                "listen = \"127.0.0.1:8080\""
-            } else {
-                "pool = \"web\""
-            };
             diag.error(
                 &f.span,
-                format!("{path}.{required}"),
-                format!("missing {required}; write it like {example}"),
+                required.field(&path),
+                format!("missing {}; write it like {example}", required.name()),
             );
         }
     }
-    let listen = f.socket_addr("listen").ok().flatten();
-    let pool = f.str("pool").ok().flatten();
+    let listen = f.get(listener::LISTEN).ok().flatten();
+    let pool = f.get(listener::POOL).ok().flatten();
     let built = (|| {
         Ok(Listener {
-            listen: f.socket_addr("listen")?.ok_or(Reported)?.value,
-            pool: f.str("pool")?.ok_or(Reported)?.value,
+            listen: f.get(listener::LISTEN)?.ok_or(Reported)?.value,
+            pool: f.get(listener::POOL)?.ok_or(Reported)?.value,
             max_header_bytes: f
-                .bytes("max_header_bytes")?
+                .get(listener::MAX_HEADER_BYTES)?
                 .map_or(defaults::MAX_HEADER_BYTES, |at| at.value),
         })
     })();
-    let built = match (built, f.bytes("max_header_bytes")) {
+    let built = match (built, f.get(listener::MAX_HEADER_BYTES)) {
         (Ok(_), Ok(Some(at))) if !(MIN_HEADER_BYTES..=1024 * 1024).contains(&at.value) => {
             diag.error(
                 &at.span,
-                format!("{path}.max_header_bytes"),
+                listener::MAX_HEADER_BYTES.field(&path),
                 format!(
                     "{} bytes is outside {MIN_HEADER_BYTES} to 1048576; requests need room for their headers, and more than 1 MiB invites abuse",
                     at.value

@@ -10,45 +10,21 @@ use toml::Spanned;
 use toml::de::DeValue;
 
 use super::super::build::Defaults;
+use super::super::compound;
 use super::super::error::{Diag, Span};
-use super::super::fields::{At, Fields, Reported, Scope, read_table, suggest};
+use super::super::fields::{Fields, Scope, suggest};
 use super::super::inherit::{Layers, schedule, thresholds};
-use super::super::keys::{self, ANY, Key, Ty, key};
+use super::super::keys::lb::NESTED;
+use super::super::keys::{TypedKey, backend, defaults as inherited, outlier, pool as key, ty};
+use super::super::val::{At, Reported};
+use super::super::value;
 use super::{Backend, Balance, IDEMPOTENT, Outlier, Pool, defaults};
-
-/// Keys of a pool besides the schedule and thresholds, which are `[defaults]`' own keys
-/// (`keys::DEFAULTS`); `outlier` and `backend` are tables read on their own.
-const POOL: &[Key] = &[
-    key("id", Ty::Id, ANY),
-    key("balance", Ty::Str, ANY),
-    key("health_path", Ty::Str, ANY),
-    key("panic_threshold", Ty::Number, ANY),
-    key("slow_start", Ty::Duration, ANY),
-    key("connect_timeout", Ty::Duration, ANY),
-    key("request_timeout", Ty::Duration, ANY),
-    key("retry_budget", Ty::Number, ANY),
-    key("retry_min_per_second", Ty::Count, ANY),
-    key("idempotent_methods", Ty::List, ANY),
-];
-const POOL_TABLES: [&str; 2] = ["outlier", "backend"];
-
-const OUTLIER: &[Key] = &[
-    key("consecutive_failures", Ty::Count, ANY),
-    key("base_ejection", Ty::Duration, ANY),
-    key("max_ejection_percent", Ty::Number, ANY),
-];
-
-const BACKEND: &[Key] = &[
-    key("address", Ty::SocketAddr, ANY),
-    key("id", Ty::Id, ANY),
-    key("weight", Ty::Count, ANY),
-];
 
 /// Methods that may be marked idempotent in `idempotent_methods`.
 const MARKABLE: [&str; 2] = ["POST", "PATCH"];
 const MAX_WEIGHT: u32 = 1000;
 
-/// The id of pool[i] (when valid), for duplicate and reference checks.
+/// The id of `pool[i]` (when valid), for duplicate and reference checks.
 pub(super) type PoolRead = (Result<Pool, Reported>, Option<At<String>>);
 
 pub(super) fn pool(
@@ -58,7 +34,7 @@ pub(super) fn pool(
     defaults: &Defaults,
 ) -> PoolRead {
     let raw_id = match value.get_ref() {
-        DeValue::Table(table) => table.get("id").and_then(|id| match id.get_ref() {
+        DeValue::Table(table) => table.get(key::ID.name()).and_then(|id| match id.get_ref() {
             DeValue::String(s) => Some(s.to_string()),
             _ => None,
         }),
@@ -70,23 +46,23 @@ pub(super) fn pool(
     };
     // The nested tables are read on their own, so the walker sees the pool's plain keys.
     let (plain, nested) = split(value);
-    let pool_keys: Vec<Key> = POOL.iter().chain(keys::DEFAULTS).copied().collect();
-    let Ok(f) = read_table(diag, &plain, &pool_keys, Scope::Any, &path) else {
+    let Ok(f) = compound::table::<key::Table>(diag, &plain, Scope::Any, &path) else {
         return (Err(Reported), None);
     };
-    if !f.has("id") {
+    if !f.has(key::ID) {
         diag.error(
             &f.span,
-            format!("{path}.id"),
+            key::ID.field(&path),
             "missing id; every pool needs a unique id like \"web\"",
         );
     }
-    let id = f.str("id");
+    let id = f.get(key::ID);
     let layers = Layers::target(&f, &path, defaults.fields());
     // A balancer wants a backend back within seconds of recovering: unless set, a down
     // backend is checked as often as any other (HAProxy's `downinter` defaults to `inter`),
     // not once a minute as the monitor does to spare a struggling service.
-    let down_set = f.has("interval_down") || defaults.fields().has("interval_down");
+    let down_set =
+        f.has(inherited::INTERVAL_DOWN.within()) || defaults.fields().has(inherited::INTERVAL_DOWN);
     let schedule = schedule(diag, &layers).map(|mut schedule| {
         if !down_set {
             schedule.interval_down = schedule.interval;
@@ -94,7 +70,7 @@ pub(super) fn pool(
         schedule
     });
     let thresholds = thresholds(diag, &layers, defaults.thresholds_error()).map_err(|_| Reported);
-    let balance = f.str("balance").and_then(|at| match at {
+    let balance = f.get(key::BALANCE).and_then(|at| match at {
         None => Ok(Balance::RoundRobin),
         Some(at) => Balance::ALL
             .into_iter()
@@ -105,7 +81,7 @@ pub(super) fn pool(
                     .map_or_else(String::new, |c| format!("did you mean {c:?}? "));
                 diag.error(
                     &at.span,
-                    format!("{path}.balance"),
+                    key::BALANCE.field(&path),
                     format!(
                         "unknown balance {:?}; {hint}choose {}",
                         at.value,
@@ -115,7 +91,7 @@ pub(super) fn pool(
                 Reported
             }),
     });
-    let health_path = f.str("health_path").and_then(|at| match at {
+    let health_path = f.get(key::HEALTH_PATH).and_then(|at| match at {
         None => Ok(defaults::HEALTH_PATH.to_string()),
         Some(at) if at.value.starts_with('/') && at.value.parse::<http::uri::PathAndQuery>().is_ok() => {
             Ok(at.value)
@@ -123,7 +99,7 @@ pub(super) fn pool(
         Some(at) => {
             diag.error(
                 &at.span,
-                format!("{path}.health_path"),
+                key::HEALTH_PATH.field(&path),
                 format!(
                     "{:?} is not a path; write it like \"/readyz\" (the backend's address is added)",
                     at.value
@@ -132,23 +108,23 @@ pub(super) fn pool(
             Err(Reported)
         }
     });
-    let mut percent = |key: &str, default: f64| {
-        f.number(key).and_then(|at| match at {
+    let mut percent = |key: TypedKey<key::Table, ty::Number>, default: f64| {
+        f.get(key).and_then(|at| match at {
             None => Ok(default),
             Some(at) if (0.0..=100.0).contains(&at.value) => Ok(at.value),
             Some(at) => {
                 diag.error(
                     &at.span,
-                    format!("{path}.{key}"),
+                    key.field(&path),
                     format!("{} is not a percentage from 0 to 100", at.value),
                 );
                 Err(Reported)
             }
         })
     };
-    let panic_threshold = percent("panic_threshold", defaults::PANIC_THRESHOLD);
-    let retry_budget = percent("retry_budget", defaults::RETRY_BUDGET);
-    let methods = f.list("idempotent_methods").and_then(|at| {
+    let panic_threshold = percent(key::PANIC_THRESHOLD, defaults::PANIC_THRESHOLD);
+    let retry_budget = percent(key::RETRY_BUDGET, defaults::RETRY_BUDGET);
+    let methods = f.get(key::IDEMPOTENT_METHODS).and_then(|at| {
         let mut methods = Vec::new();
         let mut failed = false;
         for (i, entry) in at
@@ -163,7 +139,7 @@ pub(super) fn pool(
             } else if IDEMPOTENT.contains(&upper.as_str()) {
                 diag.error(
                     &entry.span,
-                    format!("{path}.idempotent_methods[{i}]"),
+                    format!("{}[{i}]", key::IDEMPOTENT_METHODS.field(&path)),
                     format!(
                         "{upper} is idempotent already (as are {}); remove it",
                         IDEMPOTENT.join(", ")
@@ -173,7 +149,7 @@ pub(super) fn pool(
             } else {
                 diag.error(
                     &entry.span,
-                    format!("{path}.idempotent_methods[{i}]"),
+                    format!("{}[{i}]", key::IDEMPOTENT_METHODS.field(&path)),
                     format!(
                         "{:?} cannot be marked idempotent; only {} can",
                         entry.value,
@@ -188,11 +164,13 @@ pub(super) fn pool(
     let outlier = outlier(diag, nested.outlier, &path);
     let backends = backends(diag, nested.backend, &path, &f.span);
     let pool = (|| {
-        let dur = |key: &str, default| f.duration(key).map(|at| at.map_or(default, |at| at.value));
-        let request_timeout = dur("request_timeout", defaults::REQUEST_TIMEOUT);
-        let connect_timeout = dur("connect_timeout", defaults::CONNECT_TIMEOUT);
-        let slow_start = dur("slow_start", defaults::SLOW_START);
-        let retry_min = f.count("retry_min_per_second");
+        let dur = |key: TypedKey<key::Table, ty::Duration>, default| {
+            f.get(key).map(|at| at.map_or(default, |at| at.value))
+        };
+        let request_timeout = dur(key::REQUEST_TIMEOUT, defaults::REQUEST_TIMEOUT);
+        let connect_timeout = dur(key::CONNECT_TIMEOUT, defaults::CONNECT_TIMEOUT);
+        let slow_start = dur(key::SLOW_START, defaults::SLOW_START);
+        let retry_min = f.get(key::RETRY_MIN_PER_SECOND);
         Ok(Pool {
             id: id.clone()?.ok_or(Reported)?.value,
             balance: balance?,
@@ -201,8 +179,8 @@ pub(super) fn pool(
             thresholds: thresholds?,
             panic_threshold: panic_threshold?,
             slow_start: slow_start?,
-            connect_timeout: positive(diag, &f, &path, "connect_timeout", connect_timeout?)?,
-            request_timeout: positive(diag, &f, &path, "request_timeout", request_timeout?)?,
+            connect_timeout: positive(diag, &f, &path, key::CONNECT_TIMEOUT, connect_timeout?)?,
+            request_timeout: positive(diag, &f, &path, key::REQUEST_TIMEOUT, request_timeout?)?,
             retry_budget: retry_budget?,
             retry_min_per_second: retry_min?.map_or(defaults::RETRY_MIN_PER_SECOND, |at| at.value),
             idempotent_methods: methods?,
@@ -215,17 +193,17 @@ pub(super) fn pool(
 
 fn positive(
     diag: &mut Diag<'_>,
-    f: &Fields,
+    f: &Fields<key::Table>,
     path: &str,
-    key: &str,
+    key: TypedKey<key::Table, ty::Duration>,
     value: std::time::Duration,
 ) -> Result<std::time::Duration, Reported> {
     if !value.is_zero() {
         return Ok(value);
     }
     diag.error(
-        &f.span(key).unwrap_or(f.span.clone()),
-        format!("{path}.{key}"),
+        &f.span_or_table(key),
+        key.field(path),
         "is zero; give it time, like \"1s\"",
     );
     Err(Reported)
@@ -248,14 +226,14 @@ fn split<'v, 'i>(value: &'v Spanned<DeValue<'i>>) -> (Spanned<DeValue<'i>>, Nest
         );
     };
     let mut plain = table.clone();
-    for name in POOL_TABLES {
+    for name in NESTED {
         plain.remove(name);
     }
     (
         Spanned::new(value.span(), DeValue::Table(plain)),
         Nested {
-            outlier: table.get("outlier"),
-            backend: table.get("backend"),
+            outlier: table.get(NESTED[0]),
+            backend: table.get(NESTED[1]),
         },
     )
 }
@@ -270,27 +248,29 @@ fn outlier(
         return Ok(base);
     };
     let path = format!("{pool}.outlier");
-    let f = read_table(diag, value, OUTLIER, Scope::Any, &path)?;
-    let consecutive = f.count("consecutive_failures");
-    let ejection = f.duration("base_ejection");
-    let percent = f.number("max_ejection_percent").and_then(|at| match at {
-        Some(at) if !(0.0..=100.0).contains(&at.value) => {
-            diag.error(
-                &at.span,
-                format!("{path}.max_ejection_percent"),
-                format!("{} is not a percentage from 0 to 100", at.value),
-            );
-            Err(Reported)
-        }
-        other => Ok(other),
-    });
+    let f = value::table::<outlier::Table>(diag, value, Scope::Any, &path)?;
+    let consecutive = f.get(outlier::CONSECUTIVE_FAILURES);
+    let ejection = f.get(outlier::BASE_EJECTION);
+    let percent = f
+        .get(outlier::MAX_EJECTION_PERCENT)
+        .and_then(|at| match at {
+            Some(at) if !(0.0..=100.0).contains(&at.value) => {
+                diag.error(
+                    &at.span,
+                    outlier::MAX_EJECTION_PERCENT.field(&path),
+                    format!("{} is not a percentage from 0 to 100", at.value),
+                );
+                Err(Reported)
+            }
+            other => Ok(other),
+        });
     let ejection = ejection?;
     if let Some(at) = &ejection
         && at.value.is_zero()
     {
         diag.error(
             &at.span,
-            format!("{path}.base_ejection"),
+            outlier::BASE_EJECTION.field(&path),
             "is zero; an ejection needs a length like \"30s\" (set consecutive_failures = 0 to turn ejection off)",
         );
         return Err(Reported);
@@ -333,15 +313,15 @@ fn backends(
     let mut names: HashMap<String, usize> = HashMap::new();
     for (i, item) in items.iter().enumerate() {
         let path = format!("{pool}.backend[{i}]");
-        let Ok(f) = read_table(diag, item, BACKEND, Scope::Any, &path) else {
+        let Ok(f) = value::table::<backend::Table>(diag, item, Scope::Any, &path) else {
             failed = true;
             continue;
         };
         let backend = (|| {
-            let Some(address) = f.socket_addr("address")? else {
+            let Some(address) = f.get(backend::ADDRESS)? else {
                 diag.error(
                     &f.span,
-                    format!("{path}.address"),
+                    backend::ADDRESS.field(&path),
                     "missing address; write it like address = \"127.0.0.1:9001\"",
                 );
                 return Err(Reported);
@@ -349,7 +329,7 @@ fn backends(
             if let Some(&earlier) = seen.get(&address.value) {
                 diag.error(
                     &address.span,
-                    format!("{path}.address"),
+                    backend::ADDRESS.field(&path),
                     format!(
                         "duplicate address {}: backend[{earlier}] has it already; raise its weight instead",
                         address.value
@@ -358,13 +338,13 @@ fn backends(
                 return Err(Reported);
             }
             seen.insert(address.value, i);
-            let weight = match f.count("weight")? {
+            let weight = match f.get(backend::WEIGHT)? {
                 None => 1,
                 Some(at) if (1..=MAX_WEIGHT).contains(&at.value) => at.value,
                 Some(at) => {
                     diag.error(
                         &at.span,
-                        format!("{path}.weight"),
+                        backend::WEIGHT.field(&path),
                         format!(
                             "{} is outside 1 to {MAX_WEIGHT}; to take a backend out, drain it through the admin API",
                             at.value
@@ -373,7 +353,7 @@ fn backends(
                     return Err(Reported);
                 }
             };
-            let id = f.str("id")?;
+            let id = f.get(backend::ID)?;
             let name = id
                 .as_ref()
                 .map_or_else(|| address.value.to_string(), |at| at.value.clone());
@@ -381,7 +361,7 @@ fn backends(
                 let span = id.map_or(address.span, |at| at.span);
                 diag.error(
                     &span,
-                    format!("{path}.id"),
+                    backend::ID.field(&path),
                     format!("duplicate backend name {name:?}: backend[{earlier}] has it already"),
                 );
                 return Err(Reported);

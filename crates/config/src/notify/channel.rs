@@ -4,20 +4,38 @@ use toml::Spanned;
 use toml::de::DeValue;
 
 use super::super::error::Diag;
-use super::super::fields::{At, Fields, Reported, Scope, join_or, read_table, unknown};
-use super::super::keys;
+use super::super::fields::{Fields, Scope, join_or, unknown};
+use super::super::keys::{TypedKey, Untyped, channel as key};
+use super::super::val::{At, Reported};
+use super::super::value;
 use super::label;
 use super::model::{Channel, ChannelKind, SmtpTls, notify_defaults};
 
+type Key = TypedKey<key::Table, Untyped>;
+
 /// Keys each channel kind accepts beyond `id`, `kind` and `timeout`.
-const CHANNEL_KEYS: [(&str, &[&str]); 4] = [
-    ("webhook", &["url", "secret", "headers"]),
-    ("slack", &["url"]),
+const CHANNEL_KEYS: [(&str, &[Key]); 4] = [
+    (
+        "webhook",
+        &[
+            key::URL.untyped(),
+            key::SECRET.untyped(),
+            key::HEADERS.untyped(),
+        ],
+    ),
+    ("slack", &[key::URL.untyped()]),
     (
         "email",
-        &["smtp", "tls", "username", "password", "from", "to"],
+        &[
+            key::SMTP.untyped(),
+            key::TLS.untyped(),
+            key::USERNAME.untyped(),
+            key::PASSWORD.untyped(),
+            key::FROM.untyped(),
+            key::TO.untyped(),
+        ],
     ),
-    ("command", &["command"]),
+    ("command", &[key::COMMAND.untyped()]),
 ];
 
 /// A channel's id as written (for duplicate checks) and the channel, if it is valid.
@@ -28,24 +46,24 @@ pub(super) fn channel(
     index: usize,
     value: &Spanned<DeValue<'_>>,
 ) -> ReadChannel {
-    let path = label("channel", index, value);
-    let Ok(f) = read_table(diag, value, keys::CHANNEL, Scope::Any, &path) else {
+    let path = label("channel", index, value, key::ID);
+    let Ok(f) = value::table::<key::Table>(diag, value, Scope::Any, &path) else {
         return (None, Err(Reported));
     };
-    let id = f.str("id").ok().flatten();
-    if !f.has("id") {
+    let id = f.get(key::ID).ok().flatten();
+    if !f.has(key::ID) {
         diag.error(
             &f.span,
-            format!("{path}.id"),
+            key::ID.field(&path),
             "missing id; every channel needs an id that rules name, like \"ops-webhook\"",
         );
     }
     let built = (|| {
         let kinds: Vec<&str> = CHANNEL_KEYS.iter().map(|(k, _)| *k).collect();
-        let Some(kind) = f.str("kind")? else {
+        let Some(kind) = f.get(key::KIND)? else {
             diag.error(
                 &f.span,
-                format!("{path}.kind"),
+                key::KIND.field(&path),
                 format!("missing kind; set kind = {}", join_or(&kinds)),
             );
             return Err(Reported);
@@ -53,27 +71,28 @@ pub(super) fn channel(
         let Some((_, own)) = CHANNEL_KEYS.iter().find(|(k, _)| *k == kind.value) else {
             diag.error(
                 &kind.span,
-                format!("{path}.kind"),
+                key::KIND.field(&path),
                 unknown("channel kind", &kind.value, &kinds),
             );
             return Err(Reported);
         };
         let mut misplaced = false;
         for (other, names) in CHANNEL_KEYS {
-            for name in names.iter().filter(|n| !own.contains(n)) {
+            for &name in names.iter().filter(|n| !own.contains(n)) {
                 if let Some(span) = f.key_span(name).filter(|_| other != kind.value) {
                     // Report each key once, naming the kinds it belongs to.
                     let owners: Vec<&str> = CHANNEL_KEYS
                         .iter()
-                        .filter(|(_, n)| n.contains(name))
+                        .filter(|(_, n)| n.contains(&name))
                         .map(|(k, _)| *k)
                         .collect();
                     if owners.first() == Some(&other) {
                         diag.error(
                             &span,
-                            format!("{path}.{name}"),
+                            name.field(&path),
                             format!(
-                                "`{name}` does not belong to {} {} channel; it is for {} channels",
+                                "`{}` does not belong to {} {} channel; it is for {} channels",
+                                name.name(),
                                 if kind.value == "email" { "an" } else { "a" },
                                 kind.value,
                                 join_or(&owners)
@@ -84,28 +103,32 @@ pub(super) fn channel(
                 }
             }
         }
-        let required: &[&str] = match kind.value.as_str() {
-            "webhook" | "slack" => &["url"],
-            "email" => &["smtp", "from", "to"],
-            _ => &["command"],
+        let required: &[Key] = match kind.value.as_str() {
+            "webhook" | "slack" => &[key::URL.untyped()],
+            "email" => &[key::SMTP.untyped(), key::FROM.untyped(), key::TO.untyped()],
+            _ => &[key::COMMAND.untyped()],
         };
         let mut missing = false;
-        for key in required {
-            if !f.has(key) {
+        for &required in required {
+            if !f.has(required) {
                 diag.error(
                     &f.span,
-                    format!("{path}.{key}"),
-                    format!("missing {key}; a {} channel needs it", kind.value),
+                    required.field(&path),
+                    format!(
+                        "missing {}; a {} channel needs it",
+                        required.name(),
+                        kind.value
+                    ),
                 );
                 missing = true;
             }
         }
         let channel_kind = kind_of(diag, &f, &path, &kind.value)?;
-        let timeout = f.duration("timeout")?;
+        let timeout = f.get(key::TIMEOUT)?;
         if let Some(at) = timeout.as_ref().filter(|at| at.value.is_zero()) {
             diag.error(
                 &at.span,
-                format!("{path}.timeout"),
+                key::TIMEOUT.field(&path),
                 "is zero; every delivery would time out: allow it some time, like \"10s\"",
             );
             return Err(Reported);
@@ -124,29 +147,29 @@ pub(super) fn channel(
 
 fn kind_of(
     diag: &mut Diag<'_>,
-    f: &Fields,
+    f: &Fields<key::Table>,
     path: &str,
     kind: &str,
 ) -> Result<ChannelKind, Reported> {
-    let text = |name: &str| f.str(name).map(|at| at.map(|at| at.value));
+    let text = |at: Option<At<String>>| at.map(|at| at.value);
     Ok(match kind {
         "webhook" => ChannelKind::Webhook {
-            url: text("url")?.unwrap_or_default(),
-            secret: text("secret")?,
-            headers: f.headers("headers")?.map_or_else(Vec::new, |at| at.value),
+            url: text(f.get(key::URL)?).unwrap_or_default(),
+            secret: text(f.get(key::SECRET)?),
+            headers: f.get(key::HEADERS)?.map_or_else(Vec::new, |at| at.value),
         },
         "slack" => ChannelKind::Slack {
-            url: text("url")?.unwrap_or_default(),
+            url: text(f.get(key::URL)?).unwrap_or_default(),
         },
         "email" => {
-            let tls = match f.str("tls")? {
+            let tls = match f.get(key::TLS)? {
                 None => SmtpTls::Starttls,
                 Some(at) if at.value == "starttls" => SmtpTls::Starttls,
                 Some(at) if at.value == "none" => SmtpTls::None,
                 Some(at) => {
                     diag.error(
                         &at.span,
-                        format!("{path}.tls"),
+                        key::TLS.field(path),
                         format!(
                             "unknown tls {:?}; use \"starttls\" (the default) or \"none\" (a relay on this host only)",
                             at.value
@@ -155,14 +178,14 @@ fn kind_of(
                     return Err(Reported);
                 }
             };
-            let from = f.str("from")?;
-            let to = f.list("to")?;
+            let from = f.get(key::FROM)?;
+            let to = f.get(key::TO)?;
             let mut bad = false;
             for at in from.iter().chain(to.iter().flat_map(|to| to.value.iter())) {
                 if let Err(error) = check_mailbox(&at.value) {
                     diag.error(
                         &at.span,
-                        format!("{path}.{}", if Some(at) == from.as_ref() { "from" } else { "to" }),
+                        if Some(at) == from.as_ref() { key::FROM.field(path) } else { key::TO.field(path) },
                         format!(
                             "{:?} is not an email address ({error}); write \"ops@example.com\" or \"Ops <ops@example.com>\"",
                             at.value
@@ -175,10 +198,10 @@ fn kind_of(
                 return Err(Reported);
             }
             ChannelKind::Email {
-                smtp: text("smtp")?.unwrap_or_default(),
+                smtp: text(f.get(key::SMTP)?).unwrap_or_default(),
                 tls,
-                username: text("username")?,
-                password: text("password")?,
+                username: text(f.get(key::USERNAME)?),
+                password: text(f.get(key::PASSWORD)?),
                 from: from.map(|at| at.value).unwrap_or_default(),
                 to: to.map_or_else(Vec::new, |at| {
                     at.value.into_iter().map(|s| s.value).collect()
@@ -186,7 +209,7 @@ fn kind_of(
             }
         }
         _ => ChannelKind::Command {
-            command: f.list("command")?.map_or_else(Vec::new, |at| {
+            command: f.get(key::COMMAND)?.map_or_else(Vec::new, |at| {
                 at.value.into_iter().map(|s| s.value).collect()
             }),
         },

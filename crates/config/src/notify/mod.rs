@@ -21,8 +21,10 @@ pub use model::{
 };
 
 use super::error::Diag;
-use super::fields::{Fields, Reported, Scope, read_table, suggest};
-use super::keys;
+use super::fields::{Fields, Scope, suggest};
+use super::keys::{Section, TypedKey, notify, ty};
+use super::val::Reported;
+use super::value;
 
 /// The four sections, as found at the top of the file.
 pub(super) struct Sections<'a, 'b> {
@@ -105,18 +107,18 @@ fn settings(
     value: &Spanned<DeValue<'_>>,
 ) -> Result<(Duration, Duration, Duration), Reported> {
     let base = Notifications::default();
-    let f = read_table(diag, value, keys::NOTIFY, Scope::Any, "notify")?;
+    let f = value::table::<notify::Table>(diag, value, Scope::Any, "notify")?;
     let group_wait = f
-        .duration("group_wait")?
+        .get(notify::GROUP_WAIT)?
         .map_or(base.group_wait, |at| at.value);
-    let min = f.duration("retry_min")?;
-    let max = f.duration("retry_max")?;
+    let min = f.get(notify::RETRY_MIN)?;
+    let max = f.get(notify::RETRY_MAX)?;
     let retry_min = min.as_ref().map_or(base.retry_min, |at| at.value);
     let retry_max = max.as_ref().map_or(base.retry_max, |at| at.value);
     if let Some(at) = min.as_ref().filter(|at| at.value.is_zero()) {
         diag.error(
             &at.span,
-            "notify.retry_min",
+            notify::RETRY_MIN.field("notify"),
             "is zero; a receiver that is down would be hammered: wait at least \"100ms\"",
         );
         return Err(Reported);
@@ -125,7 +127,7 @@ fn settings(
         let span = max.or(min).map_or(f.span.clone(), |at| at.span);
         diag.error(
             &span,
-            "notify.retry_max",
+            notify::RETRY_MAX.field("notify"),
             format!(
                 "retry_max ({}) is shorter than retry_min ({}); make retry_max at least retry_min",
                 humantime::format_duration(retry_max),
@@ -137,10 +139,16 @@ fn settings(
     Ok((group_wait, retry_min, retry_max))
 }
 
-/// The string id of a table item, for its label: `channel[1] ("ops")`.
-pub(super) fn label(kind: &str, index: usize, value: &Spanned<DeValue<'_>>) -> String {
+/// The string id of a table item, for its label: `channel[1] ("ops")`. `id` is the table's
+/// id key, looked at before the table is walked.
+pub(super) fn label<S, T>(
+    kind: &str,
+    index: usize,
+    value: &Spanned<DeValue<'_>>,
+    id: TypedKey<S, T>,
+) -> String {
     let id = match value.get_ref() {
-        DeValue::Table(table) => table.get("id").and_then(|id| match id.get_ref() {
+        DeValue::Table(table) => table.get(id.name()).and_then(|id| match id.get_ref() {
             DeValue::String(s) => Some(s.to_string()),
             _ => None,
         }),
@@ -153,15 +161,15 @@ pub(super) fn label(kind: &str, index: usize, value: &Spanned<DeValue<'_>>) -> S
 }
 
 /// Reads a list of names that must each be one of `known`.
-pub(super) fn names_in(
+pub(super) fn names_in<S: Section>(
     diag: &mut Diag<'_>,
-    f: &Fields,
-    key: &str,
+    f: &Fields<S>,
+    key: TypedKey<S, ty::List>,
     path: &str,
     what: &str,
     known: &[&str],
 ) -> Result<Vec<String>, Reported> {
-    let Some(list) = f.list(key)? else {
+    let Some(list) = f.get(key)? else {
         return Ok(Vec::new());
     };
     let mut bad = false;
@@ -174,7 +182,7 @@ pub(super) fn names_in(
             };
             diag.error(
                 &item.span,
-                format!("{path}.{key}"),
+                key.field(path),
                 format!("unknown {what} {:?}; {hint}", item.value),
             );
             bad = true;

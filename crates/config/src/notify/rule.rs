@@ -5,9 +5,11 @@ use std::time::SystemTime;
 use toml::Spanned;
 use toml::de::DeValue;
 
-use super::super::error::{Diag, Span};
-use super::super::fields::{At, Fields, Reported, Scope, read_table};
-use super::super::keys;
+use super::super::error::Diag;
+use super::super::fields::{Fields, Scope};
+use super::super::keys::{TypedKey, maintenance, rule, ty};
+use super::super::val::{At, Reported};
+use super::super::value;
 use super::model::{Rule, Window, WindowTime, notify_defaults};
 use super::{known, label, names_in};
 use crate::AlertKind;
@@ -20,18 +22,18 @@ pub(super) fn rule(
     targets: &[(String, Option<String>)],
 ) -> Result<Rule, Reported> {
     let path = format!("rule[{index}]");
-    let f = read_table(diag, value, keys::RULE, Scope::Any, &path)?;
+    let f = value::table::<rule::Table>(diag, value, Scope::Any, &path)?;
     let (ids, groups) = known(targets);
-    let targets = names_in(diag, &f, "targets", &path, "target", &ids);
-    let groups = names_in(diag, &f, "groups", &path, "group", &groups);
-    if !f.has("channels") {
+    let targets = names_in(diag, &f, rule::TARGETS, &path, "target", &ids);
+    let groups = names_in(diag, &f, rule::GROUPS, &path, "group", &groups);
+    if !f.has(rule::CHANNELS) {
         diag.error(
             &f.span,
-            format!("{path}.channels"),
+            rule::CHANNELS.field(&path),
             "missing channels; name the [[channel]] ids this rule sends to",
         );
     }
-    let channels = names_in(diag, &f, "channels", &path, "channel", channels);
+    let channels = names_in(diag, &f, rule::CHANNELS, &path, "channel", channels);
     let kinds = [
         "down",
         "unhealthy",
@@ -42,21 +44,21 @@ pub(super) fn rule(
         "isolated",
         "escalation",
     ];
-    let on = names_in(diag, &f, "on", &path, "alert kind", &kinds).map(|names| {
-        if f.has("on") {
+    let on = names_in(diag, &f, rule::ON, &path, "alert kind", &kinds).map(|names| {
+        if f.has(rule::ON) {
             names.iter().filter_map(|n| AlertKind::parse(n)).collect()
         } else {
             Rule::DEFAULT_ON.to_vec()
         }
     });
-    let repeat = f.duration("repeat")?.map(|at| at.value);
-    let repeat_max = f.duration("repeat_max")?;
+    let repeat = f.get(rule::REPEAT)?.map(|at| at.value);
+    let repeat_max = f.get(rule::REPEAT_MAX)?;
     if let (Some(first), Some(max)) = (repeat, &repeat_max)
         && max.value < first
     {
         diag.error(
             &max.span,
-            format!("{path}.repeat_max"),
+            rule::REPEAT_MAX.field(&path),
             format!(
                 "repeat_max ({}) is shorter than repeat ({}); make it at least repeat",
                 humantime::format_duration(max.value),
@@ -66,12 +68,12 @@ pub(super) fn rule(
         return Err(Reported);
     }
     if let Some(at) = f
-        .span("repeat")
+        .span(rule::REPEAT)
         .filter(|_| repeat.is_some_and(|r| r.is_zero()))
     {
         diag.error(
             &at,
-            format!("{path}.repeat"),
+            rule::REPEAT.field(&path),
             "is zero; reminders would never stop: remind after \"1h\", say, or remove repeat",
         );
         return Err(Reported);
@@ -92,20 +94,21 @@ pub(super) fn window(
     value: &Spanned<DeValue<'_>>,
     targets: &[(String, Option<String>)],
 ) -> Result<Window, Reported> {
-    let path = label("maintenance", index, value);
-    let f = read_table(diag, value, keys::MAINTENANCE, Scope::Any, &path)?;
+    use maintenance::{DURATION, FROM, SCHEDULE, TIMEZONE, UNTIL};
+    let path = label("maintenance", index, value, maintenance::ID);
+    let f = value::table::<maintenance::Table>(diag, value, Scope::Any, &path)?;
     let (ids, groups) = known(targets);
-    let targets = names_in(diag, &f, "targets", &path, "target", &ids);
-    let groups = names_in(diag, &f, "groups", &path, "group", &groups);
+    let targets = names_in(diag, &f, maintenance::TARGETS, &path, "target", &ids);
+    let groups = names_in(diag, &f, maintenance::GROUPS, &path, "group", &groups);
     let id = f
-        .str("id")?
+        .get(maintenance::ID)?
         .map_or_else(|| format!("maintenance[{index}]"), |at| at.value);
-    let once = f.has("from") || f.has("until");
-    let every = f.has("schedule") || f.has("duration") || f.has("timezone");
+    let once = f.has(FROM) || f.has(UNTIL);
+    let every = f.has(SCHEDULE) || f.has(DURATION) || f.has(TIMEZONE);
     let when = if once && every {
         let span = f
-            .key_span("schedule")
-            .or(f.key_span("duration"))
+            .key_span(SCHEDULE)
+            .or(f.key_span(DURATION))
             .unwrap_or(f.span.clone());
         diag.error(
             &span,
@@ -114,13 +117,13 @@ pub(super) fn window(
         );
         return Err(Reported);
     } else if once {
-        let from = instant(diag, &f, &path, "from")?;
-        let until = instant(diag, &f, &path, "until")?;
+        let from = instant(diag, &f, &path, FROM)?;
+        let until = instant(diag, &f, &path, UNTIL)?;
         let (from, until) = (from.ok_or(Reported)?, until.ok_or(Reported)?);
         if until.value <= from.value {
             diag.error(
                 &until.span,
-                format!("{path}.until"),
+                UNTIL.field(&path),
                 "is not after from; a window must end after it starts",
             );
             return Err(Reported);
@@ -130,23 +133,21 @@ pub(super) fn window(
             until: until.value,
         }
     } else if every {
-        let schedule = f.cron("schedule")?;
-        let duration = f.duration("duration")?;
-        let timezone = f
-            .time_zone("timezone")?
-            .map_or(chrono_tz::UTC, |at| at.value);
+        let schedule = f.get(SCHEDULE)?;
+        let duration = f.get(DURATION)?;
+        let timezone = f.get(TIMEZONE)?.map_or(chrono_tz::UTC, |at| at.value);
         let Some(schedule) = schedule else {
             diag.error(
                 &f.span,
-                format!("{path}.schedule"),
+                SCHEDULE.field(&path),
                 "missing schedule; a recurring window opens at each time of a cron schedule, like \"0 2 * * sun\"",
             );
             return Err(Reported);
         };
         let Some(duration) = duration.filter(|d| !d.value.is_zero()) else {
             diag.error(
-                &f.span_or("duration"),
-                format!("{path}.duration"),
+                &f.span_or_table(DURATION),
+                DURATION.field(&path),
                 "missing or zero duration; say how long each window stays open, like \"2h\"",
             );
             return Err(Reported);
@@ -177,15 +178,18 @@ pub(super) fn window(
 /// An RFC 3339 time: `"2026-12-24T22:00:00Z"`.
 fn instant(
     diag: &mut Diag<'_>,
-    f: &Fields,
+    f: &Fields<maintenance::Table>,
     path: &str,
-    key: &str,
+    key: TypedKey<maintenance::Table, ty::Str>,
 ) -> Result<Option<At<SystemTime>>, Reported> {
-    let Some(at) = f.str(key)? else {
+    let Some(at) = f.get(key)? else {
         diag.error(
             &f.span,
-            format!("{path}.{key}"),
-            format!("missing {key}; a one-off window needs from and until"),
+            key.field(path),
+            format!(
+                "missing {}; a one-off window needs from and until",
+                key.name()
+            ),
         );
         return Ok(None);
     };
@@ -197,7 +201,7 @@ fn instant(
         Err(error) => {
             diag.error(
                 &at.span,
-                format!("{path}.{key}"),
+                key.field(path),
                 format!(
                     "{:?} is not an RFC 3339 time ({error}); write it like \"2026-12-24T22:00:00Z\" or with an offset, \"2026-12-24T23:00:00+01:00\"",
                     at.value
@@ -205,12 +209,5 @@ fn instant(
             );
             Err(Reported)
         }
-    }
-}
-
-impl Fields {
-    /// Where `key`'s value was written, or the table when it was not.
-    fn span_or(&self, key: &str) -> Span {
-        self.span(key).unwrap_or(self.span.clone())
     }
 }

@@ -14,7 +14,7 @@ use futures_util::FutureExt;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use vitals_core::machine::{EventKind, Machine};
-use vitals_core::{Kind, Outcome, Status};
+use vitals_core::{Kind, Outcome, SplitMix64, Status};
 
 use crate::check::{Check, fmt_duration};
 use crate::lifecycle::Phase;
@@ -126,18 +126,19 @@ pub(crate) async fn run_once(check: &Check) -> Outcome {
     }
 }
 
-/// Random extra delay in `[0, max)`, from a splitmix64 generator seeded once per check.
-/// Jitter only needs to spread replicas apart, not to be unpredictable.
+/// Random extra delay in `[0, max)`, from a generator seeded once per check. Jitter only
+/// needs to spread replicas apart, not to be unpredictable.
 struct Jitter {
     max: Duration,
-    state: u64,
+    rng: SplitMix64,
 }
 
 impl Jitter {
     fn new(max: Duration) -> Self {
         Jitter {
             max,
-            state: RandomState::new().hash_one(0u8),
+            // A random seed per check, so that replicas started together spread apart.
+            rng: SplitMix64::new(RandomState::new().hash_one(0u8)),
         }
     }
 
@@ -145,13 +146,7 @@ impl Jitter {
         if self.max.is_zero() {
             return Duration::ZERO;
         }
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        let fraction = (z >> 11) as f64 / (1u64 << 53) as f64;
-        self.max.mul_f64(fraction)
+        self.max.mul_f64(self.rng.fraction())
     }
 }
 

@@ -42,6 +42,7 @@ mod redis;
 #[cfg(feature = "system")]
 mod system;
 mod tcp;
+mod text;
 mod threshold;
 #[cfg(feature = "http")]
 mod vitals_health;
@@ -58,6 +59,7 @@ pub use redis::Redis;
 #[cfg(feature = "system")]
 pub use system::{Disk, Memory};
 pub use tcp::Tcp;
+pub use text::{error_chain, error_root, fmt_duration};
 pub use threshold::Threshold;
 #[cfg(feature = "http")]
 pub use vitals_health::VitalsHealth;

@@ -15,8 +15,9 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use vitals_core::machine::{EventKind, Machine};
 use vitals_core::{Kind, Outcome, SplitMix64, Status};
+use vitals_probes::fmt_duration;
 
-use crate::check::{Check, fmt_duration};
+use crate::check::Check;
 use crate::lifecycle::Phase;
 use crate::metrics::Metrics;
 use crate::snapshot::{Board, CheckSnapshot};

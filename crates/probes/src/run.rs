@@ -33,7 +33,7 @@ use crate::text::fmt_duration;
 /// How one run of a check ended, and how long it took.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Run<T> {
-    pub ended: Ended<T>,
+    pub end: RunEnd<T>,
     /// From the first poll to the end, on tokio's clock. A timed-out run took its timeout
     /// (give or take scheduling noise).
     pub duration: Duration,
@@ -41,7 +41,7 @@ pub struct Run<T> {
 
 /// The three ways a run ends.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Ended<T> {
+pub enum RunEnd<T> {
     /// The future finished with this value.
     Finished(T),
     /// The future panicked with this message (`"unknown panic"` if the payload was neither a
@@ -51,7 +51,7 @@ pub enum Ended<T> {
     TimedOut { after: Duration },
 }
 
-/// Run `check` once, cut at `timeout`, with a panic caught as [`Ended::Panicked`].
+/// Run `check` once, cut at `timeout`, with a panic caught as [`RunEnd::Panicked`].
 ///
 /// `check` is any future: a probe's `check()`, or one that also returns a health body. A
 /// panic is caught only while the future is polled; a caller that makes the future by calling
@@ -67,12 +67,12 @@ where
     // it broke halfway is observed afterwards.
     let result = tokio::time::timeout(timeout, AssertUnwindSafe(check).catch_unwind()).await;
     let duration = start.elapsed();
-    let ended = match result {
-        Ok(Ok(value)) => Ended::Finished(value),
-        Ok(Err(panic)) => Ended::Panicked(panic_message(panic.as_ref())),
-        Err(_) => Ended::TimedOut { after: timeout },
+    let end = match result {
+        Ok(Ok(value)) => RunEnd::Finished(value),
+        Ok(Err(panic)) => RunEnd::Panicked(panic_message(panic.as_ref())),
+        Err(_) => RunEnd::TimedOut { after: timeout },
     };
-    Run { ended, duration }
+    Run { end, duration }
 }
 
 impl<T> Run<T> {
@@ -83,17 +83,17 @@ impl<T> Run<T> {
         at: SystemTime,
         split: impl FnOnce(T) -> (Report, E),
     ) -> (Outcome, Option<E>) {
-        match self.ended {
-            Ended::Finished(value) => {
+        match self.end {
+            RunEnd::Finished(value) => {
                 let (report, extra) = split(value);
                 (report.into_outcome(at, self.duration), Some(extra))
             }
-            Ended::Panicked(message) => (
+            RunEnd::Panicked(message) => (
                 Outcome::new(Kind::Fail, at, self.duration)
                     .with_output(format!("check panicked: {message}")),
                 None,
             ),
-            Ended::TimedOut { after } => (
+            RunEnd::TimedOut { after } => (
                 Outcome::new(Kind::Timeout, at, self.duration)
                     .with_output(format!("timed out after {}", fmt_duration(after))),
                 None,
@@ -160,8 +160,8 @@ mod tests {
         let probe = from_fn(std::future::pending::<Report>);
         let run = run_once(Duration::from_secs(2), probe.check()).await;
         assert_eq!(
-            run.ended,
-            Ended::TimedOut {
+            run.end,
+            RunEnd::TimedOut {
                 after: Duration::from_secs(2)
             }
         );
@@ -180,8 +180,8 @@ mod tests {
         });
         let run = run_once(Duration::from_secs(2), probe.check()).await;
         assert_eq!(
-            run.ended,
-            Ended::Panicked("driver bug: 3 connections".into())
+            run.end,
+            RunEnd::Panicked("driver bug: 3 connections".into())
         );
         let outcome = run.into_outcome(at());
         assert_eq!(outcome.kind, Kind::Fail);
@@ -205,7 +205,7 @@ mod tests {
     async fn a_panic_while_making_the_future_is_caught_inside_an_async_block() {
         let probe = PanicsEarly;
         let run = run_once(Duration::from_secs(2), async { probe.check().await }).await;
-        assert_eq!(run.ended, Ended::Panicked("no future for you".into()));
+        assert_eq!(run.end, RunEnd::Panicked("no future for you".into()));
     }
 
     #[tokio::test(start_paused = true)]

@@ -13,7 +13,7 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use vitals_core::machine::{EventKind, Machine};
 use vitals_core::{Outcome, SplitMix64, Status};
-use vitals_probes::Ended;
+use vitals_probes::RunEnd;
 
 use crate::check::Check;
 use crate::lifecycle::Phase;
@@ -108,7 +108,7 @@ async fn run_check(check: &Check) -> Outcome {
     // The async block calls `check()` at its first poll, inside `run_once`'s panic catch, so
     // a probe that panics before returning its future is caught too.
     let run = vitals_probes::run_once(check.timeout, async { check.probe.check().await }).await;
-    if let Ended::Panicked(message) = &run.ended {
+    if let RunEnd::Panicked(message) = &run.end {
         tracing::error!(check = %check.name, %message, "check panicked");
     }
     run.into_outcome(SystemTime::now())

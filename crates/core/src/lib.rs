@@ -12,6 +12,7 @@
 //! - [`detector`], heartbeat failure detectors (deadline and phi accrual);
 //! - [`graph`], the dependency graph between targets and its root-cause rule;
 //! - [`recovery`], the restart budget: when a recovery action may run, and when to escalate;
+//! - [`SplitMix64`], the seeded pseudo-random generator behind jitter and random choices;
 //! - [`health_json`], the `application/health+json` body.
 //!
 //! What it is not: it does no I/O, reads no clock and knows nothing of tokio. Every function
@@ -25,6 +26,7 @@ pub mod graph;
 pub mod health_json;
 pub mod machine;
 mod outcome;
+pub mod random;
 pub mod recovery;
 mod status;
 
@@ -33,4 +35,5 @@ pub use cadence::Cadence;
 pub use detector::{Deadline, Detector, PhiAccrual, PhiConfig, Suspicion};
 pub use machine::{Event, EventKind, Machine, Saved, State, Thresholds};
 pub use outcome::{Kind, Observed, Outcome, Report};
+pub use random::SplitMix64;
 pub use status::Status;

@@ -4,6 +4,8 @@
 //!
 //! Not here: which backends are candidates (`pool`), or time: these are pure picks.
 
+use vitals_core::SplitMix64;
+
 /// One candidate: its index in the pool, effective weight (> 0) and requests in flight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Candidate {
@@ -34,7 +36,7 @@ pub fn round_robin(candidates: &[Candidate], scores: &mut [i64]) -> Option<usize
 /// The less loaded of two candidates drawn at random: in flight + 1, over weight. Two
 /// choices avoid the herd that "always the least loaded" causes when many requests see
 /// the same counts at once, and cost O(1).
-pub fn least_requests(candidates: &[Candidate], rng: &mut Rng) -> Option<Candidate> {
+pub fn least_requests(candidates: &[Candidate], rng: &mut SplitMix64) -> Option<Candidate> {
     match candidates.len() {
         0 => None,
         1 => Some(candidates[0]),
@@ -47,29 +49,6 @@ pub fn least_requests(candidates: &[Candidate], rng: &mut Rng) -> Option<Candida
             let load_y = u128::from(y.in_flight + 1) * u128::from(x.weight.max(1));
             Some(if load(x) <= load_y { x } else { y })
         }
-    }
-}
-
-/// splitmix64: a few lines of seeded randomness, enough for load balancing.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (n > 0; the bias of a modulo is far below anything measurable here).
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n.max(1) as u64) as usize
     }
 }
 
@@ -113,7 +92,7 @@ mod tests {
     fn least_requests_prefers_the_idle_backend() {
         let mut c = candidates(&[1, 1]);
         c[0].in_flight = 10;
-        let mut rng = Rng::new(7);
+        let mut rng = SplitMix64::new(7);
         for _ in 0..20 {
             assert_eq!(least_requests(&c, &mut rng).unwrap().index, 1);
         }
@@ -125,7 +104,7 @@ mod tests {
         // 3 in flight on weight 4 is less load than 1 on weight 1.
         c[0].in_flight = 3;
         c[1].in_flight = 1;
-        let mut rng = Rng::new(1);
+        let mut rng = SplitMix64::new(1);
         assert_eq!(least_requests(&c, &mut rng).unwrap().index, 0);
         assert_eq!(least_requests(&[], &mut rng), None);
     }

@@ -13,9 +13,10 @@
 use std::time::{Duration, Instant};
 
 use vitals_config::lb::{Balance, Outlier, Pool};
+use vitals_core::SplitMix64;
 use vitals_core::machine::State;
 
-use crate::balance::{self, Candidate, Rng};
+use crate::balance::{self, Candidate};
 
 /// While slow start ramps a backend up, it gets at least this share of its weight, so that
 /// it sees some traffic at once (Envoy's `min_weight_percent`).
@@ -107,7 +108,7 @@ pub struct PoolState {
     outlier: Outlier,
     pub backends: Vec<BackendState>,
     scores: Vec<i64>,
-    rng: Rng,
+    rng: SplitMix64,
 }
 
 impl PoolState {
@@ -138,7 +139,7 @@ impl PoolState {
                 })
                 .collect(),
             scores: vec![0; pool.backends.len()],
-            rng: Rng::new(seed),
+            rng: SplitMix64::new(seed),
         }
     }
 

@@ -21,6 +21,7 @@ use vitals_core::health_json::HealthResponse;
 use vitals_core::{Report, Status};
 
 use crate::tcp::millis;
+use crate::text::error_chain;
 use crate::{BoxFuture, Probe};
 
 /// The most bytes of a body that are read. 1 MiB is far beyond any health answer, and small
@@ -205,7 +206,7 @@ impl Http {
         let response = match request.send().await {
             Ok(response) => response,
             Err(error) => {
-                let message = format!("{} {}: {}", self.method, self.url, chain(&error));
+                let message = format!("{} {}: {}", self.method, self.url, error_chain(&error));
                 return answer(
                     Report::fail(message),
                     Some(HttpFailure::NoResponse),
@@ -445,7 +446,7 @@ pub(crate) async fn read_body(
                 body.extend_from_slice(&chunk);
             }
             Ok(None) => return Ok(body),
-            Err(error) => return Err(format!("reading the body: {}", chain(&error))),
+            Err(error) => return Err(format!("reading the body: {}", error_chain(&error))),
         }
     }
 }
@@ -462,19 +463,6 @@ impl Probe for Http {
     fn is_external(&self) -> bool {
         true
     }
-}
-
-/// reqwest's top-level message ("error sending request") hides the cause people need
-/// ("connection refused"); append the sources.
-pub(crate) fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -24,6 +24,11 @@
 //! "External" matters because a check of an external dependency must not decide liveness: a
 //! database outage would get every replica restarted at once. The service library refuses
 //! such a check in the liveness group unless forced.
+//!
+//! Beside the probes, two things every runner and probe shares: [`run_once`] runs a check
+//! once the way every runner must (cut at its timeout, a panic caught as a failure, timed on
+//! tokio's clock), and [`error_chain`], [`error_root`] and [`fmt_duration`] word errors and
+//! durations the same way everywhere.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -39,9 +44,11 @@ mod limits;
 mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
+mod run;
 #[cfg(feature = "system")]
 mod system;
 mod tcp;
+mod text;
 mod threshold;
 #[cfg(feature = "http")]
 mod vitals_health;
@@ -55,9 +62,11 @@ pub use limits::{Limits, LimitsError};
 pub use postgres::Postgres;
 #[cfg(feature = "redis")]
 pub use redis::Redis;
+pub use run::{Run, RunEnd, run_once};
 #[cfg(feature = "system")]
 pub use system::{Disk, Memory};
 pub use tcp::Tcp;
+pub use text::{error_chain, error_root, fmt_duration};
 pub use threshold::Threshold;
 #[cfg(feature = "http")]
 pub use vitals_health::VitalsHealth;

@@ -10,6 +10,7 @@ use tokio_postgres::NoTls;
 use vitals_core::Report;
 
 use crate::tcp::millis;
+use crate::text::error_root;
 use crate::{BoxFuture, Probe};
 
 /// Runs `SELECT 1` on a pooled connection.
@@ -69,13 +70,15 @@ impl Probe for Postgres {
             let start = Instant::now();
             let client = match self.pool.get().await {
                 Ok(client) => client,
-                Err(error) => return Report::fail(format!("no connection: {}", root(&error))),
+                Err(error) => {
+                    return Report::fail(format!("no connection: {}", error_root(&error)));
+                }
             };
             match client.simple_query("SELECT 1").await {
                 Ok(_) => Report::pass()
                     .with_output("SELECT 1 ok")
                     .with_observed(millis(start), "ms"),
-                Err(error) => Report::fail(format!("SELECT 1: {}", root(&error))),
+                Err(error) => Report::fail(format!("SELECT 1: {}", error_root(&error))),
             }
         })
     }
@@ -86,21 +89,5 @@ impl Probe for Postgres {
 
     fn is_external(&self) -> bool {
         true
-    }
-}
-
-/// The innermost cause, which is the useful one ("connection refused") under layers of
-/// "error connecting to server".
-fn root(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut current = error;
-    let mut text = current.to_string();
-    while let Some(source) = current.source() {
-        current = source;
-        text = current.to_string();
-    }
-    if text.is_empty() {
-        error.to_string()
-    } else {
-        text
     }
 }

@@ -15,8 +15,9 @@ use tokio::time::Instant;
 use vitals_core::health_json::{CONTENT_TYPE, HealthResponse};
 use vitals_core::{Report, Status};
 
-use crate::http::{BODY_LIMIT, chain, is_json, media_type, read_body};
+use crate::http::{BODY_LIMIT, is_json, media_type, read_body};
 use crate::tcp::millis;
+use crate::text::error_chain;
 use crate::{BoxFuture, Probe};
 
 /// GETs a health+json URL (`http://10.0.0.5:8080/health`) and reports the service's overall
@@ -70,7 +71,7 @@ impl VitalsHealth {
         let response = request
             .send()
             .await
-            .map_err(|error| Report::fail(format!("GET {}: {}", self.url, chain(&error))))?;
+            .map_err(|error| Report::fail(format!("GET {}: {}", self.url, error_chain(&error))))?;
         let code = response.status();
         let media = media_type(response.headers());
         let fail = |message: String| Report::fail(message).with_observed(millis(start), "ms");

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use vitals_core::machine::Thresholds;
-use vitals_probes::Probe;
+use vitals_probes::{Probe, fmt_duration};
 
 use crate::error::Problem;
 
@@ -257,21 +257,5 @@ impl Check {
             );
         }
         problems
-    }
-}
-
-/// `1.5s`, `250ms`, `2m`: durations the way people write them in messages.
-pub(crate) fn fmt_duration(duration: Duration) -> String {
-    let millis = duration.as_millis();
-    if millis == 0 {
-        format!("{}µs", duration.as_micros())
-    } else if millis < 1000 {
-        format!("{millis}ms")
-    } else if millis.is_multiple_of(60_000) {
-        format!("{}m", millis / 60_000)
-    } else if millis.is_multiple_of(1000) {
-        format!("{}s", millis / 1000)
-    } else {
-        format!("{:.1}s", duration.as_secs_f64())
     }
 }

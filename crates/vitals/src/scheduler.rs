@@ -6,17 +6,16 @@
 //! this publishes.
 
 use std::hash::{BuildHasher, RandomState};
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use futures_util::FutureExt;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use vitals_core::machine::{EventKind, Machine};
-use vitals_core::{Kind, Outcome, Status};
+use vitals_core::{Outcome, SplitMix64, Status};
+use vitals_probes::RunEnd;
 
-use crate::check::{Check, fmt_duration};
+use crate::check::Check;
 use crate::lifecycle::Phase;
 use crate::metrics::Metrics;
 use crate::snapshot::{Board, CheckSnapshot};
@@ -58,7 +57,7 @@ impl Task {
                 _ = self.phase.wait_for(|phase| *phase == Phase::Stopped) => return,
             }
             let started = Instant::now();
-            let outcome = run_once(&self.check).await;
+            let outcome = run_check(&self.check).await;
             let now = Instant::now();
 
             machine.handle_outcome(now.into_std(), &outcome);
@@ -102,42 +101,32 @@ impl Task {
     }
 }
 
-/// Run `check` once, bounded by its timeout. A probe that panics is a failure, not a dead
-/// task: a dead task would leave the check stale, and the message would be lost.
-pub(crate) async fn run_once(check: &Check) -> Outcome {
-    let start = Instant::now();
-    let run = AssertUnwindSafe(check.probe.check()).catch_unwind();
-    let result = tokio::time::timeout(check.timeout, run).await;
-    let duration = start.elapsed();
-    let at = SystemTime::now();
-    match result {
-        Ok(Ok(report)) => report.into_outcome(at, duration),
-        Ok(Err(panic)) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|text| text.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".to_string());
-            tracing::error!(check = %check.name, %message, "check panicked");
-            Outcome::new(Kind::Fail, at, duration).with_output(format!("check panicked: {message}"))
-        }
-        Err(_) => Outcome::new(Kind::Timeout, at, duration)
-            .with_output(format!("timed out after {}", fmt_duration(check.timeout))),
+/// Run `check` once through [`vitals_probes::run_once`] (cut at its timeout, a panic caught
+/// as a failure, duration on tokio's clock), log a panic with the check's name, and stamp the
+/// outcome with the system's wall time.
+async fn run_check(check: &Check) -> Outcome {
+    // The async block calls `check()` at its first poll, inside `run_once`'s panic catch, so
+    // a probe that panics before returning its future is caught too.
+    let run = vitals_probes::run_once(check.timeout, async { check.probe.check().await }).await;
+    if let RunEnd::Panicked(message) = &run.end {
+        tracing::error!(check = %check.name, %message, "check panicked");
     }
+    run.into_outcome(SystemTime::now())
 }
 
-/// Random extra delay in `[0, max)`, from a splitmix64 generator seeded once per check.
-/// Jitter only needs to spread replicas apart, not to be unpredictable.
+/// Random extra delay in `[0, max)`, from a generator seeded once per check. Jitter only
+/// needs to spread replicas apart, not to be unpredictable.
 struct Jitter {
     max: Duration,
-    state: u64,
+    rng: SplitMix64,
 }
 
 impl Jitter {
     fn new(max: Duration) -> Self {
         Jitter {
             max,
-            state: RandomState::new().hash_one(0u8),
+            // A random seed per check, so that replicas started together spread apart.
+            rng: SplitMix64::new(RandomState::new().hash_one(0u8)),
         }
     }
 
@@ -145,13 +134,7 @@ impl Jitter {
         if self.max.is_zero() {
             return Duration::ZERO;
         }
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        let fraction = (z >> 11) as f64 / (1u64 << 53) as f64;
-        self.max.mul_f64(fraction)
+        self.max.mul_f64(self.rng.fraction())
     }
 }
 

@@ -8,8 +8,9 @@ use std::time::SystemTime;
 use tokio::time::Instant;
 use vitals_core::machine::State;
 use vitals_core::{Observed, Part, Status, aggregate};
+use vitals_probes::fmt_duration;
 
-use crate::check::{Check, Group, fmt_duration};
+use crate::check::{Check, Group};
 use crate::lifecycle::Phase;
 use crate::snapshot::{CheckSnapshot, Snapshot};
 

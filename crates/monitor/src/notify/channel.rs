@@ -14,6 +14,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use sha2::Sha256;
 use tokio::io::AsyncWriteExt;
+use vitals_probes::error_chain;
 
 use super::alert::Alert;
 use crate::config::{Channel, ChannelKind, SmtpTls};
@@ -123,16 +124,8 @@ fn parse(row: &OutboxRow) -> Result<Alert, String> {
 }
 
 async fn post(request: reqwest::RequestBuilder) -> Result<(), String> {
-    let response = request.send().await.map_err(|e| {
-        // reqwest's Display hides the cause ("error sending request"); the chain tells.
-        let mut message = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(cause) = source {
-            message.push_str(&format!(": {cause}"));
-            source = cause.source();
-        }
-        message
-    })?;
+    // reqwest's Display hides the cause ("error sending request"); the chain tells.
+    let response = request.send().await.map_err(|e| error_chain(&e))?;
     let status = response.status();
     if status.is_success() {
         return Ok(());

@@ -7,21 +7,13 @@
 //!     store::tests::measure -- --ignored --nocapture --test-threads=1
 //! ```
 //!
+//! The data comes from a seeded `SplitMix64`, so every run stores the same data.
+//!
 //! `VITALS_MEASURE_TARGETS` sets the number of targets of the size measurement (default 200).
 
+use vitals_core::SplitMix64;
+
 use super::*;
-
-/// A deterministic pseudo-random sequence (xorshift), so every run stores the same data.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 /// Bytes used by each table and index, from SQLite's `dbstat` (pages actually used).
 fn table_bytes(store: &Store) -> Vec<(String, i64)> {
@@ -52,14 +44,14 @@ fn rows(store: &Store, sql: &str) -> i64 {
 /// output from (kind, duration in ms).
 fn measure_day(label: &str, targets: u64, output: impl Fn(Kind, u64) -> Option<String>) {
     let (_dir, store) = temp_store();
-    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    let mut rng = SplitMix64::new(0x2545_F491_4F6C_DD1D);
     let per_day = DAY / 30;
     let mut batch = Vec::with_capacity(1_000);
     for step in 0..per_day {
         for t in 0..targets {
             // Latency 5..80 ms; 1 % failures, 0.5 % timeouts, 2 % warnings.
-            let ms = 5 + rng.next() % 75;
-            let kind = match rng.next() % 1000 {
+            let ms = 5 + rng.next_u64() % 75;
+            let kind = match rng.next_u64() % 1000 {
                 0..10 => Kind::Fail,
                 10..15 => Kind::Timeout,
                 15..35 => Kind::Warn,
@@ -253,14 +245,14 @@ fn measure_uptimes_for_many_targets() {
     let (_dir, store) = temp_store();
     let targets = 10_000u64;
     let per_target = 20u64;
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut rng = SplitMix64::new(0x9E37_79B9_7F4A_7C15);
     let mut batch = Vec::new();
     for t in 0..targets {
-        let mut when = rng.next() % (30 * DAY);
+        let mut when = rng.next_u64() % (30 * DAY);
         for k in 0..per_target {
             let to = if k % 2 == 0 { "healthy" } else { "down" };
             batch.push(transition(&format!("target-{t}"), at(when), "x", to));
-            when += rng.next() % (20 * DAY);
+            when += rng.next_u64() % (20 * DAY);
         }
     }
     store

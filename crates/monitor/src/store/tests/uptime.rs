@@ -152,13 +152,8 @@ fn transitions_after_now_and_at_window_edges() {
 fn uptimes_of_many_targets_match_one_by_one() {
     let (_dir, store) = temp_store();
     // A deterministic pseudo-random history per target.
-    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut rng = vitals_core::SplitMix64::new(0x9E37_79B9_7F4A_7C15);
+    let mut next = move || rng.next_u64();
     let states = [
         "healthy",
         "failing",

@@ -10,13 +10,12 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-use futures_util::FutureExt;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use tokio::sync::{Notify, Semaphore, broadcast};
-use vitals_core::health_json::HealthResponse;
-use vitals_core::{Kind, Outcome, Report};
+use vitals_core::{Outcome, Report};
+use vitals_probes::{RunEnd, run_once};
 
 use crate::clock::{Clock, Now};
 use crate::fleet::{Command, Due, Fleet, TargetView};
@@ -289,24 +288,20 @@ impl Engine {
             .saturating_duration_since(due.due)
             .as_secs_f64();
         self.shared.lag.histogram.observe(lag);
-        let mode = &self.shared.specs[due.index].mode;
-        let (outcome, parts) = run_check(mode, &self.shared.clock).await;
+        let spec = &self.shared.specs[due.index];
+        let (outcome, parts) = run_check(spec, &self.shared.clock).await;
         self.shared.lag.checks.fetch_add(1, Ordering::Relaxed);
         self.feed(|fleet, now| fleet.handle_result(now, due, outcome, parts));
     }
 }
 
-/// One check of an active target, cut at its timeout, a panic a failed outcome: the outcome,
-/// and a service's own checks from its health body.
-async fn run_check(mode: &Mode, clock: &Clock) -> (Outcome, Vec<(String, Outcome)>) {
-    let Some(cadence) = mode.cadence() else {
-        return (
-            Outcome::new(Kind::Fail, clock.now().wall, Default::default())
-                .with_output("a passive target is not checked"),
-            Vec::new(),
-        );
-    };
-    let started = tokio::time::Instant::now();
+/// One check of an active target, through the probes' one runner: cut at its timeout, a panic
+/// a failed outcome. The outcome, and a service's own checks from its health body.
+async fn run_check(spec: &TargetSpec, clock: &Clock) -> (Outcome, Vec<(String, Outcome)>) {
+    let mode = &spec.mode;
+    let timeout = mode
+        .cadence()
+        .map_or(Duration::ZERO, |cadence| cadence.timeout);
     let check = async {
         match mode {
             Mode::Active { probe, .. } => (probe.check().await, None),
@@ -314,33 +309,14 @@ async fn run_check(mode: &Mode, clock: &Clock) -> (Outcome, Vec<(String, Outcome
             Mode::Passive { .. } => (Report::fail("a passive target is not checked"), None),
         }
     };
-    let ran = tokio::time::timeout(
-        cadence.timeout,
-        std::panic::AssertUnwindSafe(check).catch_unwind(),
-    )
-    .await;
-    let duration = started.elapsed();
+    let run = run_once(timeout, check).await;
+    if let RunEnd::Panicked(message) = &run.end {
+        tracing::error!(target = %spec.id, %message, "a check panicked; it counts as failed");
+    }
     let wall = clock.now().wall;
-    let (report, health): (Report, Option<HealthResponse>) = match ran {
-        Ok(Ok(ran)) => ran,
-        Ok(Err(panic)) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic".to_string());
-            (Report::fail(format!("the check panicked: {message}")), None)
-        }
-        Err(_) => {
-            let outcome = Outcome::new(Kind::Timeout, wall, duration).with_output(format!(
-                "timed out after {}",
-                humantime::format_duration(cadence.timeout)
-            ));
-            return (outcome, Vec::new());
-        }
-    };
+    let (outcome, health) = run.into_outcome_and(wall);
     let parts = health.map_or_else(Vec::new, |health| service::parts(&health, wall));
-    (report.into_outcome(wall, duration), parts)
+    (outcome, parts)
 }
 
 /// The timer task: sleep until the fleet's next timeout (or until a call brings it nearer),

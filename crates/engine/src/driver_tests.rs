@@ -587,7 +587,7 @@ async fn a_panicking_probe_is_a_failed_outcome_and_the_target_keeps_being_checke
     assert_eq!(results[1].0, Kind::Fail);
     assert_eq!(
         results[1].1.as_deref(),
-        Some("the check panicked: index out of bounds")
+        Some("check panicked: index out of bounds")
     );
     assert_eq!(engine.view("api").unwrap().state, State::Healthy);
 }

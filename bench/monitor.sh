@@ -41,6 +41,9 @@
 #   PING_DURATION=10s    length of the wrk run; PING_CONNECTIONS=32
 #   IDLE_TARGETS=100000  targets of the memory measurement
 #   PIN=1                monitor / HAProxy on CPU 1, load (HTTP servers, sender, wrk) on CPU 0
+#   PROFILE=1            also `perf record -g` the monitor over the active-check window and keep
+#                        `perf report` (self time, top symbols) beside the results (perf adds
+#                        overhead: take the figures from a run without it)
 #   SKIP_ACTIVE=1 SKIP_HAPROXY=1 SKIP_HEARTBEATS=1 SKIP_MEMORY=1   leave parts out
 #   VITALS_BIN, BENCH_LOAD_BIN   use these binaries instead of building them
 #
@@ -334,8 +337,21 @@ if [[ -z ${SKIP_ACTIVE:-} ]]; then
     sleep "$WARMUP"
     curl -s --max-time 30 "$MONITOR_URL/metrics" >"$tmp/m0" || die "no /metrics"
     say "measuring ${MEASURE}s…"
+    if [[ -n ${PROFILE:-} ]]; then
+        ensure_packages linux-perf
+        perf record -q -F 499 -g -o "$tmp/perf.data" -p "$MONITOR_PID" -- sleep "$MEASURE" \
+            >/dev/null 2>&1 &
+        PIDS+=("$!")
+    fi
     measure_window "$MONITOR_PID" "${vitals_ports[@]}"
     curl -s --max-time 30 "$MONITOR_URL/metrics" >"$tmp/m1" || die "no /metrics"
+    if [[ -n ${PROFILE:-} ]]; then
+        wait "${PIDS[-1]}" 2>/dev/null || true
+        profile=${results%.md}-perf.txt
+        perf report -i "$tmp/perf.data" --stdio --no-children --sort dso,symbol --percent-limit 0.5 \
+            2>/dev/null | grep -v '^$' | grep -E '^ +[0-9]' >"$profile" || true
+        say "profile: $profile"
+    fi
     checks=$(($(metric_sum "$tmp/m1" '^vitals_checks_total ') - $(metric_sum "$tmp/m0" '^vitals_checks_total ')))
     dropped=$(($(metric_sum "$tmp/m1" '^vitals_dropped_records_total ') - $(metric_sum "$tmp/m0" '^vitals_dropped_records_total ')))
     p99=$(histogram_p99_ms vitals_scheduler_lag_seconds "$tmp/m0" "$tmp/m1")

@@ -67,5 +67,5 @@ pub use process::{Signal, is_running, signal, wait_for_exit};
 pub use redis::Redis;
 pub use running::{Ready, Running};
 pub use shared::{shared_postgres_url, shared_redis_url};
-pub use until::{Condition, POLL_EVERY, until, until_blocking, until_every};
+pub use until::{Condition, POLL_EVERY, holds, until, until_blocking, until_every};
 pub use webhook::{Request, Webhook};

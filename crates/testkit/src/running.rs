@@ -6,7 +6,9 @@
 //! then waits (30 s at most) until the program is [`Ready`]: it printed its banner line, or
 //! accepts TCP connections. If it exits or stays silent instead, the error carries the tail of
 //! its standard error. Afterwards the test can read further lines ([`Running::line`]), signal
-//! it by PID, kill it ([`Running::kill`]) or wait for it ([`Running::wait`]).
+//! it by PID, kill it ([`Running::kill`]) or wait for it ([`Running::wait`]). A program that
+//! binds a port itself is started with [`Running::start_on_free_port`], which tries another
+//! port when the first was taken.
 //!
 //! Output is never lost and never in the way: while the test passes it stays in the file and
 //! in memory; when the test panics, dropping the `Running` prints the program's standard error
@@ -29,10 +31,11 @@
 //!
 //! What it is not: a supervisor (nothing restarts), or a way to run the test's own servers
 //! (those run in-process, or as [`Postgres`](crate::Postgres) and [`Redis`](crate::Redis)).
-//! Dropping a `Running` blocks its thread for up to two seconds while it reaps the program.
+//! Dropping a `Running` blocks its thread for up
+//! to two seconds while it reaps the program.
 
 use std::fs::File;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -43,6 +46,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
 use crate::Error;
+use crate::port::free_port;
 use crate::process::{READY_TIMEOUT, Signal, log_tail, signal, stop_now, wait_for_exit};
 
 /// When a started program counts as up.
@@ -122,6 +126,28 @@ impl Running {
         };
         running.wait_ready(&ready).await?;
         Ok(running)
+    }
+
+    /// Starts a program that binds a port of its own choosing from [`free_port`]: `command`
+    /// makes the command for a port, `ready` says when it is up on `127.0.0.1:PORT`. When
+    /// the program exits before it is ready (another process took the port first, the race
+    /// [`free_port`] describes), it is tried again on another port, three times in all.
+    /// Returns it and its port.
+    pub async fn start_on_free_port(
+        mut command: impl FnMut(u16) -> Command,
+        ready: impl Fn(SocketAddr) -> Ready,
+    ) -> Result<(Self, u16), Error> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let port = free_port()?;
+            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+            match Self::start(&mut command(port), ready(addr)).await {
+                Ok(running) => return Ok((running, port)),
+                Err(Error::Exited { .. }) if attempts < 3 => continue,
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     async fn wait_ready(&mut self, ready: &Ready) -> Result<(), Error> {

@@ -9,7 +9,8 @@
 //! - `bool`: `false` is "not yet" (the message can only say it never held);
 //! - `Option<T>`: `None` is "not yet", `Some(t)` is done and `t` is returned;
 //! - `Result<T, E>`: `Err(e)` is "not yet" and `e` is the last value seen, printed with
-//!   `{:?}` when time runs out. Use it to show what the server said instead.
+//!   `{:?}` when time runs out. Use it to show what the server said instead; [`holds`]
+//!   makes one from a value and a predicate.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -71,6 +72,14 @@ impl<T, E: Debug> Condition for Result<T, E> {
     fn check(self) -> Result<T, Option<String>> {
         self.map_err(|seen| Some(format!("{seen:?}")))
     }
+}
+
+/// `Ok(value)` if `done` holds of it, else `Err(value)`: turns "look, then judge" into a
+/// [`Condition`] whose timeout message shows what was seen last.
+///
+/// `until("web to be down", within, async || holds(target("web").await, |t| t["state"] == "down"))`
+pub fn holds<T>(value: T, done: impl FnOnce(&T) -> bool) -> Result<T, T> {
+    if done(&value) { Ok(value) } else { Err(value) }
 }
 
 /// Polls `condition` every [`POLL_EVERY`] until it holds and returns its value; panics after

@@ -125,7 +125,7 @@ async fn alerts_pending_at_a_sigkill_are_delivered_after_restart_once_per_key() 
     // delivery is in flight.
     let hook = receiver(port, Duration::from_millis(400));
     let (mut second, _) = serve(&config).await;
-    until("a delivery is in flight", WAIT, async || hook.len() >= 1).await;
+    until("a delivery is in flight", WAIT, async || !hook.is_empty()).await;
     second.kill().await.unwrap();
     assert_eq!(pending(&data).len(), 6, "nothing was acknowledged yet");
 

@@ -294,29 +294,12 @@ impl ServerProcess {
 
     /// Fails with [`Error::Exited`] if the server has exited (and reaps it).
     pub(crate) fn check_running(&mut self) -> Result<(), Error> {
-        let Some(child) = self.child.as_mut() else {
-            return Err(Error::WrongState {
-                server: self.spec.name.clone(),
-                state: "already stopped",
-                hint: "call start_again() first",
-            });
-        };
-        match child.try_wait() {
-            Ok(None) => Ok(()),
-            Ok(Some(status)) => {
-                self.child = None;
-                Err(Error::Exited {
-                    server: self.spec.name.clone(),
-                    status,
-                    log: self.spec.log.clone(),
-                    log_tail: log_tail(&self.spec.log),
-                })
-            }
-            Err(e) => Err(Error::io(
-                format!("could not check whether {} is running", self.spec.name),
-                e,
-            )),
-        }
+        check_child(
+            &mut self.child,
+            &self.spec.name,
+            &self.spec.log,
+            "call start_again() first",
+        )
     }
 
     /// Sends the stop signal by PID and waits until the process is gone.
@@ -347,6 +330,40 @@ impl ServerProcess {
         if let Some(mut child) = self.child.take() {
             stop_now(&mut child, self.pid, self.spec.drop_signal);
         }
+    }
+}
+
+/// Fails with [`Error::Exited`] if `child` has exited (and reaps it, leaving `None`), or with
+/// [`Error::WrongState`] (saying `hint`) if there is none. `name` names it in messages; the
+/// tail of `log` goes into the error.
+pub(crate) fn check_child(
+    child: &mut Option<Child>,
+    name: &str,
+    log: &Path,
+    hint: &'static str,
+) -> Result<(), Error> {
+    let Some(running) = child.as_mut() else {
+        return Err(Error::WrongState {
+            server: name.to_owned(),
+            state: "already stopped",
+            hint,
+        });
+    };
+    match running.try_wait() {
+        Ok(None) => Ok(()),
+        Ok(Some(status)) => {
+            *child = None;
+            Err(Error::Exited {
+                server: name.to_owned(),
+                status,
+                log: log.to_owned(),
+                log_tail: log_tail(log),
+            })
+        }
+        Err(e) => Err(Error::io(
+            format!("could not check whether {name} is running"),
+            e,
+        )),
     }
 }
 

@@ -47,7 +47,9 @@ use tokio::sync::watch;
 
 use crate::Error;
 use crate::port::free_port;
-use crate::process::{READY_TIMEOUT, Signal, log_tail, signal, stop_now, wait_for_exit};
+use crate::process::{
+    READY_TIMEOUT, Signal, check_child, log_tail, signal, stop_now, wait_for_exit,
+};
 
 /// When a started program counts as up.
 #[derive(Debug, Clone)]
@@ -201,29 +203,7 @@ impl Running {
 
     /// Fails with [`Error::Exited`] if the program has exited (and reaps it).
     fn check_running(&mut self) -> Result<(), Error> {
-        let Some(child) = self.child.as_mut() else {
-            return Err(Error::WrongState {
-                server: self.name.clone(),
-                state: "already stopped",
-                hint: "start it again",
-            });
-        };
-        match child.try_wait() {
-            Ok(None) => Ok(()),
-            Ok(Some(status)) => {
-                self.child = None;
-                Err(Error::Exited {
-                    server: self.name.clone(),
-                    status,
-                    log: self.stderr.clone(),
-                    log_tail: log_tail(&self.stderr),
-                })
-            }
-            Err(e) => Err(Error::io(
-                format!("could not check whether {} is running", self.name),
-                e,
-            )),
-        }
+        check_child(&mut self.child, &self.name, &self.stderr, "start it again")
     }
 
     /// The program's PID.

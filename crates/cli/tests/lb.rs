@@ -5,13 +5,12 @@
 
 #![allow(clippy::unwrap_used)] // test helpers
 
-use std::process::Stdio;
+mod support;
+
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
-use tokio::time::Instant;
-use vitals_testkit::{Signal, free_port, signal, wait_for_exit};
+use support::vitals;
+use vitals_testkit::{Ready, Running, Signal, free_port, holds, until};
 
 const BAD: &str = r#"[admin]
 listen = "127.0.0.1:9901"
@@ -55,11 +54,7 @@ async fn a_config_with_mistakes_is_refused_with_every_error_named() {
         format!("{file}:19:10: pool[0] (\"web\").backend[1].weight: 0 is outside 1 to 1000"),
     ];
     for args in [vec!["lb", "--config", &file], vec!["check-config", &file]] {
-        let output = Command::new(env!("CARGO_BIN_EXE_vitals"))
-            .args(&args)
-            .output()
-            .await
-            .unwrap();
+        let output = vitals().args(&args).output().await.unwrap();
         assert_eq!(output.status.code(), Some(1), "{args:?}");
         let stderr = String::from_utf8(output.stderr).unwrap();
         for line in &expected {
@@ -105,7 +100,7 @@ async fn vitals_lb_routes_to_a_healthy_backend_and_shows_it() {
             "[admin]\nlisten = \"127.0.0.1:{admin}\"\n[[listener]]\nlisten = \"127.0.0.1:{listen}\"\npool = \"web\"\n[[pool]]\nid = \"web\"\ninterval = \"100ms\"\ntimeout = \"100ms\"\n[[pool.backend]]\nid = \"one\"\naddress = \"{backend_address}\"\n"
         ),
     );
-    let check = Command::new(env!("CARGO_BIN_EXE_vitals"))
+    let check = vitals()
         .arg("check-config")
         .arg(&path)
         .output()
@@ -118,48 +113,35 @@ async fn vitals_lb_routes_to_a_healthy_backend_and_shows_it() {
             .ends_with("ok (load balancer: 1 listeners, 1 pools, 1 backends)\n")
     );
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vitals"))
-        .args(["lb", "--config"])
-        .arg(&path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut lb = Running::start(
+        vitals().args(["lb", "--config"]).arg(&path),
+        Ready::Line("vitals lb on "),
+    )
+    .await
+    .unwrap();
     assert_eq!(
-        lines.next_line().await.unwrap().unwrap(),
+        lb.line(0).await.unwrap(),
         format!("vitals lb on http://127.0.0.1:{listen} (pool web)")
     );
-    assert!(
-        lines
-            .next_line()
-            .await
-            .unwrap()
-            .unwrap()
-            .starts_with("vitals lb admin on")
-    );
+    assert!(lb.line(1).await.unwrap().starts_with("vitals lb admin on"));
 
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let body = loop {
+    let wait = Duration::from_secs(15);
+    let body = until("the backend to come into rotation", wait, async || {
         let response = client
             .get(format!("http://127.0.0.1:{listen}/hello"))
             .send()
             .await
             .unwrap();
         if response.status() == 200 {
-            break response.text().await.unwrap();
+            return Some(response.text().await.unwrap());
         }
         // Until the first check passes the backend is `unknown`: a 503 that says so.
         assert_eq!(response.status(), 503);
         assert!(response.text().await.unwrap().contains("1 not checked yet"));
-        assert!(
-            Instant::now() < deadline,
-            "the backend never came into rotation"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+        None
+    })
+    .await;
     assert_eq!(body, "hello from behind 127.0.0.1");
     let pools: serde_json::Value = client
         .get(format!("http://127.0.0.1:{admin}/api/v1/pools"))
@@ -199,7 +181,7 @@ async fn vitals_lb_routes_to_a_healthy_backend_and_shows_it() {
             (r.status().as_u16(), r.text().await.unwrap())
         }
     });
-    loop {
+    until("the slow request to start", wait, async || {
         let pools: serde_json::Value = client
             .get(format!("http://127.0.0.1:{admin}/api/v1/pools"))
             .send()
@@ -208,16 +190,11 @@ async fn vitals_lb_routes_to_a_healthy_backend_and_shows_it() {
             .json()
             .await
             .unwrap();
-        if pools[0]["backends"][0]["in_flight"] == 1 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the slow request never started");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    signal(child.id().unwrap(), Signal::SIGTERM).unwrap();
+        holds(pools, |pools| pools[0]["backends"][0]["in_flight"] == 1)
+    })
+    .await;
+    lb.signal(Signal::SIGTERM).unwrap();
     assert_eq!(slow.await.unwrap(), (200, "slow".to_string()));
-    let status = wait_for_exit(&mut child, Duration::from_secs(15))
-        .await
-        .unwrap();
+    let status = lb.wait(Duration::from_secs(15)).await.unwrap();
     assert!(status.success(), "{status:?}");
 }

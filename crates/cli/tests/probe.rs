@@ -47,14 +47,6 @@ async fn server() -> SocketAddr {
     addr
 }
 
-/// A loopback port with nothing listening on it.
-fn closed_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    let addr = listener.local_addr().expect("listener address");
-    drop(listener);
-    addr
-}
-
 /// Run `vitals probe ARGS…`, assert its exit code, and return what it printed.
 async fn probe(args: &[&str], code: i32) -> Output {
     let output = Command::new(env!("CARGO_BIN_EXE_vitals"))
@@ -160,7 +152,9 @@ async fn a_service_reporting_itself_unhealthy_exits_4() {
 
 #[tokio::test]
 async fn no_connection_exits_2() {
-    let closed = closed_port();
+    // A loopback port held with nothing listening on it: connections are refused.
+    let port = vitals_testkit::reserve_port().expect("a loopback port");
+    let closed = port.addr();
     let http = probe(&[&format!("http://{closed}/")], 2).await;
     assert!(
         stdout(&http).starts_with("could not connect: "),

@@ -4,32 +4,12 @@
 
 #![allow(clippy::unwrap_used)] // test helpers
 
-use std::process::Stdio;
+mod support;
+
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-use tokio::time::Instant;
-use vitals_testkit::{Signal, signal, wait_for_exit};
-
-async fn start(config: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vitals"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let banner = lines.next_line().await.unwrap().unwrap();
-    let base = banner
-        .strip_prefix("vitals monitor on ")
-        .and_then(|rest| rest.split(' ').next())
-        .unwrap_or_else(|| panic!("unexpected banner {banner:?}"))
-        .to_string();
-    (child, base)
-}
+use support::{ping, serve};
+use vitals_testkit::{Signal, holds, until};
 
 async fn target(client: &reqwest::Client, base: &str, id: &str) -> serde_json::Value {
     client
@@ -40,15 +20,6 @@ async fn target(client: &reqwest::Client, base: &str, id: &str) -> serde_json::V
         .json()
         .await
         .unwrap()
-}
-
-async fn ping(client: &reqwest::Client, base: &str, path: &str) {
-    let response = client
-        .get(format!("{base}/ping/{path}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
 }
 
 #[tokio::test]
@@ -64,7 +35,7 @@ async fn sigkill_mid_run_loses_no_transition_and_state_is_recovered() {
     )
     .unwrap();
     let client = reqwest::Client::new();
-    let (mut first, base) = start(&config).await;
+    let (mut first, base) = serve(&config).await;
     // Eight transitions: healthy, unhealthy, healthy, … ending unhealthy.
     for _ in 0..4 {
         ping(&client, &base, "job").await;
@@ -73,25 +44,19 @@ async fn sigkill_mid_run_loses_no_transition_and_state_is_recovered() {
     let before = target(&client, &base, "job").await;
     assert_eq!(before["state"], "unhealthy");
     // Transitions are committed before they show in the API's history.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while target(&client, &base, "job").await["transitions"]
-        .as_array()
-        .unwrap()
-        .len()
-        < 8
-    {
-        assert!(
-            Instant::now() < deadline,
-            "transitions never reached the store"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    signal(first.id().unwrap(), Signal::SIGKILL).unwrap();
-    wait_for_exit(&mut first, Duration::from_secs(10))
-        .await
-        .unwrap();
+    until(
+        "the 8 transitions in the store",
+        Duration::from_secs(10),
+        async || {
+            holds(target(&client, &base, "job").await, |t| {
+                t["transitions"].as_array().unwrap().len() >= 8
+            })
+        },
+    )
+    .await;
+    first.kill().await.unwrap();
 
-    let (mut second, base) = start(&config).await;
+    let (mut second, base) = serve(&config).await;
     let after = target(&client, &base, "job").await;
     assert_eq!(after["state"], "unhealthy", "state recovered: {after}");
     let transitions = after["transitions"].as_array().unwrap();
@@ -99,10 +64,8 @@ async fn sigkill_mid_run_loses_no_transition_and_state_is_recovered() {
     // And the recovered machine carries on: one success makes it healthy (rise 1).
     ping(&client, &base, "job").await;
     assert_eq!(target(&client, &base, "job").await["state"], "healthy");
-    signal(second.id().unwrap(), Signal::SIGTERM).unwrap();
-    let status = wait_for_exit(&mut second, Duration::from_secs(30))
-        .await
-        .unwrap();
+    second.signal(Signal::SIGTERM).unwrap();
+    let status = second.wait(Duration::from_secs(30)).await.unwrap();
     assert!(status.success(), "{status:?}");
 
     let store = vitals_monitor::store::Store::open(&dir.path().join("data")).unwrap();

@@ -15,10 +15,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use support::{Backend, count, start_lb, wait_until};
+use support::{Backend, count, start_lb};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use vitals_testkit::{Signal, signal, wait_for_exit};
+use vitals_testkit::{Signal, signal, until, wait_for_exit};
 
 /// Fast checks, so that each test settles in well under a second of checks.
 /// Fast checks, so that each test settles in about a second, with room for a loaded machine
@@ -34,7 +34,7 @@ const PATIENCE: Duration = Duration::from_secs(15);
 
 async fn all_in_rotation(lb: &support::Lb, client: &reqwest::Client, names: &[&str]) {
     for name in names {
-        wait_until(&format!("{name} is in rotation"), PATIENCE, || async {
+        until(&format!("{name} is in rotation"), PATIENCE, async || {
             lb.in_rotation(client, name).await
         })
         .await;
@@ -69,18 +69,18 @@ async fn kill_9_of_one_backend_under_load_fails_no_request() {
         }));
     }
     // Load runs against all three, then b dies mid-request.
-    wait_until("b has served under load", PATIENCE, || async {
+    until("b has served under load", PATIENCE, async || {
         lb.tries(&client, "b").await > 50
     })
     .await;
     signal(b.pid(), Signal::SIGKILL).unwrap();
     wait_for_exit(&mut b.child, PATIENCE).await.unwrap();
-    wait_until("b is out of rotation", PATIENCE, || async {
+    until("b is out of rotation", PATIENCE, async || {
         !lb.in_rotation(&client, "b").await
     })
     .await;
     let after = lb.tries(&client, "a").await + lb.tries(&client, "c").await;
-    wait_until("the others served on", PATIENCE, || async {
+    until("the others served on", PATIENCE, async || {
         lb.tries(&client, "a").await + lb.tries(&client, "c").await > after + 200
     })
     .await;
@@ -122,7 +122,7 @@ async fn a_paused_backend_leaves_rotation_and_returns_after_sigcont() {
     // Paused: the kernel still accepts connections, nothing answers.
     signal(b.pid(), Signal::SIGSTOP).unwrap();
     let during = count(&client, &lb.base, 30).await;
-    wait_until("b is out of rotation", PATIENCE, || async {
+    until("b is out of rotation", PATIENCE, async || {
         !lb.in_rotation(&client, "b").await
     })
     .await;
@@ -142,7 +142,7 @@ async fn a_paused_backend_leaves_rotation_and_returns_after_sigcont() {
     assert_eq!(during.get("b"), None, "{during:?}");
 
     signal(b.pid(), Signal::SIGCONT).unwrap();
-    wait_until("b is back in rotation", PATIENCE, || async {
+    until("b is back in rotation", PATIENCE, async || {
         lb.in_rotation(&client, "b").await
     })
     .await;
@@ -172,14 +172,16 @@ async fn readiness_503_stops_new_requests_and_in_flight_ones_complete() {
             })
         })
         .collect();
-    wait_until("b has a request in flight", PATIENCE, || async {
+    until("b has a request in flight", PATIENCE, async || {
         lb.backend(&client, "b").await["in_flight"] == 1
     })
     .await;
     client.post(b.url("/ready/off")).send().await.unwrap();
-    wait_until("b answers 503 on its readiness path", PATIENCE, || async {
-        lb.backend(&client, "b").await["not_ready"] == true
-    })
+    until(
+        "b answers 503 on its readiness path",
+        PATIENCE,
+        async || lb.backend(&client, "b").await["not_ready"] == true,
+    )
     .await;
     let tries = lb.tries(&client, "b").await;
     let during = count(&client, &lb.base, 20).await;
@@ -208,9 +210,11 @@ async fn with_every_backend_down_the_answer_is_an_immediate_503_saying_so() {
         wait_for_exit(&mut backend.child, PATIENCE).await.unwrap();
     }
     for name in ["a", "b"] {
-        wait_until(&format!("{name} is out of rotation"), PATIENCE, || async {
-            !lb.in_rotation(&client, name).await
-        })
+        until(
+            &format!("{name} is out of rotation"),
+            PATIENCE,
+            async || !lb.in_rotation(&client, name).await,
+        )
         .await;
     }
     let response = client.get(&lb.base).send().await.unwrap();

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use vitals_core::Kind;
 use vitals_core::machine::State;
 use vitals_monitor::store::{CheckResult, Store, Transition};
+use vitals_testkit::{holds, until};
 
 struct Monitor {
     base: String,
@@ -72,18 +73,11 @@ impl Monitor {
 
     /// Poll `path` until its body contains `needle` (a real process needs real time).
     async fn wait_for(&self, path: &str, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let (_, body, _) = self.get(path).await;
-            if body.contains(needle) {
-                return body;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{path} never showed {needle:?}:\n{body}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let what = format!("{path} to show {needle:?}");
+        until(what, Duration::from_secs(20), async || {
+            holds(self.get(path).await.1, |body| body.contains(needle))
+        })
+        .await
     }
 }
 

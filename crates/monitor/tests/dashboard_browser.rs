@@ -11,61 +11,34 @@
 #![allow(clippy::unwrap_used, missing_debug_implementations)] // test helpers
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
 use fantoccini::{Client, ClientBuilder, Locator};
-use tokio::time::Instant;
+use tokio::process::Command;
 use vitals_monitor::{config, serve};
+use vitals_testkit::{Ready, Running, holds, until_every};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
-/// ChromeDriver, stopped (by its own pid) when dropped.
-struct Driver(Child);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn start_driver() -> (Driver, String) {
-    let port = free_port();
-    let child = Command::new(CHROMEDRIVER)
-        .arg(format!("--port={port}"))
-        .arg("--allowed-ips=127.0.0.1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let driver = Driver(child);
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let client = reqwest::Client::new();
-    loop {
-        if let Ok(response) = client.get(format!("{url}/status")).send().await
-            && response.status().is_success()
-        {
-            return (driver, url);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "chromedriver did not answer on {url}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// ChromeDriver on a free port (another one if that was taken), killed and reaped (by its
+/// own pid) when dropped; and its URL.
+async fn start_driver() -> (Running, String) {
+    let (driver, port) = Running::start_on_free_port(
+        |port| {
+            let mut command = Command::new(CHROMEDRIVER);
+            command
+                .arg(format!("--port={port}"))
+                .arg("--allowed-ips=127.0.0.1");
+            command
+        },
+        |_| Ready::Line("ChromeDriver was started successfully"),
+    )
+    .await
+    .unwrap();
+    (driver, format!("http://127.0.0.1:{port}"))
 }
 
 async fn browser(driver: &str, profile: &Path) -> Client {
@@ -139,19 +112,18 @@ async fn row_state(browser: &Client, id: &str) -> Option<String> {
 }
 
 async fn wait_for_row(browser: &Client, id: &str, state: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let seen = row_state(browser, id).await;
-        if seen.as_deref() == Some(state) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "row {id} never showed {state}; last seen {seen:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let what = format!("row {id} to show {state}");
+    until_every(what, WAIT, BROWSER_POLL, async || {
+        holds(row_state(browser, id).await, |seen| {
+            seen.as_deref() == Some(state)
+        })
+    })
+    .await;
 }
+
+/// How long the browser gets to show something, and how often it is asked.
+const WAIT: Duration = Duration::from_secs(30);
+const BROWSER_POLL: Duration = Duration::from_millis(100);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_service_turns_down_live_in_chromium() {
@@ -241,23 +213,26 @@ async fn a_stopped_service_turns_down_live_in_chromium() {
         .click()
         .await
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let timeline = match browser.find(Locator::Css("ol.timeline")).await {
-            Ok(list) => list.text().await.unwrap_or_default(),
-            Err(_) => String::new(),
-        };
-        if timeline.contains("→ down") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the target page never listed the transition to down: {timeline:?}"
-        );
-        // The transition is committed by the store writer a moment after the change.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        browser.refresh().await.unwrap();
-    }
+    // The transition is committed by the store writer a moment after the change: reload
+    // until the target page lists it.
+    let mut reload = false;
+    let what = "the target page to list the transition to down";
+    until_every(
+        what,
+        Duration::from_secs(20),
+        Duration::from_millis(200),
+        async || {
+            if std::mem::replace(&mut reload, true) {
+                browser.refresh().await.unwrap();
+            }
+            let timeline = match browser.find(Locator::Css("ol.timeline")).await {
+                Ok(list) => list.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            holds(timeline, |timeline| timeline.contains("→ down"))
+        },
+    )
+    .await;
     let heading = browser
         .find(Locator::Css("h1"))
         .await
@@ -282,8 +257,8 @@ async fn a_stopped_service_turns_down_live_in_chromium() {
     wait_for_row(&browser, "web", "down").await;
     relay.abort();
     let _ = relay.await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    let what = "the page to say it lost its connection";
+    until_every(what, Duration::from_secs(20), BROWSER_POLL, async || {
         let hidden = browser
             .execute(
                 "return document.getElementById('connection').hidden;",
@@ -291,15 +266,9 @@ async fn a_stopped_service_turns_down_live_in_chromium() {
             )
             .await
             .unwrap();
-        if hidden == serde_json::json!(false) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the page never said it lost its connection"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        holds(hidden, |hidden| *hidden == serde_json::json!(false))
+    })
+    .await;
     let notice = browser
         .find(Locator::Id("connection"))
         .await

@@ -9,22 +9,16 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::time::Instant;
+use vitals_testkit::{Webhook, holds, until};
 
 const TOKEN: &str = "s3cret-token-0123456789";
-
-async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done().await {
-        assert!(Instant::now() < deadline, "timed out waiting: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+const WAIT: Duration = Duration::from_secs(20);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silence_mutes_alerts_which_are_still_recorded_and_listed() {
     let data = tempfile::tempdir().unwrap();
-    let (hook, got) = support::webhook().await;
+    let got = Webhook::start().unwrap();
+    let hook = got.url();
     let text = format!(
         r#"[server]
 listen = "127.0.0.1:0"
@@ -82,9 +76,9 @@ channels = ["hook"]
     ping("job").await;
     ping("job/fail").await;
     ping("job").await;
-    until("two alerts arrive", async || got.lock().unwrap().len() == 2).await;
+    until("two alerts arrive", WAIT, async || got.len() == 2).await;
     {
-        let got = got.lock().unwrap();
+        let got = got.json().unwrap();
         assert_eq!(got[0]["kind"], "unhealthy");
         assert_eq!(got[0]["name"], "Nightly job");
         assert_eq!(got[1]["kind"], "recovered");
@@ -126,14 +120,16 @@ channels = ["hook"]
     // Silenced: recorded and listed with the reason, sent nowhere.
     ping("job/fail").await;
     let muted_by = format!("silence {id}");
-    until("the muted alert is recorded", async || {
-        get("/api/v1/alerts").await["alerts"][0]["muted_by"] == muted_by.as_str()
+    until("the muted alert is recorded", WAIT, async || {
+        holds(get("/api/v1/alerts").await, |a| {
+            a["alerts"][0]["muted_by"] == muted_by.as_str()
+        })
     })
     .await;
     let alerts = get("/api/v1/alerts").await;
     assert_eq!(alerts["alerts"][0]["kind"], "unhealthy");
     assert_eq!(alerts["alerts"][0]["alert"]["target"], "job");
-    assert_eq!(got.lock().unwrap().len(), 2);
+    assert_eq!(got.len(), 2);
 
     // The silence ends; the resolution of a muted problem is recorded, not sent.
     let ended = client
@@ -145,8 +141,10 @@ channels = ["hook"]
     assert_eq!(ended.status(), 204);
     assert_eq!(get("/api/v1/silences").await["silences"], json!([]));
     ping("job").await;
-    until("the resolution is recorded", async || {
-        get("/api/v1/alerts").await["alerts"][0]["kind"] == "recovered"
+    until("the resolution is recorded", WAIT, async || {
+        holds(get("/api/v1/alerts").await, |a| {
+            a["alerts"][0]["kind"] == "recovered"
+        })
     })
     .await;
     let alerts = get("/api/v1/alerts").await;
@@ -158,12 +156,11 @@ channels = ["hook"]
 
     // The next outage is sent again; the outbox lists every delivery.
     ping("job/fail").await;
-    until("the third alert arrives", async || {
-        got.lock().unwrap().len() == 3
-    })
-    .await;
-    until("the outbox shows it delivered", async || {
-        get("/api/v1/outbox?pending=true").await["outbox"] == json!([])
+    until("the third alert arrives", WAIT, async || got.len() == 3).await;
+    until("the outbox shows it delivered", WAIT, async || {
+        holds(get("/api/v1/outbox?pending=true").await, |o| {
+            o["outbox"] == json!([])
+        })
     })
     .await;
     let outbox = get("/api/v1/outbox").await;

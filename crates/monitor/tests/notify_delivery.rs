@@ -4,51 +4,18 @@
 
 #![allow(clippy::unwrap_used, missing_debug_implementations)] // test helpers
 
-mod support;
-
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use axum::Router;
-use axum::extract::State as AxumState;
 use axum::http::HeaderMap;
-use axum::routing::post;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
+use tokio::process::Command;
 use vitals_core::machine::State;
 use vitals_monitor::config;
 use vitals_monitor::notify::{Notifier, TransitionInfo};
-
-/// What a receiver got: headers and body of each request, in order.
-type Received = Arc<Mutex<Vec<(HeaderMap, String)>>>;
-
-async fn receiver(listener: tokio::net::TcpListener) -> Received {
-    let received: Received = Arc::default();
-    let app = Router::new()
-        .route(
-            "/hook",
-            post(
-                |AxumState(received): AxumState<Received>, headers: HeaderMap, body: String| async move {
-                    received.lock().unwrap().push((headers, body));
-                    "ok"
-                },
-            ),
-        )
-        .with_state(Arc::clone(&received));
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    received
-}
-
-/// A free loopback port with nothing listening on it (yet).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use vitals_testkit::{Ready, Running, Webhook, reserve_port, until};
 
 fn notify_config(data: &Path, rest: &str) -> config::Config {
     let text = format!(
@@ -82,10 +49,11 @@ fn verify(secret: &str, headers: &HeaderMap, body: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_down_for_a_while_gets_each_alert_once_and_other_channels_are_not_held_up() {
     let data = tempfile::tempdir().unwrap();
-    let hook_port = free_port();
-    let chat = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let chat_addr = chat.local_addr().unwrap();
-    let chat_received = receiver(chat).await;
+    // Held, not listening: the webhook receiver is down until the test listens on it.
+    let hook_port = reserve_port().unwrap();
+    let hook_addr = hook_port.addr();
+    let chat = Webhook::start().unwrap();
+    let chat_addr = chat.addr();
     let config = notify_config(
         data.path(),
         &format!(
@@ -93,7 +61,7 @@ async fn a_receiver_down_for_a_while_gets_each_alert_once_and_other_channels_are
 [[channel]]
 id = "hook"
 kind = "webhook"
-url = "http://127.0.0.1:{hook_port}/hook"
+url = "http://{hook_addr}/hook"
 secret = "s3cret"
 
 [[channel]]
@@ -114,19 +82,19 @@ channels = ["hook", "chat"]
             .await;
     }
     // The chat channel delivers while the webhook receiver is down.
-    support::until(
+    until(
         "the chat receiver gets 5 alerts",
         Duration::from_secs(10),
-        || chat_received.lock().unwrap().len() == 5,
+        async || chat.len() == 5,
     )
     .await;
     let store = notifier.store();
     // The first webhook row is retried with backoff; the others wait behind it, untried,
     // so that they keep their order and a dead receiver is not hammered once per alert.
-    support::until(
+    until(
         "the first webhook row fails at least twice",
         Duration::from_secs(10),
-        || {
+        async || {
             let pending = store.outbox(100, true).unwrap();
             pending.len() == 5 && pending.iter().any(|r| r.attempts >= 2)
         },
@@ -151,25 +119,25 @@ channels = ["hook", "chat"]
     );
 
     // The receiver comes back on its port: each alert arrives once, in order.
-    let hook = tokio::net::TcpListener::bind(("127.0.0.1", hook_port))
-        .await
-        .unwrap();
-    let hook_received = receiver(hook).await;
-    support::until("the webhook gets 5 alerts", Duration::from_secs(10), || {
-        hook_received.lock().unwrap().len() >= 5
-    })
+    let hook = Webhook::on(hook_port.listen().unwrap()).unwrap();
+    until(
+        "the webhook gets 5 alerts",
+        Duration::from_secs(10),
+        async || hook.len() >= 5,
+    )
     .await;
     // Longer than retry_max: a duplicate would have arrived by now.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let got = hook_received.lock().unwrap().clone();
+    let got = hook.requests();
     assert_eq!(got.len(), 5, "each alert exactly once");
     let keys: Vec<String> = got
         .iter()
-        .map(|(h, _)| h["idempotency-key"].to_str().unwrap().to_owned())
+        .map(|r| r.headers["idempotency-key"].to_str().unwrap().to_owned())
         .collect();
     assert_eq!(keys.iter().collect::<HashSet<_>>().len(), 5);
-    for (i, ((headers, body), key)) in got.iter().zip(&keys).enumerate() {
-        verify("s3cret", headers, body);
+    for (i, (request, key)) in got.iter().zip(&keys).enumerate() {
+        let body = &request.text();
+        verify("s3cret", &request.headers, body);
         let alert: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(alert["target"], format!("svc{i}"), "delivered in order");
         assert_eq!(alert["kind"], "down");
@@ -178,7 +146,7 @@ channels = ["hook", "chat"]
     assert!(store.outbox(100, true).unwrap().is_empty());
 
     // Slack body: only "text", naming the target and what happened.
-    let (_, body) = &chat_received.lock().unwrap()[0];
+    let body = &chat.requests()[0].text();
     let slack: serde_json::Value = serde_json::from_str(body).unwrap();
     assert_eq!(slack.as_object().unwrap().len(), 1, "{slack}");
     let text = slack["text"].as_str().unwrap();
@@ -189,11 +157,12 @@ channels = ["hook", "chat"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pending_alerts_survive_a_restart_of_the_notifier_and_are_delivered_once() {
     let data = tempfile::tempdir().unwrap();
-    let hook_port = free_port();
+    let hook_port = reserve_port().unwrap();
+    let hook_addr = hook_port.addr();
     let config = notify_config(
         data.path(),
         &format!(
-            "[[channel]]\nid = \"hook\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{hook_port}/hook\"\n\n[[rule]]\nchannels = [\"hook\"]\n"
+            "[[channel]]\nid = \"hook\"\nkind = \"webhook\"\nurl = \"http://{hook_addr}/hook\"\n\n[[rule]]\nchannels = [\"hook\"]\n"
         ),
     );
     let first = Notifier::start(&config).unwrap();
@@ -206,19 +175,16 @@ async fn pending_alerts_survive_a_restart_of_the_notifier_and_are_delivered_once
     first.shutdown().await;
     drop(first);
 
-    let hook = tokio::net::TcpListener::bind(("127.0.0.1", hook_port))
-        .await
-        .unwrap();
-    let received = receiver(hook).await;
+    let received = Webhook::on(hook_port.listen().unwrap()).unwrap();
     let second = Notifier::start(&config).unwrap();
-    support::until(
+    until(
         "the alert left pending is delivered",
         Duration::from_secs(10),
-        || received.lock().unwrap().len() == 1,
+        async || received.len() == 1,
     )
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(received.lock().unwrap().len(), 1);
+    assert_eq!(received.len(), 1);
     assert!(second.store().outbox(10, true).unwrap().is_empty());
 }
 
@@ -253,18 +219,22 @@ channels = ["run", "slow"]
     let notifier = Notifier::start(&config).unwrap();
     notifier.transition(&down("db", SystemTime::now())).await;
     let env_file = out.path().join("db.env");
-    support::until("the command ran", Duration::from_secs(10), || {
+    until("the command ran", Duration::from_secs(10), async || {
         env_file.exists()
     })
     .await;
-    support::until("the command finished", Duration::from_secs(10), || {
-        notifier
-            .store()
-            .outbox(10, false)
-            .unwrap()
-            .iter()
-            .any(|r| r.channel == "run" && r.delivered.is_some())
-    })
+    until(
+        "the command finished",
+        Duration::from_secs(10),
+        async || {
+            notifier
+                .store()
+                .outbox(10, false)
+                .unwrap()
+                .iter()
+                .any(|r| r.channel == "run" && r.delivered.is_some())
+        },
+    )
     .await;
     let env = std::fs::read_to_string(&env_file).unwrap();
     assert!(env.contains("VITALS_ALERT_KIND=down\n"), "{env}");
@@ -276,10 +246,10 @@ channels = ["run", "slow"]
             .unwrap();
     assert_eq!(stdin["target"], "db");
 
-    support::until(
+    until(
         "the slow command is cut at its timeout",
         Duration::from_secs(10),
-        || {
+        async || {
             notifier
                 .store()
                 .outbox(10, true)
@@ -308,9 +278,10 @@ fn aiosmtpd() -> Option<&'static str> {
     None
 }
 
-/// An SMTP server that writes each message it accepts to a file in `dir`.
+/// An SMTP server on port `argv[1]` that writes each message it accepts to a file in the
+/// directory `argv[2]`, and runs until it is killed.
 const SMTP_SERVER: &str = r#"
-import sys, time, pathlib
+import sys, time, pathlib, threading
 from aiosmtpd.controller import Controller
 out = pathlib.Path(sys.argv[2])
 class Save:
@@ -321,7 +292,7 @@ class Save:
 c = Controller(Save(), hostname="127.0.0.1", port=int(sys.argv[1]))
 c.start()
 print("ready", flush=True)
-sys.stdin.read()
+threading.Event().wait()
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -338,21 +309,19 @@ async fn email_goes_through_a_real_smtp_server() {
     };
     let data = tempfile::tempdir().unwrap();
     let mail = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut server = std::process::Command::new(python)
-        .args(["-c", SMTP_SERVER, &port.to_string()])
-        .arg(mail.path())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut ready = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
-        &mut ready,
+    let (server, port) = Running::start_on_free_port(
+        |port| {
+            let mut command = Command::new(python);
+            command
+                .args(["-c", SMTP_SERVER, &port.to_string()])
+                .arg(mail.path());
+            command
+        },
+        |_| Ready::Line("ready"),
     )
+    .await
     .unwrap();
-    assert_eq!(ready.trim(), "ready");
+    assert_eq!(server.banner(), "ready");
 
     let config = notify_config(
         data.path(),
@@ -380,10 +349,10 @@ channels = ["mail"]
     let notifier = Notifier::start(&config).unwrap();
     notifier.transition(&down("db", SystemTime::now())).await;
     let files = || std::fs::read_dir(mail.path()).unwrap().count();
-    support::until(
+    until(
         "the SMTP server got the mail",
         Duration::from_secs(10),
-        || files() == 1,
+        async || files() == 1,
     )
     .await;
     let file = std::fs::read_dir(mail.path())
@@ -405,7 +374,5 @@ channels = ["mail"]
         message.contains("reason: 3 consecutive failures"),
         "{message}"
     );
-    drop(server.stdin.take());
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server); // killed and reaped
 }

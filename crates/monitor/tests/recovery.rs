@@ -15,8 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::time::Instant;
-use vitals_testkit::{Signal, free_port, is_running, signal};
+use vitals_testkit::{Signal, Webhook, free_port, holds, is_running, signal, until};
 
 const TOKEN: &str = "s3cret-token-0123456789";
 
@@ -146,18 +145,10 @@ impl Monitor {
 
     /// Polls `path` until `done` holds of its JSON (30 s at most).
     async fn poll(&self, path: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let got = self.get(path).await;
-            if done(&got) {
-                return got;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}: {got:#}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        until(what, Duration::from_secs(30), async || {
+            holds(self.get(path).await, &done)
+        })
+        .await
     }
 
     /// Polls the actions endpoint until `done` holds.
@@ -185,7 +176,8 @@ fn attempts(actions: &Value) -> Vec<&Value> {
 async fn a_server_that_dies_repeatedly_is_restarted_within_its_budget_then_left_to_a_person() {
     let data = tempfile::tempdir().unwrap();
     let service = Service::new(data.path());
-    let (hook, alerts) = support::webhook().await;
+    let alerts = Webhook::start().unwrap();
+    let hook = alerts.url();
     let monitor = start(
         data.path(),
         &service,
@@ -256,12 +248,11 @@ async fn a_server_that_dies_repeatedly_is_restarted_within_its_budget_then_left_
     assert_eq!(attempts(&monitor.actions().await).len(), 3);
 
     // One escalation alert reached the webhook.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while alerts.lock().unwrap().is_empty() {
-        assert!(Instant::now() < deadline, "no escalation alert arrived");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let got = alerts.lock().unwrap().clone();
+    until("an escalation alert", Duration::from_secs(10), async || {
+        !alerts.is_empty()
+    })
+    .await;
+    let got = alerts.json().unwrap();
     assert_eq!(got.len(), 1, "{got:#?}");
     assert_eq!(got[0]["kind"], "escalation");
     assert_eq!(got[0]["target"], "web");
@@ -301,7 +292,8 @@ async fn a_server_that_dies_repeatedly_is_restarted_within_its_budget_then_left_
 async fn a_server_that_stays_up_gets_its_budget_back_after_the_healthy_period() {
     let data = tempfile::tempdir().unwrap();
     let service = Service::new(data.path());
-    let (hook, alerts) = support::webhook().await;
+    let alerts = Webhook::start().unwrap();
+    let hook = alerts.url();
     let monitor = start(
         data.path(),
         &service,
@@ -337,7 +329,7 @@ async fn a_server_that_stays_up_gets_its_budget_back_after_the_healthy_period() 
     }
     assert_eq!(service.pids().len(), 3);
     assert_eq!(monitor.actions().await["needs_person"], false);
-    assert!(alerts.lock().unwrap().is_empty());
+    assert!(alerts.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

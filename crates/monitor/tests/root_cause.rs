@@ -18,11 +18,10 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
-use tokio::time::Instant;
+use serde_json::Value;
+use vitals_testkit::{Webhook, holds, until};
 
 const DEPENDENTS: usize = 50;
-
-type Alerts = support::Received;
 
 /// The database's health and 50 services that answer 503 while it is down.
 async fn services(db_up: Arc<AtomicBool>) -> std::net::SocketAddr {
@@ -77,20 +76,31 @@ async fn states(client: &reqwest::Client, monitor: &str) -> Vec<serde_json::Valu
 
 const CADENCE: &str = "interval = \"300ms\"\ntimeout = \"200ms\"\njitter = \"0s\"\ninterval_changing = \"300ms\"\ninterval_down = \"300ms\"\n";
 
-fn count(alerts: &Alerts, kind: &str) -> usize {
+fn count(alerts: &Webhook, kind: &str) -> usize {
     alerts
-        .lock()
+        .json()
         .unwrap()
         .iter()
         .filter(|a| a["kind"] == kind)
         .count()
 }
 
+/// Polls the monitor's list of targets until every one is in `state`; returns the list.
+async fn until_all(client: &reqwest::Client, monitor: &str, what: &str, state: &str) -> Vec<Value> {
+    until(what, Duration::from_secs(30), async || {
+        holds(states(client, monitor).await, |targets| {
+            targets.iter().all(|t| t["state"] == state)
+        })
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_root_with_50_dependents_sends_one_alert_naming_them_all() {
     let db_up = Arc::new(AtomicBool::new(true));
     let app = services(Arc::clone(&db_up)).await;
-    let (hook, alerts) = support::webhook().await;
+    let alerts = Webhook::start().unwrap();
+    let hook = alerts.url();
     let data = tempfile::tempdir().unwrap();
     let mut text = format!(
         "[notify]\ngroup_wait = \"2s\"\nretry_min = \"50ms\"\nretry_max = \"200ms\"\n\n\
@@ -107,36 +117,23 @@ async fn a_root_with_50_dependents_sends_one_alert_naming_them_all() {
     }
     let monitor = monitor(data.path(), &text).await;
     let client = reqwest::Client::new();
-    let states = || states(&client, &monitor);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !states().await.iter().all(|t| t["state"] == "healthy") {
-        assert!(Instant::now() < deadline, "never all healthy");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_all(&client, &monitor, "all healthy", "healthy").await;
 
     db_up.store(false, Ordering::SeqCst);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let targets = states().await;
-        if targets.iter().all(|t| t["state"] == "down") {
-            let blocked = targets
-                .iter()
-                .filter(|t| t["blocked_by"] == serde_json::json!(["db"]))
-                .count();
-            assert_eq!(blocked, DEPENDENTS, "each dependent shows its root");
-            break;
-        }
-        assert!(Instant::now() < deadline, "never all down");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    support::until("the root's alert", Duration::from_secs(60), || {
+    let targets = until_all(&client, &monitor, "all down", "down").await;
+    let blocked = targets
+        .iter()
+        .filter(|t| t["blocked_by"] == serde_json::json!(["db"]))
+        .count();
+    assert_eq!(blocked, DEPENDENTS, "each dependent shows its root");
+    until("the root's alert", Duration::from_secs(60), async || {
         count(&alerts, "down") >= 1
     })
     .await;
     // Past the group wait, nothing more arrives.
     tokio::time::sleep(Duration::from_secs(3)).await;
     {
-        let alerts = alerts.lock().unwrap();
+        let alerts = alerts.json().unwrap();
         let problems: Vec<&serde_json::Value> =
             alerts.iter().filter(|a| a["kind"] != "recovered").collect();
         assert_eq!(problems.len(), 1, "exactly one alert: {problems:#?}");
@@ -154,11 +151,11 @@ async fn a_root_with_50_dependents_sends_one_alert_naming_them_all() {
 
     // The root recovers: its resolution and each dependent's are sent.
     db_up.store(true, Ordering::SeqCst);
-    support::until("51 resolutions", Duration::from_secs(60), || {
+    until("51 resolutions", Duration::from_secs(60), async || {
         count(&alerts, "recovered") > DEPENDENTS
     })
     .await;
-    let alerts = alerts.lock().unwrap();
+    let alerts = alerts.json().unwrap();
     let recovered: Vec<&serde_json::Value> =
         alerts.iter().filter(|a| a["kind"] == "recovered").collect();
     assert_eq!(recovered.len(), DEPENDENTS + 1);
@@ -181,7 +178,8 @@ async fn when_the_monitors_network_fails_nothing_is_declared_down() {
     // The canary and ten targets share one "network": when it goes, all fail at once.
     let network = Arc::new(AtomicBool::new(true));
     let app = services(Arc::clone(&network)).await;
-    let (hook, alerts) = support::webhook().await;
+    let alerts = Webhook::start().unwrap();
+    let hook = alerts.url();
     let data = tempfile::tempdir().unwrap();
     let mut text = format!(
         "canaries = [\"gateway\"]\n\n\
@@ -199,18 +197,10 @@ async fn when_the_monitors_network_fails_nothing_is_declared_down() {
     }
     let monitor = monitor(data.path(), &text).await;
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !states(&client, &monitor)
-        .await
-        .iter()
-        .all(|t| t["state"] == "healthy")
-    {
-        assert!(Instant::now() < deadline, "never all healthy");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_all(&client, &monitor, "all healthy", "healthy").await;
 
     network.store(false, Ordering::SeqCst);
-    support::until("the isolation alert", Duration::from_secs(60), || {
+    until("the isolation alert", Duration::from_secs(60), async || {
         count(&alerts, "isolated") >= 1
     })
     .await;
@@ -233,7 +223,7 @@ async fn when_the_monitors_network_fails_nothing_is_declared_down() {
         );
     }
     {
-        let alerts = alerts.lock().unwrap();
+        let alerts = alerts.json().unwrap();
         assert_eq!(alerts.iter().filter(|a| a["kind"] == "isolated").count(), 1);
         assert!(
             alerts
@@ -245,16 +235,8 @@ async fn when_the_monitors_network_fails_nothing_is_declared_down() {
 
     // The network comes back: the monitor is connected again and still nothing went down.
     network.store(true, Ordering::SeqCst);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !states(&client, &monitor)
-        .await
-        .iter()
-        .all(|t| t["state"] == "healthy")
-    {
-        assert!(Instant::now() < deadline, "never all healthy again");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let alerts = alerts.lock().unwrap();
+    until_all(&client, &monitor, "all healthy again", "healthy").await;
+    let alerts = alerts.json().unwrap();
     assert_eq!(alerts.iter().filter(|a| a["kind"] == "isolated").count(), 1);
     assert!(alerts.iter().all(|a| a["kind"] != "down"));
 }

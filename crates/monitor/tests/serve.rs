@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use tokio::time::Instant;
+use vitals_testkit::{holds, until};
 
 struct Monitor {
     base: String,
@@ -50,18 +50,11 @@ impl Monitor {
     }
 
     async fn wait_for_state(&self, id: &str, state: &str) -> serde_json::Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let target = self.target(id).await;
-            if target["state"] == state {
-                return target;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{id} never became {state}: {target}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let what = format!("{id} to become {state}");
+        until(what, Duration::from_secs(20), async || {
+            holds(self.target(id).await, |target| target["state"] == state)
+        })
+        .await
     }
 }
 
@@ -452,8 +445,7 @@ async fn udp_heartbeats_are_accepted_and_forgeries_counted() {
     .unwrap();
     socket.send_to(&forged, ("127.0.0.1", port)).await.unwrap();
     socket.send_to(b"hello", ("127.0.0.1", port)).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    until("the udp counters", Duration::from_secs(10), async || {
         let metrics = monitor
             .client
             .get(format!("{}/metrics", monitor.base))
@@ -471,15 +463,9 @@ async fn udp_heartbeats_are_accepted_and_forgeries_counted() {
         ]
         .iter()
         .all(|needle| metrics.contains(&format!("transport=\"udp\",result=\"{needle}")));
-        if counted {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "udp counters never showed up:\n{metrics}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        if counted { Ok(()) } else { Err(metrics) }
+    })
+    .await;
     assert_eq!(monitor.target("worker").await["state"], "healthy");
 }
 

@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tokio::time::Instant;
 use vitals_core::Status;
 use vitals_probes::{Exec, Probe};
+use vitals_testkit::until;
 
 fn sh(script: &str) -> Exec {
     Exec::new("sh").args(["-c", script])
@@ -22,30 +22,26 @@ fn pid_file(name: &str) -> PathBuf {
 }
 
 async fn read_pid(path: &Path) -> u32 {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(text) = std::fs::read_to_string(path)
-            && let Ok(pid) = text.trim().parse()
-        {
-            return pid;
-        }
-        assert!(Instant::now() < deadline, "no pid in {}", path.display());
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let what = format!("a pid in {}", path.display());
+    until(what, Duration::from_secs(10), async || {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        text.trim().parse().map_err(|_| text)
+    })
+    .await
 }
 
 /// `/proc/<pid>` disappears only once the process is dead *and reaped*: a zombie keeps it.
 async fn wait_until_gone(pid: u32) {
     let proc = PathBuf::from(format!("/proc/{pid}"));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while proc.exists() {
-        let state = std::fs::read_to_string(proc.join("stat")).unwrap_or_default();
-        assert!(
-            Instant::now() < deadline,
-            "process {pid} still there: {state}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let what = format!("process {pid} to be gone");
+    until(what, Duration::from_secs(10), async || {
+        if proc.exists() {
+            Err(std::fs::read_to_string(proc.join("stat")).unwrap_or_default())
+        } else {
+            Ok(())
+        }
+    })
+    .await;
 }
 
 #[tokio::test]

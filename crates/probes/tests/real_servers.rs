@@ -54,16 +54,12 @@ async fn redis_probe_follows_the_server() {
     assert_eq!(report.status, Status::Fail, "{report:?}");
 
     redis.start_again().await.unwrap();
-    let mut passed = false;
     // The connection manager reconnects in the background; a few checks at most.
-    for _ in 0..20 {
-        if probe.check().await.status == Status::Pass {
-            passed = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(passed, "the probe passes again once redis is back");
+    let what = "the probe to pass again once redis is back";
+    vitals_testkit::until(what, std::time::Duration::from_secs(2), async || {
+        vitals_testkit::holds(probe.check().await, |report| report.status == Status::Pass)
+    })
+    .await;
 }
 
 #[tokio::test]

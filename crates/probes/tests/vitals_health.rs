@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use tokio::time::Instant;
 use vitals::{Check, Health, Report, Status, Thresholds};
 use vitals_probes::{Probe, VitalsHealth, from_fn};
+use vitals_testkit::{holds, until};
 
 /// A service with a database check that is up or down as `database_up` says, and a cache
 /// check that always fails (non-critical), served on a free loopback port.
@@ -57,18 +57,11 @@ async fn service(database_up: Arc<AtomicBool>) -> SocketAddr {
 
 /// Checks run in the background: poll (bounded) until the service reports `status`.
 async fn wait_for(probe: &VitalsHealth, status: Status) -> Report {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let report = probe.check().await;
-        if report.status == status {
-            return report;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never reported {status}: {report:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let what = format!("the service to report {status}");
+    until(what, Duration::from_secs(10), async || {
+        holds(probe.check().await, |report| report.status == status)
+    })
+    .await
 }
 
 #[tokio::test]
@@ -130,9 +123,9 @@ async fn an_answer_that_is_not_health_json_fails_with_the_reason() {
         "a 404 names its code"
     );
 
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let closed_addr = closed.local_addr().unwrap();
-    drop(closed);
+    // Held with nothing listening: connections are refused.
+    let closed = vitals_testkit::reserve_port().unwrap();
+    let closed_addr = closed.addr();
     let report = VitalsHealth::new(format!("http://{closed_addr}/health"))
         .check()
         .await;

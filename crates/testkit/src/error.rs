@@ -147,6 +147,18 @@ pub enum Error {
         source: tokio_postgres::Error,
     },
 
+    /// A body that should have been JSON was not (a [`Webhook`](crate::Webhook)'s request).
+    #[error("{what} is not JSON ({source}): {body:?}")]
+    NotJson {
+        /// Whose body.
+        what: String,
+        /// The body, as text.
+        body: String,
+        /// The parser's complaint.
+        #[source]
+        source: serde_json::Error,
+    },
+
     /// The Redis server answered something unexpected.
     #[error("redis on {addr} answered {answer:?} to PING instead of +PONG")]
     UnexpectedReply {

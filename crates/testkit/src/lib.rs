@@ -1,4 +1,6 @@
-//! Test support for vitals: real PostgreSQL and Redis servers on loopback.
+//! Test support for vitals: real PostgreSQL and Redis servers on loopback, and the plumbing
+//! every end-to-end test needs (bounded polls, a webhook receiver, programs started and
+//! reaped, ports without races).
 //!
 //! vitals checks real dependencies, so its tests run real servers from the distribution's
 //! packages (there is no Docker engine on these machines, and mocks would not tell a refused
@@ -25,24 +27,45 @@
 //! # }
 //! ```
 //!
+//! The plumbing, for tests of any crate:
+//!
+//! - [`until`]: poll a condition up to a deadline; on timeout the panic names what was
+//!   awaited and the last value seen ([`until_blocking`] without a runtime).
+//! - [`Webhook`]: a real HTTP receiver on loopback that records method, path, headers and
+//!   body of each request and answers the status (and delay) the test chooses.
+//! - [`Running`]: any program (the `vitals` binary, a backend, a browser driver) started with
+//!   its output kept, waited for until it listens, printed when the test fails, killed and
+//!   reaped on drop.
+//! - [`reserve_port`]: a loopback port held by a bound, non-listening socket (connections
+//!   refused) until the test listens on it; [`free_port`] for programs that bind a port
+//!   themselves.
+//!
 //! Process hygiene: every server is stopped by its own PID, never by name; as root PostgreSQL
 //! runs as the `postgres` user through `setpriv`, which execs in place, so the PID held is the
 //! server's. A test binary killed with `SIGKILL` cannot clean up after itself; its servers then
 //! outlive it (they are in its process group, so Ctrl-C reaches them).
 //!
-//! What it is not: a mock, a container runner, or anything for production code. It must not be
-//! used under tokio's paused clock (`start_paused = true`): waiting for real servers takes real
-//! time. Timeouts are generous (30 s to become ready, 30 s to stop) because CI machines have two
+//! What it is not: a mock, a container runner, or anything for production code. Its servers
+//! and programs must not be used under tokio's paused clock (`start_paused = true`): waiting
+//! for real servers takes real time ([`until`] alone works there). Timeouts are generous (30 s to become ready, 30 s to stop) because CI machines have two
 //! cores and may be compiling at the same time.
 
 mod error;
+mod port;
 mod postgres;
 mod process;
 mod redis;
+mod running;
 mod shared;
+mod until;
+mod webhook;
 
 pub use error::Error;
+pub use port::{ReservedPort, free_port, reserve_port};
 pub use postgres::Postgres;
-pub use process::{Signal, free_port, is_running, signal, wait_for_exit};
+pub use process::{Signal, is_running, signal, wait_for_exit};
 pub use redis::Redis;
+pub use running::{Ready, Running};
 pub use shared::{shared_postgres_url, shared_redis_url};
+pub use until::{Condition, POLL_EVERY, holds, until, until_blocking, until_every};
+pub use webhook::{Request, Webhook};

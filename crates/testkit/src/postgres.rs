@@ -27,8 +27,9 @@ use tempfile::TempDir;
 use tokio_postgres::{Client, NoTls};
 
 use crate::Error;
+use crate::port::free_port;
 use crate::process::{
-    RunAs, ServerProcess, Signal, Spec, env_nonempty, find_in_path, free_port, is_executable,
+    RunAs, ServerProcess, Signal, Spec, env_nonempty, find_in_path, is_executable,
 };
 
 /// How many times a start is retried on a new port when another process took the free one.

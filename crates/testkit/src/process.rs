@@ -1,4 +1,4 @@
-//! Processes by PID: free ports, signals, waiting for exit, finding binaries, and the one
+//! Processes by PID: signals, waiting for exit, finding binaries, and the one
 //! supervised-child type that [`Postgres`](crate::Postgres) and [`Redis`](crate::Redis) share.
 //!
 //! Servers are always stopped by their own PID, never by name, so a test can never touch a
@@ -10,8 +10,6 @@
 use std::ffi::OsString;
 use std::fs::File;
 use std::future::Future;
-use std::hash::BuildHasher;
-use std::net::{Ipv4Addr, TcpListener};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -33,44 +31,6 @@ pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How many lines of a server's log an error message carries.
 const LOG_TAIL_LINES: usize = 30;
-
-/// Returns a TCP port on 127.0.0.1 that was free a moment ago.
-///
-/// Ports come from below the kernel's ephemeral range (`ip_local_port_range`, usually from
-/// 32768 up), where outgoing connections take their local ports: a port picked there can be
-/// taken by any client socket before the server binds it, and tests open many. A candidate is
-/// checked by binding it. Another process can still take it before the caller binds it; the
-/// servers in this crate retry with a new port when that race is lost.
-pub fn free_port() -> Result<u16, Error> {
-    let low = ephemeral_low()
-        .unwrap_or(32768)
-        .clamp(FIRST_PORT + 1000, 65535);
-    let span = u64::from(low - FIRST_PORT);
-    // RandomState is seeded from the OS: a random source without a dependency.
-    let seed = std::collections::hash_map::RandomState::new();
-    for attempt in 0u64..200 {
-        let port = FIRST_PORT + (seed.hash_one(attempt) % span) as u16;
-        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
-            return Ok(port);
-        }
-    }
-    // Everything below the ephemeral range is busy: let the kernel choose.
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .map_err(|e| Error::io("could not bind a free port on 127.0.0.1", e))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| Error::io("could not read the address of a bound port", e))?;
-    Ok(addr.port())
-}
-
-/// The lowest port `free_port` hands out (below it are well-known and registered services).
-const FIRST_PORT: u16 = 10000;
-
-/// The first port of the kernel's ephemeral range.
-fn ephemeral_low() -> Option<u16> {
-    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
-    range.split_whitespace().next()?.parse().ok()
-}
 
 /// Sends `sig` to the process `pid` (and only to it: never to a group, never by name).
 ///
@@ -334,29 +294,12 @@ impl ServerProcess {
 
     /// Fails with [`Error::Exited`] if the server has exited (and reaps it).
     pub(crate) fn check_running(&mut self) -> Result<(), Error> {
-        let Some(child) = self.child.as_mut() else {
-            return Err(Error::WrongState {
-                server: self.spec.name.clone(),
-                state: "already stopped",
-                hint: "call start_again() first",
-            });
-        };
-        match child.try_wait() {
-            Ok(None) => Ok(()),
-            Ok(Some(status)) => {
-                self.child = None;
-                Err(Error::Exited {
-                    server: self.spec.name.clone(),
-                    status,
-                    log: self.spec.log.clone(),
-                    log_tail: log_tail(&self.spec.log),
-                })
-            }
-            Err(e) => Err(Error::io(
-                format!("could not check whether {} is running", self.spec.name),
-                e,
-            )),
-        }
+        check_child(
+            &mut self.child,
+            &self.spec.name,
+            &self.spec.log,
+            "call start_again() first",
+        )
     }
 
     /// Sends the stop signal by PID and waits until the process is gone.
@@ -382,37 +325,73 @@ impl ServerProcess {
         Ok(())
     }
 
-    /// Stops the server from `Drop`, where nothing can be awaited.
-    ///
-    /// Sends `drop_signal`, polls for up to two seconds, then `SIGKILL`s and reaps. Blocking a
-    /// thread here is deliberate: the alternative is leaving the process (and, for PostgreSQL
-    /// killed with `SIGKILL`, its shared memory segment) behind.
-    #[allow(clippy::disallowed_methods)]
+    /// Stops the server from `Drop`, where nothing can be awaited: see [`stop_now`].
     fn kill_now(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        if !matches!(child.try_wait(), Ok(None)) {
-            return;
+        if let Some(mut child) = self.child.take() {
+            stop_now(&mut child, self.pid, self.spec.drop_signal);
         }
-        if self.spec.drop_signal != Signal::SIGKILL
-            && signal(self.pid, self.spec.drop_signal).is_ok()
-        {
-            let _ = signal(self.pid, Signal::SIGCONT);
-            for _ in 0..200 {
-                if !matches!(child.try_wait(), Ok(None)) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
+    }
+}
+
+/// Fails with [`Error::Exited`] if `child` has exited (and reaps it, leaving `None`), or with
+/// [`Error::WrongState`] (saying `hint`) if there is none. `name` names it in messages; the
+/// tail of `log` goes into the error.
+pub(crate) fn check_child(
+    child: &mut Option<Child>,
+    name: &str,
+    log: &Path,
+    hint: &'static str,
+) -> Result<(), Error> {
+    let Some(running) = child.as_mut() else {
+        return Err(Error::WrongState {
+            server: name.to_owned(),
+            state: "already stopped",
+            hint,
+        });
+    };
+    match running.try_wait() {
+        Ok(None) => Ok(()),
+        Ok(Some(status)) => {
+            *child = None;
+            Err(Error::Exited {
+                server: name.to_owned(),
+                status,
+                log: log.to_owned(),
+                log_tail: log_tail(log),
+            })
         }
-        let _ = signal(self.pid, Signal::SIGKILL);
+        Err(e) => Err(Error::io(
+            format!("could not check whether {name} is running"),
+            e,
+        )),
+    }
+}
+
+/// Stops `child` (whose PID is `pid`) where nothing can be awaited, and reaps it.
+///
+/// Sends `first`, polls for up to two seconds, then `SIGKILL`s and reaps (unless `first` was
+/// `SIGKILL` already). Blocking a thread here is deliberate: the alternative is leaving the
+/// process (and, for PostgreSQL killed with `SIGKILL`, its shared memory segment) behind.
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn stop_now(child: &mut Child, pid: u32, first: Signal) {
+    if !matches!(child.try_wait(), Ok(None)) {
+        return;
+    }
+    if first != Signal::SIGKILL && signal(pid, first).is_ok() {
+        let _ = signal(pid, Signal::SIGCONT);
         for _ in 0..200 {
             if !matches!(child.try_wait(), Ok(None)) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+    let _ = signal(pid, Signal::SIGKILL);
+    for _ in 0..200 {
+        if !matches!(child.try_wait(), Ok(None)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

@@ -22,7 +22,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::Error;
-use crate::process::{ServerProcess, Signal, Spec, env_nonempty, find_in_path, free_port};
+use crate::port::free_port;
+use crate::process::{ServerProcess, Signal, Spec, env_nonempty, find_in_path};
 
 /// How many times a start is retried on a new port when another process took the free one.
 const PORT_ATTEMPTS: usize = 3;

@@ -2,60 +2,31 @@
 
 #![allow(clippy::unwrap_used)] // helpers of tests, outside #[test] functions
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
+use axum::http::StatusCode;
 use vitals::probes::from_fn;
 use vitals::{Check, Health, Heartbeat, Report};
+use vitals_testkit::{Webhook, until};
 
-type Received = Arc<Mutex<Vec<(String, String)>>>;
-
-async fn receiver(fail_first: usize) -> (String, Received) {
-    let received: Received = Arc::default();
-    let app = Router::new()
-        .route(
-            "/ping/abc",
-            post(
-                move |State(received): State<Received>, headers: HeaderMap, body: String| async move {
-                    let mut all = received.lock().unwrap();
-                    let content_type = headers
-                        .get("content-type")
-                        .and_then(|value| value.to_str().ok())
-                        .unwrap_or_default()
-                        .to_string();
-                    all.push((content_type, body));
-                    if all.len() <= fail_first {
-                        StatusCode::INTERNAL_SERVER_ERROR
-                    } else {
-                        StatusCode::OK
-                    }
-                },
-            ),
-        )
-        .with_state(received.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (format!("http://{addr}/ping/abc"), received)
+/// A receiver at `…/ping/abc` that answers 500 to the first `fail_first` pushes.
+fn receiver(fail_first: usize) -> (String, Webhook) {
+    let hook = Webhook::start().unwrap();
+    hook.answer_next(vec![StatusCode::INTERNAL_SERVER_ERROR; fail_first]);
+    (format!("http://{}/ping/abc", hook.addr()), hook)
 }
 
-async fn wait_for_beats(received: &Received, count: usize) {
-    for _ in 0..200 {
-        if received.lock().unwrap().len() >= count {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("fewer than {count} heartbeats arrived");
+async fn wait_for_beats(received: &Webhook, count: usize) {
+    let what = format!("{count} heartbeats");
+    until(what, Duration::from_secs(5), async || {
+        received.len() >= count
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn pushes_the_health_body_on_schedule_and_survives_refusals() {
-    let (url, received) = receiver(1).await;
+    let (url, received) = receiver(1);
     let health = Health::builder()
         .service_id("orders")
         .drain_delay(Duration::from_millis(100))
@@ -76,10 +47,14 @@ async fn pushes_the_health_body_on_schedule_and_survives_refusals() {
         .spawn(&health);
     // The first push is refused (500); the emitter keeps going.
     wait_for_beats(&received, 3).await;
-    let beats = received.lock().unwrap().clone();
-    let (content_type, body) = beats.last().unwrap();
-    assert_eq!(content_type, "application/health+json");
-    let body: serde_json::Value = serde_json::from_str(body).unwrap();
+    let beats = received.requests();
+    let beat = beats.last().unwrap();
+    assert_eq!(beat.path, "/ping/abc");
+    assert_eq!(
+        beat.header("content-type").unwrap_or_default(),
+        "application/health+json"
+    );
+    let body: serde_json::Value = beat.json().unwrap();
     assert_eq!(body["serviceId"], "orders");
     assert!(body["checks"]["cache"].is_array(), "{body}");
 
@@ -100,9 +75,9 @@ async fn pushes_the_health_body_on_schedule_and_survives_refusals() {
 
 #[tokio::test]
 async fn an_unreachable_receiver_does_not_stop_the_emitter() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
+    // Held with nothing listening: every push is refused.
+    let port = vitals_testkit::reserve_port().unwrap();
+    let addr = port.addr();
     let health = Health::builder().start().unwrap();
     let emitter = Heartbeat::new(format!("http://{addr}/ping/abc"))
         .every(Duration::from_millis(100))

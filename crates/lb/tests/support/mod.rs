@@ -1,5 +1,5 @@
 //! Test support: real backend processes (`vitals-lb-testbackend`), the balancer on loopback,
-//! a client that counts answers per backend, and bounded polls.
+//! and a client that counts answers per backend. Bounded polls are `vitals_testkit::until`.
 
 #![allow(clippy::unwrap_used)] // test helpers
 #![allow(dead_code)] // each test file uses a part
@@ -7,11 +7,9 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::Stdio;
-use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
-use tokio::time::Instant;
 use vitals_lb::Bound;
 use vitals_testkit::free_port;
 
@@ -140,19 +138,6 @@ impl Lb {
             })
             .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
             .sum()
-    }
-}
-
-/// Polls `check` every 20 ms until it holds; panics after `limit` saying what was awaited.
-pub async fn wait_until<F, Fut>(what: &str, limit: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

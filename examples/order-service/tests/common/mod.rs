@@ -7,8 +7,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::process::{Child, Command};
-use tokio::time::Instant;
-use vitals_testkit::{Postgres, Redis, free_port};
+use vitals_testkit::{Postgres, Redis, free_port, until};
 
 pub struct Service {
     pub child: Child,
@@ -93,19 +92,12 @@ impl Service {
     /// Poll `path` until it answers `status`, or panic after `within` with the last answer.
     /// Real servers take real time to die and come back; this waits for a state, bounded.
     pub async fn wait_for(&self, path: &str, status: u16, within: Duration) -> Answer {
-        let deadline = Instant::now() + within;
-        let mut last = None;
-        loop {
-            if let Some(answer) = self.try_get(path).await {
-                if answer.status == status {
-                    return answer;
-                }
-                last = Some(format!("{} {}", answer.status, answer.body));
-            }
-            if Instant::now() > deadline {
-                panic!("{path} did not answer {status} within {within:?}; last: {last:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let what = format!("{path} to answer {status}");
+        until(what, within, async || match self.try_get(path).await {
+            Some(answer) if answer.status == status => Ok(answer),
+            Some(answer) => Err(Some(format!("{} {}", answer.status, answer.body))),
+            None => Err(None),
+        })
+        .await
     }
 }

@@ -1,0 +1,43 @@
+//! What the `vitals` binary's tests share: `vitals serve` started as users run it (its
+//! output kept, killed and reaped when dropped, see `vitals_testkit::Running`) and a
+//! healthchecks.io ping.
+
+#![allow(clippy::unwrap_used, dead_code)] // test helpers; each test file uses some
+
+use std::path::Path;
+
+use tokio::process::Command;
+use vitals_testkit::{Ready, Running};
+
+/// The `vitals` binary of this build.
+pub fn vitals() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_vitals"))
+}
+
+/// `vitals serve --config CONFIG`, once it listens; and its base URL, from its banner
+/// (`vitals monitor on http://127.0.0.1:PORT …`).
+pub async fn serve(config: &Path) -> (Running, String) {
+    const BANNER: &str = "vitals monitor on ";
+    let monitor = Running::start(
+        vitals().args(["serve", "--config"]).arg(config),
+        Ready::Line(BANNER),
+    )
+    .await
+    .unwrap();
+    let base = monitor.banner()[BANNER.len()..]
+        .split(' ')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    (monitor, base)
+}
+
+/// `GET {base}/ping/{path}`, which must answer 200.
+pub async fn ping(client: &reqwest::Client, base: &str, path: &str) {
+    let response = client
+        .get(format!("{base}/ping/{path}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}

@@ -348,8 +348,15 @@ if [[ -z ${SKIP_ACTIVE:-} ]]; then
     if [[ -n ${PROFILE:-} ]]; then
         wait "${PIDS[-1]}" 2>/dev/null || true
         profile=${results%.md}-perf.txt
-        perf report -i "$tmp/perf.data" --stdio --no-children --sort dso,symbol --percent-limit 0.5 \
-            2>/dev/null | grep -v '^$' | grep -E '^ +[0-9]' >"$profile" || true
+        cp "$tmp/perf.data" "${results%.md}-perf.data"
+        {
+            echo "# by thread"
+            perf report -i "$tmp/perf.data" --stdio --no-children --sort comm 2>/dev/null |
+                grep -E '^ +[0-9]'
+            echo "# self time by symbol"
+            perf report -i "$tmp/perf.data" --stdio --no-children --sort dso,symbol \
+                --percent-limit 0.5 -g none 2>/dev/null | grep -E '^ +[0-9]'
+        } >"$profile" || true
         say "profile: $profile"
     fi
     checks=$(($(metric_sum "$tmp/m1" '^vitals_checks_total ') - $(metric_sum "$tmp/m0" '^vitals_checks_total ')))

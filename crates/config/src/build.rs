@@ -4,6 +4,8 @@
 //! Not here: reading single values (`value`), merging `[defaults]` and comparing keys
 //! (`inherit`), what each kind of target needs (`kinds`), checks across targets (`cross`).
 
+use std::collections::HashMap;
+
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 use vitals_core::machine::ThresholdError;
@@ -73,16 +75,21 @@ pub(super) fn config(diag: &mut Diag<'_>, root: &Spanned<DeTable<'_>>) -> Result
     super::cross::check(diag, &infos);
     super::cross::canaries(diag, &canaries, &infos);
     // Rules name targets by id (valid ids of broken targets count, so that one mistake is
-    // not reported twice) and by group.
+    // not reported twice) and by group. The groups are looked up by id in a map: searching
+    // the built targets for each id made 100,000 targets cost 5·10⁹ string comparisons.
+    let mut groups: HashMap<&str, Option<&String>> = HashMap::with_capacity(built.len());
+    for target in built.iter().flatten() {
+        // The first target with an id has its group, as in file order (a duplicate id is
+        // reported by `cross`).
+        groups
+            .entry(target.id.as_str())
+            .or_insert(target.group.as_ref());
+    }
     let known: Vec<(String, Option<String>)> = infos
         .iter()
         .filter_map(|info| info.id.as_ref().map(|id| id.value.clone()))
         .map(|id| {
-            let group = built
-                .iter()
-                .flatten()
-                .find(|t: &&Target| t.id == id)
-                .and_then(|t| t.group.clone());
+            let group = groups.get(id.as_str()).copied().flatten().cloned();
             (id, group)
         })
         .collect();

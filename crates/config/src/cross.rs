@@ -3,7 +3,7 @@
 //!
 //! Not here: anything within one target (`build`, `kinds`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::error::Diag;
 use super::fields::suggest;
@@ -110,6 +110,7 @@ fn references<'t>(
             by_raw_id.entry(&raw.value).or_insert(index);
         }
     }
+    let mut hints = Hints::new(targets);
     let mut edges = Vec::new();
     for (from, target) in targets.iter().enumerate() {
         let field = format!("{}.depends_on", target.path);
@@ -131,12 +132,13 @@ fn references<'t>(
             } else if let Some(&to) = by_raw_id.get(name) {
                 edges.push((from, to, entry));
             } else {
-                let hint = suggest(name, by_raw_id.keys().copied())
-                    .map_or_else(String::new, |close| format!("; did you mean {close:?}?"));
                 diag.error(
                     &entry.span,
                     &field,
-                    format!("unreachable reference: no target has id {name:?}{hint}"),
+                    format!(
+                        "unreachable reference: no target has id {name:?}{}",
+                        hints.hint(name)
+                    ),
                 );
             }
         }
@@ -144,12 +146,40 @@ fn references<'t>(
     edges
 }
 
+/// "; did you mean "api"?" for names that match no target id. Each suggestion compares a
+/// name with every id, so each distinct name is looked up once: a renamed target that many
+/// others depend on costs one pass over the ids, not one per dependent.
+struct Hints<'t> {
+    /// Every id as written, in file order (the first of equally close ids wins).
+    ids: Vec<&'t str>,
+    seen: HashMap<String, Option<&'t str>>,
+}
+
+impl<'t> Hints<'t> {
+    fn new(targets: &'t [TargetInfo]) -> Self {
+        Hints {
+            ids: targets
+                .iter()
+                .filter_map(|target| target.raw_id.as_ref().map(|id| id.value.as_str()))
+                .collect(),
+            seen: HashMap::new(),
+        }
+    }
+
+    fn hint(&mut self, name: &str) -> String {
+        let ids = &self.ids;
+        let close = *self
+            .seen
+            .entry(name.to_owned())
+            .or_insert_with(|| suggest(name, ids.iter().copied()));
+        close.map_or_else(String::new, |close| format!("; did you mean {close:?}?"))
+    }
+}
+
 /// Reports canaries that name no target, or one twice.
 pub(super) fn canaries(diag: &mut Diag<'_>, canaries: &[At<String>], targets: &[TargetInfo]) {
-    let ids: Vec<&str> = targets
-        .iter()
-        .filter_map(|target| target.raw_id.as_ref().map(|id| id.value.as_str()))
-        .collect();
+    let mut hints = Hints::new(targets);
+    let ids: HashSet<&str> = hints.ids.iter().copied().collect();
     for (i, entry) in canaries.iter().enumerate() {
         let name = entry.value.as_str();
         if canaries[..i].iter().any(|e| e.value == name) {
@@ -158,13 +188,14 @@ pub(super) fn canaries(diag: &mut Diag<'_>, canaries: &[At<String>], targets: &[
                 "server.canaries",
                 format!("{name:?} is listed twice; remove one"),
             );
-        } else if !ids.contains(&name) {
-            let hint = suggest(name, ids.iter().copied())
-                .map_or_else(String::new, |close| format!("; did you mean {close:?}?"));
+        } else if !ids.contains(name) {
             diag.error(
                 &entry.span,
                 "server.canaries",
-                format!("unreachable reference: no target has id {name:?}{hint}"),
+                format!(
+                    "unreachable reference: no target has id {name:?}{}",
+                    hints.hint(name)
+                ),
             );
         }
     }

@@ -257,37 +257,76 @@ pub(super) fn join_or(items: &[&str]) -> String {
 }
 
 /// The candidate closest to `text`, if it is close enough to be a typo of it: within an
-/// edit distance of a third of its length (at least 1, at most 3), ignoring case.
+/// edit distance of a third of its length (at least 1, at most 3), ignoring case. The first
+/// of equally close candidates wins.
+///
+/// It is called once per unknown name against every target id, so it must stay cheap per
+/// candidate: a candidate whose length alone puts it out of reach is skipped, and the
+/// distance is only computed as far as it could still beat the best one so far.
 pub(super) fn suggest<'c>(
     text: &str,
     candidates: impl IntoIterator<Item = &'c str>,
 ) -> Option<&'c str> {
-    let text = text.to_lowercase();
-    let limit = (text.chars().count() / 3).clamp(1, 3);
-    candidates
-        .into_iter()
-        .map(|candidate| (edit_distance(&text, &candidate.to_lowercase()), candidate))
-        .filter(|&(distance, _)| distance <= limit)
-        .min_by_key(|&(distance, _)| distance)
-        .map(|(_, candidate)| candidate)
+    let text: Vec<char> = text.to_lowercase().chars().collect();
+    let mut bound = (text.len() / 3).clamp(1, 3);
+    let mut best: Option<(usize, &str)> = None;
+    let mut row = Vec::new();
+    for candidate in candidates {
+        let distance = if candidate.is_ascii() {
+            if candidate.len().abs_diff(text.len()) > bound {
+                continue;
+            }
+            let lower = candidate
+                .bytes()
+                .map(|b| char::from(b.to_ascii_lowercase()));
+            bounded_distance(&text, lower, bound, &mut row)
+        } else {
+            let lower: Vec<char> = candidate.to_lowercase().chars().collect();
+            if lower.len().abs_diff(text.len()) > bound {
+                continue;
+            }
+            bounded_distance(&text, lower.into_iter(), bound, &mut row)
+        };
+        if let Some(distance) = distance {
+            best = Some((distance, candidate));
+            if distance == 0 {
+                break;
+            }
+            // Only a strictly closer candidate replaces this one.
+            bound = distance - 1;
+        }
+    }
+    best.map(|(_, candidate)| candidate)
 }
 
-/// Levenshtein distance in characters. A few lines do not warrant a crate.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
+/// The Levenshtein distance in characters between `a` and `b`, if it is at most `bound`.
+/// Gives up as soon as a whole row of the table exceeds `bound`: the distance can only grow
+/// from there. `row` is scratch space, reused between calls.
+fn bounded_distance(
+    a: &[char],
+    b: impl Iterator<Item = char>,
+    bound: usize,
+    row: &mut Vec<usize>,
+) -> Option<usize> {
+    row.clear();
+    row.extend(0..=a.len());
+    for (i, cb) in b.enumerate() {
         let mut diagonal = row[0];
         row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
+        let mut smallest = row[0];
+        for (j, &ca) in a.iter().enumerate() {
             let above = row[j + 1];
             row[j + 1] = (above + 1)
                 .min(row[j] + 1)
                 .min(diagonal + usize::from(ca != cb));
             diagonal = above;
+            smallest = smallest.min(row[j + 1]);
+        }
+        if smallest > bound {
+            return None;
         }
     }
-    row[b.len()]
+    row.last().copied().filter(|&distance| distance <= bound)
 }
 
 #[cfg(test)]
@@ -305,10 +344,38 @@ mod tests {
         assert_eq!(suggest("", keys), None);
     }
 
+    fn distance(a: &str, b: &str, bound: usize) -> Option<usize> {
+        let a: Vec<char> = a.chars().collect();
+        bounded_distance(&a, b.chars(), bound, &mut Vec::new())
+    }
+
     #[test]
     fn edit_distance_counts_characters() {
-        assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(edit_distance("zürich", "zurich"), 1);
+        assert_eq!(distance("", "abc", 3), Some(3));
+        assert_eq!(distance("kitten", "sitting", 3), Some(3));
+        assert_eq!(distance("zürich", "zurich", 3), Some(1));
+        assert_eq!(distance("abc", "", 3), Some(3));
+    }
+
+    #[test]
+    fn edit_distance_gives_up_past_its_bound() {
+        assert_eq!(distance("kitten", "sitting", 2), None);
+        assert_eq!(distance("hb-000001", "hb-000001", 0), Some(0));
+        assert_eq!(distance("hb-000001", "hb-000002", 0), None);
+        assert_eq!(distance("abcdef", "uvwxyz", 3), None);
+    }
+
+    #[test]
+    fn the_first_of_equally_close_candidates_wins() {
+        assert_eq!(
+            suggest("api-1", ["api-2", "api-3", "api-1x"]),
+            Some("api-2")
+        );
+        assert_eq!(
+            suggest("api-1", ["api-2", "api-1x", "api-1"]),
+            Some("api-1")
+        );
+        // Case is ignored on both sides, outside ASCII too.
+        assert_eq!(suggest("ZÜRICH", ["zurich", "Zürich"]), Some("Zürich"));
     }
 }

@@ -11,6 +11,7 @@ mod channel;
 mod model;
 mod rule;
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use toml::Spanned;
@@ -54,20 +55,24 @@ pub(super) fn read(
     }
     let channels: Vec<channel::ReadChannel> = channels;
     channel::unique(diag, &channels);
-    let channel_ids: Vec<&str> = channels
-        .iter()
-        .filter_map(|(id, _)| id.as_ref().map(|id| id.value.as_str()))
-        .collect();
+    let channel_ids = Names::new(
+        channels
+            .iter()
+            .filter_map(|(id, _)| id.as_ref().map(|id| id.value.as_str()))
+            .collect(),
+    );
+    // Once for every rule and window: each of them used to collect the ids again.
+    let known = Known::of(targets);
     let mut rules = Vec::new();
     for (index, item) in array(diag, sections.rules, "rule")?.into_iter().enumerate() {
-        rules.push(rule::rule(diag, index, item, &channel_ids, targets));
+        rules.push(rule::rule(diag, index, item, &channel_ids, &known));
     }
     let mut windows = Vec::new();
     for (index, item) in array(diag, sections.maintenance, "maintenance")?
         .iter()
         .enumerate()
     {
-        windows.push(rule::window(diag, index, item, targets));
+        windows.push(rule::window(diag, index, item, &known));
     }
     let (group_wait, retry_min, retry_max) = settings?;
     Ok(Notifications {
@@ -160,6 +165,20 @@ pub(super) fn label<S, T>(
     }
 }
 
+/// Names a list may use: in order, for "did you mean" and "known: …", and as a set, so that
+/// a rule naming many of 100,000 target ids does not scan them all for each name.
+pub(super) struct Names<'a> {
+    list: Vec<&'a str>,
+    set: HashSet<&'a str>,
+}
+
+impl<'a> Names<'a> {
+    pub(super) fn new(list: Vec<&'a str>) -> Self {
+        let set = list.iter().copied().collect();
+        Names { list, set }
+    }
+}
+
 /// Reads a list of names that must each be one of `known`.
 pub(super) fn names_in<S: Section>(
     diag: &mut Diag<'_>,
@@ -167,14 +186,15 @@ pub(super) fn names_in<S: Section>(
     key: TypedKey<S, ty::List>,
     path: &str,
     what: &str,
-    known: &[&str],
+    known: &Names<'_>,
 ) -> Result<Vec<String>, Reported> {
     let Some(list) = f.get(key)? else {
         return Ok(Vec::new());
     };
     let mut bad = false;
     for item in &list.value {
-        if !known.contains(&item.value.as_str()) {
+        if !known.set.contains(item.value.as_str()) {
+            let known = &known.list;
             let hint = match suggest(&item.value, known.iter().copied()) {
                 Some(close) => format!("did you mean {close:?}?"),
                 None if known.is_empty() => format!("no {what} is configured"),
@@ -195,10 +215,20 @@ pub(super) fn names_in<S: Section>(
 }
 
 /// Target ids and group names, for `names_in`.
-pub(super) fn known(targets: &[(String, Option<String>)]) -> (Vec<&str>, Vec<&str>) {
-    let ids = targets.iter().map(|(id, _)| id.as_str()).collect();
-    let mut groups: Vec<&str> = targets.iter().filter_map(|(_, g)| g.as_deref()).collect();
-    groups.sort_unstable();
-    groups.dedup();
-    (ids, groups)
+pub(super) struct Known<'a> {
+    pub(super) ids: Names<'a>,
+    pub(super) groups: Names<'a>,
+}
+
+impl<'a> Known<'a> {
+    pub(super) fn of(targets: &'a [(String, Option<String>)]) -> Self {
+        let ids = targets.iter().map(|(id, _)| id.as_str()).collect();
+        let mut groups: Vec<&str> = targets.iter().filter_map(|(_, g)| g.as_deref()).collect();
+        groups.sort_unstable();
+        groups.dedup();
+        Known {
+            ids: Names::new(ids),
+            groups: Names::new(groups),
+        }
+    }
 }

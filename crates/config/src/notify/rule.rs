@@ -11,21 +11,20 @@ use super::super::keys::{TypedKey, maintenance, rule, ty};
 use super::super::val::{At, Reported};
 use super::super::value;
 use super::model::{Rule, Window, WindowTime, notify_defaults};
-use super::{known, label, names_in};
+use super::{Known, Names, label, names_in};
 use crate::AlertKind;
 
 pub(super) fn rule(
     diag: &mut Diag<'_>,
     index: usize,
     value: &Spanned<DeValue<'_>>,
-    channels: &[&str],
-    targets: &[(String, Option<String>)],
+    channels: &Names<'_>,
+    known: &Known<'_>,
 ) -> Result<Rule, Reported> {
     let path = format!("rule[{index}]");
     let f = value::table::<rule::Table>(diag, value, Scope::Any, &path)?;
-    let (ids, groups) = known(targets);
-    let targets = names_in(diag, &f, rule::TARGETS, &path, "target", &ids);
-    let groups = names_in(diag, &f, rule::GROUPS, &path, "group", &groups);
+    let targets = names_in(diag, &f, rule::TARGETS, &path, "target", &known.ids);
+    let groups = names_in(diag, &f, rule::GROUPS, &path, "group", &known.groups);
     if !f.has(rule::CHANNELS) {
         diag.error(
             &f.span,
@@ -44,6 +43,7 @@ pub(super) fn rule(
         "isolated",
         "escalation",
     ];
+    let kinds = Names::new(kinds.to_vec());
     let on = names_in(diag, &f, rule::ON, &path, "alert kind", &kinds).map(|names| {
         if f.has(rule::ON) {
             names.iter().filter_map(|n| AlertKind::parse(n)).collect()
@@ -92,14 +92,13 @@ pub(super) fn window(
     diag: &mut Diag<'_>,
     index: usize,
     value: &Spanned<DeValue<'_>>,
-    targets: &[(String, Option<String>)],
+    known: &Known<'_>,
 ) -> Result<Window, Reported> {
     use maintenance::{DURATION, FROM, SCHEDULE, TIMEZONE, UNTIL};
     let path = label("maintenance", index, value, maintenance::ID);
     let f = value::table::<maintenance::Table>(diag, value, Scope::Any, &path)?;
-    let (ids, groups) = known(targets);
-    let targets = names_in(diag, &f, maintenance::TARGETS, &path, "target", &ids);
-    let groups = names_in(diag, &f, maintenance::GROUPS, &path, "group", &groups);
+    let targets = names_in(diag, &f, maintenance::TARGETS, &path, "target", &known.ids);
+    let groups = names_in(diag, &f, maintenance::GROUPS, &path, "group", &known.groups);
     let id = f
         .get(maintenance::ID)?
         .map_or_else(|| format!("maintenance[{index}]"), |at| at.value);

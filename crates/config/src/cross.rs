@@ -148,38 +148,45 @@ fn references<'t>(
 
 /// "; did you mean "api"?" for names that match no target id. Each suggestion compares a
 /// name with every id, so each distinct name is looked up once: a renamed target that many
-/// others depend on costs one pass over the ids, not one per dependent.
+/// others depend on costs one pass over the ids, not one per dependent. A file without
+/// such mistakes costs nothing.
 struct Hints<'t> {
-    /// Every id as written, in file order (the first of equally close ids wins).
-    ids: Vec<&'t str>,
+    targets: &'t [TargetInfo],
     seen: HashMap<String, Option<&'t str>>,
 }
 
 impl<'t> Hints<'t> {
     fn new(targets: &'t [TargetInfo]) -> Self {
         Hints {
-            ids: targets
-                .iter()
-                .filter_map(|target| target.raw_id.as_ref().map(|id| id.value.as_str()))
-                .collect(),
+            targets,
             seen: HashMap::new(),
         }
     }
 
     fn hint(&mut self, name: &str) -> String {
-        let ids = &self.ids;
+        // Every id as written, in file order (the first of equally close ids wins).
+        let ids = self
+            .targets
+            .iter()
+            .filter_map(|target| target.raw_id.as_ref().map(|id| id.value.as_str()));
         let close = *self
             .seen
             .entry(name.to_owned())
-            .or_insert_with(|| suggest(name, ids.iter().copied()));
+            .or_insert_with(|| suggest(name, ids));
         close.map_or_else(String::new, |close| format!("; did you mean {close:?}?"))
     }
 }
 
 /// Reports canaries that name no target, or one twice.
 pub(super) fn canaries(diag: &mut Diag<'_>, canaries: &[At<String>], targets: &[TargetInfo]) {
+    if canaries.is_empty() {
+        return;
+    }
     let mut hints = Hints::new(targets);
-    let ids: HashSet<&str> = hints.ids.iter().copied().collect();
+    let ids: HashSet<&str> = targets
+        .iter()
+        .filter_map(|target| target.raw_id.as_ref().map(|id| id.value.as_str()))
+        .collect();
     for (i, entry) in canaries.iter().enumerate() {
         let name = entry.value.as_str();
         if canaries[..i].iter().any(|e| e.value == name) {

@@ -202,6 +202,32 @@ async fn a_vitals_services_checks_show_up_as_rows_of_their_own() {
         .map(|t| t["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["orders", "orders/cache", "orders/database"]);
+    // A page at a time, the service's checks follow it, and a cursor may stop between them.
+    let mut walked = Vec::new();
+    let mut url = format!("{}/api/v1/targets?limit=1", monitor.base);
+    loop {
+        let page: serde_json::Value = monitor
+            .client
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        walked.extend(
+            page["targets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["id"].clone()),
+        );
+        let Some(cursor) = page["next_cursor"].as_str() else {
+            break;
+        };
+        url = format!("{}/api/v1/targets?limit=1&cursor={cursor}", monitor.base);
+    }
+    assert_eq!(walked, ["orders", "orders/cache", "orders/database"]);
 
     // The database fails: its own row goes down, the cache's stays healthy, and the path form
     // of the API shows the same row with its history.

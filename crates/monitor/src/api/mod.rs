@@ -4,10 +4,11 @@
 mod actions;
 pub mod alerts;
 mod metrics;
+mod pages;
 mod ping;
 mod targets;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -39,6 +40,9 @@ pub struct Api {
     pub(crate) access: Access,
     /// Automatic recovery, for `/api/v1/targets/{id}/actions`; none: no target has a budget.
     pub(crate) recovery: Option<crate::recovery::Recoverer>,
+    /// The targets by id, for pages of `/api/v1/targets`: sorted on the first request rather
+    /// than here, so start-up does not wait for it.
+    pub(crate) order: Arc<OnceLock<Vec<usize>>>,
 }
 
 impl Api {
@@ -56,6 +60,7 @@ impl Api {
             metrics,
             access,
             recovery: None,
+            order: Arc::default(),
         }
     }
 

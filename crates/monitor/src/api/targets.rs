@@ -1,17 +1,18 @@
-//! `/api/v1/targets`: list targets with state and since when; one target with its recent
-//! results, transitions and uptime; pause, resume and maintenance.
+//! `/api/v1/targets`: list targets with state and since when, a page at a time (`pages`); one
+//! target with its recent results, transitions and uptime; pause, resume and maintenance.
 
 use std::time::{Duration, SystemTime};
 
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use vitals_core::Outcome;
 
-use super::{Api, error};
+use super::{Api, error, pages};
 use crate::engine::TargetView;
 
 fn rfc3339(time: SystemTime) -> String {
@@ -53,17 +54,49 @@ fn view_json(api: &Api, view: &TargetView) -> Value {
     })
 }
 
-pub(super) async fn list(State(api): State<Api>, headers: HeaderMap) -> Response {
+/// `?limit=&cursor=`, both optional; see [`pages`].
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct ListQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// A page of targets by id (see [`pages`]): `next_cursor` in the body and a `Link` header
+/// with `rel="next"` lead to the next page; the last page has neither.
+pub(super) async fn list(
+    State(api): State<Api>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+    headers: HeaderMap,
+) -> Response {
     if let Err(denied) = api.access.may_read(&headers) {
         return denied.into_response();
     }
-    let targets: Vec<Value> = api
-        .engine
-        .views()
-        .iter()
-        .map(|view| view_json(&api, view))
-        .collect();
-    Json(json!({ "isolated": api.engine.is_isolated(), "targets": targets })).into_response()
+    let request = match &query {
+        Ok(Query(q)) => pages::request(q.limit.as_deref(), q.cursor.as_deref()),
+        Err(rejection) => Err(rejection.body_text()),
+    };
+    let request = match request {
+        Ok(request) => request,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
+    let order = api.order.get_or_init(|| pages::order(&api.engine));
+    let (rows, next) = pages::page(&api.engine, order, request.after.as_ref(), request.limit);
+    let targets: Vec<Value> = rows.iter().map(|view| view_json(&api, view)).collect();
+    let body = Json(json!({
+        "isolated": api.engine.is_isolated(),
+        "targets": targets,
+        "next_cursor": next,
+    }));
+    match next {
+        Some(cursor) => {
+            let link = format!(
+                "</api/v1/targets?limit={}&cursor={cursor}>; rel=\"next\"",
+                request.limit
+            );
+            ([(header::LINK, link)], body).into_response()
+        }
+        None => body.into_response(),
+    }
 }
 
 /// One of a service target's own checks: the same as `/api/v1/targets/<id>%2F<check>`.

@@ -128,7 +128,7 @@ time_serve() {
 }
 
 vitals_say "machine: $(nproc) cores; $(uptime)"
-vitals_say "binary: $VITALS_BIN ($(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'))"
+vitals_say "binary: $VITALS_BIN, built $(date -u -r "$VITALS_BIN" '+%F %T UTC'); tree at $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')"
 echo "| targets | check-config (ms) | serve: time to listen (ms) | GET /api/v1/targets (ms, bytes) |"
 echo "| ---: | ---: | ---: | ---: |"
 for n in "${sizes[@]}"; do

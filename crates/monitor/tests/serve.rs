@@ -34,19 +34,22 @@ async fn start(targets: &str) -> Monitor {
 }
 
 impl Monitor {
-    async fn target(&self, id: &str) -> serde_json::Value {
+    /// The JSON body of GET `path` (`/api/v1/…`).
+    async fn json(&self, path: &str) -> serde_json::Value {
+        let url = format!("{}{path}", self.base);
         self.client
-            .get(format!(
-                "{}/api/v1/targets/{}",
-                self.base,
-                id.replace('/', "%2F")
-            ))
+            .get(url)
             .send()
             .await
             .unwrap()
             .json()
             .await
             .unwrap()
+    }
+
+    async fn target(&self, id: &str) -> serde_json::Value {
+        self.json(&format!("/api/v1/targets/{}", id.replace('/', "%2F")))
+            .await
     }
 
     async fn wait_for_state(&self, id: &str, state: &str) -> serde_json::Value {
@@ -186,15 +189,7 @@ async fn a_vitals_services_checks_show_up_as_rows_of_their_own() {
         database["last"]["output"], "SELECT 1 answered",
         "{database}"
     );
-    let list: serde_json::Value = monitor
-        .client
-        .get(format!("{}/api/v1/targets", monitor.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = monitor.json("/api/v1/targets").await;
     let ids: Vec<&str> = list["targets"]
         .as_array()
         .unwrap()
@@ -204,17 +199,9 @@ async fn a_vitals_services_checks_show_up_as_rows_of_their_own() {
     assert_eq!(ids, ["orders", "orders/cache", "orders/database"]);
     // A page at a time, the service's checks follow it, and a cursor may stop between them.
     let mut walked = Vec::new();
-    let mut url = format!("{}/api/v1/targets?limit=1", monitor.base);
+    let mut path = "/api/v1/targets?limit=1".to_owned();
     loop {
-        let page: serde_json::Value = monitor
-            .client
-            .get(&url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page = monitor.json(&path).await;
         walked.extend(
             page["targets"]
                 .as_array()
@@ -225,7 +212,7 @@ async fn a_vitals_services_checks_show_up_as_rows_of_their_own() {
         let Some(cursor) = page["next_cursor"].as_str() else {
             break;
         };
-        url = format!("{}/api/v1/targets?limit=1&cursor={cursor}", monitor.base);
+        path = format!("/api/v1/targets?limit=1&cursor={cursor}");
     }
     assert_eq!(walked, ["orders", "orders/cache", "orders/database"]);
 
@@ -234,18 +221,7 @@ async fn a_vitals_services_checks_show_up_as_rows_of_their_own() {
     database_up.store(false, Ordering::SeqCst);
     monitor.wait_for_state("orders/database", "down").await;
     monitor.wait_for_state("orders", "down").await;
-    let failed: serde_json::Value = monitor
-        .client
-        .get(format!(
-            "{}/api/v1/targets/orders/checks/database",
-            monitor.base
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let failed = monitor.json("/api/v1/targets/orders/checks/database").await;
     assert_eq!(failed["state"], "down", "{failed}");
     assert_eq!(failed["last"]["output"], "connection refused", "{failed}");
     assert!(

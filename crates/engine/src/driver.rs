@@ -89,8 +89,8 @@ impl std::fmt::Debug for Engine {
 
 struct Shared {
     fleet: Mutex<Fleet>,
-    /// The specs again, outside the lock: what each check runs.
-    specs: Vec<TargetSpec>,
+    /// The fleet's specs, shared, to read outside the lock: what each check runs.
+    specs: Arc<[TargetSpec]>,
     clock: Clock,
     records: RecordSender,
     /// Wakes the timer task when a call made the fleet's next timeout earlier.
@@ -105,15 +105,15 @@ impl Engine {
     /// [`crate::records`]) receives what must be stored.
     pub fn start(specs: Vec<TargetSpec>, records: RecordSender, options: Options) -> Engine {
         let fleet = Fleet::new(
-            specs.clone(),
+            specs,
             &options.restored,
             &options.topology,
             options.clock.now(),
         );
         let engine = Engine {
             shared: Arc::new(Shared {
+                specs: fleet.shared_specs(),
                 fleet: Mutex::new(fleet),
-                specs,
                 clock: options.clock,
                 records,
                 wake: Arc::new(Notify::new()),

@@ -37,6 +37,7 @@ mod views;
 mod tests;
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use vitals_core::machine::{Machine, Saved, Thresholds};
@@ -65,7 +66,8 @@ pub struct Due {
 
 /// Every target, judged. See the module docs for the call order.
 pub struct Fleet {
-    specs: Vec<TargetSpec>,
+    /// Shared with the driver, which runs the checks: one copy per target, not two.
+    specs: Arc<[TargetSpec]>,
     by_id: HashMap<String, usize>,
     by_ping: HashMap<String, usize>,
     table: Vec<Live>,
@@ -119,7 +121,7 @@ impl Fleet {
                     Mode::Active { .. } | Mode::Service { .. } => None,
                 })
                 .collect(),
-            specs,
+            specs: specs.into(),
             table,
             topology,
             isolated: false,
@@ -323,6 +325,11 @@ impl Fleet {
 
     pub fn specs(&self) -> &[TargetSpec] {
         &self.specs
+    }
+
+    /// The specs, shared (the driver keeps them to run checks outside the lock).
+    pub fn shared_specs(&self) -> Arc<[TargetSpec]> {
+        Arc::clone(&self.specs)
     }
 
     pub fn index_of(&self, id: &str) -> Option<usize> {

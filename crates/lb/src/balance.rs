@@ -33,23 +33,45 @@ pub fn round_robin(candidates: &[Candidate], scores: &mut [i64]) -> Option<usize
     Some(best)
 }
 
-/// The less loaded of two candidates drawn at random: in flight + 1, over weight. Two
-/// choices avoid the herd that "always the least loaded" causes when many requests see
-/// the same counts at once, and cost O(1).
+/// The less loaded of two candidates, each drawn with a chance in proportion to its weight;
+/// load is requests in flight over weight, and a tie goes to the first draw. Two choices
+/// avoid the herd that "always the least loaded" causes when many requests see the same
+/// counts at once. Drawing by weight is what makes weights count when nothing is in flight:
+/// comparing `(in_flight + 1) / weight` alone sent every sequential request to the heaviest
+/// backend (weights 1 and 2: 60 requests out of 60).
 pub fn least_requests(candidates: &[Candidate], rng: &mut SplitMix64) -> Option<Candidate> {
     match candidates.len() {
         0 => None,
         1 => Some(candidates[0]),
-        n => {
-            let a = rng.below(n);
-            let b = (a + 1 + rng.below(n - 1)) % n;
-            let (x, y) = (candidates[a], candidates[b]);
-            // Compare (in_flight + 1) / weight without division.
-            let load = |c: Candidate| u128::from(c.in_flight + 1) * u128::from(y.weight.max(1));
-            let load_y = u128::from(y.in_flight + 1) * u128::from(x.weight.max(1));
-            Some(if load(x) <= load_y { x } else { y })
+        _ => {
+            let x = draw(candidates, None, rng)?;
+            let y = draw(candidates, Some(x.index), rng)?;
+            // x.in_flight / x.weight <= y.in_flight / y.weight, without division.
+            let load_x = u128::from(x.in_flight) * u128::from(y.weight.max(1));
+            let load_y = u128::from(y.in_flight) * u128::from(x.weight.max(1));
+            Some(if load_x <= load_y { x } else { y })
         }
     }
+}
+
+/// One candidate, other than the one at pool index `except`, with a chance in proportion to
+/// its weight.
+fn draw(
+    candidates: &[Candidate],
+    except: Option<usize>,
+    rng: &mut SplitMix64,
+) -> Option<Candidate> {
+    let eligible = || candidates.iter().filter(|c| Some(c.index) != except);
+    let total: u64 = eligible().map(|c| c.weight.max(1)).sum();
+    let mut point = rng.next_u64() % total.max(1);
+    for candidate in eligible() {
+        let weight = candidate.weight.max(1);
+        if point < weight {
+            return Some(*candidate);
+        }
+        point -= weight;
+    }
+    None
 }
 
 #[cfg(test)]
@@ -96,6 +118,21 @@ mod tests {
         for _ in 0..20 {
             assert_eq!(least_requests(&c, &mut rng).unwrap().index, 1);
         }
+    }
+
+    /// Issue 17, item 11: weights 1 and 2 with nothing in flight sent 60 of 60 sequential
+    /// requests to the heavier backend.
+    #[test]
+    fn least_requests_shares_by_weight_when_nothing_is_in_flight() {
+        let c = candidates(&[1, 2]);
+        let mut rng = SplitMix64::new(3);
+        let heavy = (0..3000)
+            .filter(|_| least_requests(&c, &mut rng).unwrap().index == 1)
+            .count();
+        assert!(
+            (1850..=2150).contains(&heavy),
+            "{heavy} of 3000 to weight 2"
+        );
     }
 
     #[test]

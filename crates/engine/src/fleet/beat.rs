@@ -11,6 +11,8 @@
 //!
 //! What it is not: authentication (the UDP verifier and the ping API do that) or storage.
 
+use std::time::Instant;
+
 use vitals_core::Status;
 
 use super::timers::{self, Entry};
@@ -95,10 +97,16 @@ impl Fleet {
         if live.armed.is_some_and(|armed| armed <= deadline) {
             return;
         }
+        self.arm_at(index, deadline);
+    }
+
+    /// Target `index`'s deadline entry, due `at`; it supersedes any pending one.
+    fn arm_at(&mut self, index: usize, at: Instant) {
+        let live = &mut self.table[index];
         live.timer_generation += 1;
-        live.armed = Some(deadline);
+        live.armed = Some(at);
         self.timers
-            .push(Entry::deadline(deadline, index, live.timer_generation));
+            .push(Entry::deadline(at, index, live.timer_generation));
     }
 
     /// Target `index`'s deadline entry of `generation` came due.
@@ -133,13 +141,6 @@ impl Fleet {
             live.apply(id, now.mono, now.wall, outcome, &self.metrics, &mut records);
             self.finish(now, index, records);
         }
-        let live = &mut self.table[index];
-        live.timer_generation += 1;
-        live.armed = Some(now.mono + recheck);
-        self.timers.push(Entry::deadline(
-            now.mono + recheck,
-            index,
-            live.timer_generation,
-        ));
+        self.arm_at(index, now.mono + recheck);
     }
 }

@@ -111,6 +111,24 @@ impl Live {
         self.keep(target, now, outcome, metrics, records);
     }
 
+    /// [`Live::apply`] when `judged`, else [`Live::keep`] (the monitor is isolated and this is
+    /// a failure of a target that is not a canary).
+    pub(crate) fn take(
+        &mut self,
+        judged: bool,
+        target: &str,
+        now: crate::clock::Now,
+        outcome: Outcome,
+        metrics: &CheckMetrics,
+        records: &mut Vec<Record>,
+    ) {
+        if judged {
+            self.apply(target, now.mono, now.wall, outcome, metrics, records);
+        } else {
+            self.keep(target, now.mono, outcome, metrics, records);
+        }
+    }
+
     /// Count, store and show an outcome without judging it (the monitor is isolated: the
     /// state stays as it was).
     ///

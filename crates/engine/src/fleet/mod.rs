@@ -38,10 +38,10 @@ mod tests;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use vitals_core::machine::{Machine, Saved, Thresholds};
-use vitals_core::{Kind, Outcome, Status};
+use vitals_core::{Kind, Outcome};
 
 use crate::clock::Now;
 use crate::metrics::CheckMetrics;
@@ -196,7 +196,7 @@ impl Fleet {
         if self
             .specs
             .get(index)
-            .and_then(|spec| spec.mode.cadence())
+            .and_then(|s| s.mode.cadence())
             .is_none()
         {
             return;
@@ -210,12 +210,18 @@ impl Fleet {
         for (name, outcome) in parts {
             self.judge_part(now, index, name, outcome, &mut records);
         }
+        self.schedule_check(now, index, due.due);
+        self.finish(now, index, records);
+    }
+
+    /// Target `index`'s next check, one interval (for its state) and its jitter after the
+    /// check due at `from`, and never in the past.
+    fn schedule_check(&mut self, now: Now, index: usize, from: Instant) {
         if let Some(cadence) = self.specs[index].mode.cadence() {
             let interval = self.table[index].next_interval(cadence);
-            let next = (due.due + interval + timers::jitter(index, cadence.jitter)).max(now.mono);
+            let next = (from + interval + timers::jitter(index, cadence.jitter)).max(now.mono);
             self.timers.push(Entry::check(next, index));
         }
-        self.finish(now, index, records);
     }
 
     fn check_due(&mut self, now: Now, entry: Entry) {
@@ -228,24 +234,15 @@ impl Fleet {
             return;
         }
         // Paused: no check, but keep the schedule, so resuming picks it up on time.
-        if let Some(cadence) = self.specs[index].mode.cadence() {
-            let interval = self.table[index].next_interval(cadence);
-            let next = (entry.due + interval).max(now.mono);
-            self.timers.push(Entry::check(next, index));
-        }
+        self.schedule_check(now, index, entry.due);
     }
 
     /// Judge `outcome` of target `index`, unless the monitor is isolated and it is a failure
     /// of a target that is not a canary: then it is kept (stored, shown) but not judged.
     fn judge(&mut self, now: Now, index: usize, outcome: Outcome, records: &mut Vec<Record>) {
         let judged = self.judges(index, &outcome);
-        let live = &mut self.table[index];
         let id = &self.specs[index].id;
-        if judged {
-            live.apply(id, now.mono, now.wall, outcome, &self.metrics, records);
-        } else {
-            live.keep(id, now.mono, outcome, &self.metrics, records);
-        }
+        self.table[index].take(judged, id, now, outcome, &self.metrics, records);
     }
 
     /// Judge `outcome` of a service's own check `name`, a row of its own.
@@ -272,12 +269,9 @@ impl Fleet {
                 live.parts.len() - 1
             }
         };
-        let part = &mut live.parts[position].1;
-        if judged {
-            part.apply(&id, now.mono, now.wall, outcome, &self.metrics, records);
-        } else {
-            part.keep(&id, now.mono, outcome, &self.metrics, records);
-        }
+        live.parts[position]
+            .1
+            .take(judged, &id, now, outcome, &self.metrics, records);
     }
 
     /// After target `index` was judged: see whether isolation changed, fill in what root
@@ -387,22 +381,17 @@ fn restored_live(thresholds: &Thresholds, restored: Option<&Restored>, now: Now)
 }
 
 /// The outcome of a silence of `silent_for` at `wall`.
-fn overdue(wall: SystemTime, silent_for: std::time::Duration) -> Outcome {
-    Outcome::new(Kind::Fail, wall, std::time::Duration::ZERO)
+fn overdue(wall: SystemTime, silent_for: Duration) -> Outcome {
+    Outcome::new(Kind::Fail, wall, Duration::ZERO)
         .with_output(format!("no heartbeat for {}", silence(silent_for)))
 }
 
 /// A silence as people read it: whole seconds from a second on, milliseconds below (a 100 ms
 /// heartbeat's silence of 300 ms is not "0s").
-fn silence(silent_for: std::time::Duration) -> String {
-    if silent_for < std::time::Duration::from_secs(1) {
+fn silence(silent_for: Duration) -> String {
+    if silent_for < Duration::from_secs(1) {
         format!("{}ms", silent_for.as_millis())
     } else {
-        humantime::format_duration(std::time::Duration::from_secs(silent_for.as_secs())).to_string()
+        humantime::format_duration(Duration::from_secs(silent_for.as_secs())).to_string()
     }
-}
-
-/// Whether a judged failure is a failure: `Status::Fail` of its kind.
-fn is_failure(outcome: &Outcome) -> bool {
-    outcome.kind.status() == Status::Fail
 }

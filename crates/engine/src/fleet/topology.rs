@@ -19,7 +19,9 @@ use vitals_core::Outcome;
 use vitals_core::graph::Graph;
 use vitals_core::machine::State;
 
-use super::{Fleet, is_failure};
+use vitals_core::Status;
+
+use super::Fleet;
 use crate::record::{Record, TimelineState};
 use crate::spec::Topology;
 
@@ -89,7 +91,7 @@ impl Fleet {
     /// Whether `outcome` of target `index` may change its state: not a failure of a
     /// non-canary while the monitor is isolated.
     pub(super) fn judges(&self, index: usize, outcome: &Outcome) -> bool {
-        !(self.isolated && !self.topology.is_canary(index) && is_failure(outcome))
+        !(self.isolated && !self.topology.is_canary(index) && outcome.kind.status() == Status::Fail)
     }
 
     /// After target `index` was judged: when it is a canary, see whether the monitor became

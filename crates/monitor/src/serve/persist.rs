@@ -50,8 +50,10 @@ pub(super) async fn persist(
         if record.is_droppable() {
             // Stopping: only records of state still matter; a backlog of results and pings
             // (shed under load anyway) must not hold up the exit.
-            if !stop.is_cancelled() {
-                loose.add(record, &writer);
+            if !stop.is_cancelled() && loose.add(record, &writer) {
+                // A long backlog is taken without awaiting anything: let other tasks run
+                // between batches.
+                tokio::task::consume_budget().await;
             }
             continue;
         }
@@ -128,7 +130,8 @@ struct Loose {
 }
 
 impl Loose {
-    fn add(&mut self, record: Record, writer: &Writer) {
+    /// Gathers a result or a ping; true when that filled a batch, which went to the writer.
+    fn add(&mut self, record: Record, writer: &Writer) -> bool {
         match record {
             // Passing results come without their output (see `Record::Result`).
             Record::Result { target, outcome } => self.results.push(CheckResult {
@@ -156,11 +159,13 @@ impl Loose {
                     source: ping.source,
                 });
             }
-            _ => return,
+            _ => return false,
         }
-        if self.results.len() + self.pings.len() >= LOOSE_BATCH {
+        let full = self.results.len() + self.pings.len() >= LOOSE_BATCH;
+        if full {
             self.send(writer);
         }
+        full
     }
 
     fn send(&mut self, writer: &Writer) {

@@ -248,3 +248,52 @@ fn a_beat_for_an_active_target_is_ignored() {
     sim.drain();
     assert!(sim.records.is_empty());
 }
+
+/// Issue 11, item 1: four forged `/fail` pings ran a recovery command three times. A
+/// failure an untrusted HTTP ping reports is judged (and alerted) but never acted on; the
+/// same target's silence, its verified UDP beats and a trusted target's pings are.
+#[test]
+fn untrusted_pings_never_make_recovery_act() {
+    let untrusted = |id: &str| {
+        let mut spec = passive(id, secs(60.0), secs(10.0));
+        if let Mode::Passive { trusted_pings, .. } = &mut spec.mode {
+            *trusted_pings = false;
+        }
+        spec
+    };
+    let mut sim = Sim::new(
+        vec![
+            untrusted("forged"),
+            untrusted("silent"),
+            untrusted("udp"),
+            passive("keyed", secs(60.0), secs(10.0)),
+        ],
+        Topology::default(),
+    );
+    for id in ["forged", "silent", "udp", "keyed"] {
+        sim.beat(id, Signal::Success, None);
+    }
+    sim.beat("forged", Signal::Fail, None);
+    sim.beat("forged", Signal::Fail, None);
+    sim.beat("udp", Signal::Beat(vitals_core::Status::Fail), None);
+    sim.beat("udp", Signal::Beat(vitals_core::Status::Fail), None);
+    sim.beat("keyed", Signal::Exit(3), None);
+    sim.beat("keyed", Signal::Exit(3), None);
+    sim.beat("silent", Signal::Success, None);
+    sim.run_until(140.0); // two missed deadlines for every target but none beat since
+    let acts = |id: &str| {
+        sim.judged(id)
+            .filter(|t| !t.to.is_serving())
+            .map(|t| (t.to, t.act))
+            .collect::<Vec<_>>()
+    };
+    use State::*;
+    assert_eq!(acts("forged"), [(Unhealthy, false), (Down, false)]);
+    assert_eq!(acts("udp"), [(Unhealthy, true), (Down, true)]);
+    assert_eq!(acts("keyed"), [(Unhealthy, true), (Down, true)]);
+    assert_eq!(acts("silent"), [(Unhealthy, true), (Down, true)]);
+    // Coming back always reaches recovery, so its budget sees the target serve again.
+    sim.beat("forged", Signal::Success, None);
+    let back = sim.last("forged");
+    assert_eq!((back.to, back.act), (Healthy, true));
+}

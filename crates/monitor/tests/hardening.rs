@@ -335,3 +335,39 @@ async fn login_redirects_stay_home_and_the_cookie_is_secure_behind_https() {
         assert!(cookie.contains(part), "{cookie} lacks {part}");
     }
 }
+
+/// Item 4: the monitor held 3,000 connections sending half a header forever and took any
+/// number of them. Now a head must arrive within 10 s, and connections past
+/// `max_connections` are told why and closed, so `/livez` answers again once the slow ones
+/// are cut.
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_and_excess_connections_do_not_keep_the_monitor_from_answering() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let monitor = start("max_connections = 3", "").await;
+    let addr = monitor.base.trim_start_matches("http://").to_owned();
+    let mut slow = Vec::new();
+    for _ in 0..3 {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        stream
+            .write_all(b"GET /livez HTTP/1.1\r\nhost: x\r\nx-slow: ")
+            .await
+            .unwrap();
+        slow.push(stream);
+    }
+    let refused = until("a fourth connection to be refused", Duration::from_secs(5), async || {
+        let response = monitor.get("/livez").await;
+        (response.status() == 503).then_some(response)
+    })
+    .await;
+    let reason = refused.text().await.unwrap();
+    assert!(
+        reason.contains("too many open connections (server.max_connections = 3)"),
+        "{reason}"
+    );
+    for stream in &mut slow {
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut rest));
+        assert!(read.await.is_ok(), "a half header held past 20 s");
+    }
+    assert_eq!(monitor.get("/livez").await.status(), 200);
+}

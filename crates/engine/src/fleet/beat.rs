@@ -9,6 +9,8 @@
 //!   period while it stays silent ("no heartbeat for 2m"), unless it is paused, or the
 //!   monitor is isolated (silence then says more about the monitor's network).
 //!
+//! - While a target flaps, the changes its beats (and silences) cause are collapsed into at
+//!   most one transition per `COLLAPSE_FOR` (`collapse`).
 //! - A failure an HTTP ping reports makes recovery act only when the target trusts its pings
 //!   (`trusted_pings`: the ping API checked a key, or the operator said so); silence and UDP
 //!   beats (verified by key) always may.
@@ -87,6 +89,7 @@ impl Fleet {
             records.push(Record::Ping(ping));
         }
         if status.is_some() {
+            self.collapse(now, index, &mut records, may_act);
             self.finish(now, index, records, may_act);
         } else {
             self.records.extend(records);
@@ -145,6 +148,7 @@ impl Fleet {
             let id = &self.specs[index].id;
             let outcome = overdue(now.wall, silent);
             live.apply(id, now.mono, now.wall, outcome, &self.metrics, &mut records);
+            self.collapse(now, index, &mut records, true);
             self.finish(now, index, records, true);
         }
         self.arm_at(index, now.mono + recheck);

@@ -27,6 +27,7 @@
 //! What it is not: storage, alerting policy, or a scheduler of tasks.
 
 mod beat;
+mod collapse;
 mod flags;
 mod live;
 mod timers;
@@ -49,6 +50,7 @@ use crate::record::Record;
 use crate::service;
 use crate::spec::{Mode, Restored, TargetSpec, Topology};
 
+pub use collapse::COLLAPSE_FOR;
 pub use flags::{Command, MAX_MAINTENANCE};
 use live::Live;
 use timers::{Entry, Timers};
@@ -167,6 +169,9 @@ impl Fleet {
                 }
                 timers::Kind::MaintenanceEnd { until } => {
                     self.maintenance_due(entry.index, until);
+                }
+                timers::Kind::Collapse { generation } => {
+                    self.collapse_due(now, entry.index, generation);
                 }
             }
         }

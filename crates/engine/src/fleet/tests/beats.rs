@@ -297,3 +297,44 @@ fn untrusted_pings_never_make_recovery_act() {
     let back = sim.last("forged");
     assert_eq!((back.to, back.act), (Healthy, true));
 }
+
+/// Issue 11, item 2: alternating ok/fail pings stored one transition each (64,404 in 30 s).
+/// While a heartbeat flaps, its changes go out at most once per `COLLAPSE_FOR`, the chain of
+/// states stays unbroken, and the last one handed out is the state it ends in.
+#[test]
+fn flapping_pings_are_collapsed_into_few_transitions() {
+    let mut spec = passive("flappy", secs(60.0), secs(10.0));
+    spec.thresholds.flap = Some(vitals_core::machine::FlapRule {
+        transitions: 4,
+        within: secs(60.0),
+    });
+    let mut sim = Sim::new(vec![spec], Topology::default());
+    // 30 s of alternating pings, ten a second: 300 changes of state.
+    for step in 0..300 {
+        sim.run_until(f64::from(step) * 0.1);
+        let signal = if step % 2 == 0 { Signal::Success } else { Signal::Fail };
+        sim.beat("flappy", signal, None);
+    }
+    sim.run_until(30.0 + crate::COLLAPSE_FOR.as_secs_f64());
+    let judged: Vec<_> = sim.judged("flappy").cloned().collect();
+    // Four before the flap rule tripped, then one per window at most.
+    assert!(judged.len() <= 4 + 4, "{} transitions: {judged:#?}", judged.len());
+    assert!(
+        judged.iter().any(|t| t.reason.contains("changes while flapping, collapsed into one")),
+        "{judged:#?}"
+    );
+    for pair in judged.windows(2) {
+        assert_eq!(pair[0].to, pair[1].from, "an unbroken chain: {judged:#?}");
+    }
+    assert_eq!(judged.last().map(|t| t.to), Some(sim.state("flappy")));
+
+    // Calm again: changes go out one by one once the flag clears.
+    for step in 0..10 {
+        sim.run_until(200.0 + f64::from(step) * 30.0);
+        sim.beat("flappy", Signal::Success, None);
+    }
+    sim.beat("flappy", Signal::Fail, None);
+    let last = sim.last("flappy");
+    assert_eq!((last.from, last.to), (State::Healthy, State::Unhealthy));
+    assert!(!last.reason.contains("collapsed"), "{}", last.reason);
+}

@@ -2,7 +2,7 @@
 //! threads for 30 s stored 64,404 transitions, one per ping).
 //!
 //! While a heartbeat target is flapping (its machine's flap rule), the state changes its
-//! beats cause are held rather than handed out one by one: the first held change opens a
+//! beats cause after the one that raised the flag are held rather than handed out one by one: the first held change opens a
 //! window of [`COLLAPSE_FOR`], and when it closes one transition goes out, from the last
 //! state handed out to the state the target is in then, saying how many changes it stands
 //! for. A target that stops flapping hands out what it held at once, before anything newer,
@@ -45,7 +45,11 @@ impl Fleet {
     /// hand out what it held before them once it has stopped. `may_act` is the beat's.
     pub(super) fn collapse(&mut self, now: Now, index: usize, records: &mut Vec<Record>, may_act: bool) {
         let live = &mut self.table[index];
-        let flapping = live.machine.is_flapping();
+        // The change that raised the flag goes out: it is the news. Those after it wait.
+        let raised = records
+            .iter()
+            .any(|record| matches!(record, Record::Flapping { flapping: true, .. }));
+        let flapping = live.machine.is_flapping() && !raised;
         if !flapping && live.held.is_none() {
             return;
         }

@@ -27,7 +27,7 @@ use axum::Router;
 use axum::body::Body;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -38,7 +38,8 @@ use tower::Service;
 /// the answers themselves cannot hold many descriptors.
 pub const REFUSING: usize = 64;
 
-/// How long the `503` to a connection over the limit may take to write.
+/// How long the `503` to a connection over the limit may take to write (and the client to
+/// finish sending what it sent).
 const REFUSAL_WRITE: Duration = Duration::from_secs(1);
 
 /// The pause after a failed `accept` (typically out of descriptors) before the next.
@@ -174,7 +175,12 @@ async fn refuse(mut stream: TcpStream, limit: usize) {
     );
     let _ = tokio::time::timeout(REFUSAL_WRITE, async {
         stream.write_all(answer.as_bytes()).await?;
-        stream.shutdown().await
+        stream.shutdown().await?;
+        // Read what the client sent before closing: closing with unread bytes resets the
+        // connection, and the client might lose the answer.
+        let mut sink = [0u8; 1024];
+        while stream.read(&mut sink).await? > 0 {}
+        std::io::Result::Ok(())
     })
     .await;
 }

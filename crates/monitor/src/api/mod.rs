@@ -73,7 +73,7 @@ impl Api {
             recovery: None,
             order: Arc::default(),
             gate: Arc::default(),
-            ping_body_limit: 0,
+            ping_body_limit: crate::config::defaults::PING_BODY_LIMIT,
             ping_rate: 0,
             ping_ids: Arc::default(),
         }

@@ -192,8 +192,8 @@ request = function()
     if kind == 0 then
         return wrk.format("GET", string.format("/ping/unknown-%d", n))
     elseif i % 2 == 0 then
-        -- keyed ids: every fifth request without the key
-        local key = (kind == 5) and "" or "?key=$KEY"
+        -- keyed ids: every seventh request without the key
+        local key = (n % 7 == 0) and "" or "?key=$KEY"
         return wrk.format("POST", string.format("/ping/flood-%02d/log%s", i, key), nil, body)
     else
         return wrk.format("POST", string.format("/ping/flood-%02d-4c1e9f7a/log", i), nil, body)

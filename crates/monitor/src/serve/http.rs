@@ -3,8 +3,9 @@
 //! forever, and under `ulimit -n 1024` the monitor stopped answering):
 //!
 //! - **a connection limit**: past [`Limits::max_connections`] open connections, a new one
-//!   is answered `503` with the reason and closed (at most [`REFUSING`] such answers at
-//!   once; beyond that it is closed unanswered), so descriptors stay bounded;
+//!   has its request answered `503` with the reason and is closed, within 2 s (at most
+//!   [`REFUSING`] such answers at once; beyond that it is closed unanswered), so descriptors
+//!   stay bounded;
 //! - **a header read timeout**: a request head not complete within
 //!   [`Limits::header_timeout`] closes the connection (slowloris);
 //! - **an idle timeout**: a connection that moves no byte either way for
@@ -38,9 +39,13 @@ use tower::Service;
 /// the answers themselves cannot hold many descriptors.
 pub const REFUSING: usize = 64;
 
-/// How long the `503` to a connection over the limit may take to write (and the client to
-/// finish sending what it sent).
-const REFUSAL_WRITE: Duration = Duration::from_secs(1);
+/// How long a connection over the limit may take to send its request head, read the `503`
+/// and close.
+
+const REFUSAL_TIME: Duration = Duration::from_secs(2);
+
+/// How much of a refused request head is read before the answer.
+const REFUSAL_HEAD: usize = 16 * 1024;
 
 /// The pause after a failed `accept` (typically out of descriptors) before the next.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -173,13 +178,22 @@ async fn refuse(mut stream: TcpStream, limit: usize) {
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{reason}",
         reason.len()
     );
-    let _ = tokio::time::timeout(REFUSAL_WRITE, async {
+    let _ = tokio::time::timeout(REFUSAL_TIME, async {
+        // Answer the request, not the connection: a client that reads an answer before it
+        // has sent its request takes it for a protocol error. A head of any size will do.
+        let mut head = Vec::with_capacity(1024);
+        let mut chunk = [0u8; 1024];
+        while head.len() < REFUSAL_HEAD && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut chunk).await? {
+                0 => return Ok(()),
+                n => head.extend_from_slice(&chunk[..n]),
+            }
+        }
         stream.write_all(answer.as_bytes()).await?;
         stream.shutdown().await?;
-        // Read what the client sent before closing: closing with unread bytes resets the
-        // connection, and the client might lose the answer.
-        let mut sink = [0u8; 1024];
-        while stream.read(&mut sink).await? > 0 {}
+        // Read the rest before closing: closing with unread bytes resets the connection,
+        // and the client might lose the answer.
+        while stream.read(&mut chunk).await? > 0 {}
         std::io::Result::Ok(())
     })
     .await;

@@ -123,8 +123,12 @@ fn server(
     let agent_check_listen = f.get(server::AGENT_CHECK_LISTEN);
     let canaries = f.get(server::CANARIES);
     let data_dir = f.get(server::DATA_DIR);
-    let api_token = f.get(server::API_TOKEN).and_then(|at| not_the_example(diag, at, server::API_TOKEN.field("server")));
-    let read_token = f.get(server::READ_TOKEN).and_then(|at| not_the_example(diag, at, server::READ_TOKEN.field("server")));
+    let api_token = f
+        .get(server::API_TOKEN)
+        .and_then(|at| not_the_example(diag, at, server::API_TOKEN.field("server")));
+    let read_token = f
+        .get(server::READ_TOKEN)
+        .and_then(|at| not_the_example(diag, at, server::READ_TOKEN.field("server")));
     let public_url = f.get(server::PUBLIC_URL);
     let ping_rate = f.get(server::PING_RATE);
     let ping_bytes_per_target = f.get(server::PING_BYTES_PER_TARGET);

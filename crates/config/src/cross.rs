@@ -111,7 +111,10 @@ fn unique_ping_ids(diag: &mut Diag<'_>, targets: &[TargetInfo], ids: &HashMap<&s
 fn secret_ping_ids(diag: &mut Diag<'_>, targets: &[TargetInfo]) {
     let mut public: HashMap<&str, &TargetInfo> = HashMap::new();
     for target in targets {
-        for name in [target.id.as_ref(), target.name.as_ref()].into_iter().flatten() {
+        for name in [target.id.as_ref(), target.name.as_ref()]
+            .into_iter()
+            .flatten()
+        {
             public.entry(name.value.as_str()).or_insert(target);
         }
     }

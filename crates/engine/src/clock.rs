@@ -30,7 +30,10 @@ impl Now {
         // Checked: a time centuries ahead must not overflow (issue 11, item 6).
         self.mono
             .checked_add(ahead)
-            .or_else(|| self.mono.checked_add(Duration::from_secs(u64::from(u32::MAX))))
+            .or_else(|| {
+                self.mono
+                    .checked_add(Duration::from_secs(u64::from(u32::MAX)))
+            })
             .unwrap_or(self.mono)
     }
 }

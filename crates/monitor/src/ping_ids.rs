@@ -130,7 +130,10 @@ fn read(path: &Path) -> Result<HashMap<String, String>, PingIdError> {
                 "ping id {ping_id:?} is not a UUID; fix or delete the line"
             )));
         }
-        if pairs.insert(target.to_owned(), ping_id.to_owned()).is_some() {
+        if pairs
+            .insert(target.to_owned(), ping_id.to_owned())
+            .is_some()
+        {
             return Err(parse(format!(
                 "target {target:?} is listed twice; delete one line"
             )));
@@ -237,7 +240,9 @@ mod tests {
     fn a_damaged_file_is_named_with_its_line() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(FILE), "# ok\nbackup\n").unwrap();
-        let error = resolve(dir.path(), &mut config(TWO)).unwrap_err().to_string();
+        let error = resolve(dir.path(), &mut config(TWO))
+            .unwrap_err()
+            .to_string();
         assert!(error.ends_with(&format!(
             "{FILE}:2: expected `target-id ping-id`, found \"backup\"; fix or delete the line (a new id is generated for a target without one)"
         )), "{error}");

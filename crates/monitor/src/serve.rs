@@ -204,19 +204,10 @@ pub async fn run(
     }
 
     let metrics = Arc::new(Metrics::default());
-    let api = Api::new(
-        engine.clone(),
-        Some(reader),
-        udp,
-        metrics,
-        access.clone(),
-    )
-    .with_recovery(recovery)
-    .with_pings(&config);
-    let alerts = api::alerts::router(
-        notifier.clone(),
-        access.clone(),
-    );
+    let api = Api::new(engine.clone(), Some(reader), udp, metrics, access.clone())
+        .with_recovery(recovery)
+        .with_pings(&config);
+    let alerts = api::alerts::router(notifier.clone(), access.clone());
     let app = api::router(api)
         .merge(alerts)
         .merge(crate::dashboard::router(dashboard))
@@ -380,7 +371,11 @@ async fn cap_ping_bodies(dir: std::path::PathBuf, budget: usize) {
             tokio::task::spawn_blocking(move || Store::open(&dir)?.cap_ping_bodies(budget)).await;
         match done {
             Ok(Ok(0)) => {}
-            Ok(Ok(dropped)) => tracing::info!(dropped, budget, "dropped the oldest ping bodies over the per-target budget"),
+            Ok(Ok(dropped)) => tracing::info!(
+                dropped,
+                budget,
+                "dropped the oldest ping bodies over the per-target budget"
+            ),
             Ok(Err(error)) => tracing::error!(%error, "capping ping bodies failed"),
             Err(error) => tracing::error!(%error, "capping ping bodies panicked"),
         }

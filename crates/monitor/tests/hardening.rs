@@ -88,7 +88,11 @@ async fn a_ping_id_cannot_be_learned_from_anything_public() {
     )
     .await;
     // The forged pings of the report: the id as ping id.
-    for path in ["/ping/backup/fail", "/ping/backup", "/ping/Nightly%20backup/fail"] {
+    for path in [
+        "/ping/backup/fail",
+        "/ping/backup",
+        "/ping/Nightly%20backup/fail",
+    ] {
         assert_eq!(monitor.get(path).await.status(), 404, "{path}");
     }
     let ping_id = monitor.target("backup", Some(API_TOKEN)).await["ping_id"]
@@ -97,12 +101,22 @@ async fn a_ping_id_cannot_be_learned_from_anything_public() {
         .to_owned();
     assert_eq!(ping_id.len(), 36, "a UUID: {ping_id}");
     assert!(
-        monitor.target("backup", None).await.get("ping_id").is_none(),
+        monitor
+            .target("backup", None)
+            .await
+            .get("ping_id")
+            .is_none(),
         "readers without the API token do not see it"
     );
     let kept = std::fs::read_to_string(monitor.data.path().join("ping_ids")).unwrap();
     assert!(kept.contains(&format!("backup {ping_id}\n")), "{kept}");
-    for public in ["/status", "/badge/backup.svg", "/metrics", "/api/v1/targets", "/"] {
+    for public in [
+        "/status",
+        "/badge/backup.svg",
+        "/metrics",
+        "/api/v1/targets",
+        "/",
+    ] {
         let (_, body) = monitor.text(public).await;
         assert!(!body.contains(&ping_id), "{public} shows the ping id");
     }
@@ -124,8 +138,14 @@ async fn keyed_targets_take_pings_with_their_key_and_udp_targets_take_none_over_
     .await;
     let (code, reason) = monitor.text("/ping/keyed/fail").await;
     assert_eq!(code, 401);
-    assert!(reason.contains("?key=<ping_key> or an X-Ping-Key header"), "{reason}");
-    assert_eq!(monitor.text("/ping/keyed?key=k3y-0123456789abcdeX").await.0, 401);
+    assert!(
+        reason.contains("?key=<ping_key> or an X-Ping-Key header"),
+        "{reason}"
+    );
+    assert_eq!(
+        monitor.text("/ping/keyed?key=k3y-0123456789abcdeX").await.0,
+        401
+    );
     assert_eq!(
         monitor.text("/ping/keyed?key=k3y-0123456789abcdef").await,
         (200, "OK".into())
@@ -140,7 +160,10 @@ async fn keyed_targets_take_pings_with_their_key_and_udp_targets_take_none_over_
     assert_eq!(by_header.status(), 200);
     let (code, reason) = monitor.text("/ping/udp/fail").await;
     assert_eq!(code, 403);
-    assert!(reason.contains("authenticated UDP heartbeats only"), "{reason}");
+    assert!(
+        reason.contains("authenticated UDP heartbeats only"),
+        "{reason}"
+    );
     monitor.wait_for_state("keyed", "healthy").await;
     assert_eq!(monitor.target("udp", None).await["state"], "unknown");
     let metrics = monitor.metrics().await;
@@ -354,10 +377,14 @@ async fn slow_and_excess_connections_do_not_keep_the_monitor_from_answering() {
             .unwrap();
         slow.push(stream);
     }
-    let refused = until("a fourth connection to be refused", Duration::from_secs(5), async || {
-        let response = monitor.get("/livez").await;
-        (response.status() == 503).then_some(response)
-    })
+    let refused = until(
+        "a fourth connection to be refused",
+        Duration::from_secs(5),
+        async || {
+            let response = monitor.get("/livez").await;
+            (response.status() == 503).then_some(response)
+        },
+    )
     .await;
     let reason = refused.text().await.unwrap();
     assert!(

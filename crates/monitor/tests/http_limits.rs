@@ -112,11 +112,7 @@ async fn connections_over_the_limit_are_told_why_and_closed() {
     );
     // The silent ones are cut at the header timeout, and their slots serve again.
     for stream in &mut held {
-        assert!(
-            until_closed(stream, Duration::from_secs(5))
-                .await
-                .is_some()
-        );
+        assert!(until_closed(stream, Duration::from_secs(5)).await.is_some());
     }
     vitals_testkit::until("a slot to free up", Duration::from_secs(5), async || {
         livez(addr).await.starts_with("HTTP/1.1 200 OK")

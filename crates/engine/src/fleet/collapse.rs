@@ -43,7 +43,13 @@ pub(crate) struct Held {
 impl Fleet {
     /// Target `index` was just judged on a beat: hold its transitions while it flaps, or
     /// hand out what it held before them once it has stopped. `may_act` is the beat's.
-    pub(super) fn collapse(&mut self, now: Now, index: usize, records: &mut Vec<Record>, may_act: bool) {
+    pub(super) fn collapse(
+        &mut self,
+        now: Now,
+        index: usize,
+        records: &mut Vec<Record>,
+        may_act: bool,
+    ) {
         let live = &mut self.table[index];
         // The change that raised the flag goes out: it is the news. Those after it wait.
         let raised = records
@@ -77,8 +83,11 @@ impl Fleet {
                                 may_act,
                                 generation,
                             });
-                            self.timers
-                                .push(Entry::collapse(now.mono + COLLAPSE_FOR, index, generation));
+                            self.timers.push(Entry::collapse(
+                                now.mono + COLLAPSE_FOR,
+                                index,
+                                generation,
+                            ));
                         }
                     }
                 }
@@ -91,7 +100,11 @@ impl Fleet {
     /// The window of target `index`'s held changes (of `generation`) closed.
     pub(super) fn collapse_due(&mut self, now: Now, index: usize, generation: u64) {
         let live = &mut self.table[index];
-        if live.held.as_ref().is_none_or(|held| held.generation != generation) {
+        if live
+            .held
+            .as_ref()
+            .is_none_or(|held| held.generation != generation)
+        {
             return; // handed out already, when the target stopped flapping
         }
         let Some(held) = live.held.take() else { return };

@@ -45,12 +45,12 @@ pub(super) async fn success(
     body: Body,
 ) -> Response {
     if let Err(refused) = admit(&api, &id, &query, &headers) {
-        return refused;
+        return refused.into_response();
     }
     let health_json = is_health_json(&headers);
     let body = match read_body(&api, body, health_json).await {
         Ok(body) => body,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     let signal = if health_json {
         reported(&body)
@@ -95,67 +95,93 @@ pub(super) async fn with_action(
         },
     };
     if let Err(refused) = admit(&api, &id, &query, &headers) {
-        return refused;
+        return refused.into_response();
     }
     let body = match read_body(&api, body, false).await {
         Ok(body) => body,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     let kept = keep(&api, body);
     record(&api, &id, signal, query, kept)
 }
 
-/// The gate's verdict on this ping, as the response to send when it is refused.
+/// Why a ping was not taken, as its answer: plain text with the reason, as healthchecks.io
+/// answers, and `Retry-After` on a 429.
+#[derive(Debug)]
+enum Refused {
+    Key,
+    UdpOnly,
+    Rate { retry_after: u64, rate: u32 },
+    TooLarge { limit: usize },
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        match self {
+            Refused::Key => text(
+                StatusCode::UNAUTHORIZED,
+                "this ping needs its ping_key: add ?key=<ping_key> or an X-Ping-Key header",
+            ),
+            Refused::UdpOnly => text(
+                StatusCode::FORBIDDEN,
+                "this target takes authenticated UDP heartbeats only; give it a ping_key to accept HTTP pings",
+            ),
+            Refused::Rate { retry_after, rate } => {
+                let mut response = text(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!(
+                        "too many pings for this id: at most server.ping_rate ({rate} a minute); retry in {retry_after}s"
+                    ),
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+                response
+            }
+            Refused::TooLarge { limit } => text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("ping body over server.ping_body_limit ({limit} bytes)"),
+            ),
+        }
+    }
+}
+
+/// The gate's verdict on this ping, counted in `/metrics` when it is refused.
 fn admit(
     api: &Api,
     id: &str,
     Query(query): &Query<PingQuery>,
     headers: &HeaderMap,
-) -> Result<(), Response> {
+) -> Result<(), Refused> {
     let key = query.key.as_deref().or_else(|| {
         headers
             .get(KEY_HEADER)
             .and_then(|value| value.to_str().ok())
     });
     let now = tokio::time::Instant::now().into_std();
-    match api.gate.admit(id, key, now) {
-        Ok(()) => Ok(()),
-        Err(Refusal::Key) => {
-            api.metrics.heartbeat("http", "bad_key");
-            Err(text(
-                StatusCode::UNAUTHORIZED,
-                "this ping needs its ping_key: add ?key=<ping_key> or an X-Ping-Key header",
-            ))
-        }
-        Err(Refusal::UdpOnly) => {
-            api.metrics.heartbeat("http", "udp_only");
-            Err(text(
-                StatusCode::FORBIDDEN,
-                "this target takes authenticated UDP heartbeats only; give it a ping_key to accept HTTP pings",
-            ))
-        }
-        Err(Refusal::Rate(wait)) => {
-            api.metrics.heartbeat("http", "rate_limited");
-            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            let mut response = text(
-                StatusCode::TOO_MANY_REQUESTS,
-                format!(
-                    "too many pings for this id: at most server.ping_rate ({} a minute); retry in {seconds}s",
-                    api.ping_rate
-                ),
-            );
-            if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
-            Err(response)
-        }
-    }
+    let refused = match api.gate.admit(id, key, now) {
+        Ok(()) => return Ok(()),
+        Err(Refusal::Key) => Refused::Key,
+        Err(Refusal::UdpOnly) => Refused::UdpOnly,
+        Err(Refusal::Rate(wait)) => Refused::Rate {
+            retry_after: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+            rate: api.ping_rate,
+        },
+    };
+    let result = match refused {
+        Refused::Key => "bad_key",
+        Refused::UdpOnly => "udp_only",
+        Refused::Rate { .. } => "rate_limited",
+        Refused::TooLarge { .. } => "too_large",
+    };
+    api.metrics.heartbeat("http", result);
+    Err(refused)
 }
 
 /// The body, read up to `ping_body_limit`: a longer one is a 413. With a limit of 0 nothing
 /// is kept, so nothing is read, except a `health+json` body, whose verdict counts (up to
 /// [`JUDGED_BODY_LIMIT`]).
-async fn read_body(api: &Api, body: Body, judged: bool) -> Result<Bytes, Response> {
+async fn read_body(api: &Api, body: Body, judged: bool) -> Result<Bytes, Refused> {
     let limit = match api.ping_body_limit {
         0 if judged => JUDGED_BODY_LIMIT,
         0 => return Ok(Bytes::new()),
@@ -163,10 +189,7 @@ async fn read_body(api: &Api, body: Body, judged: bool) -> Result<Bytes, Respons
     };
     axum::body::to_bytes(body, limit).await.map_err(|_| {
         api.metrics.heartbeat("http", "too_large");
-        text(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("ping body over server.ping_body_limit ({limit} bytes)"),
-        )
+        Refused::TooLarge { limit }
     })
 }
 

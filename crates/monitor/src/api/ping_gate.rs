@@ -68,7 +68,12 @@ impl PingGate {
     }
 
     /// Whether a ping for `ping_id` carrying `key` may go on at `now`.
-    pub(crate) fn admit(&self, ping_id: &str, key: Option<&str>, now: Instant) -> Result<(), Refusal> {
+    pub(crate) fn admit(
+        &self,
+        ping_id: &str,
+        key: Option<&str>,
+        now: Instant,
+    ) -> Result<(), Refusal> {
         let Some(door) = self.doors.get(ping_id) else {
             return Ok(());
         };
@@ -159,7 +164,10 @@ mod tests {
         );
         let later = start + Duration::from_millis(1500);
         assert_eq!(gate.admit("a-5f2b", None, later), Ok(()));
-        assert!(matches!(gate.admit("a-5f2b", None, later), Err(Refusal::Rate(_))));
+        assert!(matches!(
+            gate.admit("a-5f2b", None, later),
+            Err(Refusal::Rate(_))
+        ));
         // Unknown ids pass: the engine answers them.
         assert_eq!(gate.admit("nope", None, later), Ok(()));
         // A long silence refills the burst, no more.
@@ -181,9 +189,15 @@ mod tests {
         );
         for _ in 0..5 {
             assert_eq!(gate.admit("keyed", None, now), Err(Refusal::Key));
-            assert_eq!(gate.admit("keyed", Some("0123456789abcdef012"), now), Err(Refusal::Key));
+            assert_eq!(
+                gate.admit("keyed", Some("0123456789abcdef012"), now),
+                Err(Refusal::Key)
+            );
         }
-        assert_eq!(gate.admit("keyed", Some("0123456789abcdef0123"), now), Ok(()));
+        assert_eq!(
+            gate.admit("keyed", Some("0123456789abcdef0123"), now),
+            Ok(())
+        );
         assert_eq!(gate.admit("udp", None, now), Err(Refusal::UdpOnly));
     }
 }

@@ -41,7 +41,6 @@ pub const REFUSING: usize = 64;
 
 /// How long a connection over the limit may take to send its request head, read the `503`
 /// and close.
-
 const REFUSAL_TIME: Duration = Duration::from_secs(2);
 
 /// How much of a refused request head is read before the answer.
@@ -286,10 +285,7 @@ impl AsyncWrite for Watched {
         Pin::new(&mut self.inner).poll_flush(cx)
     }
 
-    fn poll_shutdown(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

@@ -77,8 +77,20 @@ mod tests {
             .iter()
             .filter_map(|p| p.body.as_ref().map(|b| b[..3].to_string()))
             .collect();
-        assert_eq!(kept, (40..50).rev().map(|i| format!("{i:03}")).collect::<Vec<_>>());
-        assert!(store.last_pings("quiet", 10).unwrap().iter().all(|p| p.body.is_some()));
+        assert_eq!(
+            kept,
+            (40..50)
+                .rev()
+                .map(|i| format!("{i:03}"))
+                .collect::<Vec<_>>()
+        );
+        assert!(
+            store
+                .last_pings("quiet", 10)
+                .unwrap()
+                .iter()
+                .all(|p| p.body.is_some())
+        );
         assert_eq!(store.cap_ping_bodies(10_000).unwrap(), 0, "idempotent");
     }
 }

@@ -312,16 +312,26 @@ fn flapping_pings_are_collapsed_into_few_transitions() {
     // 30 s of alternating pings, ten a second: 300 changes of state, ending healthy.
     for step in 0..=300 {
         sim.run_until(f64::from(step) * 0.1);
-        let signal = if step % 2 == 0 { Signal::Success } else { Signal::Fail };
+        let signal = if step % 2 == 0 {
+            Signal::Success
+        } else {
+            Signal::Fail
+        };
         sim.beat("flappy", signal, None);
     }
     sim.run_until(31.0 + crate::COLLAPSE_FOR.as_secs_f64());
     let judged: Vec<_> = sim.judged("flappy").cloned().collect();
     // Four before the flap rule tripped, then one per window at most (none for a window
     // that ends in the state it began with).
-    assert!(judged.len() <= 4 + 4, "{} transitions: {judged:#?}", judged.len());
     assert!(
-        judged.iter().any(|t| t.reason.contains("changes while flapping, collapsed into one")),
+        judged.len() <= 4 + 4,
+        "{} transitions: {judged:#?}",
+        judged.len()
+    );
+    assert!(
+        judged.iter().any(|t| t
+            .reason
+            .contains("changes while flapping, collapsed into one")),
         "{judged:#?}"
     );
     for pair in judged.windows(2) {

@@ -260,7 +260,10 @@ fn maintenance_windows_are_bounded_new_or_restored() {
         &restored,
     );
     let latest = epoch() + MAX_MAINTENANCE;
-    assert_eq!(sim.fleet.view("db").unwrap().maintenance_until, Some(latest));
+    assert_eq!(
+        sim.fleet.view("db").unwrap().maintenance_until,
+        Some(latest)
+    );
     let target = sim.fleet.index_of("api").unwrap();
     let view = sim.fleet.handle_command(
         sim.now,

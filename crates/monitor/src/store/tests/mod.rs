@@ -99,7 +99,8 @@ fn the_data_directory_is_created_private_whatever_the_umask() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("nested/data");
     Store::open(&data).unwrap();
-    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&data), 0o700);
     // Parents are the operator's: made as the umask says.
     assert_ne!(mode(&dir.path().join("nested")), 0o700);

@@ -222,3 +222,27 @@ impl Access {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::same;
+
+    /// Issue 11, item 12: the comparison returned at once on a length mismatch, so timing told
+    /// a token's length. Both sides are hashed first now; timing is measured in bench, not
+    /// asserted here: this pins what the comparison answers, for every length.
+    #[test]
+    fn tokens_compare_equal_only_when_equal_whatever_their_lengths() {
+        let token = "s3cret-token-0123456789";
+        assert!(same(token, token));
+        for guess in [
+            "",
+            "s",
+            "s3cret-token-012345678",
+            "s3cret-token-01234567890",
+            "S3cret-token-0123456789",
+        ] {
+            assert!(!same(guess, token), "{guess:?}");
+            assert!(!same(token, guess), "{guess:?}");
+        }
+    }
+}

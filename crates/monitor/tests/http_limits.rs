@@ -17,14 +17,20 @@ const LIMITS: Limits = Limits {
     header_timeout: Duration::from_millis(300),
     idle_timeout: Duration::from_millis(600),
     drain: Duration::from_secs(1),
+    // Longer than the header timeout: these tests see the refusal, not eviction.
+    evict_after: Duration::from_secs(60),
 };
 
 async fn server() -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    server_with(LIMITS).await
+}
+
+async fn server_with(limits: Limits) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = Router::new().route("/livez", get(|| async { "ok" }));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(serve(listener, app, LIMITS, async move {
+    tokio::spawn(serve(listener, app, limits, async move {
         let _ = stopped.await;
     }));
     (addr, stop)
@@ -118,4 +124,63 @@ async fn connections_over_the_limit_are_told_why_and_closed() {
         livez(addr).await.starts_with("HTTP/1.1 200 OK")
     })
     .await;
+}
+
+/// Slow connections hold every slot for up to the header timeout; at the limit the oldest
+/// one that has been answered nothing for `evict_after` makes room, so a new request is
+/// served rather than refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn at_the_limit_the_oldest_unanswered_connection_makes_room() {
+    let (addr, _stop) = server_with(Limits {
+        header_timeout: Duration::from_secs(30),
+        idle_timeout: Duration::from_secs(30),
+        evict_after: Duration::from_secs(1),
+        ..LIMITS
+    })
+    .await;
+    // One keep-alive connection that was answered: never evicted.
+    let mut answered = TcpStream::connect(addr).await.unwrap();
+    answered
+        .write_all(b"GET /livez HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 17];
+    answered.read_exact(&mut first).await.unwrap();
+    let mut slow = Vec::new();
+    for _ in 0..2 {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /livez HTTP/1.1\r\nx-slow: ")
+            .await
+            .unwrap();
+        slow.push(stream);
+    }
+    // Young slow connections are not evicted: the new one is refused…
+    vitals_testkit::until(
+        "a refusal while the slow ones are young",
+        Duration::from_secs(5),
+        async || livez(addr).await.starts_with("HTTP/1.1 503"),
+    )
+    .await;
+    // …and once they are old enough, one makes room.
+    vitals_testkit::until(
+        "a slow connection evicted for a new one",
+        Duration::from_secs(5),
+        async || livez(addr).await.starts_with("HTTP/1.1 200 OK"),
+    )
+    .await;
+    assert!(
+        until_closed(&mut slow[0], Duration::from_secs(5))
+            .await
+            .is_some()
+    );
+    // The answered connection is still served.
+    answered
+        .write_all(b"GET /livez HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let rest = until_closed(&mut answered, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(rest.contains("HTTP/1.1 200 OK"), "{rest}");
 }

@@ -10,6 +10,9 @@
 //!   [`Limits::header_timeout`] closes the connection (slowloris);
 //! - **an idle timeout**: a connection that moves no byte either way for
 //!   [`Limits::idle_timeout`] is closed once no response is in flight;
+//! - **eviction**: at the limit, the oldest connection that has been answered nothing for
+//!   [`Limits::evict_after`] (a head still trickling in) is closed to make room, so slow
+//!   connections cannot keep new ones out for the whole header timeout;
 //! - accept errors (out of descriptors) are logged and retried after a pause, never a spin.
 //!
 //! On `shutdown` it stops accepting, lets each connection finish the request it is serving,
@@ -59,18 +62,23 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// How long shutdown waits for requests in flight.
     pub drain: Duration,
+    /// At the limit, a connection this old that has not been answered anything yet (a
+    /// request head still trickling in, slowloris) is closed to make room for a new one.
+    pub evict_after: Duration,
 }
 
 impl Limits {
     /// The monitor's: `max_connections` from the config; a request head within 10 s (the
     /// slowest honest client on a bad link sends one in well under a second); 60 s idle
-    /// (keep-alive senders that ping every few seconds keep theirs); 10 s to drain.
+    /// (keep-alive senders that ping every few seconds keep theirs); 10 s to drain; at the
+    /// limit, a connection unanswered after 5 s makes room for a new one.
     pub fn monitor(max_connections: usize) -> Limits {
         Limits {
             max_connections,
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             drain: Duration::from_secs(10),
+            evict_after: Duration::from_secs(5),
         }
     }
 }
@@ -83,6 +91,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let open = Arc::new(Semaphore::new(limits.max_connections));
+    let slots = Arc::new(Slots::default());
     let refusing = Arc::new(Semaphore::new(REFUSING));
     let stop = CancellationToken::new();
     tokio::pin!(shutdown);
@@ -102,10 +111,18 @@ pub async fn serve(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
-        if let Ok(permit) = Arc::clone(&open).try_acquire_owned() {
-            let (app, stop) = (app.clone(), stop.clone());
+        let mut permit = Arc::clone(&open).try_acquire_owned().ok();
+        if permit.is_none() && slots.evict(limits.evict_after) {
+            // The evicted connection's task lets its permit go as soon as it runs.
+            let freed = tokio::time::timeout(EVICTION_WAIT, Arc::clone(&open).acquire_owned());
+            permit = freed.await.ok().and_then(Result::ok);
+        }
+        if let Some(permit) = permit {
+            let (app, stop, slots) = (app.clone(), stop.clone(), Arc::clone(&slots));
             tokio::spawn(async move {
-                connection(stream, app, limits, stop).await;
+                let (id, evicted, activity) = slots.open();
+                connection(stream, app, limits, stop, evicted, activity).await;
+                slots.close(id);
                 drop(permit);
             });
         } else if let Ok(permit) = Arc::clone(&refusing).try_acquire_owned() {
@@ -132,9 +149,16 @@ pub async fn serve(
     Ok(())
 }
 
-/// One connection: hyper's HTTP/1 with the header timeout, closed when idle or stopping.
-async fn connection(stream: TcpStream, app: Router, limits: Limits, stop: CancellationToken) {
-    let activity = Arc::new(Activity::new());
+/// One connection: hyper's HTTP/1 with the header timeout, closed when idle or stopping,
+/// dropped when evicted.
+async fn connection(
+    stream: TcpStream,
+    app: Router,
+    limits: Limits,
+    stop: CancellationToken,
+    evicted: CancellationToken,
+    activity: Arc<Activity>,
+) {
     let io = TokioIo::new(Watched {
         inner: stream,
         activity: Arc::clone(&activity),
@@ -157,6 +181,7 @@ async fn connection(stream: TcpStream, app: Router, limits: Limits, stop: Cancel
                 }
                 return;
             }
+            () = evicted.cancelled() => return,
             () = stop.cancelled(), if !closing => {
                 conn.as_mut().graceful_shutdown();
                 closing = true;
@@ -198,11 +223,68 @@ async fn refuse(mut stream: TcpStream, limit: usize) {
     .await;
 }
 
-/// When a connection last moved a byte, as milliseconds since it opened.
+/// How long the accept loop waits for an evicted connection's slot.
+const EVICTION_WAIT: Duration = Duration::from_millis(100);
+
+/// The open connections, so that at the limit the oldest unanswered one can be evicted.
+#[derive(Debug, Default)]
+struct Slots {
+    next: AtomicU64,
+    open: std::sync::Mutex<std::collections::HashMap<u64, (Arc<Activity>, CancellationToken)>>,
+}
+
+impl Slots {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<u64, (Arc<Activity>, CancellationToken)>>
+    {
+        self.open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A new connection's id, eviction token and activity.
+    fn open(&self) -> (u64, CancellationToken, Arc<Activity>) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let (activity, evicted) = (Arc::new(Activity::new()), CancellationToken::new());
+        self.lock()
+            .insert(id, (Arc::clone(&activity), evicted.clone()));
+        (id, evicted, activity)
+    }
+
+    fn close(&self, id: u64) {
+        self.lock().remove(&id);
+    }
+
+    /// Evict the oldest connection open at least `after` that has been answered nothing;
+    /// whether there was one.
+    fn evict(&self, after: Duration) -> bool {
+        let open = self.lock();
+        let oldest = open
+            .values()
+            .filter(|(activity, evicted)| {
+                !activity.answered.load(Ordering::Relaxed)
+                    && !evicted.is_cancelled()
+                    && activity.opened.elapsed() >= after
+            })
+            .min_by_key(|(activity, _)| activity.opened);
+        match oldest {
+            Some((_, evicted)) => {
+                evicted.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// When a connection last moved a byte, as milliseconds since it opened, and whether it has
+/// been answered anything.
 #[derive(Debug)]
 struct Activity {
     opened: Instant,
     last_ms: AtomicU64,
+    answered: std::sync::atomic::AtomicBool,
 }
 
 impl Activity {
@@ -210,6 +292,7 @@ impl Activity {
         Activity {
             opened: Instant::now(),
             last_ms: AtomicU64::new(0),
+            answered: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -261,6 +344,7 @@ impl AsyncWrite for Watched {
         let poll = Pin::new(&mut self.inner).poll_write(cx, data);
         if matches!(poll, Poll::Ready(Ok(n)) if n > 0) {
             self.activity.touch();
+            self.activity.answered.store(true, Ordering::Relaxed);
         }
         poll
     }
@@ -273,6 +357,7 @@ impl AsyncWrite for Watched {
         let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if matches!(poll, Poll::Ready(Ok(n)) if n > 0) {
             self.activity.touch();
+            self.activity.answered.store(true, Ordering::Relaxed);
         }
         poll
     }

@@ -423,9 +423,12 @@ if [[ -z ${SKIP_HEARTBEATS:-} ]]; then
     config=$tmp/heartbeats.toml
     sources=$((UDP_SOURCES > PING_TARGETS ? UDP_SOURCES : PING_TARGETS))
     {
-        server_header "$port" "$tmp/data-heartbeats" "udp_listen = \"127.0.0.1:$udp_port\""
+        # Ingestion, not the per-id rate (issue 11), is measured: no rate. HTTP pings carry
+        # the targets' ping key (a UDP-keyed target refuses unkeyed HTTP pings).
+        server_header "$port" "$tmp/data-heartbeats" "udp_listen = \"127.0.0.1:$udp_port\"
+ping_rate = 0"
         for ((i = 0; i < sources; i++)); do
-            printf '\n[[target]]\nid = "hb-%06d"\nkind = "heartbeat"\nperiod = "1h"\nudp_key = "%s"\n' \
+            printf '\n[[target]]\nid = "hb-%06d"\nkind = "heartbeat"\nperiod = "1h"\nudp_key = "%s"\nping_key = "bench-ping-key-0123456789"\n' \
                 "$i" "$("$BENCH_LOAD_BIN" key "$i")"
         done
     } >"$config"
@@ -469,7 +472,7 @@ if [[ -z ${SKIP_HEARTBEATS:-} ]]; then
 local n = 0
 request = function()
     n = n + 1
-    return wrk.format("GET", string.format("/ping/hb-%06d", n % $PING_TARGETS))
+    return wrk.format("GET", string.format("/ping/hb-%06d?key=bench-ping-key-0123456789", n % $PING_TARGETS))
 end
 EOF
     say "http pings: wrk -c$PING_CONNECTIONS over $PING_TARGETS ids, $PING_DURATION…"

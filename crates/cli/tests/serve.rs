@@ -36,10 +36,26 @@ async fn sigkill_mid_run_loses_no_transition_and_state_is_recovered() {
     .unwrap();
     let client = reqwest::Client::new();
     let (mut first, base) = serve(&config).await;
+    // The job has no ping_id: the monitor generated one and keeps it beside the database
+    // (issue 11, item 1); the target's id is no ping URL.
+    let kept = std::fs::read_to_string(dir.path().join("data/ping_ids")).unwrap();
+    let ping_id = kept
+        .lines()
+        .find_map(|line| line.strip_prefix("job "))
+        .unwrap()
+        .to_owned();
+    let status = client
+        .get(format!("{base}/ping/job/fail"))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 404);
+    let fail = format!("{ping_id}/fail");
     // Eight transitions: healthy, unhealthy, healthy, … ending unhealthy.
     for _ in 0..4 {
-        ping(&client, &base, "job").await;
-        ping(&client, &base, "job/fail").await;
+        ping(&client, &base, &ping_id).await;
+        ping(&client, &base, &fail).await;
     }
     let before = target(&client, &base, "job").await;
     assert_eq!(before["state"], "unhealthy");
@@ -61,8 +77,9 @@ async fn sigkill_mid_run_loses_no_transition_and_state_is_recovered() {
     assert_eq!(after["state"], "unhealthy", "state recovered: {after}");
     let transitions = after["transitions"].as_array().unwrap();
     assert_eq!(transitions.len(), 8, "{after}");
-    // And the recovered machine carries on: one success makes it healthy (rise 1).
-    ping(&client, &base, "job").await;
+    // And the recovered machine carries on, pinged at the same generated id: one success
+    // makes it healthy (rise 1).
+    ping(&client, &base, &ping_id).await;
     assert_eq!(target(&client, &base, "job").await["state"], "healthy");
     second.signal(Signal::SIGTERM).unwrap();
     let status = second.wait(Duration::from_secs(30)).await.unwrap();

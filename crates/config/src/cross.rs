@@ -23,11 +23,17 @@ pub(super) struct TargetInfo {
     pub(super) depends_on: Vec<At<String>>,
     /// A heartbeat's ping id and whether it defaulted to the id.
     pub(super) ping_id: Option<(At<String>, bool)>,
+    /// The name, if set and valid (the status page shows it).
+    pub(super) name: Option<At<String>>,
+    /// Whether its ping id may be a public name: its pings carry a key, or the operator
+    /// said so with `public_ping_id = true`.
+    pub(super) public_ping_id: bool,
 }
 
 pub(super) fn check(diag: &mut Diag<'_>, targets: &[TargetInfo]) {
     let ids = unique_ids(diag, targets);
     unique_ping_ids(diag, targets, &ids);
+    secret_ping_ids(diag, targets);
     let edges = references(diag, targets);
     cycles(diag, targets, &edges);
 }
@@ -95,6 +101,46 @@ fn unique_ping_ids(diag: &mut Diag<'_>, targets: &[TargetInfo], ids: &HashMap<&s
                 first.insert(&ping_id.value, index);
             }
         }
+    }
+}
+
+/// Reports a ping id that equals a name anyone can read (a target's id or name, which the
+/// status page, badges and `/metrics` show) on a target whose pings carry no key: whoever
+/// reads the name could send its pings. Keyed targets, and targets that say
+/// `public_ping_id = true`, may.
+fn secret_ping_ids(diag: &mut Diag<'_>, targets: &[TargetInfo]) {
+    let mut public: HashMap<&str, &TargetInfo> = HashMap::new();
+    for target in targets {
+        for name in [target.id.as_ref(), target.name.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            public.entry(name.value.as_str()).or_insert(target);
+        }
+    }
+    for target in targets {
+        let Some((ping_id, _)) = &target.ping_id else {
+            continue;
+        };
+        if target.public_ping_id {
+            continue;
+        }
+        let Some(owner) = public.get(ping_id.value.as_str()) else {
+            continue;
+        };
+        let whose = if std::ptr::eq(*owner, target) {
+            "this target's id or name".to_string()
+        } else {
+            format!("the id or name of {}", owner.path)
+        };
+        diag.error(
+            &ping_id.span,
+            format!("{}.ping_id", target.path),
+            format!(
+                "ping_id {:?} is {whose}, which the status page, badges and /metrics show, so anyone could send this target's pings; remove ping_id to have the monitor generate one, set ping_key, or set public_ping_id = true to accept that",
+                ping_id.value
+            ),
+        );
     }
 }
 

@@ -220,13 +220,16 @@ fn heartbeat(
         failed = true;
     }
     let udp_key = f.get(UDP_KEY);
+    let ping_key = f.get(target::PING_KEY);
+    // Authenticated pings may keep the id as their ping id; others get one nobody can guess.
     let ping_id = match f.get(target::PING_ID) {
-        Ok(None) => f.get(target::ID),
+        Ok(None) if f.has(UDP_KEY) || f.has(target::PING_KEY) => f.get(target::ID),
         other => other,
     };
     let (period, cron, timezone, grace) = (period?, cron?, timezone?, grace?);
     let (detector, detector_spans) = detector?.map_or((None, Vec::new()), |at| at.value);
-    let (udp_key, ping_id) = (udp_key?.map(|at| at.value), ping_id?.ok_or(Reported)?.value);
+    let (udp_key, ping_key) = (udp_key?.map(|at| at.value), ping_key?.map(|at| at.value));
+    let ping_id = ping_id?.map(|at| at.value);
     if failed {
         return Err(Reported);
     }
@@ -266,6 +269,7 @@ fn heartbeat(
     };
     Ok(HeartbeatSpec {
         ping_id,
+        ping_key,
         expect,
         detector,
         udp_key,

@@ -24,6 +24,14 @@ pub mod defaults {
     /// healthchecks.io keeps the first 100,000 bytes of a ping body.
     pub const PING_BODY_LIMIT: usize = 100_000;
     pub const MAX_CONCURRENCY: usize = 1024;
+    /// Open HTTP connections at once; more are answered 503 and closed. Under the common
+    /// `ulimit -n 1024` with room for checks, the store and the UDP socket.
+    pub const MAX_CONNECTIONS: usize = 512;
+    /// Pings a minute per ping id; a sender beating every second fits twice over.
+    pub const PING_RATE: u32 = 120;
+    /// Bytes of ping bodies kept per target: a thousand 1 kB logs; older bodies are dropped
+    /// first (the pings themselves are kept).
+    pub const PING_BYTES_PER_TARGET: usize = 1_000_000;
     pub const UDP_MAX_SKEW: Duration = Duration::from_secs(30);
     pub const RAW_DAYS: u32 = 7;
     pub const ROLLUP_DAYS: u32 = 365;
@@ -77,8 +85,19 @@ pub struct Server {
     pub api_token: Option<String>,
     /// When set, reads need a bearer token too: this one or `api_token`.
     pub read_token: Option<String>,
-    /// Bytes of a ping's body kept as its log; longer bodies are refused (413).
+    /// Bytes of a ping's body kept as its log; longer bodies are refused (413). 0 keeps no
+    /// body (the ping still counts).
     pub ping_body_limit: usize,
+    /// Bytes of ping bodies kept per target; the oldest bodies go first.
+    pub ping_bytes_per_target: usize,
+    /// Pings a minute per ping id (bursts of half a minute's worth); more are answered 429.
+    /// 0: no limit.
+    pub ping_rate: u32,
+    /// Open HTTP connections at once; more are answered 503 and closed.
+    pub max_connections: usize,
+    /// The URL people reach the monitor at, when a proxy in front of it terminates TLS:
+    /// with https, the login cookie is `Secure`.
+    pub public_url: Option<String>,
     /// Active checks in flight at once.
     pub max_concurrency: usize,
     /// How far a UDP heartbeat's timestamp may be from the monitor's clock.
@@ -99,6 +118,10 @@ impl Default for Server {
             api_token: None,
             read_token: None,
             ping_body_limit: defaults::PING_BODY_LIMIT,
+            ping_bytes_per_target: defaults::PING_BYTES_PER_TARGET,
+            ping_rate: defaults::PING_RATE,
+            max_connections: defaults::MAX_CONNECTIONS,
+            public_url: None,
             max_concurrency: defaults::MAX_CONCURRENCY,
             udp_max_skew: defaults::UDP_MAX_SKEW,
             agent_check_listen: None,
@@ -224,9 +247,13 @@ pub struct HttpSpec {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct HeartbeatSpec {
-    /// The `<ping_id>` in `/ping/<ping_id>`: a UUID or a slug; the target id unless set;
-    /// unique across targets. Also the source id of UDP heartbeats.
-    pub ping_id: String,
+    /// The `<ping_id>` in `/ping/<ping_id>`: a UUID or a slug; unique across targets. Also
+    /// the source id of UDP heartbeats. Unless set, the target id when the target's pings
+    /// are authenticated (`ping_key`, `udp_key`), else `None`: the monitor generates a UUID
+    /// and keeps it in its store, so nothing public names it.
+    pub ping_id: Option<String>,
+    /// When set, HTTP pings must carry it (`?key=` or an `X-Ping-Key` header).
+    pub ping_key: Option<String>,
     pub expect: Expect,
     pub detector: DetectorKind,
     /// Key for authenticated UDP heartbeats (at least 16 bytes); UDP is refused without one.
@@ -284,6 +311,10 @@ pub struct Recovery {
     /// An action still running after this is killed (a command) or cut (a request), and
     /// counts as a failed attempt.
     pub timeout: Duration,
+    /// Whether a heartbeat's HTTP ping without a `ping_key` may make the action run (anyone
+    /// who learns the ping URL could then run it). Off: only silence, authenticated pings
+    /// and probes do.
+    pub trust_unauthenticated_pings: bool,
 }
 
 /// The recovery action itself.

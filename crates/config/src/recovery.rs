@@ -59,6 +59,7 @@ pub(super) fn read(
     let http = http.map(|http| read_http(diag, &http, &format!("{field}.{RECOVER_HTTP_TABLE}")));
 
     let command = f.get(recover::COMMAND);
+    let trust = f.get(recover::TRUST_UNAUTHENTICATED_PINGS);
     let mut failed = false;
     let mut take = |read: Result<Option<At<Duration>>, Reported>, default| match read {
         Ok(at) => at.map_or(default, |at| at.value),
@@ -73,6 +74,13 @@ pub(super) fn read(
     let backoff_max = take(f.get(recover::BACKOFF_MAX), base.backoff_max);
     let reset_after = take(f.get(recover::RESET_AFTER), base.reset_after);
     let timeout = take(f.get(recover::TIMEOUT), DEFAULT_ACTION_TIMEOUT);
+    let trust_unauthenticated_pings = match trust {
+        Ok(at) => at.is_some_and(|at| at.value),
+        Err(Reported) => {
+            failed = true;
+            false
+        }
+    };
     let max_attempts = match f.get(recover::MAX_ATTEMPTS) {
         Ok(at) => at.map_or(base.max_attempts, |at| at.value),
         Err(Reported) => {
@@ -145,6 +153,7 @@ pub(super) fn read(
         action,
         policy,
         timeout,
+        trust_unauthenticated_pings,
     })))
 }
 

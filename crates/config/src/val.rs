@@ -49,6 +49,7 @@ pub(super) enum Val {
     Duration(Duration),
     Count(u32),
     Bytes(usize),
+    Bool(bool),
     Number(f64),
     List(Vec<At<String>>),
     SocketAddr(SocketAddr),
@@ -104,6 +105,7 @@ picks! {
     Duration: Duration = Val::Duration(d) => *d;
     Count: u32 = Val::Count(n) => *n;
     Bytes: usize = Val::Bytes(n) => *n;
+    Bool: bool = Val::Bool(b) => *b;
     Number: f64 = Val::Number(n) => *n;
     List: Vec<At<String>> = Val::List(items) => items.clone();
     Command: Vec<At<String>> = Val::List(items) => items.clone();

@@ -86,6 +86,10 @@ pub(super) fn read(
         Ty::Bytes => {
             integer(value, u64::MAX).map(|n| Val::Bytes(usize::try_from(n).unwrap_or(usize::MAX)))
         }
+        Ty::Bool => match value.get_ref() {
+            DeValue::Boolean(b) => Ok(Val::Bool(*b)),
+            _ => Err(Problem::Type("true or false")),
+        },
         Ty::Number => number(value).map(Val::Number),
         Ty::StatusRange => status_range(value).map(Val::StatusRange),
         Ty::Json => json(value).map(Val::Json),

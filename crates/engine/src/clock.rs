@@ -5,7 +5,7 @@
 //! clock, so a test on tokio's paused clock moves the fleet's time too. What it is not: a
 //! timer; the driver sleeps, the fleet only says until when.
 
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// One reading of the time: `mono` for deadlines and intervals, `wall` for what is stored
 /// and shown.
@@ -26,7 +26,15 @@ impl Now {
 
     /// The monotonic instant of wall time `at` (now, if it is past).
     pub fn mono_at(&self, at: SystemTime) -> Instant {
-        self.mono + at.duration_since(self.wall).unwrap_or_default()
+        let ahead = at.duration_since(self.wall).unwrap_or_default();
+        // Checked: a time centuries ahead must not overflow (issue 11, item 6).
+        self.mono
+            .checked_add(ahead)
+            .or_else(|| {
+                self.mono
+                    .checked_add(Duration::from_secs(u64::from(u32::MAX)))
+            })
+            .unwrap_or(self.mono)
     }
 }
 

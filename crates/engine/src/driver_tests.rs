@@ -127,6 +127,7 @@ async fn a_silent_heartbeat_target_goes_overdue_and_recovers_on_the_next_ping() 
             thresholds,
             mode: Mode::Passive {
                 ping_id: "5a1c".into(),
+                trusted_pings: true,
                 expectation: Expectation::Period {
                     period: Duration::from_secs(60),
                     grace: Duration::from_secs(10),
@@ -518,6 +519,7 @@ async fn a_fast_heartbeat_keeps_one_passing_result_a_second_and_every_failure() 
             thresholds: Thresholds::default(),
             mode: Mode::Passive {
                 ping_id: "w".into(),
+                trusted_pings: true,
                 expectation: Expectation::Period {
                     period: Duration::from_millis(10),
                     grace: Duration::from_millis(100),

@@ -30,6 +30,10 @@ pub enum Mode {
     Passive {
         ping_id: String,
         expectation: Expectation,
+        /// Whether a failure an HTTP ping reports may make recovery act: the ping API
+        /// checked a key, or the operator trusts pings without one. UDP beats (verified)
+        /// and silence always may.
+        trusted_pings: bool,
     },
 }
 
@@ -58,10 +62,12 @@ impl std::fmt::Debug for Mode {
             Mode::Passive {
                 ping_id,
                 expectation,
+                trusted_pings,
             } => f
                 .debug_struct("Passive")
                 .field("ping_id", ping_id)
                 .field("expectation", expectation)
+                .field("trusted_pings", trusted_pings)
                 .finish(),
         }
     }

@@ -20,6 +20,7 @@ pub mod agent_check;
 pub mod api;
 pub mod dashboard;
 pub mod notify;
+pub mod ping_ids;
 pub mod recovery;
 pub mod serve;
 pub mod store;

@@ -17,6 +17,7 @@ use crate::recovery::{Escalation, EscalationHook, Initial, Recoverer};
 use crate::store::{self, Store, Writer};
 use crate::targets::{TargetError, spec};
 
+pub mod http;
 mod persist;
 use crate::udp;
 use persist::persist;
@@ -44,12 +45,14 @@ pub enum ServeError {
     Server(#[source] std::io::Error),
     #[error(transparent)]
     Notify(#[from] crate::notify::NotifyError),
+    #[error(transparent)]
+    PingIds(#[from] crate::ping_ids::PingIdError),
 }
 
 /// Run the monitor on `config` until SIGTERM or SIGINT, then drain and flush the store.
 /// `on_listening` is told the bound address (useful with port 0).
 pub async fn run(
-    config: Config,
+    mut config: Config,
     on_listening: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), ServeError> {
     let dir = config.server.data_dir.clone();
@@ -61,6 +64,15 @@ pub async fn run(
     let saved = writing.load_states().map_err(store_error)?;
     let reader = Store::open_read_only(&dir).map_err(store_error)?;
     let writer = Writer::spawn(writing);
+    // Heartbeats without a ping id get one nobody can guess, kept beside the database.
+    for (target, ping_id) in crate::ping_ids::resolve(&dir, &mut config)? {
+        tracing::info!(
+            %target,
+            url = %format!("/ping/{ping_id}"),
+            file = %dir.join(crate::ping_ids::FILE).display(),
+            "generated a ping id for a heartbeat target without one; its senders must use this url"
+        );
+    }
 
     let restored: HashMap<String, Restored> = saved
         .into_iter()
@@ -119,6 +131,10 @@ pub async fn run(
         stopping.clone(),
     ));
     let maintaining = tokio::spawn(maintain(dir.clone(), config.retention.clone()));
+    let capping = tokio::spawn(cap_ping_bodies(
+        dir.clone(),
+        config.server.ping_bytes_per_target,
+    ));
 
     let reader = Arc::new(reader);
     let store_check = Arc::clone(&reader);
@@ -152,15 +168,22 @@ pub async fn run(
         None => None,
     };
 
+    let access = Access {
+        api_token: config.server.api_token.clone(),
+        read_token: config.server.read_token.clone(),
+        // People reach it over TLS through a proxy: the login cookie must not leave it.
+        secure_cookie: config
+            .server
+            .public_url
+            .as_deref()
+            .is_some_and(|url| url.starts_with("https://")),
+    };
     // The dashboard reads what the API reads, under the same read rule.
     let dashboard = crate::dashboard::Dashboard::new(
         engine.clone(),
         Some(Arc::clone(&reader)),
         &config.targets,
-        Access {
-            api_token: config.server.api_token.clone(),
-            read_token: config.server.read_token.clone(),
-        },
+        access.clone(),
     )
     .stop_live_on(health.subscribe_phase());
 
@@ -181,25 +204,11 @@ pub async fn run(
     }
 
     let metrics = Arc::new(Metrics::default());
-    let api = Api::new(
-        engine.clone(),
-        Some(reader),
-        udp,
-        metrics,
-        Access {
-            api_token: config.server.api_token.clone(),
-            read_token: config.server.read_token.clone(),
-        },
-    )
-    .with_recovery(recovery);
-    let alerts = api::alerts::router(
-        notifier.clone(),
-        Access {
-            api_token: config.server.api_token.clone(),
-            read_token: config.server.read_token.clone(),
-        },
-    );
-    let app = api::router(api, config.server.ping_body_limit)
+    let api = Api::new(engine.clone(), Some(reader), udp, metrics, access.clone())
+        .with_recovery(recovery)
+        .with_pings(&config);
+    let alerts = api::alerts::router(notifier.clone(), access.clone());
+    let app = api::router(api)
         .merge(alerts)
         .merge(crate::dashboard::router(dashboard))
         .merge(health.probes_router());
@@ -212,10 +221,15 @@ pub async fn run(
     let addr = listener.local_addr().map_err(ServeError::Server)?;
     tracing::info!(%addr, "monitor listening");
     on_listening(addr);
-    health
-        .serve(listener, app)
-        .await
-        .map_err(ServeError::Server)?;
+    // The library's `Health::serve` without limits; the monitor's own server, with them.
+    http::serve(
+        listener,
+        app,
+        http::Limits::monitor(config.server.max_connections),
+        health.drained(),
+    )
+    .await
+    .map_err(ServeError::Server)?;
 
     drop(engine);
     stopping.cancel();
@@ -225,6 +239,7 @@ pub async fn run(
     // Deliveries in hand finish and are recorded, so the next run does not repeat them.
     notifier.shutdown().await;
     maintaining.abort();
+    capping.abort();
     if let Err(error) = writer.flush().await {
         tracing::error!(%error, "could not flush the store on shutdown");
     }
@@ -267,9 +282,10 @@ async fn start_udp(
     for (index, target) in config.targets.iter().enumerate() {
         if let TargetKind::Heartbeat(heartbeat) = &target.kind
             && let Some(key) = &heartbeat.udp_key
+            && let Some(ping_id) = &heartbeat.ping_id
         {
             verifier
-                .add_source(&heartbeat.ping_id, index, key)
+                .add_source(ping_id, index, key)
                 .map_err(|error| TargetError {
                     target: target.id.clone(),
                     message: error.to_string(),
@@ -337,6 +353,31 @@ async fn maintain(dir: std::path::PathBuf, retention: crate::config::Retention) 
             Ok(Ok(done)) => tracing::info!(?done, "store maintenance done"),
             Ok(Err(error)) => tracing::error!(%error, "store maintenance failed"),
             Err(error) => tracing::error!(%error, "store maintenance panicked"),
+        }
+    }
+}
+
+/// Keep each target's stored ping bodies within `budget` bytes, every ten seconds, on a
+/// connection of its own (a retention step: the writer stores every ping as it comes). At
+/// the default rate a flooded id adds at most 60 + 20 bodies between two runs; the query
+/// reads only rows that still have a body, a few per target.
+async fn cap_ping_bodies(dir: std::path::PathBuf, budget: usize) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(10));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let dir = dir.clone();
+        let done =
+            tokio::task::spawn_blocking(move || Store::open(&dir)?.cap_ping_bodies(budget)).await;
+        match done {
+            Ok(Ok(0)) => {}
+            Ok(Ok(dropped)) => tracing::info!(
+                dropped,
+                budget,
+                "dropped the oldest ping bodies over the per-target budget"
+            ),
+            Ok(Err(error)) => tracing::error!(%error, "capping ping bodies failed"),
+            Err(error) => tracing::error!(%error, "capping ping bodies panicked"),
         }
     }
 }

@@ -76,7 +76,17 @@ pub fn spec(target: &Target, http: &reqwest::Client) -> Result<TargetSpec, Targe
             cadence: cadence.clone(),
         },
         TargetKind::Heartbeat(heartbeat) => Mode::Passive {
-            ping_id: heartbeat.ping_id.clone(),
+            // Filled in by `ping_ids::resolve` before targets are built.
+            ping_id: heartbeat.ping_id.clone().ok_or_else(|| {
+                fail("has no ping id; crate::ping_ids::resolve generates one".to_string())
+            })?,
+            // The ping API checks the key; without one, a ping's failure is not evidence
+            // enough to run the recovery action unless the operator says it is.
+            trusted_pings: heartbeat.ping_key.is_some()
+                || target
+                    .recover
+                    .as_ref()
+                    .is_some_and(|recover| recover.trust_unauthenticated_pings),
             expectation: match (&heartbeat.expect, &heartbeat.detector) {
                 (Expect::Period { .. }, DetectorKind::Phi(config)) => {
                     Expectation::Phi(config.clone())

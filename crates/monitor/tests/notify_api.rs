@@ -32,6 +32,9 @@ group_wait = "0s"
 id = "job"
 name = "Nightly job"
 kind = "heartbeat"
+# Pinged as /ping/job: a public ping id, accepted as such (issue 11, item 1).
+ping_id = "job"
+public_ping_id = true
 period = "1h"
 fall = 1
 rise = 1

@@ -19,6 +19,10 @@ schema! {
         UDP_MAX_SKEW: Duration = "udp_max_skew";
         AGENT_CHECK_LISTEN: SocketAddr = "agent_check_listen";
         CANARIES: List = "canaries";
+        PUBLIC_URL: HttpUrl = "public_url";
+        MAX_CONNECTIONS: Count = "max_connections";
+        PING_RATE: Count = "ping_rate";
+        PING_BYTES_PER_TARGET: Bytes = "ping_bytes_per_target";
     }
 
     /// `[retention]`.
@@ -96,6 +100,8 @@ schema! {
         GRACE: Duration = "grace" for HEARTBEAT;
         DETECTOR: Detector = "detector" for HEARTBEAT;
         UDP_KEY: HexKey = "udp_key" for HEARTBEAT;
+        PING_KEY: Token = "ping_key" for HEARTBEAT;
+        PUBLIC_PING_ID: Bool = "public_ping_id" for HEARTBEAT;
     }
 
     /// `failures_in_window = { failures = 3, of_last = 10 }`.
@@ -119,6 +125,7 @@ schema! {
         BACKOFF_MAX: Duration = "backoff_max";
         RESET_AFTER: Duration = "reset_after";
         TIMEOUT: Duration = "timeout";
+        TRUST_UNAUTHENTICATED_PINGS: Bool = "trust_unauthenticated_pings";
     }
 
     /// `[target.recover]`'s `http = { url = "…", method = "POST" }`.

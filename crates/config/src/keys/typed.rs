@@ -175,6 +175,8 @@ value_types! {
         Count,
         /// A whole number of bytes.
         Bytes,
+        /// true or false.
+        Bool,
         /// A finite number, whole or not.
         Number,
         /// A list of non-empty strings.

@@ -9,6 +9,12 @@
 //!   period while it stays silent ("no heartbeat for 2m"), unless it is paused, or the
 //!   monitor is isolated (silence then says more about the monitor's network).
 //!
+//! - While a target flaps, the changes its beats (and silences) cause are collapsed into at
+//!   most one transition per `COLLAPSE_FOR` (`collapse`).
+//! - A failure an HTTP ping reports makes recovery act only when the target trusts its pings
+//!   (`trusted_pings`: the ping API checked a key, or the operator said so); silence and UDP
+//!   beats (verified by key) always may.
+//!
 //! What it is not: authentication (the UDP verifier and the ping API do that) or storage.
 
 use std::time::Instant;
@@ -24,12 +30,14 @@ impl Fleet {
     /// A heartbeat for the target at `index` (an HTTP ping, or a UDP beat already
     /// authenticated), at `now`. Targets that are not heartbeat targets ignore it.
     pub fn handle_beat(&mut self, now: Now, index: usize, mut ping: PingRecord) {
-        if !matches!(
-            self.specs.get(index).map(|spec| &spec.mode),
-            Some(Mode::Passive { .. })
-        ) {
+        let Some(Mode::Passive { trusted_pings, .. }) =
+            self.specs.get(index).map(|spec| &spec.mode)
+        else {
             return;
-        }
+        };
+        // A UDP beat was verified with the target's key; an HTTP ping is trusted as the
+        // target says (issue 11, item 1: forged `/fail` pings ran recovery commands).
+        let may_act = *trusted_pings || matches!(ping.signal, Signal::Beat(_));
         let mut records = Vec::with_capacity(3);
         let live = &mut self.table[index];
         let status = match ping.signal {
@@ -81,7 +89,8 @@ impl Fleet {
             records.push(Record::Ping(ping));
         }
         if status.is_some() {
-            self.finish(now, index, records);
+            self.collapse(now, index, &mut records, may_act);
+            self.finish(now, index, records, may_act);
         } else {
             self.records.extend(records);
         }
@@ -139,7 +148,8 @@ impl Fleet {
             let id = &self.specs[index].id;
             let outcome = overdue(now.wall, silent);
             live.apply(id, now.mono, now.wall, outcome, &self.metrics, &mut records);
-            self.finish(now, index, records);
+            self.collapse(now, index, &mut records, true);
+            self.finish(now, index, records, true);
         }
         self.arm_at(index, now.mono + recheck);
     }

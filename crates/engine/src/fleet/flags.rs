@@ -5,12 +5,26 @@
 //!
 //! What it is not: alerting policy (the notifier reads the flags) or scheduling of checks.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use super::timers::Entry;
 use super::views::view;
 use super::{Fleet, Now, TargetView};
 use crate::record::{Record, TimelineState};
+
+/// The longest maintenance window: a year and a day. A longer one is cut to it (the API
+/// refuses it first): an end past the year 9999 could not be written as a date, and a huge
+/// one overflowed the clock's arithmetic (issue 11, item 6).
+pub const MAX_MAINTENANCE: Duration = Duration::from_secs(366 * 86_400);
+
+/// `until`, if still ahead of `now`, cut to [`MAX_MAINTENANCE`] from it.
+pub(super) fn bounded(until: Option<SystemTime>, now: SystemTime) -> Option<SystemTime> {
+    let until = until.filter(|until| *until > now)?;
+    Some(match now.checked_add(MAX_MAINTENANCE) {
+        Some(latest) => until.min(latest),
+        None => until,
+    })
+}
 
 /// What an operator asks of one target (by index, see [`Fleet::index_of`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +60,7 @@ impl Fleet {
                 Some(shown)
             }
             Command::Maintenance { target, until } => {
-                let until = until.filter(|until| *until > now.wall);
+                let until = bounded(until, now.wall);
                 let live = self.table.get_mut(target)?;
                 let was = std::mem::replace(&mut live.maintenance_until, until);
                 let shown = view(&self.specs[target], live);

@@ -42,6 +42,10 @@ pub(crate) struct Live {
     pub(crate) parts: Vec<(String, Live)>,
     /// When a result of this target was last handed to storage (see [`Live::keep`]).
     pub(crate) result_kept: Option<Instant>,
+    /// A flapping heartbeat's state changes not handed out yet (see `collapse`).
+    pub(crate) held: Option<super::collapse::Held>,
+    /// Bumped with each window of held changes, so a stale window's timer is dropped.
+    pub(crate) collapse_generation: u64,
 }
 
 impl Live {
@@ -62,6 +66,8 @@ impl Live {
             metrics: None,
             parts: Vec::new(),
             result_kept: None,
+            held: None,
+            collapse_generation: 0,
         }
     }
 

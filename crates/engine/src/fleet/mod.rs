@@ -27,6 +27,7 @@
 //! What it is not: storage, alerting policy, or a scheduler of tasks.
 
 mod beat;
+mod collapse;
 mod flags;
 mod live;
 mod timers;
@@ -49,7 +50,8 @@ use crate::record::Record;
 use crate::service;
 use crate::spec::{Mode, Restored, TargetSpec, Topology};
 
-pub use flags::Command;
+pub use collapse::COLLAPSE_FOR;
+pub use flags::{Command, MAX_MAINTENANCE};
 use live::Live;
 use timers::{Entry, Timers};
 use topology::Resolved;
@@ -168,6 +170,9 @@ impl Fleet {
                 timers::Kind::MaintenanceEnd { until } => {
                     self.maintenance_due(entry.index, until);
                 }
+                timers::Kind::Collapse { generation } => {
+                    self.collapse_due(now, entry.index, generation);
+                }
             }
         }
     }
@@ -211,7 +216,7 @@ impl Fleet {
             self.judge_part(now, index, name, outcome, &mut records);
         }
         self.schedule_check(now, index, due.due);
-        self.finish(now, index, records);
+        self.finish(now, index, records, true);
     }
 
     /// Target `index`'s next check, one interval (for its state) and its jitter after the
@@ -277,7 +282,10 @@ impl Fleet {
     /// After target `index` was judged: see whether isolation changed, fill in what root
     /// cause says of each transition, release what a root coming back unblocks, and queue
     /// the step's records in order.
-    fn finish(&mut self, now: Now, index: usize, records: Vec<Record>) {
+    ///
+    /// `may_act` false (a failure an unauthenticated HTTP ping reported) keeps recovery from
+    /// acting on what the step judged, unless the target serves again.
+    fn finish(&mut self, now: Now, index: usize, records: Vec<Record>, may_act: bool) {
         let isolation = self.update_isolation(index, now.wall);
         for record in records {
             let Record::Transition(mut transition) = record else {
@@ -297,7 +305,8 @@ impl Fleet {
             {
                 transition.dependents = self.blocked_dependents_of(target);
             }
-            transition.act = transition.blocked_by.is_none() || transition.to.is_serving();
+            transition.act =
+                (may_act && transition.blocked_by.is_none()) || transition.to.is_serving();
             let unblocked = match target {
                 Some(target) if transition.to.is_serving() => self.unblocked_dependents_of(target),
                 _ => Vec::new(),
@@ -375,7 +384,11 @@ fn restored_live(thresholds: &Thresholds, restored: Option<&Restored>, now: Now)
     Live {
         since_wall: restored.and_then(|saved| saved.since),
         paused: restored.is_some_and(|saved| saved.paused),
-        maintenance_until: restored.and_then(|saved| saved.maintenance_until),
+        // Bounded as new windows are: an earlier version stored any end it was given.
+        maintenance_until: flags::bounded(
+            restored.and_then(|saved| saved.maintenance_until),
+            now.wall,
+        ),
         ..Live::new(machine, now.mono)
     }
 }

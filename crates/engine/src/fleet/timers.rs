@@ -20,6 +20,8 @@ pub(super) enum Kind {
     Deadline { generation: u64 },
     /// A maintenance window ending at wall time `until`, unless changed meanwhile.
     MaintenanceEnd { until: SystemTime },
+    /// The window of a flapping heartbeat's held changes closes (see `collapse`).
+    Collapse { generation: u64 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -43,6 +45,14 @@ impl Entry {
             due,
             index,
             kind: Kind::Deadline { generation },
+        }
+    }
+
+    pub(super) fn collapse(due: Instant, index: usize, generation: u64) -> Entry {
+        Entry {
+            due,
+            index,
+            kind: Kind::Collapse { generation },
         }
     }
 

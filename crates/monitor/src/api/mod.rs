@@ -6,12 +6,12 @@ pub mod alerts;
 mod metrics;
 mod pages;
 mod ping;
+mod ping_gate;
 mod targets;
 
 use std::sync::{Arc, OnceLock};
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -28,6 +28,9 @@ pub struct Access {
     pub api_token: Option<String>,
     /// When set, reading the API needs this token (or the API token) too.
     pub read_token: Option<String>,
+    /// Mark the dashboard's login cookie `Secure`: people reach the monitor over https
+    /// (`server.public_url`), through a proxy that terminates TLS.
+    pub secure_cookie: bool,
 }
 
 /// Shared state of the handlers.
@@ -43,6 +46,14 @@ pub struct Api {
     /// The targets by id, for pages of `/api/v1/targets`: sorted on the first request rather
     /// than here, so start-up does not wait for it.
     pub(crate) order: Arc<OnceLock<Vec<usize>>>,
+    /// Ping keys, UDP-only targets and rates (`ping_gate`); none: every ping passes.
+    pub(crate) gate: Arc<ping_gate::PingGate>,
+    /// Bytes of a ping body kept; 0 keeps none.
+    pub(crate) ping_body_limit: usize,
+    /// Pings a minute per ping id, for the 429's reason.
+    pub(crate) ping_rate: u32,
+    /// Each heartbeat target's ping id, shown to the API token only.
+    pub(crate) ping_ids: Arc<std::collections::HashMap<String, String>>,
 }
 
 impl Api {
@@ -61,7 +72,35 @@ impl Api {
             access,
             recovery: None,
             order: Arc::default(),
+            gate: Arc::default(),
+            ping_body_limit: crate::config::defaults::PING_BODY_LIMIT,
+            ping_rate: 0,
+            ping_ids: Arc::default(),
         }
+    }
+
+    /// Pings as `config` says: keys, UDP-only targets, rates, the body limit; and the ping
+    /// ids the API shows to the API token. Ping ids must be resolved (`ping_ids::resolve`).
+    pub fn with_pings(mut self, config: &crate::config::Config) -> Self {
+        self.gate = Arc::new(ping_gate::PingGate::new(
+            config,
+            tokio::time::Instant::now().into_std(),
+        ));
+        self.ping_body_limit = config.server.ping_body_limit;
+        self.ping_rate = config.server.ping_rate;
+        self.ping_ids = Arc::new(
+            config
+                .targets
+                .iter()
+                .filter_map(|target| match &target.kind {
+                    crate::config::TargetKind::Heartbeat(h) => {
+                        Some((target.id.clone(), h.ping_id.clone()?))
+                    }
+                    _ => None,
+                })
+                .collect(),
+        );
+        self
     }
 
     /// Serves the recovery budgets and log of `recovery`.
@@ -71,15 +110,15 @@ impl Api {
     }
 }
 
-/// The monitor's routes. `ping_body_limit` caps a ping's body (larger is a 413).
-pub fn router(api: Api, ping_body_limit: usize) -> Router {
+/// The monitor's routes. Ping bodies are read up to the API's `ping_body_limit` (larger is
+/// a 413), by the ping handlers themselves.
+pub fn router(api: Api) -> Router {
     let pings = Router::new()
         .route("/ping/{id}", get(ping::success).post(ping::success))
         .route(
             "/ping/{id}/{action}",
             get(ping::with_action).post(ping::with_action),
-        )
-        .layer(DefaultBodyLimit::max(ping_body_limit));
+        );
     Router::new()
         .merge(pings)
         .route("/api/v1/targets", get(targets::list))
@@ -132,13 +171,16 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-/// Compare without an early exit, so timing does not reveal how much of a guess was right.
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+/// Compare secrets so that timing tells nothing: neither how much of a guess was right (no
+/// early exit) nor the secret's length (both sides are hashed to 32 bytes first; comparing
+/// the raw bytes returned at once on a length mismatch, issue 11 item 12).
+pub(crate) fn same(a: &str, b: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    let (a, b) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 impl Access {
@@ -177,6 +219,30 @@ impl Access {
                 StatusCode::UNAUTHORIZED,
                 "this needs Authorization: Bearer <api_token>",
             ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same;
+
+    /// Issue 11, item 12: the comparison returned at once on a length mismatch, so timing told
+    /// a token's length. Both sides are hashed first now; timing is measured in bench, not
+    /// asserted here: this pins what the comparison answers, for every length.
+    #[test]
+    fn tokens_compare_equal_only_when_equal_whatever_their_lengths() {
+        let token = "s3cret-token-0123456789";
+        assert!(same(token, token));
+        for guess in [
+            "",
+            "s",
+            "s3cret-token-012345678",
+            "s3cret-token-01234567890",
+            "S3cret-token-0123456789",
+        ] {
+            assert!(!same(guess, token), "{guess:?}");
+            assert!(!same(token, guess), "{guess:?}");
         }
     }
 }

@@ -1,27 +1,40 @@
 //! healthchecks.io-compatible ping URLs, so an existing cron job needs only a new host:
 //! `/ping/<id>`, `/ping/<id>/start`, `/ping/<id>/fail`, `/ping/<id>/log`,
 //! `/ping/<id>/<exit-status>`, each by GET, HEAD or POST, with `?rid=` run ids. A POST body
-//! (up to the configured limit) is kept as the run's log.
+//! (up to `ping_body_limit`; 0 keeps none) is kept as the run's log.
+//!
+//! Before the engine hears of a ping, `ping_gate` checks its key (`?key=` or `X-Ping-Key`),
+//! refuses HTTP for UDP-only targets and applies the per-id rate: 401, 403 and 429 with the
+//! reason, each counted in `/metrics` (`vitals_heartbeats_total{transport="http",result=…}`).
 
 use std::time::SystemTime;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::Api;
+use super::ping_gate::Refusal;
 use crate::engine::{PingRecord, Signal};
+
+/// The header that may carry a target's `ping_key` instead of `?key=`.
+pub(crate) const KEY_HEADER: &str = "x-ping-key";
+
+/// How much of a `health+json` body is read to learn the sender's verdict when
+/// `ping_body_limit` is 0 (the body is judged, not kept).
+const JUDGED_BODY_LIMIT: usize = 64 * 1024;
 
 #[derive(Debug, Deserialize)]
 pub(super) struct PingQuery {
     rid: Option<String>,
+    key: Option<String>,
 }
 
 /// Plain-text answers, as healthchecks.io gives them ("OK", "not found").
-fn text(code: StatusCode, body: &'static str) -> Response {
-    (code, body).into_response()
+fn text(code: StatusCode, body: impl Into<String>) -> Response {
+    (code, body.into()).into_response()
 }
 
 pub(super) async fn success(
@@ -29,22 +42,36 @@ pub(super) async fn success(
     Path(id): Path<String>,
     query: Query<PingQuery>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    record(&api, &id, reported(&headers, &body), query, body)
+    if let Err(refused) = admit(&api, &id, &query, &headers) {
+        return refused.into_response();
+    }
+    let health_json = is_health_json(&headers);
+    let body = match read_body(&api, body, health_json).await {
+        Ok(body) => body,
+        Err(refused) => return refused.into_response(),
+    };
+    let signal = if health_json {
+        reported(&body)
+    } else {
+        Signal::Success
+    };
+    let kept = keep(&api, body);
+    record(&api, &id, signal, query, kept)
+}
+
+fn is_health_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with(vitals_core::health_json::CONTENT_TYPE))
 }
 
 /// A plain ping is a success. A body in `application/health+json` (what the vitals
 /// library's heartbeat emitter sends) carries the sender's own verdict: `fail` is a failed
 /// run, `pass` and `warn` (degraded, still serving) a successful one.
-fn reported(headers: &HeaderMap, body: &[u8]) -> Signal {
-    let health_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with(vitals_core::health_json::CONTENT_TYPE));
-    if !health_json {
-        return Signal::Success;
-    }
+fn reported(body: &[u8]) -> Signal {
     match serde_json::from_slice::<vitals_core::health_json::HealthResponse>(body) {
         Ok(health) if health.status == vitals_core::Status::Fail => Signal::Fail,
         _ => Signal::Success,
@@ -55,7 +82,8 @@ pub(super) async fn with_action(
     State(api): State<Api>,
     Path((id, action)): Path<(String, String)>,
     query: Query<PingQuery>,
-    body: Bytes,
+    headers: HeaderMap,
+    body: Body,
 ) -> Response {
     let signal = match action.as_str() {
         "start" => Signal::Start,
@@ -66,7 +94,112 @@ pub(super) async fn with_action(
             Err(_) => return text(StatusCode::BAD_REQUEST, "invalid url format"),
         },
     };
-    record(&api, &id, signal, query, body)
+    if let Err(refused) = admit(&api, &id, &query, &headers) {
+        return refused.into_response();
+    }
+    let body = match read_body(&api, body, false).await {
+        Ok(body) => body,
+        Err(refused) => return refused.into_response(),
+    };
+    let kept = keep(&api, body);
+    record(&api, &id, signal, query, kept)
+}
+
+/// Why a ping was not taken, as its answer: plain text with the reason, as healthchecks.io
+/// answers, and `Retry-After` on a 429.
+#[derive(Debug)]
+enum Refused {
+    Key,
+    UdpOnly,
+    Rate { retry_after: u64, rate: u32 },
+    TooLarge { limit: usize },
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        match self {
+            Refused::Key => text(
+                StatusCode::UNAUTHORIZED,
+                "this ping needs its ping_key: add ?key=<ping_key> or an X-Ping-Key header",
+            ),
+            Refused::UdpOnly => text(
+                StatusCode::FORBIDDEN,
+                "this target takes authenticated UDP heartbeats only; give it a ping_key to accept HTTP pings",
+            ),
+            Refused::Rate { retry_after, rate } => {
+                let mut response = text(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!(
+                        "too many pings for this id: at most server.ping_rate ({rate} a minute); retry in {retry_after}s"
+                    ),
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+                response
+            }
+            Refused::TooLarge { limit } => text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("ping body over server.ping_body_limit ({limit} bytes)"),
+            ),
+        }
+    }
+}
+
+/// The gate's verdict on this ping, counted in `/metrics` when it is refused.
+fn admit(
+    api: &Api,
+    id: &str,
+    Query(query): &Query<PingQuery>,
+    headers: &HeaderMap,
+) -> Result<(), Refused> {
+    let key = query.key.as_deref().or_else(|| {
+        headers
+            .get(KEY_HEADER)
+            .and_then(|value| value.to_str().ok())
+    });
+    let now = tokio::time::Instant::now().into_std();
+    let refused = match api.gate.admit(id, key, now) {
+        Ok(()) => return Ok(()),
+        Err(Refusal::Key) => Refused::Key,
+        Err(Refusal::UdpOnly) => Refused::UdpOnly,
+        Err(Refusal::Rate(wait)) => Refused::Rate {
+            retry_after: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+            rate: api.ping_rate,
+        },
+    };
+    let result = match refused {
+        Refused::Key => "bad_key",
+        Refused::UdpOnly => "udp_only",
+        Refused::Rate { .. } => "rate_limited",
+        Refused::TooLarge { .. } => "too_large",
+    };
+    api.metrics.heartbeat("http", result);
+    Err(refused)
+}
+
+/// The body, read up to `ping_body_limit`: a longer one is a 413. With a limit of 0 nothing
+/// is kept, so nothing is read, except a `health+json` body, whose verdict counts (up to
+/// [`JUDGED_BODY_LIMIT`]).
+async fn read_body(api: &Api, body: Body, judged: bool) -> Result<Bytes, Refused> {
+    let limit = match api.ping_body_limit {
+        0 if judged => JUDGED_BODY_LIMIT,
+        0 => return Ok(Bytes::new()),
+        limit => limit,
+    };
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        api.metrics.heartbeat("http", "too_large");
+        Refused::TooLarge { limit }
+    })
+}
+
+/// What is kept of a body: nothing when the limit is 0.
+fn keep(api: &Api, body: Bytes) -> Bytes {
+    if api.ping_body_limit == 0 {
+        Bytes::new()
+    } else {
+        body
+    }
 }
 
 fn record(

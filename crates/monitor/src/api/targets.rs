@@ -15,7 +15,16 @@ use vitals_core::Outcome;
 use super::{Api, error, pages};
 use crate::engine::TargetView;
 
+/// The longest maintenance the API starts (the fleet's bound): longer is a 400 naming it (a
+/// far-future end made every later listing panic, and a huge one overflowed, issue 11 item
+/// 6); a target out of service for longer is better paused.
+use crate::engine::MAX_MAINTENANCE;
+
+/// RFC 3339 with milliseconds. humantime panics past the year 9999, which a maintenance end
+/// stored by an earlier version could be: such a time is written as the year 9999's end.
 fn rfc3339(time: SystemTime) -> String {
+    const YEAR_9999_END: Duration = Duration::from_secs(253_402_300_799);
+    let time = time.min(SystemTime::UNIX_EPOCH + YEAR_9999_END);
     humantime::format_rfc3339_millis(time).to_string()
 }
 
@@ -120,6 +129,12 @@ pub(super) async fn one(
         return error(StatusCode::NOT_FOUND, format!("no target with id {id:?}"));
     };
     let mut body = view_json(&api, &view);
+    // The ping id is the secret that lets one send the target's pings: the API token only.
+    if let (Some(ping_id), Some(object)) = (api.ping_ids.get(&id), body.as_object_mut())
+        && api.access.may_change(&headers).is_ok()
+    {
+        object.insert("ping_id".into(), json!(ping_id));
+    }
     if let Some(store) = api.store.clone() {
         let history = tokio::task::spawn_blocking(move || history(&store, &id)).await;
         match history {
@@ -213,7 +228,26 @@ pub(super) async fn maintenance(
     };
     let until = match body.duration.as_deref().map(humantime::parse_duration) {
         None => None,
-        Some(Ok(duration)) if duration > Duration::ZERO => Some(SystemTime::now() + duration),
+        Some(Ok(duration)) if duration > MAX_MAINTENANCE => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "field \"for\": {} is longer than the limit, 366 days; pause the target instead (POST …/pause)",
+                    body.duration.as_deref().unwrap_or_default()
+                ),
+            );
+        }
+        Some(Ok(duration)) if duration > Duration::ZERO => {
+            match SystemTime::now().checked_add(duration) {
+                Some(until) => Some(until),
+                None => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "field \"for\": ends past the clock's range; at most 366 days",
+                    );
+                }
+            }
+        }
         Some(Ok(_)) => {
             return error(
                 StatusCode::BAD_REQUEST,

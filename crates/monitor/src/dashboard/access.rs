@@ -69,10 +69,18 @@ fn login_page(code: StatusCode, next: &str, problem: Option<&str>) -> Response {
 }
 
 /// Only our own paths: never an absolute URL or `//host`, which would make `/login` an open
-/// redirect.
+/// redirect. Browsers drop tabs and newlines from URLs and read `\` as `/`, so `/\t/evil` is
+/// `//evil` to them (issue 11, item 12): a path with a control character, a space or a
+/// backslash anywhere is refused.
 fn safe_next(next: Option<&str>) -> &str {
     match next {
-        Some(next) if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') => {
+        Some(next)
+            if next.starts_with('/')
+                && !next.starts_with("//")
+                && !next
+                    .chars()
+                    .any(|c| c.is_control() || c.is_whitespace() || c == '\\') =>
+        {
             next
         }
         _ => "/",
@@ -109,8 +117,9 @@ pub(super) async fn login(State(dashboard): State<Dashboard>, Form(form): Form<L
             ),
         );
     }
+    let secure = if access.secure_cookie { "; Secure" } else { "" };
     let cookie = format!(
-        "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict",
+        "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict{secure}",
         hex::encode(form.token.as_bytes())
     );
     redirect(next, Some(cookie))
@@ -138,6 +147,11 @@ mod tests {
         assert_eq!(safe_next(Some("//evil.example/")), "/");
         assert_eq!(safe_next(Some("https://evil.example/")), "/");
         assert_eq!(safe_next(Some("/\\evil.example")), "/");
+        // Issue 11, item 12: browsers strip the tab, leaving `//evil.example`.
+        assert_eq!(safe_next(Some("/\t/evil.example")), "/");
+        assert_eq!(safe_next(Some("/\n/evil.example")), "/");
+        assert_eq!(safe_next(Some("/ /evil.example")), "/");
+        assert_eq!(safe_next(Some("/targets/a?x=1")), "/targets/a?x=1");
         assert_eq!(safe_next(None), "/");
     }
 

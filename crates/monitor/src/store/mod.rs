@@ -53,6 +53,7 @@ mod codec;
 mod error;
 mod outbox;
 mod overview;
+mod ping_budget;
 mod read;
 mod rollup;
 mod schema;

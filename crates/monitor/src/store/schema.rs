@@ -187,7 +187,7 @@ pub(crate) fn db_path(data_dir: &Path) -> PathBuf {
 
 /// Opens (creating if needed) the read-write connection and migrates it.
 pub(crate) fn open_read_write(data_dir: &Path) -> Result<Connection, StoreError> {
-    std::fs::create_dir_all(data_dir).map_err(|source| StoreError::CreateDir {
+    create_private_dir(data_dir).map_err(|source| StoreError::CreateDir {
         path: data_dir.to_path_buf(),
         source,
     })?;
@@ -226,6 +226,38 @@ pub(crate) fn open_read_write(data_dir: &Path) -> Result<Connection, StoreError>
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     migrate(&mut conn, &path)?;
     Ok(conn)
+}
+
+/// Creates the data directory readable by the monitor's user alone (0700: it holds ping
+/// bodies, alert payloads and the generated ping ids, issue 11 item 12), whatever the umask;
+/// its parents as the umask says. An existing directory is left as it is, with a warning when
+/// others may read it.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    match builder.create(dir) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(dir)?.permissions().mode();
+                if mode & 0o077 != 0 {
+                    tracing::warn!(
+                        dir = %dir.display(),
+                        mode = format!("{:o}", mode & 0o777),
+                        "the data directory is readable by other users; `chmod 700` it"
+                    );
+                }
+            }
+            Ok(())
+        }
+        Err(error) => Err(error),
+    }
 }
 
 /// The write connection's page cache, in KiB as `PRAGMA cache_size` takes it (negative).

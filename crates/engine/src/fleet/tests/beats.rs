@@ -248,3 +248,104 @@ fn a_beat_for_an_active_target_is_ignored() {
     sim.drain();
     assert!(sim.records.is_empty());
 }
+
+/// Issue 11, item 1: four forged `/fail` pings ran a recovery command three times. A
+/// failure an untrusted HTTP ping reports is judged (and alerted) but never acted on; the
+/// same target's silence, its verified UDP beats and a trusted target's pings are.
+#[test]
+fn untrusted_pings_never_make_recovery_act() {
+    let untrusted = |id: &str| {
+        let mut spec = passive(id, secs(60.0), secs(10.0));
+        if let Mode::Passive { trusted_pings, .. } = &mut spec.mode {
+            *trusted_pings = false;
+        }
+        spec
+    };
+    let mut sim = Sim::new(
+        vec![
+            untrusted("forged"),
+            untrusted("silent"),
+            untrusted("udp"),
+            passive("keyed", secs(60.0), secs(10.0)),
+        ],
+        Topology::default(),
+    );
+    for id in ["forged", "silent", "udp", "keyed"] {
+        sim.beat(id, Signal::Success, None);
+    }
+    sim.beat("forged", Signal::Fail, None);
+    sim.beat("forged", Signal::Fail, None);
+    sim.beat("udp", Signal::Beat(vitals_core::Status::Fail), None);
+    sim.beat("udp", Signal::Beat(vitals_core::Status::Fail), None);
+    sim.beat("keyed", Signal::Exit(3), None);
+    sim.beat("keyed", Signal::Exit(3), None);
+    sim.beat("silent", Signal::Success, None);
+    sim.run_until(140.0); // two missed deadlines for every target but none beat since
+    let acts = |id: &str| {
+        sim.judged(id)
+            .filter(|t| !t.to.is_serving())
+            .map(|t| (t.to, t.act))
+            .collect::<Vec<_>>()
+    };
+    use State::*;
+    assert_eq!(acts("forged"), [(Unhealthy, false), (Down, false)]);
+    assert_eq!(acts("udp"), [(Unhealthy, true), (Down, true)]);
+    assert_eq!(acts("keyed"), [(Unhealthy, true), (Down, true)]);
+    assert_eq!(acts("silent"), [(Unhealthy, true), (Down, true)]);
+    // Coming back always reaches recovery, so its budget sees the target serve again.
+    sim.beat("forged", Signal::Success, None);
+    let back = sim.last("forged");
+    assert_eq!((back.to, back.act), (Healthy, true));
+}
+
+/// Issue 11, item 2: alternating ok/fail pings stored one transition each (64,404 in 30 s).
+/// While a heartbeat flaps, its changes go out at most once per `COLLAPSE_FOR`, the chain of
+/// states stays unbroken, and the last one handed out is the state it ends in.
+#[test]
+fn flapping_pings_are_collapsed_into_few_transitions() {
+    let mut spec = passive("flappy", secs(60.0), secs(10.0));
+    spec.thresholds.flap = Some(vitals_core::machine::FlapRule {
+        transitions: 4,
+        within: secs(60.0),
+    });
+    let mut sim = Sim::new(vec![spec], Topology::default());
+    // 30 s of alternating pings, ten a second: 300 changes of state, ending healthy.
+    for step in 0..=300 {
+        sim.run_until(f64::from(step) * 0.1);
+        let signal = if step % 2 == 0 {
+            Signal::Success
+        } else {
+            Signal::Fail
+        };
+        sim.beat("flappy", signal, None);
+    }
+    sim.run_until(31.0 + crate::COLLAPSE_FOR.as_secs_f64());
+    let judged: Vec<_> = sim.judged("flappy").cloned().collect();
+    // Four before the flap rule tripped, then one per window at most (none for a window
+    // that ends in the state it began with).
+    assert!(
+        judged.len() <= 4 + 4,
+        "{} transitions: {judged:#?}",
+        judged.len()
+    );
+    assert!(
+        judged.iter().any(|t| t
+            .reason
+            .contains("changes while flapping, collapsed into one")),
+        "{judged:#?}"
+    );
+    for pair in judged.windows(2) {
+        assert_eq!(pair[0].to, pair[1].from, "an unbroken chain: {judged:#?}");
+    }
+    assert_eq!(judged.last().map(|t| t.to), Some(sim.state("flappy")));
+
+    // Calm again: changes go out one by one once the flag clears.
+    for step in 0..10 {
+        sim.run_until(200.0 + f64::from(step) * 30.0);
+        sim.beat("flappy", Signal::Success, None);
+    }
+    sim.beat("flappy", Signal::Fail, None);
+    let last = sim.last("flappy");
+    assert_eq!((last.from, last.to), (State::Healthy, State::Unhealthy));
+    assert!(!last.reason.contains("collapsed"), "{}", last.reason);
+}

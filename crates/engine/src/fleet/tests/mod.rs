@@ -66,6 +66,7 @@ fn passive(id: &str, period: Duration, grace: Duration) -> TargetSpec {
     TargetSpec {
         mode: Mode::Passive {
             ping_id: id.into(),
+            trusted_pings: true,
             expectation: Expectation::Period { period, grace },
         },
         ..active(id, 1)

@@ -2,7 +2,7 @@
 //! simulated time.
 
 use super::*;
-use crate::fleet::Command;
+use crate::fleet::{Command, MAX_MAINTENANCE};
 use crate::record::TimelineState;
 
 fn depends(pairs: &[(&str, &[&str])]) -> Topology {
@@ -234,6 +234,51 @@ fn a_maintenance_window_ends_by_itself_at_its_end() {
         _ => None,
     });
     assert_eq!(over, Some((until, "maintenance window over".to_string())));
+}
+
+/// Issue 11, item 6: `{"for": "8000y"}` set an end past the year 9999 (every later listing
+/// panicked formatting it), and a longer one overflowed. Windows, new or restored, end at
+/// most a year and a day ahead.
+#[test]
+fn maintenance_windows_are_bounded_new_or_restored() {
+    let far = epoch() + Duration::from_secs(8000 * 365 * 86_400);
+    let restored = HashMap::from([(
+        "db".to_string(),
+        Restored {
+            state: State::Healthy,
+            since: Some(epoch()),
+            consecutive_failures: 0,
+            consecutive_successes: 1,
+            flapping: false,
+            paused: false,
+            maintenance_until: Some(far),
+        },
+    )]);
+    let mut sim = Sim::restored(
+        vec![active("api", 3600), active("db", 3600)],
+        Topology::default(),
+        &restored,
+    );
+    let latest = epoch() + MAX_MAINTENANCE;
+    assert_eq!(
+        sim.fleet.view("db").unwrap().maintenance_until,
+        Some(latest)
+    );
+    let target = sim.fleet.index_of("api").unwrap();
+    let view = sim.fleet.handle_command(
+        sim.now,
+        Command::Maintenance {
+            target,
+            until: Some(far),
+        },
+    );
+    assert_eq!(view.unwrap().maintenance_until, Some(latest));
+    sim.drain();
+    // The end is a date people can read, and it comes.
+    assert!(sim.records.iter().any(|r| matches!(r,
+        Record::Marker { reason, .. } if reason == "maintenance until 2027-01-02T00:00:00Z")));
+    sim.run_until(MAX_MAINTENANCE.as_secs_f64());
+    assert_eq!(sim.fleet.view("api").unwrap().maintenance_until, None);
 }
 
 #[test]

@@ -90,6 +90,22 @@ fn open_creates_the_directory_in_wal_mode_with_the_current_schema() {
     assert_eq!(version, SCHEMA_VERSION);
 }
 
+/// Issue 11, item 12: the data directory was created with the default umask (0755), so any
+/// user of the machine could read ping bodies and alert payloads.
+#[cfg(unix)]
+#[test]
+fn the_data_directory_is_created_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("nested/data");
+    Store::open(&data).unwrap();
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700);
+    // Parents are the operator's: made as the umask says.
+    assert_ne!(mode(&dir.path().join("nested")), 0o700);
+}
+
 #[test]
 fn transitions_survive_reopening() {
     let dir = tempfile::tempdir().unwrap();

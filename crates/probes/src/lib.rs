@@ -37,6 +37,7 @@ pub use vitals_core::Report;
 
 mod exec;
 mod func;
+mod group;
 #[cfg(feature = "http")]
 mod http;
 mod limits;
@@ -44,6 +45,7 @@ mod limits;
 mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
+mod redact;
 mod run;
 #[cfg(feature = "system")]
 mod system;
@@ -55,6 +57,7 @@ mod vitals_health;
 
 pub use exec::{ChildOutput, Exec, OUTPUT_LIMIT as EXEC_OUTPUT_LIMIT, wait_with_output};
 pub use func::{FnProbe, from_fn};
+pub use group::{GroupChild, spawn_in_group};
 #[cfg(feature = "http")]
 pub use http::{Http, HttpAnswer, HttpError, HttpFailure};
 pub use limits::{Limits, LimitsError};
@@ -62,6 +65,7 @@ pub use limits::{Limits, LimitsError};
 pub use postgres::Postgres;
 #[cfg(feature = "redis")]
 pub use redis::Redis;
+pub use redact::{redact_url, redact_urls_in, url_origin};
 pub use run::{Run, RunEnd, run_once};
 #[cfg(feature = "system")]
 pub use system::{Disk, Memory};

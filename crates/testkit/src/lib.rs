@@ -63,7 +63,7 @@ mod webhook;
 pub use error::Error;
 pub use port::{ReservedPort, free_port, reserve_port};
 pub use postgres::Postgres;
-pub use process::{Signal, is_running, signal, wait_for_exit};
+pub use process::{Signal, group_alive, is_running, signal, wait_for_exit};
 pub use redis::Redis;
 pub use running::{Ready, Running};
 pub use shared::{shared_postgres_url, shared_redis_url};

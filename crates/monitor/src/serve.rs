@@ -191,6 +191,12 @@ pub async fn run(
             read_token: config.server.read_token.clone(),
         },
     )
+    .with_alert_path(api::alert_metrics::AlertPath {
+        notifier: Some(notifier.clone()),
+        recovery: Some(recovery.clone()),
+        writer: Some(writer.clone()),
+        store: Some(notifier.store()),
+    })
     .with_recovery(recovery);
     let alerts = api::alerts::router(
         notifier.clone(),

@@ -2,6 +2,7 @@
 //! (`/api/v1/…`) and `/metrics`. Handlers read and nudge the engine; they judge nothing.
 
 mod actions;
+pub mod alert_metrics;
 pub mod alerts;
 mod metrics;
 mod pages;
@@ -40,6 +41,8 @@ pub struct Api {
     pub(crate) access: Access,
     /// Automatic recovery, for `/api/v1/targets/{id}/actions`; none: no target has a budget.
     pub(crate) recovery: Option<crate::recovery::Recoverer>,
+    /// The alert path's sources, for `/metrics` (`alert_metrics.rs`).
+    pub(crate) alert_path: alert_metrics::AlertPath,
     /// The targets by id, for pages of `/api/v1/targets`: sorted on the first request rather
     /// than here, so start-up does not wait for it.
     pub(crate) order: Arc<OnceLock<Vec<usize>>>,
@@ -60,8 +63,15 @@ impl Api {
             metrics,
             access,
             recovery: None,
+            alert_path: alert_metrics::AlertPath::default(),
             order: Arc::default(),
         }
+    }
+
+    /// Shows the alert path (outbox, deliveries, recovery, store writes) in `/metrics`.
+    pub fn with_alert_path(mut self, path: alert_metrics::AlertPath) -> Self {
+        self.alert_path = path;
+        self
     }
 
     /// Serves the recovery budgets and log of `recovery`.

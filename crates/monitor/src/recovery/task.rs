@@ -78,6 +78,7 @@ async fn attempt_once(
     let action = slot.recovery.action.describe();
     tracing::warn!(target = %slot.id, attempt, trigger = trigger.as_str(), %action, "running a recovery action");
     let ran = run(&slot.recovery.action, slot.recovery.timeout, client).await;
+    slot.counts.attempt(ran.verdict);
     tracing::info!(target = %slot.id, attempt, result = ran.verdict.as_str(), exit_code = ?ran.exit_code, http_status = ?ran.http_status, "recovery action finished");
     {
         let mut live = slot.lock();
@@ -119,6 +120,7 @@ async fn escalate_once(
         live.last.clone()
     };
     tracing::error!(target = %slot.id, attempts, state = trigger.as_str(), %action, "recovery budget spent; the target needs a person");
+    slot.counts.escalation();
     let window = humantime::format_duration(slot.recovery.policy.window);
     let record = row(
         slot,

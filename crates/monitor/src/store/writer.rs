@@ -76,6 +76,9 @@ pub struct WriterStats {
     pub failed_results: u64,
     /// Transactions committed (`written_results / commits` is the mean batch).
     pub commits: u64,
+    /// Time spent in those transactions, from the first write to the commit
+    /// (`commit_time / commits` is the mean write latency).
+    pub commit_time: std::time::Duration,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
@@ -97,6 +100,7 @@ struct Shared {
     dropped: AtomicU64,
     failed: AtomicU64,
     commits: AtomicU64,
+    commit_micros: AtomicU64,
     /// Set while results are being dropped, so the warning is logged once per episode.
     dropping: AtomicBool,
 }
@@ -207,6 +211,9 @@ impl Writer {
             dropped_results: self.shared.dropped.load(Ordering::Relaxed),
             failed_results: self.shared.failed.load(Ordering::Relaxed),
             commits: self.shared.commits.load(Ordering::Relaxed),
+            commit_time: std::time::Duration::from_micros(
+                self.shared.commit_micros.load(Ordering::Relaxed),
+            ),
         }
     }
 
@@ -369,6 +376,7 @@ fn execute(store: &Store, group: Group, shared: &Shared) {
     let mut done: Vec<Waiter> = Vec::with_capacity(pending.len());
     let mut written = 0u64;
     let mut refused = 0u64;
+    let started = real_now();
     let outcome = store.with_batch(|batch| {
         for r in &results {
             // One at a time so one bad result (a time before 1970, an empty target) costs
@@ -402,6 +410,9 @@ fn execute(store: &Store, group: Group, shared: &Shared) {
         Ok(()) => {
             shared.written.fetch_add(written, Ordering::Relaxed);
             shared.commits.fetch_add(1, Ordering::Relaxed);
+            let took = u64::try_from(real_now().saturating_duration_since(started).as_micros())
+                .unwrap_or(u64::MAX);
+            shared.commit_micros.fetch_add(took, Ordering::Relaxed);
             for w in done {
                 w.answer();
             }

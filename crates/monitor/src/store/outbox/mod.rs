@@ -295,6 +295,28 @@ impl Store {
         })
     }
 
+    /// Dead-lettered rows still kept (retention deletes them with other finished rows).
+    pub fn outbox_dead_letters(&self) -> Result<u64, StoreError> {
+        let count: i64 = self
+            .lock()
+            .conn
+            .prepare_cached("SELECT COUNT(*) FROM outbox WHERE dead IS NOT NULL")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .map_err(StoreError::sqlite("could not count dead letters"))?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    /// The size of the database file's pages in use (the WAL not included).
+    pub fn database_bytes(&self) -> Result<u64, StoreError> {
+        let conn = &self.lock().conn;
+        let pragma = |name: &str| -> Result<i64, StoreError> {
+            conn.pragma_query_value(None, name, |r| r.get(0))
+                .map_err(StoreError::sqlite("could not read the database size"))
+        };
+        let bytes = pragma("page_count")?.saturating_mul(pragma("page_size")?);
+        Ok(u64::try_from(bytes).unwrap_or(0))
+    }
+
     /// The pending rows (every channel) and when the oldest of them was created.
     pub fn outbox_backlog(&self) -> Result<(u64, Option<SystemTime>), StoreError> {
         let (count, oldest): (i64, Option<i64>) = self

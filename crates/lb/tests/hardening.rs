@@ -55,8 +55,12 @@ async fn clients_that_break_off_their_uploads_do_not_eject_the_backend() {
     for _ in 0..10 {
         raw(&lb.base, head, b"ab", true).await;
     }
-    until("the aborted uploads to be counted", PATIENCE, async || {
-        lb.client_faults(&client, "aborted").await >= 10
+    // Each upload ends one way: held against nobody, a try on a, or a 503.
+    until("the balancer to be done with every upload", PATIENCE, async || {
+        lb.client_faults(&client, "aborted").await
+            + lb.tries(&client, "a").await
+            + lb.metric_sum(&client, "vitals_lb_unavailable_total{", "").await
+            >= 10
     })
     .await;
     let view = lb.backend(&client, "a").await;

@@ -258,7 +258,11 @@ async fn metrics(State(admin): State<Admin>) -> Response {
     refresh_up(&admin.pools, &admin.metrics);
     let mut text = String::new();
     if let Err(error) =
-        prometheus_client::encoding::text::encode(&mut text, &admin.metrics.registry)
+        // Prometheus' text format, as the monitor's: what `promtool check metrics` reads.
+        prometheus_client::encoding::prometheus_text::encode(
+            &mut text,
+            &admin.metrics.registry,
+        )
     {
         return (
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -269,7 +273,7 @@ async fn metrics(State(admin): State<Admin>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
         )],
         text,
     )

@@ -56,12 +56,17 @@ async fn clients_that_break_off_their_uploads_do_not_eject_the_backend() {
         raw(&lb.base, head, b"ab", true).await;
     }
     // Each upload ends one way: held against nobody, a try on a, or a 503.
-    until("the balancer to be done with every upload", PATIENCE, async || {
-        lb.client_faults(&client, "aborted").await
-            + lb.tries(&client, "a").await
-            + lb.metric_sum(&client, "vitals_lb_unavailable_total{", "").await
-            >= 10
-    })
+    until(
+        "the balancer to be done with every upload",
+        PATIENCE,
+        async || {
+            lb.client_faults(&client, "aborted").await
+                + lb.tries(&client, "a").await
+                + lb.metric_sum(&client, "vitals_lb_unavailable_total{", "")
+                    .await
+                >= 10
+        },
+    )
     .await;
     let view = lb.backend(&client, "a").await;
     assert_eq!(view["ejections"], 0, "{view}");
@@ -90,7 +95,8 @@ async fn a_slow_upload_is_answered_408_and_not_held_against_the_backend() {
         lb.in_rotation(&client, "a").await
     })
     .await;
-    let head = "POST /upload HTTP/1.1\r\nHost: app\r\nContent-Length: 10\r\nConnection: close\r\n\r\n";
+    let head =
+        "POST /upload HTTP/1.1\r\nHost: app\r\nContent-Length: 10\r\nConnection: close\r\n\r\n";
     for _ in 0..3 {
         // Two bytes of ten, then nothing: the connection stays open until the balancer
         // gives up.
@@ -161,7 +167,14 @@ async fn the_admin_api_needs_its_token_and_refuses_other_hosts_and_sites() {
     let status = |r: reqwest::Response| r.status().as_u16();
     assert_eq!(status(client.post(&drain).send().await.unwrap()), 401);
     assert_eq!(
-        status(client.post(&drain).bearer_auth("0123456789abcdef012X").send().await.unwrap()),
+        status(
+            client
+                .post(&drain)
+                .bearer_auth("0123456789abcdef012X")
+                .send()
+                .await
+                .unwrap()
+        ),
         401
     );
     // DNS rebinding: the right token, in a request for another host.
@@ -226,11 +239,45 @@ async fn x_forwarded_for_is_kept_only_from_trusted_proxies() {
     .await;
     assert_eq!(forwarded(&untrusting).await, "127.0.0.1");
     drop(untrusting);
-    let trusting =
-        start_lb_with(&[&a], &fast("2s"), "", "trusted_proxies = [\"127.0.0.0/8\"]").await;
+    let trusting = start_lb_with(
+        &[&a],
+        &fast("2s"),
+        "",
+        "trusted_proxies = [\"127.0.0.0/8\"]",
+    )
+    .await;
     until("a is in rotation", PATIENCE, async || {
         trusting.in_rotation(&client, "a").await
     })
     .await;
     assert_eq!(forwarded(&trusting).await, "203.0.113.9, 127.0.0.1");
+}
+
+/// The balancer's `/metrics`, with every family in use, is what Prometheus' own linter
+/// accepts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_balancers_metrics_pass_promtool() {
+    let a = Backend::start("a").await;
+    let lb = start_lb(&[&a], &fast("2s")).await;
+    let client = reqwest::Client::new();
+    until("a is in rotation", PATIENCE, async || {
+        lb.in_rotation(&client, "a").await
+    })
+    .await;
+    assert_eq!(client.get(&lb.base).send().await.unwrap().status(), 200);
+    let head = "POST /upload HTTP/1.1\r\nHost: app\r\nContent-Length: 99999\r\n\r\n";
+    raw(&lb.base, head, b"ab", true).await;
+    until("the aborted upload is counted", PATIENCE, async || {
+        lb.client_faults(&client, "aborted").await == 1
+    })
+    .await;
+    let text = client
+        .get(format!("{}/metrics", lb.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    vitals_testkit::promtool_check(&text);
 }

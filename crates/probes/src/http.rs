@@ -20,8 +20,8 @@ use tokio::time::Instant;
 use vitals_core::health_json::HealthResponse;
 use vitals_core::{Report, Status};
 
-use crate::tcp::millis;
 use crate::redact::redact_url;
+use crate::tcp::millis;
 use crate::text::error_chain;
 use crate::{BoxFuture, Probe};
 
@@ -245,7 +245,10 @@ impl Http {
         if let Some(Ok(bytes)) = &body
             && let Some(said) = reported_unhealthy(&media, bytes)
         {
-            let message = format!("{} {} answered HTTP {code}: {said}", self.method, self.shown);
+            let message = format!(
+                "{} {} answered HTTP {code}: {said}",
+                self.method, self.shown
+            );
             return fail(message, HttpFailure::Unhealthy);
         }
         if !in_range {
@@ -456,7 +459,12 @@ pub(crate) async fn read_body(
                 body.extend_from_slice(&chunk);
             }
             Ok(None) => return Ok(body),
-            Err(error) => return Err(format!("reading the body: {}", error_chain(&error.without_url()))),
+            Err(error) => {
+                return Err(format!(
+                    "reading the body: {}",
+                    error_chain(&error.without_url())
+                ));
+            }
         }
     }
 }

@@ -43,9 +43,9 @@ mod http;
 mod limits;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod redact;
 #[cfg(feature = "redis")]
 mod redis;
-mod redact;
 mod run;
 #[cfg(feature = "system")]
 mod system;
@@ -63,9 +63,9 @@ pub use http::{Http, HttpAnswer, HttpError, HttpFailure};
 pub use limits::{Limits, LimitsError};
 #[cfg(feature = "postgres")]
 pub use postgres::Postgres;
+pub use redact::{redact_url, redact_urls_in, url_origin};
 #[cfg(feature = "redis")]
 pub use redis::Redis;
-pub use redact::{redact_url, redact_urls_in, url_origin};
 pub use run::{Run, RunEnd, run_once};
 #[cfg(feature = "system")]
 pub use system::{Disk, Memory};

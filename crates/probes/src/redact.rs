@@ -111,8 +111,14 @@ mod tests {
             url_origin("https://hooks.slack.com/services/T000/B000/XXXXSECRET"),
             "https://hooks.slack.com/***"
         );
-        assert_eq!(url_origin("http://u:p@127.0.0.1:9000/"), "http://127.0.0.1:9000");
-        assert_eq!(url_origin("http://127.0.0.1:9000?token=1"), "http://127.0.0.1:9000/***");
+        assert_eq!(
+            url_origin("http://u:p@127.0.0.1:9000/"),
+            "http://127.0.0.1:9000"
+        );
+        assert_eq!(
+            url_origin("http://127.0.0.1:9000?token=1"),
+            "http://127.0.0.1:9000/***"
+        );
         assert_eq!(url_origin("garbage"), "***");
     }
 

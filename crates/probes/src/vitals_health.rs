@@ -16,8 +16,8 @@ use vitals_core::health_json::{CONTENT_TYPE, HealthResponse};
 use vitals_core::{Report, Status};
 
 use crate::http::{BODY_LIMIT, is_json, media_type, read_body};
-use crate::tcp::millis;
 use crate::redact::redact_url;
+use crate::tcp::millis;
 use crate::text::error_chain;
 use crate::{BoxFuture, Probe};
 
@@ -73,16 +73,13 @@ impl VitalsHealth {
         if let Some(token) = &self.token {
             request = request.header(AUTHORIZATION, format!("Bearer {token}"));
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|error| {
-                Report::fail(format!(
-                    "GET {}: {}",
-                    self.shown,
-                    error_chain(&error.without_url())
-                ))
-            })?;
+        let response = request.send().await.map_err(|error| {
+            Report::fail(format!(
+                "GET {}: {}",
+                self.shown,
+                error_chain(&error.without_url())
+            ))
+        })?;
         let code = response.status();
         let media = media_type(response.headers());
         let fail = |message: String| Report::fail(message).with_observed(millis(start), "ms");

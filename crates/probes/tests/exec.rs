@@ -123,15 +123,24 @@ async fn a_background_process_holding_the_pipe_does_not_hold_the_check() {
     assert_eq!(report.output.as_deref(), Some("OK - started"));
     // A check starts nothing that outlives it: the background sleep dies with the check.
     let pid = read_pid(&file).await;
-    until(format!("the background sleep {pid} to be killed"), Duration::from_secs(10), async || {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        // Gone, or a zombie waiting for init.
-        if stat.is_empty() || stat.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')) {
-            Ok(())
-        } else {
-            Err(stat)
-        }
-    })
+    until(
+        format!("the background sleep {pid} to be killed"),
+        Duration::from_secs(10),
+        async || {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // Gone, or a zombie waiting for init.
+            if stat.is_empty()
+                || stat
+                    .rsplit(')')
+                    .next()
+                    .is_some_and(|r| r.trim_start().starts_with('Z'))
+            {
+                Ok(())
+            } else {
+                Err(stat)
+            }
+        },
+    )
     .await;
     let _ = std::fs::remove_file(&file);
 }
@@ -153,15 +162,26 @@ async fn a_timed_out_check_leaves_no_process_of_its_group() {
     };
     until("both sleeps to run", Duration::from_secs(10), async || {
         let alive = vitals_testkit::group_alive(pgid);
-        if alive.iter().filter(|(_, name)| name == "sleep").count() == 2 { Ok(()) } else { Err(alive) }
+        if alive.iter().filter(|(_, name)| name == "sleep").count() == 2 {
+            Ok(())
+        } else {
+            Err(alive)
+        }
     })
     .await;
     let cancelled = tokio::time::timeout(Duration::from_millis(100), check).await;
-    assert!(cancelled.is_err(), "sleep 3600 finished within the timeout?");
-    until(format!("no live process in group {pgid}"), Duration::from_secs(10), async || {
-        let alive = vitals_testkit::group_alive(pgid);
-        if alive.is_empty() { Ok(()) } else { Err(alive) }
-    })
+    assert!(
+        cancelled.is_err(),
+        "sleep 3600 finished within the timeout?"
+    );
+    until(
+        format!("no live process in group {pgid}"),
+        Duration::from_secs(10),
+        async || {
+            let alive = vitals_testkit::group_alive(pgid);
+            if alive.is_empty() { Ok(()) } else { Err(alive) }
+        },
+    )
     .await;
     let _ = std::fs::remove_file(&file);
 }

@@ -205,7 +205,10 @@ fn admin(diag: &mut Diag<'_>, value: Option<&Spanned<DeValue<'_>>>) -> Result<Ad
     };
     let f = value::table::<admin::Table>(diag, value, Scope::Any, "admin")?;
     let hosts = f.get(admin::HOSTS)?.map_or_else(Vec::new, |at| {
-        at.value.into_iter().map(|h| h.value.to_ascii_lowercase()).collect()
+        at.value
+            .into_iter()
+            .map(|h| h.value.to_ascii_lowercase())
+            .collect()
     });
     Ok(Admin {
         listen: f.get(admin::LISTEN)?.map_or(base.listen, |at| at.value),

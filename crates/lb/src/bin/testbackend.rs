@@ -96,14 +96,16 @@ async fn main() {
         )
         .route(
             "/headers/{name}",
-            get(|Path(name): Path<String>, headers: axum::http::HeaderMap| async move {
-                headers
-                    .get_all(name.as_str())
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .collect::<Vec<_>>()
-                    .join(" | ")
-            }),
+            get(
+                |Path(name): Path<String>, headers: axum::http::HeaderMap| async move {
+                    headers
+                        .get_all(name.as_str())
+                        .iter()
+                        .filter_map(|v| v.to_str().ok())
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                },
+            ),
         )
         .route("/status/{code}", get(status))
         .route(

@@ -222,7 +222,10 @@ fn the_ejection_count_decays_while_the_backend_serves_and_is_capped() {
         now += ejected.duration;
     }
     // Back to back, each lasts one base longer, up to ten bases.
-    assert_eq!(durations, [10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 100, 100]);
+    assert_eq!(
+        durations,
+        [10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 100, 100]
+    );
     assert_eq!(state.ejection_count(0, now), 12);
     // Three bases in rotation forgive three ejections...
     now += Duration::from_secs(30);

@@ -133,8 +133,12 @@ impl Lb {
 
     /// Requests failed by the client's doing (`aborted`, `slow`), from `/metrics`.
     pub async fn client_faults(&self, client: &reqwest::Client, reason: &str) -> u64 {
-        self.metric_sum(client, "vitals_lb_client_faults_total{", &format!("reason=\"{reason}\""))
-            .await
+        self.metric_sum(
+            client,
+            "vitals_lb_client_faults_total{",
+            &format!("reason=\"{reason}\""),
+        )
+        .await
     }
 
     /// The sum of the series of `/metrics` that start with `prefix` and contain `label`.

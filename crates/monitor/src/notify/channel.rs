@@ -191,7 +191,10 @@ pub fn escape_controls(text: &str) -> String {
 
 fn parse(row: &OutboxRow) -> Result<Alert, Failure> {
     serde_json::from_str(&row.payload).map_err(|e| {
-        Failure::permanent(format!("the outbox row {} holds no alert JSON: {e}", row.key))
+        Failure::permanent(format!(
+            "the outbox row {} holds no alert JSON: {e}",
+            row.key
+        ))
     })
 }
 
@@ -309,12 +312,18 @@ async fn run(command: &[String], row: &OutboxRow) -> Result<(), Failure> {
         .env("VITALS_ALERT_KIND", alert.kind.as_str())
         .env("VITALS_ALERT_TARGET", name(&alert.target))
         .env("VITALS_ALERT_NAME", name(&alert.name))
-        .env("VITALS_ALERT_GROUP", name(alert.group.as_deref().unwrap_or("")))
+        .env(
+            "VITALS_ALERT_GROUP",
+            name(alert.group.as_deref().unwrap_or("")),
+        )
         .env("VITALS_ALERT_FROM", alert.from.as_deref().unwrap_or(""))
         .env("VITALS_ALERT_TO", alert.to.as_deref().unwrap_or(""))
         .env("VITALS_ALERT_REASON", alert.reason.replace('\0', "\\u{0}"))
         .env("VITALS_ALERT_AT", super::alert::rfc3339::format(alert.at))
-        .env("VITALS_ALERT_ROOT", name(alert.root.as_deref().unwrap_or("")))
+        .env(
+            "VITALS_ALERT_ROOT",
+            name(alert.root.as_deref().unwrap_or("")),
+        )
         .env("VITALS_ALERT_DEPENDENTS", name(&alert.dependents.join(",")))
         .env("VITALS_ALERT_SUMMARY", name(&alert.summary()));
     let mut group = spawn_in_group(&mut cmd)
@@ -334,7 +343,9 @@ async fn run(command: &[String], row: &OutboxRow) -> Result<(), Failure> {
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
     let stderr: String = stderr.trim().chars().take(200).collect();
-    Err(Failure::retry(format!("{program:?} exited with {status}: {stderr}")))
+    Err(Failure::retry(format!(
+        "{program:?} exited with {status}: {stderr}"
+    )))
 }
 
 #[cfg(test)]
@@ -363,7 +374,10 @@ mod tests {
         assert_eq!(escape_controls("db"), "db");
         assert_eq!(escape_controls("a\0b\nc\u{7f}"), "a\\u{0}b\\u{a}c\\u{7f}");
         let value = escape_controls("down@hook\r\nX-Injected: 1");
-        assert!(reqwest::header::HeaderValue::from_str(&value).is_ok(), "{value}");
+        assert!(
+            reqwest::header::HeaderValue::from_str(&value).is_ok(),
+            "{value}"
+        );
     }
 
     #[test]

@@ -320,7 +320,10 @@ mod tests {
             .trim()
             .parse()
             .unwrap();
-        assert!(vitals_testkit::is_running(pid), "the started process was killed");
+        assert!(
+            vitals_testkit::is_running(pid),
+            "the started process was killed"
+        );
         vitals_testkit::signal(pid, vitals_testkit::Signal::SIGKILL).unwrap();
     }
 

@@ -117,8 +117,12 @@ fn a_dead_letter_lets_the_rows_behind_it_go() {
     let store = Store::open(dir.path()).unwrap();
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000);
     let channels = vec!["hook".to_owned()];
-    store.enqueue_alert(&alert("a", None), &channels, now).unwrap();
-    store.enqueue_alert(&alert("b", None), &channels, now).unwrap();
+    store
+        .enqueue_alert(&alert("a", None), &channels, now)
+        .unwrap();
+    store
+        .enqueue_alert(&alert("b", None), &channels, now)
+        .unwrap();
     let lease = Duration::from_secs(60);
     let first = store.outbox_claim("hook", now, lease, 10).unwrap();
     assert_eq!(first.len(), 2);
@@ -128,14 +132,20 @@ fn a_dead_letter_lets_the_rows_behind_it_go() {
         .unwrap();
     // In order: b waits behind the failed a.
     let claimed = store.outbox_claim("hook", now, lease, 10).unwrap();
-    assert_eq!(claimed.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), ["a@hook"]);
+    assert_eq!(
+        claimed.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(),
+        ["a@hook"]
+    );
     store
         .outbox_dead(claimed[0].id, now, "HTTP 409 Conflict: key reused")
         .unwrap();
     let b_created = store.outbox(10, true).unwrap()[0].created;
     assert_eq!(store.outbox_backlog().unwrap(), (1, Some(b_created)));
     let claimed = store.outbox_claim("hook", now, lease, 10).unwrap();
-    assert_eq!(claimed.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), ["b@hook"]);
+    assert_eq!(
+        claimed.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(),
+        ["b@hook"]
+    );
     let dead = store
         .outbox(10, false)
         .unwrap()
@@ -144,7 +154,15 @@ fn a_dead_letter_lets_the_rows_behind_it_go() {
         .unwrap();
     assert_eq!(dead.dead, Some(now));
     assert_eq!(dead.attempts, 2);
-    assert_eq!(dead.last_error.as_deref(), Some("HTTP 409 Conflict: key reused"));
-    let pending: Vec<String> = store.outbox(10, true).unwrap().into_iter().map(|r| r.key).collect();
+    assert_eq!(
+        dead.last_error.as_deref(),
+        Some("HTTP 409 Conflict: key reused")
+    );
+    let pending: Vec<String> = store
+        .outbox(10, true)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.key)
+        .collect();
     assert_eq!(pending, ["b@hook"]);
 }

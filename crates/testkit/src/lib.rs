@@ -51,6 +51,7 @@
 //! cores and may be compiling at the same time.
 
 mod error;
+mod panics;
 mod port;
 mod postgres;
 mod process;
@@ -62,6 +63,7 @@ mod until;
 mod webhook;
 
 pub use error::Error;
+pub use panics::panics;
 pub use port::{ReservedPort, free_port, reserve_port};
 pub use postgres::Postgres;
 pub use process::{Signal, group_alive, is_running, signal, wait_for_exit};

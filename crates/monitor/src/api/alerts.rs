@@ -107,17 +107,9 @@ fn row(r: OutboxRow) -> Value {
 /// the monitor has one, the read token or the API token, even where other reads are public
 /// (issue 11, item 10). Its errors are redacted anyway; a monitor with no token at all shows
 /// it like everything else.
-fn may_read_outbox(access: &Access, headers: &HeaderMap) -> Result<(), Response> {
-    if access.api_token.is_none() && access.read_token.is_none() {
-        return Ok(());
-    }
-    if super::bearer(headers).is_some_and(|given| access.accepts_for_read(given)) {
-        return Ok(());
-    }
-    Err(error(
-        StatusCode::UNAUTHORIZED,
-        "the outbox needs Authorization: Bearer <api_token> (or <read_token>)",
-    ))
+fn may_read_outbox(access: &Access, headers: &HeaderMap) -> bool {
+    (access.api_token.is_none() && access.read_token.is_none())
+        || super::bearer(headers).is_some_and(|given| access.accepts_for_read(given))
 }
 
 async fn outbox(
@@ -125,8 +117,11 @@ async fn outbox(
     headers: HeaderMap,
     Query(q): Query<Listing>,
 ) -> Response {
-    if let Err(denied) = may_read_outbox(&api.access, &headers) {
-        return denied;
+    if !may_read_outbox(&api.access, &headers) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "the outbox needs Authorization: Bearer <api_token> (or <read_token>)",
+        );
     }
     let limit = q.limit.unwrap_or(100).min(MAX_LIMIT);
     let pending = q.pending;

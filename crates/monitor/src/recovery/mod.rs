@@ -392,7 +392,7 @@ fn view(slot: &Slot, live: &RecoveryState, clock: Clock) -> BudgetView {
     let status = live.budget.status(clock.now.into_std());
     BudgetView {
         target: slot.id.clone(),
-        action: slot.recovery.action.describe(),
+        action: vitals_probes::redact_urls_in(&slot.recovery.action.describe()),
         state: live.state,
         exhausted: status.exhausted_at.is_some(),
         attempts: status.attempts,

@@ -181,7 +181,17 @@ async fn http(
                 format!("no answer within {}", humantime::format_duration(timeout)),
             );
         }
-        Err(error) => return ran(Ended::Error, format!("request failed: {error}")),
+        // Without the URL: it may carry credentials (the action's description shows it
+        // redacted).
+        Err(error) => {
+            return ran(
+                Ended::Error,
+                format!(
+                    "request failed: {}",
+                    vitals_probes::error_chain(&error.without_url())
+                ),
+            );
+        }
     };
     let status = response.status();
     let body = read_body(response).await;

@@ -75,7 +75,7 @@ async fn attempt_once(
     trigger: State,
     clock: Clock,
 ) {
-    let action = slot.recovery.action.describe();
+    let action = vitals_probes::redact_urls_in(&slot.recovery.action.describe());
     tracing::warn!(target = %slot.id, attempt, trigger = trigger.as_str(), %action, "running a recovery action");
     let ran = run(&slot.recovery.action, slot.recovery.timeout, client).await;
     slot.counts.attempt(ran.verdict);
@@ -113,7 +113,7 @@ async fn escalate_once(
     trigger: State,
 ) {
     let at = SystemTime::now();
-    let action = slot.recovery.action.describe();
+    let action = vitals_probes::redact_urls_in(&slot.recovery.action.describe());
     let last = {
         let mut live = slot.lock();
         live.logged_exhausted = true;

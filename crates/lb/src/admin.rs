@@ -122,7 +122,7 @@ fn host_allowed(host: &str, allowed: &[String]) -> bool {
     let name = host_name(host).to_ascii_lowercase();
     name.parse::<std::net::IpAddr>().is_ok()
         || name == "localhost"
-        || allowed.iter().any(|h| *h == name)
+        || allowed.contains(&name)
 }
 
 /// Equal, in time that depends on the expected token's length only (never on how much of a

@@ -120,9 +120,7 @@ fn host_name(host: &str) -> &str {
 /// Whether the admin API answers to `host`.
 fn host_allowed(host: &str, allowed: &[String]) -> bool {
     let name = host_name(host).to_ascii_lowercase();
-    name.parse::<std::net::IpAddr>().is_ok()
-        || name == "localhost"
-        || allowed.contains(&name)
+    name.parse::<std::net::IpAddr>().is_ok() || name == "localhost" || allowed.contains(&name)
 }
 
 /// Equal, in time that depends on the expected token's length only (never on how much of a

@@ -172,6 +172,46 @@ channels = ["hook", "cmd"]
     assert_eq!(got, r"orders/data\u{0}base\u{d}\u{a}X-Injected: 1");
 }
 
+/// Issue 11, item 7: the command channel killed only its command at the timeout; what the
+/// command started lived on, one orphan per attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_cut_at_its_timeout_leaves_no_process_of_its_group() {
+    let data = tempfile::tempdir().unwrap();
+    let pid_file = data.path().join("pgid");
+    let config = notify_config(
+        data.path(),
+        &format!(
+            "[[channel]]\nid = \"cmd\"\nkind = \"command\"\ntimeout = \"300ms\"\nmax_attempts = 1\ncommand = [\"sh\", \"-c\", \"echo $$ > {}; sleep 3600 & sleep 3600\"]\n\n[[rule]]\nchannels = [\"cmd\"]\n",
+            pid_file.display()
+        ),
+    );
+    let notifier = Notifier::start(&config).unwrap();
+    notifier.transition(&down("svc", SystemTime::now())).await;
+    let store = notifier.store();
+    until("the attempt is cut at its timeout", WAIT, async || {
+        store
+            .outbox(10, false)
+            .unwrap()
+            .iter()
+            .any(|r| r.dead.is_some())
+    })
+    .await;
+    let pgid: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    until(
+        format!("no live process in group {pgid}"),
+        WAIT,
+        async || {
+            let alive = vitals_testkit::group_alive(pgid);
+            if alive.is_empty() { Ok(()) } else { Err(alive) }
+        },
+    )
+    .await;
+}
+
 /// Issue 11, item 10: reqwest's errors carry the URL, so a Slack webhook's secret path and a
 /// webhook's password ended up in `last_error`, which `/api/v1/outbox` shows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

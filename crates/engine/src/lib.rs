@@ -33,7 +33,8 @@ pub use expect::Expectation;
 pub use fleet::{Command, Due, Fleet, TargetView};
 pub use metrics::CheckMetrics;
 pub use record::{
-    PingRecord, Record, RecordReceiver, RecordSender, Signal, TimelineState, Transition, records,
+    PingRecord, RECORD_BYTES, Record, RecordReceiver, RecordSender, Signal, TimelineState,
+    Transition, records, records_within,
 };
 pub use spec::{Mode, Restored, TargetSpec, Topology};
 pub use vitals_core::Cadence;

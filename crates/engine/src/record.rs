@@ -140,6 +140,17 @@ impl Record {
     pub fn is_droppable(&self) -> bool {
         matches!(self, Record::Result { .. } | Record::Ping(_))
     }
+
+    /// The bytes of text a droppable record holds (target, output, ping body…), as the
+    /// channel's byte budget counts them; 0 for records of state, which are never dropped.
+    fn droppable_bytes(&self) -> usize {
+        let len = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        match self {
+            Record::Result { target, outcome } => target.len() + len(&outcome.output),
+            Record::Ping(p) => p.target.len() + len(&p.rid) + len(&p.body) + len(&p.source),
+            _ => 0,
+        }
+    }
 }
 
 /// A heartbeat as received, for history.
@@ -167,49 +178,75 @@ pub enum Signal {
     Beat(Status),
 }
 
+/// The bytes of droppable records' text that may wait in a [`records`] channel: room for a
+/// hundred thousand summaries many times over, while a flood of large ping bodies stops here.
+pub const RECORD_BYTES: usize = 64 << 20;
+
 /// Creates the channel the driver hands records out on. Transitions (and the other records of
 /// state: markers, flags, isolation) are never dropped and keep their order; results and pings
 /// (high volume: a check a second per target, a flood of HTTP pings) are dropped and counted
-/// once more than `capacity` records wait, so a slow disk or a ping flood cannot grow memory
-/// without bound.
+/// once more than `capacity` records, or [`RECORD_BYTES`] of their text, wait, so a slow disk
+/// or a ping flood cannot grow memory without bound.
 pub fn records(capacity: usize) -> (RecordSender, RecordReceiver) {
+    records_within(capacity, RECORD_BYTES)
+}
+
+/// [`records`] with an explicit byte budget.
+pub fn records_within(capacity: usize, bytes: usize) -> (RecordSender, RecordReceiver) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let pending = Arc::new(AtomicUsize::new(0));
+    let pending = Arc::new(Pending::default());
     (
         RecordSender {
             tx,
             pending: Arc::clone(&pending),
             capacity,
+            bytes,
         },
         RecordReceiver { rx, pending },
     )
+}
+
+/// What waits in a [`records`] channel.
+#[derive(Debug, Default)]
+struct Pending {
+    records: AtomicUsize,
+    bytes: AtomicUsize,
+}
+
+impl Pending {
+    fn taken(&self, record: &Record) {
+        self.records.fetch_sub(1, Ordering::Relaxed);
+        self.bytes
+            .fetch_sub(record.droppable_bytes(), Ordering::Relaxed);
+    }
 }
 
 /// The driver's side of [`records`].
 #[derive(Debug, Clone)]
 pub struct RecordSender {
     tx: mpsc::UnboundedSender<Record>,
-    pending: Arc<AtomicUsize>,
+    pending: Arc<Pending>,
     capacity: usize,
+    bytes: usize,
 }
 
 /// The storage side of [`records`].
 #[derive(Debug)]
 pub struct RecordReceiver {
     rx: mpsc::UnboundedReceiver<Record>,
-    pending: Arc<AtomicUsize>,
+    pending: Arc<Pending>,
 }
 
 impl RecordReceiver {
     pub async fn recv(&mut self) -> Option<Record> {
         let record = self.rx.recv().await?;
-        self.pending.fetch_sub(1, Ordering::Relaxed);
+        self.pending.taken(&record);
         Some(record)
     }
 
     pub fn try_recv(&mut self) -> Option<Record> {
         let record = self.rx.try_recv().ok()?;
-        self.pending.fetch_sub(1, Ordering::Relaxed);
+        self.pending.taken(&record);
         Some(record)
     }
 }
@@ -217,14 +254,85 @@ impl RecordReceiver {
 impl RecordSender {
     /// Send `record`; false when a droppable record was dropped.
     pub(crate) fn send(&self, record: Record) -> bool {
-        let droppable = record.is_droppable();
-        if droppable && self.pending.load(Ordering::Relaxed) >= self.capacity {
+        let bytes = record.droppable_bytes();
+        let pending = &self.pending;
+        if record.is_droppable()
+            && (pending.records.load(Ordering::Relaxed) >= self.capacity
+                || (pending.bytes.load(Ordering::Relaxed) + bytes > self.bytes
+                    // A lone record larger than the budget still gets into an empty channel.
+                    && pending.records.load(Ordering::Relaxed) > 0))
+        {
             return false;
         }
-        self.pending.fetch_add(1, Ordering::Relaxed);
-        if self.tx.send(record).is_err() {
-            self.pending.fetch_sub(1, Ordering::Relaxed);
+        pending.records.fetch_add(1, Ordering::Relaxed);
+        pending.bytes.fetch_add(bytes, Ordering::Relaxed);
+        if let Err(returned) = self.tx.send(record) {
+            pending.taken(&returned.0);
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::UNIX_EPOCH;
+
+    use super::*;
+
+    fn ping(body: usize) -> Record {
+        Record::Ping(PingRecord {
+            target: "t".to_string(),
+            at: UNIX_EPOCH,
+            signal: Signal::Log,
+            rid: None,
+            body: Some("x".repeat(body)),
+            duration: None,
+            source: None,
+        })
+    }
+
+    fn marker() -> Record {
+        Record::Marker {
+            target: "t".to_string(),
+            at: UNIX_EPOCH,
+            from: TimelineState::Paused,
+            to: TimelineState::Judged(State::Unknown),
+            reason: "resumed".to_string(),
+        }
+    }
+
+    #[test]
+    fn large_pings_are_shed_by_bytes_but_records_of_state_never_are() {
+        let (tx, mut rx) = records_within(1_000, 10_000);
+        // 3,001 bytes each: three fit, the fourth would pass 10,000.
+        assert!((0..3).all(|_| tx.send(ping(3_000))));
+        assert!(!tx.send(ping(3_000)));
+        assert!(tx.send(marker()));
+        // A small one still fits.
+        assert!(tx.send(ping(10)));
+        let mut taken = 0;
+        while rx.try_recv().is_some() {
+            taken += 1;
+        }
+        assert_eq!(taken, 5);
+        // Taking them gave their bytes back.
+        assert!((0..3).all(|_| tx.send(ping(3_000))));
+    }
+
+    #[test]
+    fn a_lone_record_larger_than_the_budget_still_gets_through() {
+        let (tx, mut rx) = records_within(1_000, 100);
+        assert!(tx.send(ping(1_000)));
+        assert!(!tx.send(ping(1)));
+        assert!(rx.try_recv().is_some());
+        assert!(tx.send(ping(1)));
+    }
+
+    #[test]
+    fn droppable_records_are_shed_by_count() {
+        let (tx, _rx) = records_within(2, RECORD_BYTES);
+        assert!(tx.send(ping(0)) && tx.send(ping(0)));
+        assert!(!tx.send(ping(0)));
+        assert!(tx.send(marker()));
     }
 }

@@ -25,31 +25,40 @@ pub(super) async fn persist(
     recovery: Recoverer,
     stop: CancellationToken,
 ) {
+    let mut loose = Loose::default();
     loop {
-        // Once stopped, what is already queued is still stored (a transition of the last
-        // moments is history too), then the loop ends.
-        let record = tokio::select! {
-            biased;
-            record = records.recv() => record,
-            () = stop.cancelled() => records.try_recv(),
+        // What is queued is taken without waiting; results and pings gather in `loose` and go
+        // to the writer in one send when the queue runs dry, before a record of state (which
+        // keeps the order), or every `LOOSE_BATCH`.
+        let record = match records.try_recv() {
+            Some(record) => Some(record),
+            None => {
+                loose.send(&writer);
+                // Once stopped, what is already queued is still stored (a transition of the
+                // last moments is history too), then the loop ends.
+                tokio::select! {
+                    biased;
+                    record = records.recv() => record,
+                    () = stop.cancelled() => records.try_recv(),
+                }
+            }
         };
         let Some(record) = record else {
+            loose.send(&writer);
             return;
         };
-        // Stopping: only records of state still matter; a backlog of results and pings
-        // (shed under load anyway) must not hold up the exit.
-        if stop.is_cancelled() && record.is_droppable() {
+        if record.is_droppable() {
+            // Stopping: only records of state still matter; a backlog of results and pings
+            // (shed under load anyway) must not hold up the exit.
+            if !stop.is_cancelled() {
+                loose.add(record, &writer);
+            }
             continue;
         }
+        loose.send(&writer);
         match record {
-            // Passing results come without their output (see `Record::Result`).
-            Record::Result { target, outcome } => writer.result(CheckResult {
-                target,
-                at: outcome.at,
-                kind: outcome.kind,
-                duration: outcome.duration,
-                output: outcome.output,
-            }),
+            // Gathered above.
+            Record::Result { .. } | Record::Ping(_) => {}
             Record::Transition(judged) => {
                 transition(judged, &writer, &notifier, &recovery).await;
             }
@@ -102,6 +111,33 @@ pub(super) async fn persist(
                 notifier.maintenance(&target, maintenance_until).await;
                 recovery.flags(&target, paused, maintenance_until);
             }
+        }
+    }
+}
+
+/// Results and pings sent to the writer together, at most this many at a time.
+const LOOSE_BATCH: usize = 1_024;
+
+/// Results and pings on their way to the writer. Both are fire-and-forget: what a ping does to
+/// its target's state is a transition of its own, which is awaited; a flood of pings must not
+/// wait for commits one at a time.
+#[derive(Default)]
+struct Loose {
+    results: Vec<CheckResult>,
+    pings: Vec<Ping>,
+}
+
+impl Loose {
+    fn add(&mut self, record: Record, writer: &Writer) {
+        match record {
+            // Passing results come without their output (see `Record::Result`).
+            Record::Result { target, outcome } => self.results.push(CheckResult {
+                target,
+                at: outcome.at,
+                kind: outcome.kind,
+                duration: outcome.duration,
+                output: outcome.output,
+            }),
             Record::Ping(ping) => {
                 let kind = match ping.signal {
                     Signal::Start => PingKind::Start,
@@ -110,7 +146,7 @@ pub(super) async fn persist(
                     Signal::Log => PingKind::Log,
                     Signal::Exit(code) => PingKind::Exit(code),
                 };
-                let stored = Ping {
+                self.pings.push(Ping {
                     target: ping.target,
                     at: ping.at,
                     kind,
@@ -118,11 +154,21 @@ pub(super) async fn persist(
                     body: ping.body,
                     duration: ping.duration,
                     source: ping.source,
-                };
-                if let Err(error) = writer.ping(stored).await {
-                    tracing::error!(%error, "could not store a ping");
-                }
+                });
             }
+            _ => return,
+        }
+        if self.results.len() + self.pings.len() >= LOOSE_BATCH {
+            self.send(writer);
+        }
+    }
+
+    fn send(&mut self, writer: &Writer) {
+        if !self.results.is_empty() {
+            writer.results(std::mem::take(&mut self.results));
+        }
+        if !self.pings.is_empty() {
+            writer.pings(std::mem::take(&mut self.pings));
         }
     }
 }

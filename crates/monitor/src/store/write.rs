@@ -99,32 +99,74 @@ impl<'a> Batch<'a> {
             .map_err(StoreError::sqlite("could not insert a transition"))
     }
 
+    /// Inserts results, all or none: the first one refused (a time before 1970, an empty
+    /// target) fails the call, and the caller's transaction with it.
     pub(crate) fn results(&mut self, batch: &[CheckResult]) -> Result<(), StoreError> {
+        let mut first = None;
+        self.results_each(batch, |e| {
+            first.get_or_insert(e);
+        })?;
+        first.map_or(Ok(()), Err)
+    }
+
+    /// Inserts results; returns how many went in. A result refused as bad input is handed to
+    /// `refused` and costs only itself; a database error ends the call.
+    ///
+    /// One prepared statement serves the whole slice, and it has no subquery: a result goes in
+    /// with `seq = 0`, and only when its target already has a result in that very millisecond
+    /// (the primary key says so) is it inserted again with the next `seq`.
+    pub(crate) fn results_each(
+        &mut self,
+        batch: &[CheckResult],
+        mut refused: impl FnMut(StoreError),
+    ) -> Result<u64, StoreError> {
+        const WHAT: &str = "could not insert a check result";
+        // Ids first: interning needs `&mut self`, the statements below borrow the transaction.
+        let mut rows = Vec::with_capacity(batch.len());
         for r in batch {
-            let at = millis(r.at, "check result time")?;
-            let target = self.target_id(&r.target, "a check result")?;
-            // seq = 0 unless this target already has a result in this very millisecond; the
-            // lookup reads the same b-tree page the insert is about to write.
-            self.tx
-                .prepare_cached(
-                    "INSERT INTO results (target, at, seq, kind, duration_us, output)
-                     VALUES (?1, ?2,
-                       (SELECT COALESCE(MAX(seq) + 1, 0) FROM results
-                         WHERE target = ?1 AND at = ?2),
-                       ?3, ?4, ?5)",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        target,
-                        at,
-                        codec::kind_code(r.kind),
-                        codec::micros(r.duration),
-                        r.output
-                    ])
-                })
-                .map_err(StoreError::sqlite("could not insert a check result"))?;
+            let key = millis(r.at, "check result time")
+                .and_then(|at| Ok((self.target_id(&r.target, "a check result")?, at)));
+            match key {
+                Ok((target, at)) => rows.push((target, at, r)),
+                Err(e @ StoreError::Sqlite { .. }) => return Err(e),
+                Err(e) => refused(e),
+            }
         }
-        Ok(())
+        let mut insert = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO results (target, at, seq, kind, duration_us, output)
+                 VALUES (?1, ?2, 0, ?3, ?4, ?5)",
+            )
+            .map_err(StoreError::sqlite(WHAT))?;
+        for &(target, at, r) in &rows {
+            let values = params![
+                target,
+                at,
+                codec::kind_code(r.kind),
+                codec::micros(r.duration),
+                r.output
+            ];
+            match insert.execute(values) {
+                Ok(_) => {}
+                Err(e)
+                    if e.sqlite_extended_error_code()
+                        == Some(rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY) =>
+                {
+                    self.tx
+                        .prepare_cached(
+                            "INSERT INTO results (target, at, seq, kind, duration_us, output)
+                             VALUES (?1, ?2,
+                               (SELECT MAX(seq) + 1 FROM results WHERE target = ?1 AND at = ?2),
+                               ?3, ?4, ?5)",
+                        )
+                        .and_then(|mut s| s.execute(values))
+                        .map_err(StoreError::sqlite(WHAT))?;
+                }
+                Err(e) => return Err(StoreError::sqlite(WHAT)(e)),
+            }
+        }
+        Ok(rows.len() as u64)
     }
 
     /// Upserts each target's state; leaves its flags alone.
@@ -180,17 +222,43 @@ impl<'a> Batch<'a> {
     }
 
     pub(crate) fn ping(&mut self, p: &Ping) -> Result<(), StoreError> {
-        let at = millis(p.at, "ping time")?;
-        let target = self.target_id(&p.target, "a ping")?;
-        let (kind, exit) = codec::ping_code(p.kind);
-        self.tx
+        let mut first = None;
+        self.pings_each(std::slice::from_ref(p), |e| {
+            first.get_or_insert(e);
+        })?;
+        first.map_or(Ok(()), Err)
+    }
+
+    /// Inserts pings, like [`Batch::results_each`]: returns how many went in; one refused as
+    /// bad input is handed to `refused` and costs only itself.
+    pub(crate) fn pings_each(
+        &mut self,
+        batch: &[Ping],
+        mut refused: impl FnMut(StoreError),
+    ) -> Result<u64, StoreError> {
+        const WHAT: &str = "could not insert a ping";
+        let mut rows = Vec::with_capacity(batch.len());
+        for p in batch {
+            let key = millis(p.at, "ping time")
+                .and_then(|at| Ok((self.target_id(&p.target, "a ping")?, at)));
+            match key {
+                Ok((target, at)) => rows.push((target, at, p)),
+                Err(e @ StoreError::Sqlite { .. }) => return Err(e),
+                Err(e) => refused(e),
+            }
+        }
+        let mut insert = self
+            .tx
             .prepare_cached(
                 "INSERT INTO pings
                    (target, at, kind, exit_status, rid, body, duration_us, source)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )
-            .and_then(|mut s| {
-                s.execute(params![
+            .map_err(StoreError::sqlite(WHAT))?;
+        for &(target, at, p) in &rows {
+            let (kind, exit) = codec::ping_code(p.kind);
+            insert
+                .execute(params![
                     target,
                     at,
                     kind,
@@ -200,8 +268,8 @@ impl<'a> Batch<'a> {
                     p.duration.map(codec::micros),
                     p.source
                 ])
-            })
-            .map_err(StoreError::sqlite("could not insert a ping"))?;
-        Ok(())
+                .map_err(StoreError::sqlite(WHAT))?;
+        }
+        Ok(rows.len() as u64)
     }
 }

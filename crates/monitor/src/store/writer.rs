@@ -4,19 +4,23 @@
 //! tokio worker ever makes one. The engine sends commands over a channel to a dedicated
 //! thread that owns the read-write [`Store`]:
 //!
-//! - **Transitions, pings, states and flags are awaited**: the future resolves once the
-//!   transaction holding them has committed, and they are never dropped. Commands are
-//!   unbounded in the channel, but each has a caller waiting on it, so the queue is bounded by
-//!   the number of waiting tasks.
-//! - **Results are fire-and-forget and batched**: the thread groups them into one transaction
-//!   of up to [`WriterConfig::max_batch`] results, waiting at most [`WriterConfig::linger`]
-//!   after the first one for more to arrive. An awaited command commits at once, together with
-//!   whatever is queued before it (group commit), and never waits for the linger.
-//! - **Backpressure drops results, not callers**: at most [`WriterConfig::queue_capacity`]
-//!   results wait in the channel. Beyond that, new results are dropped and counted
-//!   ([`WriterStats::dropped_results`]), with one warning when dropping starts and one note
-//!   when it stops. A result is a summary whose loss costs a point on a latency chart;
-//!   blocking the engine instead would delay checks and transitions, which cost correctness.
+//! - **Transitions, states and flags are awaited**: the future resolves once the transaction
+//!   holding them has committed, and they are never dropped. Commands are unbounded in the
+//!   channel, but each has a caller waiting on it, so the queue is bounded by the number of
+//!   waiting tasks.
+//! - **Results and pings are fire-and-forget and batched**: the thread groups them into one
+//!   transaction of up to [`WriterConfig::max_batch`], waiting at most
+//!   [`WriterConfig::linger`] after the first one for more to arrive. An awaited command
+//!   commits at once, together with whatever is queued before it (group commit), and never
+//!   waits for the linger.
+//! - **Backpressure drops results and pings, not callers**: at most
+//!   [`WriterConfig::queue_capacity`] of them, and [`WriterConfig::queue_bytes`] of their
+//!   text, wait in the channel. Beyond that, new ones are dropped and counted
+//!   ([`WriterStats::dropped_results`], [`WriterStats::dropped_pings`]), with one warning when
+//!   dropping starts and one note when it stops. A result is a summary whose loss costs a
+//!   point on a latency chart, a ping a line in a heartbeat's log (its effect on the target's
+//!   state is a transition, never dropped); blocking the engine instead would delay checks
+//!   and transitions, which cost correctness.
 //!
 //! Commands are executed in the order they were sent, so a transition sent after a batch of
 //! results is committed with or after them. Reads do not go through the writer: open a second
@@ -48,8 +52,11 @@ pub struct WriterConfig {
     /// At 10,000 targets checked every 30 s, 100 ms turns 333 commits a second (each writing
     /// at least one 4 KiB page to the WAL) into 10.
     pub linger: Duration,
-    /// Results allowed to wait in the channel before new ones are dropped.
+    /// Results and pings allowed to wait in the channel before new ones are dropped.
     pub queue_capacity: usize,
+    /// Bytes of text (target names, outputs, ping bodies) allowed to wait in the channel: a
+    /// flood of large ping bodies is bounded by this, not by the count.
+    pub queue_bytes: usize,
 }
 
 impl Default for WriterConfig {
@@ -59,6 +66,9 @@ impl Default for WriterConfig {
             linger: Duration::from_millis(100),
             // Ten seconds of the target rate (10,000 checks/s), about 2 MB of summaries.
             queue_capacity: 100_000,
+            // A hundred thousand summaries are a few MB; this leaves room for ping bodies
+            // while bounding what a flood of them can hold.
+            queue_bytes: 64 << 20,
         }
     }
 }
@@ -66,14 +76,22 @@ impl Default for WriterConfig {
 /// Counters of what the writer did with results since it started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WriterStats {
-    /// Results in the channel right now.
+    /// Results and pings in the channel right now.
     pub queued: usize,
+    /// Bytes of their text in the channel right now.
+    pub queued_bytes: usize,
     /// Results committed.
     pub written_results: u64,
     /// Results dropped because the queue was full or the writer had stopped.
     pub dropped_results: u64,
     /// Results refused (bad input) or lost in a failed commit.
     pub failed_results: u64,
+    /// Pings committed.
+    pub written_pings: u64,
+    /// Pings dropped because the queue was full or the writer had stopped.
+    pub dropped_pings: u64,
+    /// Pings refused (bad input) or lost in a failed commit.
+    pub failed_pings: u64,
     /// Transactions committed (`written_results / commits` is the mean batch).
     pub commits: u64,
     /// Time spent in those transactions, from the first write to the commit
@@ -84,11 +102,12 @@ pub struct WriterStats {
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
 enum Command {
-    Results(Vec<CheckResult>),
+    /// Fire-and-forget; the bytes of their text, as counted in `Shared::queued_bytes`.
+    Results(Vec<CheckResult>, usize),
+    Pings(Vec<Ping>, usize),
     Transition(Box<Transition>, Reply<i64>),
     States(Vec<TargetState>, Reply<()>),
     Flags(String, Flags, Reply<()>),
-    Ping(Box<Ping>, Reply<()>),
     Flush(Reply<()>),
     Close(Reply<()>),
 }
@@ -96,13 +115,63 @@ enum Command {
 #[derive(Debug, Default)]
 struct Shared {
     queued: AtomicUsize,
-    written: AtomicU64,
-    dropped: AtomicU64,
-    failed: AtomicU64,
+    queued_bytes: AtomicUsize,
+    results: Counts,
+    pings: Counts,
     commits: AtomicU64,
     commit_micros: AtomicU64,
     /// Set while results are being dropped, so the warning is logged once per episode.
     dropping: AtomicBool,
+}
+
+/// What became of the fire-and-forget writes of one kind.
+#[derive(Debug, Default)]
+struct Counts {
+    written: AtomicU64,
+    dropped: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// The two kinds of fire-and-forget writes.
+#[derive(Debug, Clone, Copy)]
+enum Loose {
+    Results,
+    Pings,
+}
+
+impl Loose {
+    fn counts(self, shared: &Shared) -> &Counts {
+        match self {
+            Loose::Results => &shared.results,
+            Loose::Pings => &shared.pings,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Loose::Results => "check results",
+            Loose::Pings => "pings",
+        }
+    }
+}
+
+impl Shared {
+    /// Takes `n` writes of `bytes` off the queue's accounting.
+    fn dequeued(&self, n: usize, bytes: usize) {
+        self.queued.fetch_sub(n, Ordering::AcqRel);
+        self.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+    }
+}
+
+/// The text a result holds, as the queue's byte budget counts it.
+fn result_bytes(r: &CheckResult) -> usize {
+    r.target.len() + r.output.as_ref().map_or(0, String::len)
+}
+
+/// The text a ping holds, as the queue's byte budget counts it.
+fn ping_bytes(p: &Ping) -> usize {
+    let len = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+    p.target.len() + len(&p.rid) + len(&p.body) + len(&p.source)
 }
 
 /// The handle to the writer thread. Cheap to clone; every clone feeds the same thread.
@@ -155,25 +224,27 @@ impl Writer {
     /// Queues results; never blocks, never fails. See the module docs for what happens when
     /// the queue is full.
     pub fn results(&self, batch: Vec<CheckResult>) {
+        let bytes = batch.iter().map(result_bytes).sum();
         let n = batch.len();
-        if n == 0 {
-            return;
-        }
-        let before = self.shared.queued.fetch_add(n, Ordering::AcqRel);
-        if before + n > self.config.queue_capacity {
-            self.shared.queued.fetch_sub(n, Ordering::AcqRel);
-            self.drop_results(n, "the writer's queue is full");
-            return;
-        }
-        if self.tx.send(Command::Results(batch)).is_err() {
-            self.shared.queued.fetch_sub(n, Ordering::AcqRel);
-            self.drop_results(n, "the writer has stopped");
-        }
+        self.enqueue(n, bytes, Loose::Results, || Command::Results(batch, bytes));
     }
 
     /// Queues one result (see [`Writer::results`]).
     pub fn result(&self, r: CheckResult) {
         self.results(vec![r]);
+    }
+
+    /// Queues pings, like results: never blocks, never fails, dropped and counted when the
+    /// queue is full.
+    pub fn pings(&self, batch: Vec<Ping>) {
+        let bytes = batch.iter().map(ping_bytes).sum();
+        let n = batch.len();
+        self.enqueue(n, bytes, Loose::Pings, || Command::Pings(batch, bytes));
+    }
+
+    /// Queues one ping (see [`Writer::pings`]).
+    pub fn ping(&self, p: Ping) {
+        self.pings(vec![p]);
     }
 
     /// Saves target states (flags untouched) and waits for the commit.
@@ -185,11 +256,6 @@ impl Writer {
     pub async fn set_flags(&self, target: String, flags: Flags) -> Result<(), StoreError> {
         self.call(|reply| Command::Flags(target, flags, reply))
             .await
-    }
-
-    /// Records a ping and waits for the commit.
-    pub async fn ping(&self, p: Ping) -> Result<(), StoreError> {
-        self.call(|reply| Command::Ping(Box::new(p), reply)).await
     }
 
     /// Waits until everything sent before this call is committed (results included, except
@@ -205,15 +271,19 @@ impl Writer {
     }
 
     pub fn stats(&self) -> WriterStats {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let Shared { results, pings, .. } = &*self.shared;
         WriterStats {
             queued: self.shared.queued.load(Ordering::Acquire),
-            written_results: self.shared.written.load(Ordering::Relaxed),
-            dropped_results: self.shared.dropped.load(Ordering::Relaxed),
-            failed_results: self.shared.failed.load(Ordering::Relaxed),
-            commits: self.shared.commits.load(Ordering::Relaxed),
-            commit_time: std::time::Duration::from_micros(
-                self.shared.commit_micros.load(Ordering::Relaxed),
-            ),
+            queued_bytes: self.shared.queued_bytes.load(Ordering::Acquire),
+            written_results: load(&results.written),
+            dropped_results: load(&results.dropped),
+            failed_results: load(&results.failed),
+            written_pings: load(&pings.written),
+            dropped_pings: load(&pings.dropped),
+            failed_pings: load(&pings.failed),
+            commits: load(&self.shared.commits),
+            commit_time: std::time::Duration::from_micros(load(&self.shared.commit_micros)),
         }
     }
 
@@ -225,13 +295,38 @@ impl Writer {
         answer.await.map_err(|_| StoreError::WriterClosed)?
     }
 
-    fn drop_results(&self, n: usize, why: &'static str) {
-        let total = self.shared.dropped.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
+    /// Sends `n` fire-and-forget writes holding `bytes` of text, or drops and counts them when
+    /// the queue is over either budget or the thread has stopped.
+    fn enqueue(&self, n: usize, bytes: usize, kind: Loose, command: impl FnOnce() -> Command) {
+        if n == 0 {
+            return;
+        }
+        let shared = &self.shared;
+        let before = shared.queued.fetch_add(n, Ordering::AcqRel);
+        let before_bytes = shared.queued_bytes.fetch_add(bytes, Ordering::AcqRel);
+        // A lone write larger than the byte budget still goes into an empty queue, so no
+        // budget can stop every write.
+        let over = before + n > self.config.queue_capacity
+            || (before_bytes + bytes > self.config.queue_bytes && before > 0);
+        if over {
+            shared.dequeued(n, bytes);
+            self.drop(kind, n, "the writer's queue is full");
+        } else if self.tx.send(command()).is_err() {
+            shared.dequeued(n, bytes);
+            self.drop(kind, n, "the writer has stopped");
+        }
+    }
+
+    fn drop(&self, kind: Loose, n: usize, why: &'static str) {
+        let counts = kind.counts(&self.shared);
+        let total = counts.dropped.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
         if !self.shared.dropping.swap(true, Ordering::AcqRel) {
             tracing::warn!(
                 dropped_total = total,
                 capacity = self.config.queue_capacity,
-                "dropping check results: {why}; they are summaries, transitions are unaffected"
+                bytes = self.config.queue_bytes,
+                "dropping {}: {why}; transitions are unaffected",
+                kind.name()
             );
         }
     }
@@ -247,6 +342,7 @@ enum Waiter {
 #[derive(Default)]
 struct Group {
     results: Vec<CheckResult>,
+    pings: Vec<Ping>,
     commands: Vec<Command>,
     /// A Close was received: commit, close the connection, then answer it.
     close: Option<Reply<()>>,
@@ -254,19 +350,29 @@ struct Group {
 
 impl Group {
     fn is_empty(&self) -> bool {
-        self.results.is_empty() && self.commands.is_empty()
+        self.len() == 0
     }
 
     fn len(&self) -> usize {
-        self.results.len() + self.commands.len()
+        self.loose() + self.commands.len()
+    }
+
+    /// Fire-and-forget writes gathered.
+    fn loose(&self) -> usize {
+        self.results.len() + self.pings.len()
     }
 
     /// Adds one command; returns true if it must be committed without lingering.
     fn add(&mut self, cmd: Command, shared: &Shared) -> bool {
         match cmd {
-            Command::Results(batch) => {
-                shared.queued.fetch_sub(batch.len(), Ordering::AcqRel);
+            Command::Results(batch, bytes) => {
+                shared.dequeued(batch.len(), bytes);
                 self.results.extend(batch);
+                false
+            }
+            Command::Pings(batch, bytes) => {
+                shared.dequeued(batch.len(), bytes);
+                self.pings.extend(batch);
                 false
             }
             Command::Close(reply) => {
@@ -313,10 +419,10 @@ fn run(store: Store, rx: Receiver<Command>, shared: &Shared, config: WriterConfi
                 }
             }
         };
-        if deadline.is_none() && !group.results.is_empty() {
+        if deadline.is_none() && group.loose() > 0 {
             deadline = Some(real_now() + config.linger);
         }
-        let mut commit = urgent || group.results.len() >= config.max_batch;
+        let mut commit = urgent || group.loose() >= config.max_batch;
         if commit && group.close.is_none() {
             // Group commit: take whatever else is already queued, without waiting.
             while group.len() < config.max_batch && group.close.is_none() {
@@ -344,12 +450,15 @@ fn run(store: Store, rx: Receiver<Command>, shared: &Shared, config: WriterConfi
                 // channel is gone before the close is answered, so once `close()` returns
                 // every send fails and is counted by the sender.
                 for cmd in rx.try_iter() {
-                    if let Command::Results(batch) = cmd {
-                        shared.queued.fetch_sub(batch.len(), Ordering::AcqRel);
-                        shared
-                            .dropped
-                            .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    }
+                    let (kind, n, bytes) = match cmd {
+                        Command::Results(batch, bytes) => (Loose::Results, batch.len(), bytes),
+                        Command::Pings(batch, bytes) => (Loose::Pings, batch.len(), bytes),
+                        _ => continue,
+                    };
+                    shared.dequeued(n, bytes);
+                    kind.counts(shared)
+                        .dropped
+                        .fetch_add(n as u64, Ordering::Relaxed);
                 }
                 drop(rx);
                 let _ = reply.send(Ok(()));
@@ -370,28 +479,31 @@ fn run(store: Store, rx: Receiver<Command>, shared: &Shared, config: WriterConfi
 /// Runs one group in one transaction and answers every waiter after the commit.
 fn execute(store: &Store, group: Group, shared: &Shared) {
     let Group {
-        results, commands, ..
+        results,
+        pings,
+        commands,
+        ..
     } = group;
     let mut pending: VecDeque<Command> = commands.into();
     let mut done: Vec<Waiter> = Vec::with_capacity(pending.len());
-    let mut written = 0u64;
-    let mut refused = 0u64;
+    let (mut written_results, mut written_pings) = (0u64, 0u64);
+    let (mut refused_results, mut refused_pings) = (0u64, 0u64);
     let started = real_now();
     let outcome = store.with_batch(|batch| {
-        for r in &results {
-            // One at a time so one bad result (a time before 1970, an empty target) costs
-            // only itself; a database error aborts the whole group instead.
-            match batch.results(std::slice::from_ref(r)) {
-                Ok(()) => written += 1,
-                Err(e @ StoreError::Sqlite { .. }) => return Err(e),
-                Err(e) => {
-                    if refused == 0 {
-                        tracing::warn!(error = %e, "refused a check result");
-                    }
-                    refused += 1;
-                }
+        // One bad result (a time before 1970, an empty target) costs only itself; a database
+        // error aborts the whole group instead.
+        written_results = batch.results_each(&results, |e| {
+            if refused_results == 0 {
+                tracing::warn!(error = %e, "refused a check result");
             }
-        }
+            refused_results += 1;
+        })?;
+        written_pings = batch.pings_each(&pings, |e| {
+            if refused_pings == 0 {
+                tracing::warn!(error = %e, "refused a ping");
+            }
+            refused_pings += 1;
+        })?;
         while let Some(cmd) = pending.pop_front() {
             let Some(waiter) = apply(batch, cmd) else {
                 continue;
@@ -405,14 +517,17 @@ fn execute(store: &Store, group: Group, shared: &Shared) {
         }
         Ok(())
     });
-    shared.failed.fetch_add(refused, Ordering::Relaxed);
+    let count = |c: &AtomicU64, n: u64| c.fetch_add(n, Ordering::Relaxed);
+    count(&shared.results.failed, refused_results);
+    count(&shared.pings.failed, refused_pings);
     match outcome {
         Ok(()) => {
-            shared.written.fetch_add(written, Ordering::Relaxed);
-            shared.commits.fetch_add(1, Ordering::Relaxed);
+            count(&shared.results.written, written_results);
+            count(&shared.pings.written, written_pings);
+            count(&shared.commits, 1);
             let took = u64::try_from(real_now().saturating_duration_since(started).as_micros())
                 .unwrap_or(u64::MAX);
-            shared.commit_micros.fetch_add(took, Ordering::Relaxed);
+            count(&shared.commit_micros, took);
             for w in done {
                 w.answer();
             }
@@ -422,8 +537,14 @@ fn execute(store: &Store, group: Group, shared: &Shared) {
                 StoreError::Commit { reason } => reason,
                 other => other.to_string(),
             };
-            shared.failed.fetch_add(written, Ordering::Relaxed);
-            tracing::error!(error = %reason, results = written, "a store write group failed");
+            count(&shared.results.failed, written_results);
+            count(&shared.pings.failed, written_pings);
+            tracing::error!(
+                error = %reason,
+                results = written_results,
+                pings = written_pings,
+                "a store write group failed"
+            );
             let err = || StoreError::Commit {
                 reason: reason.clone(),
             };
@@ -442,8 +563,9 @@ fn execute(store: &Store, group: Group, shared: &Shared) {
         && shared.dropping.swap(false, Ordering::AcqRel)
     {
         tracing::info!(
-            dropped_total = shared.dropped.load(Ordering::Relaxed),
-            "the store writer caught up; check results are stored again"
+            dropped_results = shared.results.dropped.load(Ordering::Relaxed),
+            dropped_pings = shared.pings.dropped.load(Ordering::Relaxed),
+            "the store writer caught up; results and pings are stored again"
         );
     }
 }
@@ -454,10 +576,9 @@ fn apply(batch: &mut Batch<'_>, cmd: Command) -> Option<Waiter> {
         Command::Transition(t, reply) => Waiter::Transition(reply, batch.transition(&t)),
         Command::States(states, reply) => Waiter::Unit(reply, batch.states(&states)),
         Command::Flags(target, flags, reply) => Waiter::Unit(reply, batch.flags(&target, &flags)),
-        Command::Ping(p, reply) => Waiter::Unit(reply, batch.ping(&p)),
         Command::Flush(reply) => Waiter::Unit(reply, Ok(())),
         // Taken apart by `Group::add`; never among the commands.
-        Command::Results(_) | Command::Close(_) => return None,
+        Command::Results(..) | Command::Pings(..) | Command::Close(_) => return None,
     })
 }
 
@@ -468,10 +589,9 @@ impl Waiter {
             Command::Transition(_, reply) => Waiter::Transition(reply, Ok(0)),
             Command::States(_, reply)
             | Command::Flags(_, _, reply)
-            | Command::Ping(_, reply)
             | Command::Flush(reply)
             | Command::Close(reply) => Waiter::Unit(reply, Ok(())),
-            Command::Results(_) => return None,
+            Command::Results(..) | Command::Pings(..) => return None,
         })
     }
 

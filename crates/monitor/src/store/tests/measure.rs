@@ -105,6 +105,25 @@ fn measure_day(label: &str, targets: u64, output: impl Fn(Kind, u64) -> Option<S
     println!("  tables after rollup: {after:?}");
 }
 
+/// CPU seconds (user and system) this process has used, from `/proc/self/stat` (Linux; 0
+/// elsewhere): the writer thread's cost is what these measurements are after.
+fn process_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // The fields after the parenthesised command name; utime and stime are the 14th and 15th
+    // of the line, in clock ticks (100 a second on Linux).
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 #[test]
 #[ignore = "measurement for docs/STORAGE.md; run in release mode with --nocapture"]
 fn measure_bytes_per_target_per_day() {
@@ -178,6 +197,7 @@ fn measure_writer_throughput() {
             },
         );
         let started = tokio::time::Instant::now();
+        let cpu_before = process_cpu_seconds();
         for i in 0..total {
             writer.result(result(
                 &format!("target-{}", i % 10_000),
@@ -190,12 +210,14 @@ fn measure_writer_throughput() {
         let secs = started.elapsed().as_secs_f64();
         let stats = writer.stats();
         assert_eq!(stats.written_results, total);
+        let cpu = process_cpu_seconds() - cpu_before;
         println!(
             "writer: {total} results sent one by one, all committed in {secs:.2} s = {:.0} \
-             results/s, {} commits (mean batch {:.0})",
+             results/s, {} commits (mean batch {:.0}), {:.1} µs of CPU per result",
             total as f64 / secs,
             stats.commits,
-            stats.written_results as f64 / stats.commits as f64
+            stats.written_results as f64 / stats.commits as f64,
+            cpu * 1e6 / total as f64
         );
         // Results trickling in (one a millisecond, like 30,000 targets at a 30 s interval):
         // how many commits the linger saves.

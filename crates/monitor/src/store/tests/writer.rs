@@ -38,6 +38,7 @@ async fn results_are_committed_in_batches_of_max_batch() {
         max_batch: 100,
         linger: Duration::from_secs(3600),
         queue_capacity: 10_000,
+        ..WriterConfig::default()
     });
     for i in 0..250 {
         writer.result(result("a", at(i), Kind::Pass, 1));
@@ -105,18 +106,16 @@ async fn states_flags_and_pings_go_through_the_writer() {
         maintenance_until: None,
     };
     writer.set_flags("a".into(), flags).await.unwrap();
-    writer
-        .ping(Ping {
-            target: "a".into(),
-            at: at(6),
-            kind: PingKind::Exit(3),
-            rid: None,
-            body: Some("exit 3".into()),
-            duration: None,
-            source: None,
-        })
-        .await
-        .unwrap();
+    writer.ping(Ping {
+        target: "a".into(),
+        at: at(6),
+        kind: PingKind::Exit(3),
+        rid: None,
+        body: Some("exit 3".into()),
+        duration: None,
+        source: None,
+    });
+    writer.flush().await.unwrap();
     assert_eq!(
         reader.load_states().unwrap(),
         vec![TargetState { flags, ..state }]
@@ -150,6 +149,7 @@ async fn a_full_queue_drops_results_and_counts_them_but_never_transitions() {
         max_batch: 1,
         linger: Duration::from_millis(1),
         queue_capacity: 10,
+        ..WriterConfig::default()
     });
     // Another connection holds the write lock, so the writer thread blocks in its first
     // commit (for up to the busy timeout) while results pile up.
@@ -190,6 +190,58 @@ async fn a_full_queue_drops_results_and_counts_them_but_never_transitions() {
     writer.result(result("a", at(40), Kind::Pass, 1));
     writer.flush().await.unwrap();
     assert_eq!(count(&reader, "a"), 12);
+}
+
+fn ping_with_body(target: &str, secs: u64, body: usize) -> Ping {
+    Ping {
+        target: target.into(),
+        at: at(secs),
+        kind: PingKind::Log,
+        rid: None,
+        body: Some("x".repeat(body)),
+        duration: None,
+        source: None,
+    }
+}
+
+#[tokio::test]
+async fn the_byte_budget_drops_large_pings_and_counts_them() {
+    let (dir, writer, reader) = writer_with(WriterConfig {
+        max_batch: 1,
+        linger: Duration::from_millis(1),
+        queue_capacity: 1_000,
+        queue_bytes: 10_000,
+    });
+    // As above: the writer blocks in its first commit while pings pile up.
+    let blocker = Store::open(dir.path()).unwrap();
+    blocker
+        .lock()
+        .conn
+        .execute_batch("BEGIN IMMEDIATE")
+        .unwrap();
+    writer.ping(ping_with_body("a", 0, 10));
+    eventually("the writer took the first ping", || {
+        writer.stats().queued == 0
+    })
+    .await;
+    // 3,001 bytes each ("a" and the body): three fit in 10,000, the other seven do not,
+    // although the count is far below its limit.
+    for i in 1..=10 {
+        writer.ping(ping_with_body("a", i, 3_000));
+    }
+    let stats = writer.stats();
+    assert_eq!(
+        (stats.queued, stats.queued_bytes, stats.dropped_pings),
+        (3, 9_003, 7)
+    );
+    blocker.lock().conn.execute_batch("ROLLBACK").unwrap();
+    writer.flush().await.unwrap();
+    assert_eq!(reader.last_pings("a", 100).unwrap().len(), 4);
+    let stats = writer.stats();
+    assert_eq!(
+        (stats.written_pings, stats.dropped_pings, stats.queued_bytes),
+        (4, 7, 0)
+    );
 }
 
 #[tokio::test]
@@ -236,6 +288,7 @@ async fn readers_see_consistent_data_while_the_writer_writes() {
         max_batch: 500,
         linger: Duration::from_millis(5),
         queue_capacity: 1_000_000,
+        ..WriterConfig::default()
     });
     let reader = Arc::new(reader);
     let stop = Arc::new(AtomicBool::new(false));

@@ -1,6 +1,7 @@
 //! What a proxy changes in headers: hop-by-hop headers (RFC 9110 §7.6.1) are removed in
 //! both directions, including those a `Connection` header names, and the client's address
-//! is appended to `X-Forwarded-For`.
+//! is appended to `X-Forwarded-For` — to the one a trusted proxy sent, or in place of one
+//! any other client sent, which it could have made up (issue 11, item 12).
 //!
 //! Not here: Host (kept as the client sent it, so virtual hosts work behind the balancer).
 
@@ -38,8 +39,12 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove("proxy-connection");
 }
 
-/// Appends `client` to `X-Forwarded-For` (one header, comma-separated, as is customary).
-pub fn forwarded_for(headers: &mut HeaderMap, client: IpAddr) {
+/// Appends `client` to `X-Forwarded-For` (one header, comma-separated, as is customary)
+/// when `client` is a `trusted` proxy; otherwise the header becomes `client` alone.
+pub fn forwarded_for(headers: &mut HeaderMap, client: IpAddr, trusted: bool) {
+    if !trusted {
+        headers.remove(&X_FORWARDED_FOR);
+    }
     let previous: Vec<&str> = headers
         .get_all(&X_FORWARDED_FOR)
         .iter()
@@ -73,10 +78,21 @@ mod tests {
     }
 
     #[test]
-    fn the_client_is_appended_to_x_forwarded_for() {
+    fn the_client_is_appended_to_x_forwarded_for_of_a_trusted_proxy() {
         let mut h = HeaderMap::new();
-        forwarded_for(&mut h, "10.0.0.1".parse().unwrap());
-        forwarded_for(&mut h, "::1".parse().unwrap());
+        forwarded_for(&mut h, "10.0.0.1".parse().unwrap(), true);
+        forwarded_for(&mut h, "::1".parse().unwrap(), true);
         assert_eq!(h.get("x-forwarded-for").unwrap(), "10.0.0.1, ::1");
+    }
+
+    /// Issue 11, item 12: any client could claim any address.
+    #[test]
+    fn x_forwarded_for_from_an_untrusted_client_is_replaced() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "203.0.113.9".parse().unwrap());
+        h.append("x-forwarded-for", "198.51.100.1".parse().unwrap());
+        forwarded_for(&mut h, "10.0.0.1".parse().unwrap(), false);
+        assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
+        assert_eq!(h.get("x-forwarded-for").unwrap(), "10.0.0.1");
     }
 }

@@ -189,10 +189,17 @@ pub async fn run(
             socket,
             Arc::clone(&upstreams[p]),
             listener.max_header_bytes,
+            Arc::from(listener.trusted_proxies.clone()),
             stopping.clone(),
         ));
     }
-    let router = admin::router(admin::Admin { pools, metrics });
+    let router = admin::router(admin::Admin {
+        pools,
+        metrics,
+        token: config.admin.token.clone(),
+        hosts: config.admin.hosts.clone(),
+        loopback: bound.admin.ip().is_loopback(),
+    });
     ready(&bound);
     let admin = axum::serve(admin_listener, router)
         .with_graceful_shutdown(stopping.stop.clone().cancelled_owned());

@@ -1,6 +1,7 @@
 //! `/metrics` of the load balancer, in Prometheus text: requests by pool, backend and status
 //! class, retries (made and refused by the budget), answers with no backend, ejections,
-//! readiness check results, and whether each backend is in rotation.
+//! requests failed by the client's doing (not held against any backend), readiness check
+//! results, and whether each backend is in rotation.
 //!
 //! "Up" gauges are set at scrape time from the pools' state, like the monitor's: a scrape
 //! every 15 s costs one pass over the backends, the request path costs a counter increment.
@@ -31,6 +32,13 @@ pub struct BackendLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClientFaultLabels {
+    pub pool: String,
+    /// "aborted" (the body broke off) or "slow" (it did not arrive in time).
+    pub reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CheckLabels {
     pub pool: String,
     pub backend: String,
@@ -47,6 +55,7 @@ pub struct Metrics {
     pub retries_refused: Family<PoolLabels, Counter>,
     pub unavailable: Family<PoolLabels, Counter>,
     pub ejections: Family<BackendLabels, Counter>,
+    pub client_faults: Family<ClientFaultLabels, Counter>,
     pub checks: Family<CheckLabels, Counter>,
     pub up: Family<BackendLabels, Gauge>,
 }
@@ -60,6 +69,7 @@ impl Default for Metrics {
             retries_refused: Family::default(),
             unavailable: Family::default(),
             ejections: Family::default(),
+            client_faults: Family::default(),
             checks: Family::default(),
             up: Family::default(),
             registry: Registry::default(),
@@ -88,6 +98,11 @@ impl Default for Metrics {
             "ejections",
             "Backends ejected by passive checks (failed requests in a row)",
             metrics.ejections.clone(),
+        );
+        registry.register(
+            "client_faults",
+            "Requests failed by the client (aborted or too slow a body), held against no backend",
+            metrics.client_faults.clone(),
         );
         registry.register(
             "checks",

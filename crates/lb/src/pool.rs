@@ -2,6 +2,14 @@
 //! passive outlier ejection, slow start, the panic threshold, and the pick. Time is an
 //! argument (`now`), so every rule is tested without a clock.
 //!
+//! Passive ejection forgives (issue 11, item 3): the count that lengthens each ejection
+//! decays by one for every `base_ejection` a backend spends back in rotation, and the
+//! multiplier is capped, so a backend that failed a few times last week is not ejected for
+//! hours today. And passive signals alone never empty a pool: when every backend that its
+//! active checks call healthy is ejected, the pick fails open to them (Envoy's panic mode)
+//! rather than answer 503 to everyone. What clients do (aborted or slow uploads) is kept out
+//! of the pool's inputs by the proxy.
+//!
 //! Inputs are `handle_*(now, …)`: the active checks' state from the monitor's engine
 //! ([`PoolState::handle_state`]), what a readiness probe answered
 //! ([`PoolState::handle_check`]), each proxied try's result ([`PoolState::handle_result`]),
@@ -23,6 +31,10 @@ use crate::balance::{self, Candidate};
 const SLOW_START_FLOOR: f64 = 0.1;
 /// Weights are scaled by this so that slow start's fractions stay whole numbers.
 const WEIGHT_SCALE: u64 = 1000;
+/// The longest ejection is this many `base_ejection`s: the tenth ejection in a row lasts as
+/// long as any later one (Envoy caps at `max_ejection_time`, 300 s by default, which is ten
+/// of its 30 s base).
+const MAX_EJECTION_MULTIPLIER: u32 = 10;
 
 /// One backend as the pool sees it.
 #[derive(Debug, Clone)]
@@ -40,7 +52,8 @@ pub struct BackendState {
     /// The last ejection was for answers (5xx), which a passing readiness check cannot
     /// vouch for; it then lasts its full time.
     pub ejected_for_answers: bool,
-    /// How many times it has been ejected; the next ejection lasts one base longer.
+    /// How many recent ejections count against it; the next ejection lasts one base longer.
+    /// One is forgiven for each `base_ejection` spent back in rotation.
     pub ejections: u32,
     pub consecutive_failures: u32,
     pub in_flight: u32,
@@ -204,12 +217,19 @@ impl PoolState {
         {
             return None;
         }
-        b.ejections = b.ejections.saturating_add(1);
+        b.ejections = forgiven(b, base, now).saturating_add(1);
         b.consecutive_failures = 0;
         b.ejected_for_answers = tried == Tried::ServerError;
-        let duration = base.saturating_mul(b.ejections);
+        let duration = base.saturating_mul(b.ejections.min(MAX_EJECTION_MULTIPLIER));
         b.ejected_until = Some(now + duration);
         Some(Ejected { index, duration })
+    }
+
+    /// The ejections that still count against backend `index` at `now` (the admin's view).
+    pub fn ejection_count(&self, index: usize, now: Instant) -> u32 {
+        self.backends
+            .get(index)
+            .map_or(0, |b| forgiven(b, self.outlier.base_ejection, now))
     }
 
     /// A try on `index` started (picked) or ended.
@@ -251,11 +271,24 @@ impl PoolState {
         serving > 0 && (serving as f64) * 100.0 < self.panic_threshold * eligible as f64
     }
 
+    /// Whether the pool fails open: no backend is in rotation, but some are out only
+    /// because passive ejection took them out (their active checks pass and they are not
+    /// draining). Traffic then goes to those rather than nowhere.
+    pub fn failing_open(&self, now: Instant) -> bool {
+        !self.backends.iter().any(|b| b.in_rotation(now))
+            && self
+                .backends
+                .iter()
+                .any(|b| b.healthy() && !b.draining() && b.ejected(now))
+    }
+
     /// Pick a backend for a new try, skipping `tried`, and count it in flight. In panic,
     /// every backend not draining is a candidate, so that the few healthy ones are not
-    /// crushed; with none in rotation, the answer is [`Unavailable`] at once.
+    /// crushed; with none in rotation but some ejected by passive checks alone, those are
+    /// ([`PoolState::failing_open`]); with none at all, the answer is [`Unavailable`] at once.
     pub fn pick(&mut self, now: Instant, tried: &[usize]) -> Result<usize, Unavailable> {
         let panic = self.panicking(now);
+        let open = !panic && self.failing_open(now);
         let candidates: Vec<Candidate> = self
             .backends
             .iter()
@@ -264,6 +297,8 @@ impl PoolState {
                 !tried.contains(i)
                     && if panic {
                         !b.draining()
+                    } else if open {
+                        b.healthy() && !b.draining()
                     } else {
                         b.in_rotation(now)
                     }
@@ -316,6 +351,20 @@ impl PoolState {
             reason: format!("{n} backends: {}", parts.join(", ")),
         }
     }
+}
+
+/// `b`'s ejection count at `now`, less one for every `base` it has spent back in rotation
+/// since its last ejection ended.
+fn forgiven(b: &BackendState, base: Duration, now: Instant) -> u32 {
+    let Some(until) = b.ejected_until else {
+        return b.ejections;
+    };
+    if now <= until || base.is_zero() {
+        return b.ejections;
+    }
+    let periods = now.saturating_duration_since(until).as_nanos() / base.as_nanos();
+    b.ejections
+        .saturating_sub(u32::try_from(periods).unwrap_or(u32::MAX))
 }
 
 #[cfg(test)]

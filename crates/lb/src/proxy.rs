@@ -8,11 +8,20 @@
 //! within `request_timeout`. Nothing is retried once response bytes have gone to the client.
 //! Each try's result feeds the pool's passive checks; no decision is made here.
 //!
+//! What the client did is never held against a backend (issue 11, item 3): the request body
+//! is watched ([`Watched`]), and a try that failed because the client's body broke off (it
+//! announced 99,999 bytes, sent 2 and closed) is answered 400 and not counted, as is a try
+//! cut at `request_timeout` while the client was still sending its body (a slow upload,
+//! answered 408).
+//!
 //! Not here: picking, ejection, budgets (`pool`, `budget`), health checks (`health`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,7 +29,7 @@ use http::uri::{self, Authority, PathAndQuery};
 use http::{Method, Request, Response, StatusCode, Uri, header};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full};
-use hyper::body::{Body as _, Incoming};
+use hyper::body::{Body as _, Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
@@ -29,7 +38,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use vitals_config::lb::{IDEMPOTENT, Pool, defaults};
+use vitals_config::lb::{IDEMPOTENT, IpNet, Pool, defaults};
 
 use crate::budget::RetryBudget;
 use crate::headers::{forwarded_for, strip_hop_by_hop};
@@ -41,6 +50,47 @@ use crate::pool::{PoolState, Tried};
 
 /// Bodies in both directions.
 pub type Body = UnsyncBoxBody<Bytes, hyper::Error>;
+
+/// How far a client's streamed request body got, as the backend's connection read it.
+const STREAMING: u8 = 0;
+const COMPLETE: u8 = 1;
+const BROKEN: u8 = 2;
+
+/// A client's request body on its way to a backend, telling whether it ended, broke off, or
+/// is still coming: whose fault a failed try was.
+struct Watched {
+    inner: Body,
+    progress: Arc<AtomicU8>,
+}
+
+impl hyper::body::Body for Watched {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => self.progress.store(COMPLETE, Ordering::Release),
+            Poll::Ready(Some(Err(_))) => self.progress.store(BROKEN, Ordering::Release),
+            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => {
+                self.progress.store(COMPLETE, Ordering::Release);
+            }
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
 
 /// A slow client gets this long to send a request's head; slowloris gets nothing more.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -142,6 +192,7 @@ pub async fn serve(
     listener: TcpListener,
     upstream: Arc<Upstream>,
     max_header_bytes: usize,
+    trusted_proxies: Arc<[IpNet]>,
     stopping: Stopping,
 ) {
     loop {
@@ -160,9 +211,12 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let upstream = Arc::clone(&upstream);
+        let trusted = Arc::clone(&trusted_proxies);
         let stop = stopping.stop.clone();
         stopping.connections.spawn(async move {
-            let service = service_fn(move |request| handle(Arc::clone(&upstream), peer, request));
+            let service = service_fn(move |request| {
+                handle(Arc::clone(&upstream), Arc::clone(&trusted), peer, request)
+            });
             let connection = http1::Builder::new()
                 .max_buf_size(max_header_bytes.max(8192))
                 .timer(TokioTimer::new())
@@ -214,12 +268,14 @@ impl Drop for InFlight {
 
 async fn handle(
     up: Arc<Upstream>,
+    trusted_proxies: Arc<[IpNet]>,
     peer: SocketAddr,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let (mut parts, body) = request.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    forwarded_for(&mut parts.headers, peer.ip());
+    let trusted = trusted_proxies.iter().any(|net| net.contains(peer.ip()));
+    forwarded_for(&mut parts.headers, peer.ip(), trusted);
     let path = parts
         .uri
         .path_and_query()
@@ -232,18 +288,30 @@ async fn handle(
     let (kept, mut stream) = match size {
         Some(0) if idempotent => (Some(Bytes::new()), None),
         Some(n) if idempotent && n <= defaults::RETRY_BODY_BYTES as u64 => {
-            match body.collect().await {
-                Ok(collected) => (Some(collected.to_bytes()), None),
-                Err(error) => {
+            match tokio::time::timeout(up.request_timeout, body.collect()).await {
+                Ok(Ok(collected)) => (Some(collected.to_bytes()), None),
+                Ok(Err(error)) => {
+                    up.count_client_fault("aborted");
                     return Ok(answer(
                         StatusCode::BAD_REQUEST,
                         format!("could not read the request body: {error}"),
+                    ));
+                }
+                Err(_elapsed) => {
+                    up.count_client_fault("slow");
+                    return Ok(answer(
+                        StatusCode::REQUEST_TIMEOUT,
+                        format!(
+                            "the request body did not arrive within {:?}",
+                            up.request_timeout
+                        ),
                     ));
                 }
             }
         }
         _ => (None, Some(body)),
     };
+    let progress = Arc::new(AtomicU8::new(STREAMING));
     lock(&up.budget).handle_request(now());
     let mut tried: Vec<usize> = Vec::new();
     let mut failure: Option<Response<Body>> = None;
@@ -268,6 +336,13 @@ async fn handle(
             }
         };
         let route = &up.routes[index];
+        // Counted out of flight when this try ends, however it ends (the client may go
+        // away and this future be dropped mid-try).
+        let guard = InFlight {
+            state: Arc::clone(&up.state),
+            index,
+        };
+        let streamed = stream.is_some();
         let body = match (&kept, stream.take()) {
             (Some(bytes), _) if bytes.is_empty() => {
                 Empty::new().map_err(|never| match never {}).boxed_unsync()
@@ -275,7 +350,11 @@ async fn handle(
             (Some(bytes), _) => Full::new(bytes.clone())
                 .map_err(|never| match never {})
                 .boxed_unsync(),
-            (None, Some(incoming)) => incoming.boxed_unsync(),
+            (None, Some(incoming)) => Watched {
+                inner: incoming.boxed_unsync(),
+                progress: Arc::clone(&progress),
+            }
+            .boxed_unsync(),
             (None, None) => Empty::new().map_err(|never| match never {}).boxed_unsync(),
         };
         let mut uri = uri::Parts::default();
@@ -288,6 +367,30 @@ async fn handle(
         *outgoing.uri_mut() = Uri::from_parts(uri).unwrap_or_default();
         *outgoing.headers_mut() = parts.headers.clone();
         let result = tokio::time::timeout(up.request_timeout, up.client.request(outgoing)).await;
+        // The client's side of a failed try: its body broke off, or was still coming when
+        // the time ran out. Neither says anything about the backend.
+        let client_fault = match (&result, progress.load(Ordering::Acquire)) {
+            (Err(_) | Ok(Err(_)), BROKEN) if streamed => Some((
+                "aborted",
+                StatusCode::BAD_REQUEST,
+                "the request body ended before its announced length (the client closed or reset the connection)".to_owned(),
+            )),
+            (Err(_), STREAMING) if streamed => Some((
+                "slow",
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within {:?}",
+                    up.request_timeout
+                ),
+            )),
+            _ => None,
+        };
+        if let Some((why, status, text)) = client_fault {
+            drop(guard);
+            up.count_client_fault(why);
+            tracing::debug!(pool = %up.id, backend = %route.name, %peer, "{text}; not held against the backend");
+            return Ok(answer(status, text));
+        }
         let problem = match result {
             Ok(Ok(response)) => {
                 let status = response.status();
@@ -304,10 +407,6 @@ async fn handle(
                     eject(&up, &route.name, "5xx answers in a row");
                 }
                 route.tries[usize::from(status.as_u16() / 100).clamp(1, 5) - 1].inc();
-                let guard = InFlight {
-                    state: Arc::clone(&up.state),
-                    index,
-                };
                 let (mut rparts, rbody) = response.into_parts();
                 strip_hop_by_hop(&mut rparts.headers);
                 let rbody = rbody
@@ -338,11 +437,8 @@ async fn handle(
             ),
         };
         route.tries[5].inc();
-        let ejected = {
-            let mut state = lock(&up.state);
-            state.release(index);
-            state.handle_result(now(), index, Tried::NoAnswer)
-        };
+        drop(guard);
+        let ejected = lock(&up.state).handle_result(now(), index, Tried::NoAnswer);
         if ejected.is_some() {
             eject(&up, &route.name, "requests failed in a row");
         }
@@ -360,6 +456,20 @@ async fn handle(
             up.metrics.retries_refused.get_or_create(&pool).inc();
         }
         return Ok(answer(problem.0, problem.1));
+    }
+}
+
+impl Upstream {
+    /// A request that failed by the client's doing: `aborted` (its body broke off) or `slow`
+    /// (its body did not arrive in time).
+    fn count_client_fault(&self, why: &'static str) {
+        self.metrics
+            .client_faults
+            .get_or_create(&crate::metrics::ClientFaultLabels {
+                pool: self.id.clone(),
+                reason: why,
+            })
+            .inc();
     }
 }
 

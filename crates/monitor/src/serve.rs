@@ -205,6 +205,12 @@ pub async fn run(
 
     let metrics = Arc::new(Metrics::default());
     let api = Api::new(engine.clone(), Some(reader), udp, metrics, access.clone())
+        .with_alert_path(api::alert_metrics::AlertPath {
+            notifier: Some(notifier.clone()),
+            recovery: Some(recovery.clone()),
+            writer: Some(writer.clone()),
+            store: Some(notifier.store()),
+        })
         .with_recovery(recovery)
         .with_pings(&config);
     let alerts = api::alerts::router(notifier.clone(), access.clone());

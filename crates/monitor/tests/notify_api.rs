@@ -64,9 +64,11 @@ channels = ["hook"]
             .status();
         assert_eq!(status, 200);
     };
+    // The token reads everything, the outbox included (which needs it).
     let get = async |path: &str| -> Value {
         client
             .get(format!("{base}{path}"))
+            .bearer_auth(TOKEN)
             .send()
             .await
             .unwrap()

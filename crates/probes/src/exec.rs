@@ -9,11 +9,11 @@
 //! expansion, quoting or pipes (write `sh -c '…'` when a shell is wanted). Perfdata is not
 //! parsed.
 //!
-//! Cancellation: the runner drops the check's future at its deadline. The child is spawned
-//! with `kill_on_drop`, so dropping the future sends it SIGKILL, and tokio reaps it in the
-//! background (its orphan queue, driven by SIGCHLD), so no zombie remains while the runtime
-//! runs. Only the direct child is killed: a plugin that starts processes of its own should
-//! `exec` its last command or clean up after itself.
+//! Cancellation: the runner drops the check's future at its deadline. The command runs in a
+//! process group of its own ([`crate::spawn_in_group`]), and dropping the future sends SIGKILL
+//! to the whole group, so that what the plugin started dies with it (`sh -c 'sleep 3600'`
+//! leaves no orphan); tokio reaps the leader in the background. A check that finishes in time
+//! has its leftovers killed too: a check observes, it starts nothing that should outlive it.
 
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -23,6 +23,7 @@ use tokio::process::Command;
 use tokio::time::Instant;
 use vitals_core::Report;
 
+use crate::group::spawn_in_group;
 use crate::tcp::millis;
 use crate::{BoxFuture, Probe};
 
@@ -75,10 +76,9 @@ impl Exec {
             .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Dropping the future (the runner's timeout) kills the child; see the module doc.
-            .kill_on_drop(true);
-        let mut child = match command.spawn() {
+            .stderr(Stdio::piped());
+        // Dropping the future (the runner's timeout) kills the group; see the module doc.
+        let mut group = match spawn_in_group(&mut command) {
             Ok(child) => child,
             Err(error) => {
                 return Report::fail(format!(
@@ -91,7 +91,7 @@ impl Exec {
             status,
             stdout: out,
             stderr: err,
-        } = wait_with_output(&mut child).await;
+        } = wait_with_output(group.child()).await;
         let status = match status {
             Ok(status) => status,
             Err(error) => return Report::fail(format!("waiting for {:?}: {error}", self.program)),

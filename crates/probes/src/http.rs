@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use vitals_core::health_json::HealthResponse;
 use vitals_core::{Report, Status};
 
+use crate::redact::redact_url;
 use crate::tcp::millis;
 use crate::text::error_chain;
 use crate::{BoxFuture, Probe};
@@ -101,6 +102,8 @@ enum Condition {
 pub struct Http {
     client: reqwest::Client,
     url: String,
+    /// `url` as messages show it: no userinfo, no query ([`crate::redact_url`]).
+    shown: String,
     method: reqwest::Method,
     headers: HeaderMap,
     expect: RangeInclusive<u16>,
@@ -116,9 +119,11 @@ impl Http {
     }
 
     pub fn with_client(client: reqwest::Client, url: impl Into<String>) -> Self {
+        let url = url.into();
         Http {
             client,
-            url: url.into(),
+            shown: redact_url(&url),
+            url,
             method: reqwest::Method::GET,
             headers: HeaderMap::new(),
             expect: 200..=299,
@@ -206,7 +211,12 @@ impl Http {
         let response = match request.send().await {
             Ok(response) => response,
             Err(error) => {
-                let message = format!("{} {}: {}", self.method, self.url, error_chain(&error));
+                let message = format!(
+                    "{} {}: {}",
+                    self.method,
+                    self.shown,
+                    error_chain(&error.without_url())
+                );
                 return answer(
                     Report::fail(message),
                     Some(HttpFailure::NoResponse),
@@ -235,14 +245,17 @@ impl Http {
         if let Some(Ok(bytes)) = &body
             && let Some(said) = reported_unhealthy(&media, bytes)
         {
-            let message = format!("{} {} answered HTTP {code}: {said}", self.method, self.url);
+            let message = format!(
+                "{} {} answered HTTP {code}: {said}",
+                self.method, self.shown
+            );
             return fail(message, HttpFailure::Unhealthy);
         }
         if !in_range {
             let message = format!(
                 "{} {} answered HTTP {code}, expected {}",
                 self.method,
-                self.url,
+                self.shown,
                 Expected(&self.expect)
             );
             return fail(message, HttpFailure::Unexpected);
@@ -446,7 +459,12 @@ pub(crate) async fn read_body(
                 body.extend_from_slice(&chunk);
             }
             Ok(None) => return Ok(body),
-            Err(error) => return Err(format!("reading the body: {}", error_chain(&error))),
+            Err(error) => {
+                return Err(format!(
+                    "reading the body: {}",
+                    error_chain(&error.without_url())
+                ));
+            }
         }
     }
 }

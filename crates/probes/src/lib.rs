@@ -37,11 +37,13 @@ pub use vitals_core::Report;
 
 mod exec;
 mod func;
+mod group;
 #[cfg(feature = "http")]
 mod http;
 mod limits;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod redact;
 #[cfg(feature = "redis")]
 mod redis;
 mod run;
@@ -55,11 +57,13 @@ mod vitals_health;
 
 pub use exec::{ChildOutput, Exec, OUTPUT_LIMIT as EXEC_OUTPUT_LIMIT, wait_with_output};
 pub use func::{FnProbe, from_fn};
+pub use group::{GroupChild, spawn_in_group};
 #[cfg(feature = "http")]
 pub use http::{Http, HttpAnswer, HttpError, HttpFailure};
 pub use limits::{Limits, LimitsError};
 #[cfg(feature = "postgres")]
 pub use postgres::Postgres;
+pub use redact::{redact_url, redact_urls_in, url_origin};
 #[cfg(feature = "redis")]
 pub use redis::Redis;
 pub use run::{Run, RunEnd, run_once};

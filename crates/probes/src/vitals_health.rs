@@ -16,6 +16,7 @@ use vitals_core::health_json::{CONTENT_TYPE, HealthResponse};
 use vitals_core::{Report, Status};
 
 use crate::http::{BODY_LIMIT, is_json, media_type, read_body};
+use crate::redact::redact_url;
 use crate::tcp::millis;
 use crate::text::error_chain;
 use crate::{BoxFuture, Probe};
@@ -27,6 +28,8 @@ use crate::{BoxFuture, Probe};
 pub struct VitalsHealth {
     client: reqwest::Client,
     url: String,
+    /// `url` as messages show it: no userinfo, no query ([`crate::redact_url`]).
+    shown: String,
     token: Option<String>,
 }
 
@@ -38,9 +41,11 @@ impl VitalsHealth {
 
     /// A probe sharing `client` and its connection pool.
     pub fn with_client(client: reqwest::Client, url: impl Into<String>) -> Self {
+        let url = url.into();
         VitalsHealth {
             client,
-            url: url.into(),
+            shown: redact_url(&url),
+            url,
             token: None,
         }
     }
@@ -68,10 +73,13 @@ impl VitalsHealth {
         if let Some(token) = &self.token {
             request = request.header(AUTHORIZATION, format!("Bearer {token}"));
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|error| Report::fail(format!("GET {}: {}", self.url, error_chain(&error))))?;
+        let response = request.send().await.map_err(|error| {
+            Report::fail(format!(
+                "GET {}: {}",
+                self.shown,
+                error_chain(&error.without_url())
+            ))
+        })?;
         let code = response.status();
         let media = media_type(response.headers());
         let fail = |message: String| Report::fail(message).with_observed(millis(start), "ms");
@@ -83,13 +91,13 @@ impl VitalsHealth {
             };
             return Err(fail(format!(
                 "GET {} answered HTTP {} with {said}, not {CONTENT_TYPE}; is this a vitals /health URL?",
-                self.url,
+                self.shown,
                 code.as_u16()
             )));
         }
         let body = read_body(response, BODY_LIMIT)
             .await
-            .map_err(|message| fail(format!("GET {}: {message}", self.url)))?;
+            .map_err(|message| fail(format!("GET {}: {message}", self.shown)))?;
         serde_json::from_slice(&body).map_err(|error| {
             let hint = if code == StatusCode::OK || code == StatusCode::SERVICE_UNAVAILABLE {
                 String::new()
@@ -98,7 +106,7 @@ impl VitalsHealth {
             };
             fail(format!(
                 "GET {} answered HTTP {}{hint} with a body that is not health+json: {error}",
-                self.url,
+                self.shown,
                 code.as_u16()
             ))
         })

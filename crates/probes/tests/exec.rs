@@ -121,11 +121,68 @@ async fn a_background_process_holding_the_pipe_does_not_hold_the_check() {
         .expect("the check ends soon after the command exits");
     assert_eq!(report.status, Status::Pass, "{report:?}");
     assert_eq!(report.output.as_deref(), Some("OK - started"));
-    // The background sleep is not ours to keep: stop it.
+    // A check starts nothing that outlives it: the background sleep dies with the check.
     let pid = read_pid(&file).await;
-    let _ = std::process::Command::new("kill")
-        .arg(pid.to_string())
-        .status();
+    until(
+        format!("the background sleep {pid} to be killed"),
+        Duration::from_secs(10),
+        async || {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // Gone, or a zombie waiting for init.
+            if stat.is_empty()
+                || stat
+                    .rsplit(')')
+                    .next()
+                    .is_some_and(|r| r.trim_start().starts_with('Z'))
+            {
+                Ok(())
+            } else {
+                Err(stat)
+            }
+        },
+    )
+    .await;
+    let _ = std::fs::remove_file(&file);
+}
+
+/// Issue 11, item 7: `sh -c 'sleep 3600 & sleep 3600'` cut at its timeout used to leave both
+/// sleeps running, re-parented to init, one pair per run. The whole process group dies now.
+#[tokio::test]
+async fn a_timed_out_check_leaves_no_process_of_its_group() {
+    let file = pid_file("group");
+    // The shell leads the group: its pid is the group's id.
+    let probe = sh(&format!(
+        "echo $$ > {}; sleep 3600 & sleep 3600",
+        file.display()
+    ));
+    let mut check = probe.check();
+    let pgid = tokio::select! {
+        report = &mut check => panic!("the sleeps ended early: {report:?}"),
+        pid = read_pid(&file) => pid,
+    };
+    until("both sleeps to run", Duration::from_secs(10), async || {
+        let alive = vitals_testkit::group_alive(pgid);
+        if alive.iter().filter(|(_, name)| name == "sleep").count() == 2 {
+            Ok(())
+        } else {
+            Err(alive)
+        }
+    })
+    .await;
+    let cancelled = tokio::time::timeout(Duration::from_millis(100), check).await;
+    assert!(
+        cancelled.is_err(),
+        "sleep 3600 finished within the timeout?"
+    );
+    until(
+        format!("no live process in group {pgid}"),
+        Duration::from_secs(10),
+        async || {
+            let alive = vitals_testkit::group_alive(pgid);
+            if alive.is_empty() { Ok(()) } else { Err(alive) }
+        },
+    )
+    .await;
     let _ = std::fs::remove_file(&file);
 }
 

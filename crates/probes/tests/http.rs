@@ -227,3 +227,29 @@ async fn a_service_saying_it_is_unhealthy_is_told_from_an_unexpected_answer() {
     assert_eq!(plain.failure, Some(HttpFailure::Unexpected), "{plain:?}");
     assert_eq!(plain.code, Some(503));
 }
+
+/// Issue 11, item 10: a target URL with credentials showed them in every failing outcome
+/// (ours, and reqwest's "error sending request for url (…)").
+#[tokio::test]
+async fn credentials_in_the_url_never_reach_the_output() {
+    let addr = serve().await;
+    let answered = Http::new(format!("http://alice:s3cret@{addr}/missing?token=abc123"))
+        .check()
+        .await;
+    let closed = vitals_testkit::reserve_port().unwrap();
+    let unanswered = Http::new(format!(
+        "http://alice:s3cret@{}/health?token=abc123",
+        closed.addr()
+    ))
+    .check()
+    .await;
+    for report in [answered, unanswered] {
+        assert_eq!(report.status, Status::Fail);
+        let output = report.output.unwrap();
+        assert!(
+            !output.contains("s3cret") && !output.contains("abc123"),
+            "{output}"
+        );
+        assert!(output.contains("http://***@"), "{output}");
+    }
+}

@@ -51,9 +51,11 @@
 //! cores and may be compiling at the same time.
 
 mod error;
+mod panics;
 mod port;
 mod postgres;
 mod process;
+mod promtool;
 mod redis;
 mod running;
 mod shared;
@@ -61,9 +63,11 @@ mod until;
 mod webhook;
 
 pub use error::Error;
+pub use panics::panics;
 pub use port::{ReservedPort, free_port, reserve_port};
 pub use postgres::Postgres;
-pub use process::{Signal, is_running, signal, wait_for_exit};
+pub use process::{Signal, group_alive, is_running, signal, wait_for_exit};
+pub use promtool::promtool_check;
 pub use redis::Redis;
 pub use running::{Ready, Running};
 pub use shared::{shared_postgres_url, shared_redis_url};

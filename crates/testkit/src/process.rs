@@ -59,6 +59,41 @@ pub fn is_running(pid: u32) -> bool {
     }
 }
 
+/// The live (not zombie) processes of process group `pgid`, as (pid, command name), read
+/// from `/proc/*/stat`. A zombie has done all it will do, and reaping it is its parent's (or
+/// init's) business, so it does not count.
+pub fn group_alive(pgid: u32) -> Vec<(u32, String)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut alive = Vec::new();
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid pgrp …"; comm may hold spaces and parentheses.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = stat[open + 1..close].to_string();
+        let rest: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let (Some(state), Some(group)) = (rest.first(), rest.get(2)) else {
+            continue;
+        };
+        if *state != "Z" && group.parse::<u32>().ok() == Some(pgid) {
+            alive.push((pid, comm));
+        }
+    }
+    alive
+}
+
 /// Waits up to `timeout` for `child` to exit and reaps it.
 ///
 /// On timeout the child is left running and [`Error::StillRunning`] is returned; the caller

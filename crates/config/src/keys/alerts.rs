@@ -15,6 +15,7 @@ schema! {
         ID: Id = "id";
         KIND: Str = "kind";
         TIMEOUT: Duration = "timeout";
+        MAX_ATTEMPTS: Count = "max_attempts";
         URL: HttpUrl = "url";
         SECRET: Str = "secret";
         HEADERS: Headers = "headers";

@@ -9,6 +9,8 @@ schema! {
     /// `[admin]`.
     admin (ADMIN) {
         LISTEN: SocketAddr = "listen";
+        TOKEN: Token = "token";
+        HOSTS: List = "hosts";
     }
 
     /// `[[listener]]`.
@@ -16,6 +18,7 @@ schema! {
         LISTEN: SocketAddr = "listen";
         POOL: Str = "pool";
         MAX_HEADER_BYTES: Bytes = "max_header_bytes";
+        TRUSTED_PROXIES: List = "trusted_proxies";
     }
 
     /// `[[pool]]`: its own keys, and the schedule and thresholds of `[defaults]`; `outlier`

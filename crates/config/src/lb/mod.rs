@@ -39,7 +39,7 @@ use std::path::Path;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-pub use model::{Admin, Backend, Balance, LbConfig, Listener, Outlier, Pool, defaults};
+pub use model::{Admin, Backend, Balance, IpNet, LbConfig, Listener, Outlier, Pool, defaults};
 
 use super::build::Defaults;
 use super::error::{self, ConfigErrors, Diag};
@@ -204,9 +204,47 @@ fn admin(diag: &mut Diag<'_>, value: Option<&Spanned<DeValue<'_>>>) -> Result<Ad
         return Ok(base);
     };
     let f = value::table::<admin::Table>(diag, value, Scope::Any, "admin")?;
+    let hosts = f.get(admin::HOSTS)?.map_or_else(Vec::new, |at| {
+        at.value
+            .into_iter()
+            .map(|h| h.value.to_ascii_lowercase())
+            .collect()
+    });
     Ok(Admin {
         listen: f.get(admin::LISTEN)?.map_or(base.listen, |at| at.value),
+        token: f.get(admin::TOKEN)?.map(|at| at.value),
+        hosts,
     })
+}
+
+/// `trusted_proxies`: each an IP address or network, every bad one reported.
+fn trusted_proxies(
+    diag: &mut Diag<'_>,
+    path: &str,
+    items: Option<At<Vec<At<String>>>>,
+) -> Result<Vec<IpNet>, Reported> {
+    let Some(items) = items else {
+        return Ok(Vec::new());
+    };
+    let mut nets = Vec::new();
+    let mut bad = false;
+    for item in items.value {
+        match IpNet::parse(item.value.trim()) {
+            Some(net) => nets.push(net),
+            None => {
+                diag.error(
+                    &item.span,
+                    listener::TRUSTED_PROXIES.field(path),
+                    format!(
+                        "{:?} is not an IP address or network; write it like \"10.0.0.0/8\" or \"127.0.0.1\"",
+                        item.value
+                    ),
+                );
+                bad = true;
+            }
+        }
+    }
+    if bad { Err(Reported) } else { Ok(nets) }
 }
 
 type ListenerRead = (
@@ -242,6 +280,7 @@ fn listener(diag: &mut Diag<'_>, index: usize, value: &Spanned<DeValue<'_>>) -> 
             max_header_bytes: f
                 .get(listener::MAX_HEADER_BYTES)?
                 .map_or(defaults::MAX_HEADER_BYTES, |at| at.value),
+            trusted_proxies: trusted_proxies(diag, &path, f.get(listener::TRUSTED_PROXIES)?)?,
         })
     })();
     let built = match (built, f.get(listener::MAX_HEADER_BYTES)) {

@@ -3,7 +3,7 @@
 //!
 //! Not here: TOML, spans or errors (see the parent module), or anything that runs.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use vitals_core::machine::Thresholds;
@@ -48,15 +48,65 @@ pub struct LbConfig {
 /// The admin API: state, drain/undrain, `/metrics`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Admin {
-    /// Default 127.0.0.1:9901. It has no authentication: keep it on loopback or a private
-    /// network.
+    /// Default 127.0.0.1:9901.
     pub listen: SocketAddr,
+    /// Drain and undrain need `Authorization: Bearer <token>`. Without one they are taken
+    /// only on a loopback `listen`.
+    pub token: Option<String>,
+    /// Host names the admin API answers to, besides IP addresses and `localhost` (a
+    /// request naming another host is refused: DNS rebinding).
+    pub hosts: Vec<String>,
 }
 
 impl Default for Admin {
     fn default() -> Self {
         Admin {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, defaults::ADMIN_PORT)),
+            token: None,
+            hosts: Vec::new(),
+        }
+    }
+}
+
+/// An IP network, `10.0.0.0/8` or one address (`127.0.0.1` is `127.0.0.1/32`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    pub addr: IpAddr,
+    /// Leading bits that must match: at most 32 for IPv4, 128 for IPv6.
+    pub prefix: u8,
+}
+
+impl IpNet {
+    /// Reads `10.0.0.0/8`, `::1`, `fd00::/8`; `None` if it is not one.
+    pub fn parse(text: &str) -> Option<IpNet> {
+        let (addr, prefix) = match text.split_once('/') {
+            Some((addr, bits)) => (addr.parse::<IpAddr>().ok()?, Some(bits.parse::<u8>().ok()?)),
+            None => (text.parse::<IpAddr>().ok()?, None),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(IpNet { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
         }
     }
 }
@@ -68,6 +118,9 @@ pub struct Listener {
     pub pool: String,
     /// Requests with more header bytes than this get 431.
     pub max_header_bytes: usize,
+    /// Peers whose `X-Forwarded-For` is kept (and appended to): proxies in front of the
+    /// balancer. From anyone else the header is replaced by the peer's address.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 /// How a pool picks a backend.

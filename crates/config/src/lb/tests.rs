@@ -132,3 +132,55 @@ fn a_file_without_listeners_or_backends_is_refused() {
         "{errors}"
     );
 }
+
+#[test]
+fn the_admin_token_hosts_and_trusted_proxies_are_read_and_bad_networks_named() {
+    let text = GOOD
+        .replace(
+            "listen = \"127.0.0.1:9901\"",
+            "listen = \"127.0.0.1:9901\"\ntoken = \"0123456789abcdef0123\"\nhosts = [\"LB.internal\"]",
+        )
+        .replace(
+            "pool = \"web\"\n\n[[pool]]",
+            "pool = \"web\"\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n\n[[pool]]",
+        );
+    let config = parse(&text, "lb.toml").unwrap();
+    assert_eq!(config.admin.token.as_deref(), Some("0123456789abcdef0123"));
+    assert_eq!(config.admin.hosts, vec!["lb.internal".to_owned()]);
+    let nets = &config.listeners[0].trusted_proxies;
+    assert_eq!(nets.len(), 2);
+    assert!(nets[0].contains("10.1.2.3".parse().unwrap()));
+    assert!(!nets[0].contains("11.0.0.1".parse().unwrap()));
+    assert!(nets[1].contains("::1".parse().unwrap()));
+    assert!(!nets[1].contains("127.0.0.1".parse().unwrap()));
+    // An IPv4 peer seen on an IPv6 socket is still itself.
+    assert!(nets[0].contains("::ffff:10.0.0.7".parse().unwrap()));
+
+    let bad = GOOD.replace(
+        "pool = \"web\"\n\n[[pool]]",
+        "pool = \"web\"\ntrusted_proxies = [\"10.0.0.0/33\", \"proxy.internal\"]\n\n[[pool]]",
+    );
+    let errors = parse(&bad, "lb.toml").unwrap_err().to_string();
+    assert!(
+        errors.contains(
+            "listener[0].trusted_proxies: \"10.0.0.0/33\" is not an IP address or network"
+        ),
+        "{errors}"
+    );
+    assert!(errors.contains("\"proxy.internal\" is not"), "{errors}");
+    let short = GOOD.replace(
+        "listen = \"127.0.0.1:9901\"",
+        "listen = \"127.0.0.1:9901\"\ntoken = \"short\"",
+    );
+    let errors = parse(&short, "lb.toml").unwrap_err().to_string();
+    assert!(errors.contains("admin.token"), "{errors}");
+}
+
+#[test]
+fn a_network_of_no_bits_holds_every_address_of_its_family() {
+    let all = IpNet::parse("0.0.0.0/0").unwrap();
+    assert!(all.contains("203.0.113.9".parse().unwrap()));
+    assert!(!all.contains("2001:db8::1".parse().unwrap()));
+    assert_eq!(IpNet::parse("::/129"), None);
+    assert_eq!(IpNet::parse("10.0.0.1/x"), None);
+}

@@ -13,7 +13,7 @@ use super::model::{Channel, ChannelKind, SmtpTls, notify_defaults};
 
 type Key = TypedKey<key::Table, Untyped>;
 
-/// Keys each channel kind accepts beyond `id`, `kind` and `timeout`.
+/// Keys each channel kind accepts beyond `id`, `kind`, `timeout` and `max_attempts`.
 const CHANNEL_KEYS: [(&str, &[Key]); 4] = [
     (
         "webhook",
@@ -125,6 +125,7 @@ pub(super) fn channel(
         }
         let channel_kind = kind_of(diag, &f, &path, &kind.value)?;
         let timeout = f.get(key::TIMEOUT)?;
+        let max_attempts = f.get(key::MAX_ATTEMPTS)?;
         if let Some(at) = timeout.as_ref().filter(|at| at.value.is_zero()) {
             diag.error(
                 &at.span,
@@ -140,6 +141,7 @@ pub(super) fn channel(
             id: id.clone().ok_or(Reported)?.value,
             kind: channel_kind,
             timeout: timeout.map_or(notify_defaults::TIMEOUT, |at| at.value),
+            max_attempts: max_attempts.map_or(notify_defaults::MAX_ATTEMPTS, |at| at.value),
         })
     })();
     (id, built)

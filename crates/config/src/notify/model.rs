@@ -32,6 +32,9 @@ pub mod notify_defaults {
     pub const RETRY_MAX: Duration = Duration::from_secs(300);
     /// A channel that has not answered after this has failed this attempt.
     pub const TIMEOUT: Duration = Duration::from_secs(10);
+    /// Attempts before a row is dead-lettered: with the default backoff (1 s doubling to
+    /// 5 min) about an hour of trying.
+    pub const MAX_ATTEMPTS: u32 = 20;
     /// Reminders never get further apart than this.
     pub const REPEAT_MAX: Duration = Duration::from_secs(24 * 3600);
 }
@@ -57,6 +60,9 @@ pub struct Channel {
     pub kind: ChannelKind,
     /// One delivery attempt is cut after this.
     pub timeout: Duration,
+    /// A row that failed this many attempts is dead-lettered, so that the rows behind it go
+    /// out; 0 keeps retrying for ever.
+    pub max_attempts: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]

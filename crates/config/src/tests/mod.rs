@@ -10,6 +10,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::keys;
 
+mod mutations;
 mod relations;
 mod values;
 

@@ -8,6 +8,9 @@
 //! - `GET /status/{code}` — answers with that status (a backend returning 5xx).
 //! - `POST /fail/on` — from now on answer 500 to everything but `/readyz` (a backend broken
 //!   behind a readiness check that still passes; `POST /fail/off` undoes it).
+//! - `POST /upload` — reads the whole body, then answers its name and the body's length
+//!   (a backend that reads bodies; a client that breaks off mid-body fails the read).
+//! - `GET /headers/{name}` — answers the request's header `name` (what the balancer sent on).
 //! - `GET /count` — how many requests it answered with its name.
 //! - anything else — 200 with its name.
 //!
@@ -84,6 +87,26 @@ async fn main() {
             post(|s: Shared| async move { s.failing.store(false, Ordering::SeqCst) }),
         )
         .route("/slow/{ms}", get(slow))
+        .route(
+            "/upload",
+            post(|s: Shared, body: axum::body::Bytes| async move {
+                let (status, name) = answer(s).await;
+                (status, format!("{name} {}", body.len()))
+            }),
+        )
+        .route(
+            "/headers/{name}",
+            get(
+                |Path(name): Path<String>, headers: axum::http::HeaderMap| async move {
+                    headers
+                        .get_all(name.as_str())
+                        .iter()
+                        .filter_map(|v| v.to_str().ok())
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                },
+            ),
+        )
         .route("/status/{code}", get(status))
         .route(
             "/count",

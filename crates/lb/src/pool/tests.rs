@@ -205,3 +205,63 @@ fn an_ejection_for_5xx_lasts_its_time_even_when_checks_pass() {
         vec![1, 1, 1]
     );
 }
+
+/// Issue 11, item 3: the ejection count used to grow for ever (the n-th ejection lasting
+/// n × base, however long ago the others were).
+#[test]
+fn the_ejection_count_decays_while_the_backend_serves_and_is_capped() {
+    let t = base();
+    let mut state = pool(4, |_| {});
+    healthy(&mut state, t);
+    let mut now = t;
+    let mut durations = Vec::new();
+    for _ in 0..12 {
+        state.handle_result(now, 0, NoAnswer);
+        let ejected = state.handle_result(now, 0, NoAnswer).unwrap();
+        durations.push(ejected.duration.as_secs());
+        now += ejected.duration;
+    }
+    // Back to back, each lasts one base longer, up to ten bases.
+    assert_eq!(
+        durations,
+        [10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 100, 100]
+    );
+    assert_eq!(state.ejection_count(0, now), 12);
+    // Three bases in rotation forgive three ejections...
+    now += Duration::from_secs(30);
+    assert_eq!(state.ejection_count(0, now), 9);
+    // ...and a long healthy stretch all of them.
+    now += Duration::from_secs(3600);
+    assert_eq!(state.ejection_count(0, now), 0);
+    state.handle_result(now, 0, NoAnswer);
+    assert_eq!(
+        state.handle_result(now, 0, NoAnswer).unwrap().duration,
+        Duration::from_secs(10)
+    );
+}
+
+/// Issue 11, item 3: a one-backend pool whose backend was ejected answered 503 to everyone
+/// although its active checks passed.
+#[test]
+fn with_every_healthy_backend_ejected_the_pool_fails_open_to_them() {
+    let t = base();
+    let mut state = pool(1, |_| {});
+    healthy(&mut state, t);
+    state.handle_result(t, 0, NoAnswer);
+    assert!(state.handle_result(t, 0, NoAnswer).is_some());
+    assert!(!state.backends[0].in_rotation(t));
+    assert!(state.failing_open(t));
+    assert_eq!(state.pick(t, &[]), Ok(0));
+    state.release(0);
+    // Not for backends the active checks call unhealthy, nor drained ones.
+    let mut state = pool(2, |_| {});
+    healthy(&mut state, t);
+    state.handle_result(t, 0, NoAnswer);
+    state.handle_result(t, 0, NoAnswer);
+    state.handle_state(t, 1, State::Unhealthy);
+    assert!(state.failing_open(t));
+    assert_eq!(picks(&mut state, t, 3), vec![3, 0]);
+    state.set_drained(0, true);
+    assert!(!state.failing_open(t));
+    assert!(state.pick(t, &[]).is_err());
+}

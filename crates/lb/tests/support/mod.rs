@@ -65,9 +65,19 @@ impl Drop for Lb {
 
 /// One pool "web" over `backends`; `pool_keys` adds TOML lines to the pool.
 pub async fn start_lb(backends: &[&Backend], pool_keys: &str) -> Lb {
+    start_lb_with(backends, pool_keys, "", "").await
+}
+
+/// [`start_lb`], with TOML lines added to `[admin]` and to the `[[listener]]` too.
+pub async fn start_lb_with(
+    backends: &[&Backend],
+    pool_keys: &str,
+    admin_keys: &str,
+    listener_keys: &str,
+) -> Lb {
     let port = free_port().unwrap();
     let mut text = format!(
-        "[admin]\nlisten = \"127.0.0.1:0\"\n\n[[listener]]\nlisten = \"127.0.0.1:{port}\"\npool = \"web\"\n\n[[pool]]\nid = \"web\"\n{pool_keys}\n"
+        "[admin]\nlisten = \"127.0.0.1:0\"\n{admin_keys}\n\n[[listener]]\nlisten = \"127.0.0.1:{port}\"\npool = \"web\"\n{listener_keys}\n\n[[pool]]\nid = \"web\"\n{pool_keys}\n"
     );
     for b in backends {
         text.push_str(&format!(
@@ -119,6 +129,32 @@ impl Lb {
 
     pub async fn in_rotation(&self, client: &reqwest::Client, name: &str) -> bool {
         self.backend(client, name).await["in_rotation"] == true
+    }
+
+    /// Requests failed by the client's doing (`aborted`, `slow`), from `/metrics`.
+    pub async fn client_faults(&self, client: &reqwest::Client, reason: &str) -> u64 {
+        self.metric_sum(
+            client,
+            "vitals_lb_client_faults_total{",
+            &format!("reason=\"{reason}\""),
+        )
+        .await
+    }
+
+    /// The sum of the series of `/metrics` that start with `prefix` and contain `label`.
+    pub async fn metric_sum(&self, client: &reqwest::Client, prefix: &str, label: &str) -> u64 {
+        let text = client
+            .get(format!("{}/metrics", self.admin))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .filter(|l| l.starts_with(prefix) && l.contains(label))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum()
     }
 
     /// Tries sent to backend `name` so far (every status class), from `/metrics`.

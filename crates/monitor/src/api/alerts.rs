@@ -99,7 +99,17 @@ fn row(r: OutboxRow) -> Value {
         "last_error": r.last_error,
         "delivered": r.delivered.map(time),
         "cancelled": r.cancelled,
+        "dead": r.dead.map(time),
     })
+}
+
+/// The outbox holds what receivers get and why they refused it: it needs a token whenever
+/// the monitor has one, the read token or the API token, even where other reads are public
+/// (issue 11, item 10). Its errors are redacted anyway; a monitor with no token at all shows
+/// it like everything else.
+fn may_read_outbox(access: &Access, headers: &HeaderMap) -> bool {
+    (access.api_token.is_none() && access.read_token.is_none())
+        || super::bearer(headers).is_some_and(|given| access.accepts_for_read(given))
 }
 
 async fn outbox(
@@ -107,8 +117,11 @@ async fn outbox(
     headers: HeaderMap,
     Query(q): Query<Listing>,
 ) -> Response {
-    if let Err(denied) = api.access.may_read(&headers) {
-        return denied.into_response();
+    if !may_read_outbox(&api.access, &headers) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "the outbox needs Authorization: Bearer <api_token> (or <read_token>)",
+        );
     }
     let limit = q.limit.unwrap_or(100).min(MAX_LIMIT);
     let pending = q.pending;

@@ -159,6 +159,7 @@ pub(super) async fn scrape(State(api): State<Api>, headers: HeaderMap) -> Respon
     let mut checks_registry = Registry::with_prefix("vitals");
     api.engine.check_metrics().register(&mut checks_registry);
     let _ = prometheus_text::encode(&mut text, &checks_registry);
+    super::alert_metrics::encode(&api.alert_path, &mut text).await;
     (
         [(header::CONTENT_TYPE, prometheus_text::CONTENT_TYPE)],
         text,

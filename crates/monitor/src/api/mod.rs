@@ -2,6 +2,7 @@
 //! (`/api/v1/…`) and `/metrics`. Handlers read and nudge the engine; they judge nothing.
 
 mod actions;
+pub mod alert_metrics;
 pub mod alerts;
 mod metrics;
 mod pages;
@@ -43,6 +44,8 @@ pub struct Api {
     pub(crate) access: Access,
     /// Automatic recovery, for `/api/v1/targets/{id}/actions`; none: no target has a budget.
     pub(crate) recovery: Option<crate::recovery::Recoverer>,
+    /// The alert path's sources, for `/metrics` (`alert_metrics.rs`).
+    pub(crate) alert_path: alert_metrics::AlertPath,
     /// The targets by id, for pages of `/api/v1/targets`: sorted on the first request rather
     /// than here, so start-up does not wait for it.
     pub(crate) order: Arc<OnceLock<Vec<usize>>>,
@@ -71,6 +74,7 @@ impl Api {
             metrics,
             access,
             recovery: None,
+            alert_path: alert_metrics::AlertPath::default(),
             order: Arc::default(),
             gate: Arc::default(),
             ping_body_limit: crate::config::defaults::PING_BODY_LIMIT,
@@ -100,6 +104,12 @@ impl Api {
                 })
                 .collect(),
         );
+        self
+    }
+
+    /// Shows the alert path (outbox, deliveries, recovery, store writes) in `/metrics`.
+    pub fn with_alert_path(mut self, path: alert_metrics::AlertPath) -> Self {
+        self.alert_path = path;
         self
     }
 

@@ -1,6 +1,12 @@
 //! Delivering one outbox row to one channel: a signed webhook, a Slack-compatible incoming
 //! webhook, an email over SMTP, or a command. Each attempt either is accepted (`Ok`) or
-//! fails with a message for the outbox's `last_error`; retrying is the worker's business.
+//! fails with a [`Failure`]: a message for the outbox's `last_error` (URLs redacted: a
+//! webhook's shows its origin only), and whether trying again can help (a 4xx other than
+//! 408 and 429 cannot); retrying and dead-lettering are the worker's business.
+//!
+//! Names from outside (a vitals service's check names become targets' names) may hold
+//! control characters: they are escaped before they go into a header or the command's
+//! environment, where a NUL or a newline would make every attempt fail.
 //!
 //! What this is not: a queue, a retry loop or a policy. It is told what to send and sends
 //! it once, cut at the channel's timeout.
@@ -14,7 +20,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use sha2::Sha256;
 use tokio::io::AsyncWriteExt;
-use vitals_probes::error_chain;
+use vitals_probes::{error_chain, redact_urls_in, spawn_in_group, url_origin, wait_with_output};
 
 use super::alert::Alert;
 use crate::config::{Channel, ChannelKind, SmtpTls};
@@ -39,19 +45,35 @@ impl Sender {
         Sender { channel, http }
     }
 
-    /// Delivers `row` once. `Err` says why it was not accepted.
-    pub async fn deliver(&self, row: &OutboxRow) -> Result<(), String> {
+    /// Delivers `row` once. `Err` says why it was not accepted, with every URL redacted.
+    pub async fn deliver(&self, row: &OutboxRow) -> Result<(), Failure> {
         let timeout = self.channel.timeout;
-        match tokio::time::timeout(timeout, self.attempt(row)).await {
+        let result = match tokio::time::timeout(timeout, self.attempt(row)).await {
             Ok(result) => result,
-            Err(_) => Err(format!(
+            Err(_) => Err(Failure::retry(format!(
                 "no answer within {} (the channel's timeout)",
                 humantime::format_duration(timeout)
-            )),
-        }
+            ))),
+        };
+        result.map_err(|failure| Failure {
+            message: self.redact(&failure.message),
+            permanent: failure.permanent,
+        })
     }
 
-    async fn attempt(&self, row: &OutboxRow) -> Result<(), String> {
+    /// `message` with the channel's URL shown as its origin (a Slack or webhook URL's path is
+    /// its secret) and any other URL without userinfo or query.
+    fn redact(&self, message: &str) -> String {
+        let message = match &self.channel.kind {
+            ChannelKind::Webhook { url, .. } | ChannelKind::Slack { url } => {
+                message.replace(url.as_str(), &url_origin(url))
+            }
+            _ => message.to_owned(),
+        };
+        redact_urls_in(&message)
+    }
+
+    async fn attempt(&self, row: &OutboxRow) -> Result<(), Failure> {
         match &self.channel.kind {
             ChannelKind::Webhook {
                 url,
@@ -62,7 +84,7 @@ impl Sender {
                     .http
                     .post(url)
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .header(IDEMPOTENCY_HEADER, &row.key);
+                    .header(IDEMPOTENCY_HEADER, escape_controls(&row.key));
                 for (name, value) in headers {
                     request = request.header(name, value);
                 }
@@ -81,7 +103,7 @@ impl Sender {
                     .http
                     .post(url)
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .header(IDEMPOTENCY_HEADER, &row.key)
+                    .header(IDEMPOTENCY_HEADER, escape_controls(&row.key))
                     .body(body.to_string());
                 post(request).await
             }
@@ -118,21 +140,84 @@ fn unix_seconds(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-fn parse(row: &OutboxRow) -> Result<Alert, String> {
-    serde_json::from_str(&row.payload)
-        .map_err(|e| format!("the outbox row {} holds no alert JSON: {e}", row.key))
+/// Why one attempt failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// For the outbox's `last_error` and the log.
+    pub message: String,
+    /// Trying again cannot help: the receiver refused the alert itself (a 4xx other than
+    /// 408 and 429), or the alert cannot be sent as it is. The row is dead-lettered at once.
+    pub permanent: bool,
 }
 
-async fn post(request: reqwest::RequestBuilder) -> Result<(), String> {
-    // reqwest's Display hides the cause ("error sending request"); the chain tells.
-    let response = request.send().await.map_err(|e| error_chain(&e))?;
+impl Failure {
+    fn retry(message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            permanent: false,
+        }
+    }
+
+    fn permanent(message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            permanent: true,
+        }
+    }
+}
+
+/// Whether an HTTP status refuses the alert for good: a 4xx, except 408 (Request Timeout)
+/// and 429 (Too Many Requests), which ask to be tried again later.
+pub fn is_permanent(status: u16) -> bool {
+    (400..500).contains(&status) && status != 408 && status != 429
+}
+
+/// `text` with every control character (NUL, newline, DEL…) written as `\u{..}`: what goes
+/// into a header value or an environment variable, where they are not allowed.
+pub fn escape_controls(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+fn parse(row: &OutboxRow) -> Result<Alert, Failure> {
+    serde_json::from_str(&row.payload).map_err(|e| {
+        Failure::permanent(format!(
+            "the outbox row {} holds no alert JSON: {e}",
+            row.key
+        ))
+    })
+}
+
+async fn post(request: reqwest::RequestBuilder) -> Result<(), Failure> {
+    // reqwest's Display hides the cause ("error sending request"); the chain tells. The
+    // URL is left out: the caller names the channel, and the URL may be its secret.
+    let response = request.send().await.map_err(|e| {
+        let permanent = e.is_builder();
+        Failure {
+            message: error_chain(&e.without_url()),
+            permanent,
+        }
+    })?;
     let status = response.status();
     if status.is_success() {
         return Ok(());
     }
     let body = response.text().await.unwrap_or_default();
     let body: String = body.chars().take(200).collect();
-    Err(format!("HTTP {status}: {body}"))
+    Err(Failure {
+        message: format!("HTTP {status}: {body}"),
+        permanent: is_permanent(status.as_u16()),
+    })
 }
 
 /// `{"text": …}`: what every Slack-compatible incoming webhook (Slack, Mattermost, Rocket.Chat,
@@ -163,10 +248,10 @@ async fn email(
     password: &Option<String>,
     from: &str,
     to: &[String],
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let mailbox = |text: &str| {
         text.parse::<Mailbox>()
-            .map_err(|e| format!("bad address {text:?}: {e}"))
+            .map_err(|e| Failure::permanent(format!("bad address {text:?}: {e}")))
     };
     let mut message = Message::builder()
         .from(mailbox(from)?)
@@ -174,7 +259,7 @@ async fn email(
         // Receivers that deduplicate do it by Message-ID: the same row, the same id.
         .message_id(Some(format!(
             "<{}@vitals>",
-            row.key.replace(['@', ' '], ".")
+            escape_controls(&row.key).replace(['@', ' ', '\\'], ".")
         )))
         .header(ContentType::TEXT_PLAIN);
     for address in to {
@@ -182,15 +267,15 @@ async fn email(
     }
     let message = message
         .body(alert.text())
-        .map_err(|e| format!("could not build the email: {e}"))?;
+        .map_err(|e| Failure::permanent(format!("could not build the email: {e}")))?;
     let (host, port) = smtp
         .rsplit_once(':')
         .and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse::<u16>().ok()?)))
-        .ok_or_else(|| format!("smtp {smtp:?} is not host:port"))?;
+        .ok_or_else(|| Failure::permanent(format!("smtp {smtp:?} is not host:port")))?;
     let mut builder = match tls {
         SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
         SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)
-            .map_err(|e| format!("STARTTLS to {host}: {e}"))?,
+            .map_err(|e| Failure::retry(format!("STARTTLS to {host}: {e}")))?,
     }
     .port(port)
     .timeout(Some(Duration::from_secs(30)));
@@ -202,59 +287,98 @@ async fn email(
         .send(message)
         .await
         .map(|_| ())
-        .map_err(|e| format!("SMTP {smtp}: {e}"))
+        .map_err(|e| Failure {
+            permanent: e.is_permanent(),
+            message: format!("SMTP {smtp}: {e}"),
+        })
 }
 
 /// Runs the command (no shell) with the alert in `VITALS_ALERT_*` and its JSON on stdin;
-/// exit status 0 accepts it. Killed when the attempt is cut at the timeout.
-async fn run(command: &[String], row: &OutboxRow) -> Result<(), String> {
+/// exit status 0 accepts it. It runs in a process group of its own, killed whole when the
+/// attempt is cut at the timeout (issue 11, item 7). Values from outside are escaped
+/// ([`escape_controls`]; the reason keeps its newlines, only a NUL is escaped).
+async fn run(command: &[String], row: &OutboxRow) -> Result<(), Failure> {
     let alert = parse(row)?;
     let (program, args) = command
         .split_first()
-        .ok_or_else(|| "the command is empty".to_owned())?;
+        .ok_or_else(|| Failure::permanent("the command is empty"))?;
+    let name = |text: &str| escape_controls(text);
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .env("VITALS_ALERT_KEY", &row.key)
+        .env("VITALS_ALERT_KEY", name(&row.key))
         .env("VITALS_ALERT_KIND", alert.kind.as_str())
-        .env("VITALS_ALERT_TARGET", &alert.target)
-        .env("VITALS_ALERT_NAME", &alert.name)
-        .env("VITALS_ALERT_GROUP", alert.group.as_deref().unwrap_or(""))
+        .env("VITALS_ALERT_TARGET", name(&alert.target))
+        .env("VITALS_ALERT_NAME", name(&alert.name))
+        .env(
+            "VITALS_ALERT_GROUP",
+            name(alert.group.as_deref().unwrap_or("")),
+        )
         .env("VITALS_ALERT_FROM", alert.from.as_deref().unwrap_or(""))
         .env("VITALS_ALERT_TO", alert.to.as_deref().unwrap_or(""))
-        .env("VITALS_ALERT_REASON", &alert.reason)
+        .env("VITALS_ALERT_REASON", alert.reason.replace('\0', "\\u{0}"))
         .env("VITALS_ALERT_AT", super::alert::rfc3339::format(alert.at))
-        .env("VITALS_ALERT_ROOT", alert.root.as_deref().unwrap_or(""))
-        .env("VITALS_ALERT_DEPENDENTS", alert.dependents.join(","))
-        .env("VITALS_ALERT_SUMMARY", alert.summary());
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("could not start {program:?}: {e}"))?;
-    if let Some(mut stdin) = child.stdin.take() {
+        .env(
+            "VITALS_ALERT_ROOT",
+            name(alert.root.as_deref().unwrap_or("")),
+        )
+        .env("VITALS_ALERT_DEPENDENTS", name(&alert.dependents.join(",")))
+        .env("VITALS_ALERT_SUMMARY", name(&alert.summary()));
+    let mut group = spawn_in_group(&mut cmd)
+        .map_err(|e| Failure::retry(format!("could not start {program:?}: {e}")))?;
+    if let Some(mut stdin) = group.child().stdin.take() {
         // A command that ignores stdin may close it early: that is its right.
         let _ = stdin.write_all(row.payload.as_bytes()).await;
     }
-    let output = child
-        .wait_with_output()
-        .await
-        .map_err(|e| format!("waiting for {program:?}: {e}"))?;
-    if output.status.success() {
+    let output = wait_with_output(group.child()).await;
+    // It finished in time: what it started is its own business.
+    group.disarm();
+    let status = output
+        .status
+        .map_err(|e| Failure::retry(format!("waiting for {program:?}: {e}")))?;
+    if status.success() {
         return Ok(());
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
     let stderr: String = stderr.trim().chars().take(200).collect();
-    Err(format!(
-        "{program:?} exited with {}: {stderr}",
-        output.status
-    ))
+    Err(Failure::retry(format!(
+        "{program:?} exited with {status}: {stderr}"
+    )))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_refusals_for_good_are_permanent() {
+        for (status, permanent) in [
+            (400, true),
+            (401, true),
+            (404, true),
+            (409, true),
+            (408, false),
+            (429, false),
+            (500, false),
+            (503, false),
+            (302, false),
+        ] {
+            assert_eq!(is_permanent(status), permanent, "{status}");
+        }
+    }
+
+    #[test]
+    fn control_characters_are_escaped_for_headers_and_the_environment() {
+        assert_eq!(escape_controls("db"), "db");
+        assert_eq!(escape_controls("a\0b\nc\u{7f}"), "a\\u{0}b\\u{a}c\\u{7f}");
+        let value = escape_controls("down@hook\r\nX-Injected: 1");
+        assert!(
+            reqwest::header::HeaderValue::from_str(&value).is_ok(),
+            "{value}"
+        );
+    }
 
     #[test]
     fn signatures_follow_the_documented_recipe() {

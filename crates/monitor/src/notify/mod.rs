@@ -17,6 +17,7 @@
 
 mod alert;
 mod channel;
+mod counts;
 mod mute;
 mod policy;
 mod worker;
@@ -35,8 +36,10 @@ use vitals_core::machine::State;
 
 pub use alert::{Alert, AlertKind, TransitionInfo};
 pub use channel::{
-    IDEMPOTENCY_HEADER, SIGNATURE_HEADER, Sender, TIMESTAMP_HEADER, sign, slack_body,
+    Failure, IDEMPOTENCY_HEADER, SIGNATURE_HEADER, Sender, TIMESTAMP_HEADER, escape_controls,
+    is_permanent, sign, slack_body,
 };
+pub use counts::{Delivery, DeliveryCounts};
 pub use mute::{Mutes, is_open};
 pub use policy::{AlertPolicy, AlertTarget, Effect, Track};
 pub use worker::backoff;
@@ -76,6 +79,8 @@ struct Inner {
     store: Arc<Store>,
     wakes: HashMap<String, Arc<Notify>>,
     timer: Arc<Notify>,
+    /// Delivery attempts by channel and result, for `/metrics`.
+    counts: Arc<DeliveryCounts>,
     /// Tells the delivery workers to stop after the attempt in hand ([`Notifier::shutdown`]).
     stop: CancellationToken,
     tasks: std::sync::Mutex<Vec<AbortHandle>>,
@@ -172,6 +177,7 @@ impl Notifier {
         let mut wakes = HashMap::new();
         let mut workers = Vec::new();
         let stop = CancellationToken::new();
+        let counts = Arc::new(DeliveryCounts::default());
         for channel in &notify.channels {
             let wake = Arc::new(Notify::new());
             wakes.insert(channel.id.clone(), Arc::clone(&wake));
@@ -181,6 +187,7 @@ impl Notifier {
                 wake,
                 retry_min: notify.retry_min,
                 retry_max: notify.retry_max,
+                counts: Arc::clone(&counts),
                 stop: stop.clone(),
             };
             workers.push(tokio::spawn(worker.run()));
@@ -190,6 +197,7 @@ impl Notifier {
             store,
             wakes,
             timer: Arc::new(Notify::new()),
+            counts,
             stop,
             tasks: std::sync::Mutex::new(Vec::new()),
             workers: std::sync::Mutex::new(workers),
@@ -219,6 +227,11 @@ impl Notifier {
         for worker in workers {
             let _ = worker.await;
         }
+    }
+
+    /// Delivery attempts by channel and result since the start, for `/metrics`.
+    pub fn deliveries(&self) -> Vec<(String, Delivery, u64)> {
+        self.inner.counts.snapshot()
     }
 
     /// The notifier's store connection, for reading alerts, the outbox and silences.

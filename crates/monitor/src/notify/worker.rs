@@ -2,6 +2,11 @@
 //! marks them delivered, and on failure reschedules the row with exponential backoff and
 //! waits. One worker per channel, so a channel that stays down holds up only itself.
 //!
+//! A row the channel refused for good (a 4xx other than 408 and 429, an alert that cannot
+//! be sent as it is) or that failed the channel's `max_attempts` is dead-lettered: kept in
+//! the outbox with its last error, never tried again, and the rows behind it go on (issue
+//! 11, item 11). One bad alert no longer holds its channel for ever.
+//!
 //! What this is not: a policy. It delivers whatever the outbox holds for its channel.
 
 use std::sync::Arc;
@@ -11,6 +16,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::channel::Sender;
+use super::counts::{Delivery, DeliveryCounts};
 use crate::store::{OutboxRow, Store, StoreError};
 
 /// Rows claimed per pass.
@@ -35,6 +41,7 @@ pub(super) struct Worker {
     pub(super) wake: Arc<Notify>,
     pub(super) retry_min: Duration,
     pub(super) retry_max: Duration,
+    pub(super) counts: Arc<DeliveryCounts>,
     /// Cancelled by [`Notifier::shutdown`](super::Notifier::shutdown): stop between attempts.
     pub(super) stop: CancellationToken,
 }
@@ -111,23 +118,42 @@ impl Worker {
         }))
     }
 
-    /// One attempt: `Ok(None)` when the channel accepted it, else how long until the row's
-    /// next attempt.
+    /// One attempt: `Ok(None)` when the row is done with (accepted, or dead-lettered), else
+    /// how long until the row's next attempt.
     async fn deliver(&self, row: &OutboxRow) -> Result<Option<Duration>, String> {
         let id = row.id;
+        let attempts = row.attempts.saturating_add(1);
         match self.sender.deliver(row).await {
             Ok(()) => {
-                tracing::info!(channel = %row.channel, key = %row.key, attempts = row.attempts + 1, "alert delivered");
+                tracing::info!(channel = %row.channel, key = %row.key, attempts, "alert delivered");
                 self.blocking(move |s| s.outbox_delivered(id, SystemTime::now()))
                     .await?;
+                self.counts.add(&row.channel, Delivery::Delivered);
                 Ok(None)
             }
-            Err(error) => {
-                let wait = backoff(row.attempts + 1, self.retry_min, self.retry_max);
-                tracing::warn!(channel = %row.channel, key = %row.key, attempts = row.attempts + 1, retry_in = ?wait, %error, "alert delivery failed");
+            Err(failure) => {
+                let max = self.sender.channel.max_attempts;
+                let out_of_attempts = max > 0 && attempts >= max;
+                if failure.permanent || out_of_attempts {
+                    let why = if failure.permanent {
+                        "refused for good".to_owned()
+                    } else {
+                        format!("{attempts} attempts failed")
+                    };
+                    let error = format!("dead letter ({why}): {}", failure.message);
+                    tracing::error!(channel = %row.channel, key = %row.key, attempts, %error, "alert dead-lettered; the rows behind it go on");
+                    self.blocking(move |s| s.outbox_dead(id, SystemTime::now(), &error))
+                        .await?;
+                    self.counts.add(&row.channel, Delivery::DeadLetter);
+                    return Ok(None);
+                }
+                let wait = backoff(attempts, self.retry_min, self.retry_max);
+                let error = failure.message;
+                tracing::warn!(channel = %row.channel, key = %row.key, attempts, retry_in = ?wait, %error, "alert delivery failed");
                 let due = SystemTime::now() + wait;
                 self.blocking(move |s| s.outbox_retry(id, due, &error))
                     .await?;
+                self.counts.add(&row.channel, Delivery::Failed);
                 Ok(Some(wait))
             }
         }

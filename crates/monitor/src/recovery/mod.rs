@@ -107,11 +107,53 @@ impl BudgetView {
     }
 }
 
+/// Recovery attempts by result (`ok`, `failed`, `timeout`, `error`) and escalations since
+/// the monitor started, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct RecoveryCounts {
+    attempts: [std::sync::atomic::AtomicU64; 4],
+    escalations: std::sync::atomic::AtomicU64,
+}
+
+impl RecoveryCounts {
+    const RESULTS: [run::Ended; 4] = [
+        run::Ended::Ok,
+        run::Ended::Failed,
+        run::Ended::Timeout,
+        run::Ended::Error,
+    ];
+
+    fn attempt(&self, ended: run::Ended) {
+        if let Some(i) = Self::RESULTS.iter().position(|e| *e == ended) {
+            self.attempts[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    fn escalation(&self) {
+        self.escalations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Attempts by result, in a fixed order.
+    pub fn attempts(&self) -> Vec<(&'static str, u64)> {
+        Self::RESULTS
+            .iter()
+            .zip(&self.attempts)
+            .map(|(e, n)| (e.as_str(), n.load(std::sync::atomic::Ordering::Relaxed)))
+            .collect()
+    }
+
+    pub fn escalations(&self) -> u64 {
+        self.escalations.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// The recovery executor; clone it freely.
 #[derive(Clone)]
 pub struct Recoverer {
     slots: Arc<HashMap<String, Arc<Slot>>>,
     store: Option<Arc<Store>>,
+    counts: Arc<RecoveryCounts>,
 }
 
 impl std::fmt::Debug for Recoverer {
@@ -127,6 +169,8 @@ struct Slot {
     id: String,
     name: String,
     recovery: Recovery,
+    /// Shared by every target's slot: what recovery did, for `/metrics`.
+    counts: Arc<RecoveryCounts>,
     live: Mutex<RecoveryState>,
     /// Wakes the target's task: a new state, or a reset.
     wake: Notify,
@@ -225,6 +269,7 @@ impl Recoverer {
         let client = reqwest::Client::new();
         let clock = Clock::read();
         let mut slots = HashMap::new();
+        let counts = Arc::new(RecoveryCounts::default());
         for target in targets {
             let Some(recovery) = &target.recover else {
                 continue;
@@ -247,6 +292,7 @@ impl Recoverer {
                 id: target.id.clone(),
                 name: target.name.clone(),
                 recovery: recovery.clone(),
+                counts: Arc::clone(&counts),
                 live: Mutex::new(RecoveryState {
                     budget,
                     state,
@@ -271,7 +317,13 @@ impl Recoverer {
         Recoverer {
             slots: Arc::new(slots),
             store,
+            counts,
         }
+    }
+
+    /// What recovery did since the start, for `/metrics`.
+    pub fn counts(&self) -> &RecoveryCounts {
+        &self.counts
     }
 
     /// Whether `target` has a recovery action.
@@ -340,7 +392,7 @@ fn view(slot: &Slot, live: &RecoveryState, clock: Clock) -> BudgetView {
     let status = live.budget.status(clock.now.into_std());
     BudgetView {
         target: slot.id.clone(),
-        action: slot.recovery.action.describe(),
+        action: vitals_probes::redact_urls_in(&slot.recovery.action.describe()),
         state: live.state,
         exhausted: status.exhausted_at.is_some(),
         attempts: status.attempts,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::process::Command;
 use tokio::time::Instant;
-use vitals_probes::{ChildOutput, EXEC_OUTPUT_LIMIT, wait_with_output};
+use vitals_probes::{ChildOutput, EXEC_OUTPUT_LIMIT, GroupChild, spawn_in_group, wait_with_output};
 
 use crate::config::RecoveryAction;
 
@@ -87,14 +87,12 @@ async fn command(argv: &[String], timeout: Duration) -> Ran {
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // A service the command starts must not die with the monitor's terminal (Ctrl-C
-        // reaches a process group, and this is not the monitor's).
-        .process_group(0)
-        // Dropping the wait (at the timeout) kills the command itself; see `run_child`.
-        .kill_on_drop(true);
-    let child = match command.spawn() {
-        Ok(child) => child,
+        .stderr(Stdio::piped());
+    // Its own process group: a service the command starts must not die with the monitor's
+    // terminal (Ctrl-C reaches a process group, and this is not the monitor's), and at the
+    // timeout the whole group is killed, not only the command (issue 11, item 7).
+    let group = match spawn_in_group(&mut command) {
+        Ok(group) => group,
         Err(error) => {
             return ran(
                 Ended::Error,
@@ -104,27 +102,28 @@ async fn command(argv: &[String], timeout: Duration) -> Ran {
             );
         }
     };
-    match tokio::time::timeout(timeout, run_child(child)).await {
+    match tokio::time::timeout(timeout, run_child(group)).await {
         Ok(done) => done,
         Err(_) => ran(
             Ended::Timeout,
             format!(
-                "still running after {}; killed",
+                "still running after {}; killed with its process group",
                 humantime::format_duration(timeout)
             ),
         ),
     }
 }
 
-/// Waits for the child, reading its output; cancelled (and the child killed) at the timeout.
-/// Only the command itself is killed then, not what it started: a restart command's daemon
-/// is what it was for.
-async fn run_child(mut child: tokio::process::Child) -> Ran {
+/// Waits for the command, reading its output; cancelled at the timeout, which drops the
+/// group and so kills every process in it. A command that ends in time leaves what it
+/// started alone: a restart command's daemon is what it was for.
+async fn run_child(mut group: GroupChild) -> Ran {
     let ChildOutput {
         status,
         stdout: out,
         stderr: err,
-    } = wait_with_output(&mut child).await;
+    } = wait_with_output(group.child()).await;
+    group.disarm();
     let output = join_output(&out, &err);
     match status {
         Ok(status) => Ran {
@@ -182,7 +181,17 @@ async fn http(
                 format!("no answer within {}", humantime::format_duration(timeout)),
             );
         }
-        Err(error) => return ran(Ended::Error, format!("request failed: {error}")),
+        // Without the URL: it may carry credentials (the action's description shows it
+        // redacted).
+        Err(error) => {
+            return ran(
+                Ended::Error,
+                format!(
+                    "request failed: {}",
+                    vitals_probes::error_chain(&error.without_url())
+                ),
+            );
+        }
     };
     let status = response.status();
     let body = read_body(response).await;
@@ -279,6 +288,53 @@ mod tests {
             assert!(Instant::now() < deadline, "pid {pid} outlived its timeout");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Issue 11, item 7: only the shell used to be killed; both sleeps outlived it.
+    #[tokio::test]
+    async fn a_timed_out_command_is_killed_with_its_whole_process_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let script = format!("echo $$ > {}; sleep 3600 & sleep 3600", pid_file.display());
+        let hung = go(&argv(&["sh", "-c", &script]), Duration::from_millis(500)).await;
+        assert_eq!(hung.verdict, Ended::Timeout);
+        let pgid: u32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        vitals_testkit::until(
+            format!("no live process in group {pgid}"),
+            Duration::from_secs(10),
+            async || {
+                let alive = vitals_testkit::group_alive(pgid);
+                if alive.is_empty() { Ok(()) } else { Err(alive) }
+            },
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn what_a_command_that_ended_in_time_started_keeps_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        // The started "service" keeps no pipe of ours open.
+        let script = format!(
+            "sleep 30 >/dev/null 2>&1 & echo $! > {}",
+            pid_file.display()
+        );
+        let ok = go(&argv(&["sh", "-c", &script]), Duration::from_secs(10)).await;
+        assert_eq!(ok.verdict, Ended::Ok, "{ok:?}");
+        let pid: u32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(
+            vitals_testkit::is_running(pid),
+            "the started process was killed"
+        );
+        vitals_testkit::signal(pid, vitals_testkit::Signal::SIGKILL).unwrap();
     }
 
     #[tokio::test]

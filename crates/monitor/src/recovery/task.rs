@@ -75,9 +75,10 @@ async fn attempt_once(
     trigger: State,
     clock: Clock,
 ) {
-    let action = slot.recovery.action.describe();
+    let action = vitals_probes::redact_urls_in(&slot.recovery.action.describe());
     tracing::warn!(target = %slot.id, attempt, trigger = trigger.as_str(), %action, "running a recovery action");
     let ran = run(&slot.recovery.action, slot.recovery.timeout, client).await;
+    slot.counts.attempt(ran.verdict);
     tracing::info!(target = %slot.id, attempt, result = ran.verdict.as_str(), exit_code = ?ran.exit_code, http_status = ?ran.http_status, "recovery action finished");
     {
         let mut live = slot.lock();
@@ -112,13 +113,14 @@ async fn escalate_once(
     trigger: State,
 ) {
     let at = SystemTime::now();
-    let action = slot.recovery.action.describe();
+    let action = vitals_probes::redact_urls_in(&slot.recovery.action.describe());
     let last = {
         let mut live = slot.lock();
         live.logged_exhausted = true;
         live.last.clone()
     };
     tracing::error!(target = %slot.id, attempts, state = trigger.as_str(), %action, "recovery budget spent; the target needs a person");
+    slot.counts.escalation();
     let window = humantime::format_duration(slot.recovery.policy.window);
     let record = row(
         slot,

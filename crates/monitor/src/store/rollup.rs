@@ -318,7 +318,7 @@ fn prune_logs(conn: &mut Connection, cutoff: i64) -> Result<u64, StoreError> {
         .map_err(StoreError::sqlite(WHAT))?;
     let mut pruned = 0;
     for sql in [
-        "DELETE FROM outbox WHERE created < ?1 AND (delivered IS NOT NULL OR cancelled IS NOT NULL)",
+        "DELETE FROM outbox WHERE created < ?1 AND (delivered IS NOT NULL OR cancelled IS NOT NULL OR dead IS NOT NULL)",
         "DELETE FROM alerts WHERE at < ?1
             AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.alert_key = alerts.key)",
         "DELETE FROM actions WHERE at < ?1",

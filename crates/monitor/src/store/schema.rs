@@ -176,6 +176,15 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX actions_by_target ON actions(target, at);
     ",
+    // Version 4: dead letters (issue 11, item 11). A row the channel refused for good, or
+    // that failed `max_attempts` times, gets `dead` (when) and leaves the pending set, so
+    // the rows behind it go out; `last_error` says why.
+    "
+    ALTER TABLE outbox ADD COLUMN dead INTEGER;
+    DROP INDEX outbox_pending;
+    CREATE INDEX outbox_pending ON outbox(channel, due)
+        WHERE delivered IS NULL AND cancelled IS NULL AND dead IS NULL;
+    ",
 ];
 
 /// The schema version this build reads and writes.

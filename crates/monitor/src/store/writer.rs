@@ -96,6 +96,9 @@ pub struct WriterStats {
     pub failed_pings: u64,
     /// Transactions committed (`written_results / commits` is the mean batch).
     pub commits: u64,
+    /// Time spent in those transactions, from the first write to the commit
+    /// (`commit_time / commits` is the mean write latency).
+    pub commit_time: std::time::Duration,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
@@ -118,6 +121,7 @@ struct Shared {
     results: Counts,
     pings: Counts,
     commits: AtomicU64,
+    commit_micros: AtomicU64,
     /// Set while results are being dropped, so the warning is logged once per episode.
     dropping: AtomicBool,
 }
@@ -312,6 +316,7 @@ impl Writer {
             dropped_pings: load(&pings.dropped),
             failed_pings: load(&pings.failed),
             commits: load(&self.shared.commits),
+            commit_time: std::time::Duration::from_micros(load(&self.shared.commit_micros)),
         }
     }
 
@@ -509,6 +514,7 @@ fn execute(store: &Store, group: Group, shared: &Shared) {
     let mut done: Vec<Waiter> = Vec::with_capacity(pending.len());
     let (mut written_results, mut written_pings) = (0u64, 0u64);
     let (mut refused_results, mut refused_pings) = (0u64, 0u64);
+    let started = real_now();
     let outcome = store.with_batch(|batch| {
         // One bad result (a time before 1970, an empty target) costs only itself; a database
         // error aborts the whole group instead.
@@ -545,6 +551,9 @@ fn execute(store: &Store, group: Group, shared: &Shared) {
             count(&shared.results.written, written_results);
             count(&shared.pings.written, written_pings);
             count(&shared.commits, 1);
+            let took = u64::try_from(real_now().saturating_duration_since(started).as_micros())
+                .unwrap_or(u64::MAX);
+            count(&shared.commit_micros, took);
             for w in done {
                 w.answer();
             }

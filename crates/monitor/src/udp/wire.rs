@@ -268,4 +268,51 @@ mod tests {
         encode(id, seq, t, Status::Pass, KEY, &mut out).unwrap();
         out
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(10_000))]
+
+        /// 10,000 cases: any bytes, of any length up to twice the largest datagram, parse
+        /// to a frame or a reason, never a panic; a frame's parts always fit the datagram.
+        #[test]
+        fn any_bytes_parse_or_are_refused_without_panicking(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..=2 * MAX_DATAGRAM),
+        ) {
+            if let Ok(frame) = parse(&bytes) {
+                proptest::prop_assert!(check_id(frame.id).is_ok() || frame.id.len() <= MAX_ID_LEN);
+                proptest::prop_assert_eq!(frame.signed.len() + TAG_LEN, bytes.len());
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2_000))]
+
+        /// 2,000 cases: what `encode` builds, `parse` reads back field by field; a valid
+        /// datagram with its id length byte or any one byte changed never panics the parser.
+        #[test]
+        fn encode_and_parse_agree_and_edits_never_panic(
+            id in "[A-Za-z0-9_.-]{1,64}",
+            seq in proptest::prelude::any::<u64>(),
+            time in proptest::prelude::any::<u64>(),
+            status in 0u8..3,
+            at in 0usize..MAX_DATAGRAM,
+            byte in proptest::prelude::any::<u8>(),
+        ) {
+            let status = [Status::Pass, Status::Warn, Status::Fail][usize::from(status)];
+            let mut out = Vec::new();
+            encode(&id, seq, time, status, KEY, &mut out).unwrap();
+            let frame = parse(&out).unwrap();
+            proptest::prop_assert_eq!((frame.status, frame.seq, frame.sent_ms), (status, seq, time));
+            proptest::prop_assert_eq!(frame.id, id.as_bytes());
+            let mut edited = out.clone();
+            let at = at % edited.len();
+            edited[at] = byte;
+            let _ = parse(&edited);
+            edited[HEADER_LEN - 1] = byte;
+            let _ = parse(&edited);
+            edited.truncate(at);
+            let _ = parse(&edited);
+        }
+    }
 }

@@ -51,6 +51,9 @@ pub struct OutboxRow {
     pub delivered: Option<SystemTime>,
     /// Why the row will never be delivered (the alert was merged into its root's).
     pub cancelled: Option<String>,
+    /// When it was dead-lettered: refused for good by the channel, or out of attempts
+    /// (`last_error` says which). It is never tried again.
+    pub dead: Option<SystemTime>,
 }
 
 /// A silence created through the API: mutes the targets and groups it names (every target
@@ -67,9 +70,14 @@ pub struct Silence {
 }
 
 const ROW: &str = "id, key, alert_key, channel, payload, created, due, attempts, last_error, \
-                   delivered, cancelled";
+                   delivered, cancelled, dead";
 
-fn outbox_row(row: &Row<'_>) -> rusqlite::Result<(OutboxRow, i64, i64, Option<i64>)> {
+/// A row still waiting for its channel.
+const PENDING: &str = "delivered IS NULL AND cancelled IS NULL AND dead IS NULL";
+
+type RawRow = (OutboxRow, i64, i64, Option<i64>, Option<i64>);
+
+fn outbox_row(row: &Row<'_>) -> rusqlite::Result<RawRow> {
     Ok((
         OutboxRow {
             id: row.get(0)?,
@@ -83,15 +91,18 @@ fn outbox_row(row: &Row<'_>) -> rusqlite::Result<(OutboxRow, i64, i64, Option<i6
             last_error: row.get(8)?,
             delivered: None,
             cancelled: row.get(10)?,
+            dead: None,
         },
         row.get(5)?,
         row.get(6)?,
         row.get(9)?,
+        row.get(11)?,
     ))
 }
 
-fn decode(raw: (OutboxRow, i64, i64, Option<i64>)) -> Result<OutboxRow, StoreError> {
-    let (mut row, created, due, delivered) = raw;
+fn decode(raw: RawRow) -> Result<OutboxRow, StoreError> {
+    let (mut row, created, due, delivered, dead) = raw;
+    row.dead = dead.map(|ms| codec::time(ms, "outbox.dead")).transpose()?;
     row.created = codec::time(created, "outbox.created")?;
     row.due = codec::time(due, "outbox.due")?;
     row.delivered = delivered
@@ -108,7 +119,8 @@ fn lease_ms(lease: Duration) -> i64 {
 /// retried alone until the channel takes it), so alerts arrive in the order they were made.
 const IN_ORDER: &str = "id <= COALESCE((SELECT MIN(f.id) FROM outbox f
                                   WHERE f.channel = ?1 AND f.delivered IS NULL
-                                    AND f.cancelled IS NULL AND f.attempts > 0),
+                                    AND f.cancelled IS NULL AND f.dead IS NULL
+                                    AND f.attempts > 0),
                                  9223372036854775807)";
 
 impl Store {
@@ -192,7 +204,7 @@ impl Store {
             .and_then(|_| {
                 tx.execute(
                     "UPDATE outbox SET cancelled = ?2
-                     WHERE alert_key = ?1 AND delivered IS NULL AND cancelled IS NULL",
+                     WHERE alert_key = ?1 AND delivered IS NULL AND cancelled IS NULL AND dead IS NULL",
                     params![alert_key, reason],
                 )
             })
@@ -219,7 +231,7 @@ impl Store {
             let rows = tx
                 .prepare_cached(&format!(
                     "SELECT {ROW} FROM outbox
-                     WHERE channel = ?1 AND delivered IS NULL AND cancelled IS NULL
+                     WHERE channel = ?1 AND {PENDING}
                        AND due <= ?2 AND (claimed_until IS NULL OR claimed_until <= ?2)
                        AND {IN_ORDER}
                      ORDER BY id LIMIT ?3"
@@ -268,6 +280,59 @@ impl Store {
         })
     }
 
+    /// Records a last failed attempt and dead-letters the row: it leaves the pending set
+    /// (the rows behind it may go) and is never tried again.
+    pub fn outbox_dead(&self, id: i64, at: SystemTime, error: &str) -> Result<(), StoreError> {
+        let at = millis(at, "outbox.dead")?;
+        self.with_tx(|tx| {
+            tx.execute(
+                "UPDATE outbox SET attempts = attempts + 1, dead = ?2, last_error = ?3,
+                 claimed_until = NULL WHERE id = ?1",
+                params![id, at, error],
+            )
+            .map_err(StoreError::sqlite("could not dead-letter an outbox row"))?;
+            Ok(())
+        })
+    }
+
+    /// Dead-lettered rows still kept (retention deletes them with other finished rows).
+    pub fn outbox_dead_letters(&self) -> Result<u64, StoreError> {
+        let count: i64 = self
+            .lock()
+            .conn
+            .prepare_cached("SELECT COUNT(*) FROM outbox WHERE dead IS NOT NULL")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .map_err(StoreError::sqlite("could not count dead letters"))?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    /// The size of the database file's pages in use (the WAL not included).
+    pub fn database_bytes(&self) -> Result<u64, StoreError> {
+        let conn = &self.lock().conn;
+        let pragma = |name: &str| -> Result<i64, StoreError> {
+            conn.pragma_query_value(None, name, |r| r.get(0))
+                .map_err(StoreError::sqlite("could not read the database size"))
+        };
+        let bytes = pragma("page_count")?.saturating_mul(pragma("page_size")?);
+        Ok(u64::try_from(bytes).unwrap_or(0))
+    }
+
+    /// The pending rows (every channel) and when the oldest of them was created.
+    pub fn outbox_backlog(&self) -> Result<(u64, Option<SystemTime>), StoreError> {
+        let (count, oldest): (i64, Option<i64>) = self
+            .lock()
+            .conn
+            .prepare_cached(&format!(
+                "SELECT COUNT(*), MIN(created) FROM outbox WHERE {PENDING}"
+            ))
+            .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
+            .map_err(StoreError::sqlite("could not count pending outbox rows"))?;
+        let oldest = oldest
+            .map(|ms| codec::time(ms, "outbox.created"))
+            .transpose()?;
+        Ok((u64::try_from(count).unwrap_or(0), oldest))
+    }
+
     /// Gives claimed rows back without counting an attempt.
     pub fn outbox_release(&self, ids: &[i64]) -> Result<(), StoreError> {
         self.with_tx(|tx| {
@@ -304,8 +369,7 @@ impl Store {
             .conn
             .prepare_cached(&format!(
                 "SELECT MIN(MAX(due, COALESCE(claimed_until, 0))) FROM outbox
-                     WHERE channel = ?1 AND delivered IS NULL AND cancelled IS NULL
-                       AND {IN_ORDER}"
+                     WHERE channel = ?1 AND {PENDING} AND {IN_ORDER}"
             ))
             .and_then(|mut s| s.query_row([channel], |r| r.get(0)))
             .optional()
@@ -319,9 +383,9 @@ impl Store {
     /// The latest `limit` outbox rows, newest first; only the pending ones if `pending`.
     pub fn outbox(&self, limit: usize, pending: bool) -> Result<Vec<OutboxRow>, StoreError> {
         let filter = if pending {
-            "WHERE delivered IS NULL AND cancelled IS NULL"
+            format!("WHERE {PENDING}")
         } else {
-            ""
+            String::new()
         };
         let limit = read::limit(limit);
         let rows = self

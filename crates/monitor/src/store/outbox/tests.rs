@@ -108,3 +108,61 @@ fn silences_and_states_round_trip() {
         [("api".to_owned(), "{\"a\":2}".to_owned())]
     );
 }
+
+/// Issue 11, item 11: a row that failed and was dead-lettered no longer holds back the rows
+/// behind it, is never claimed again, and shows as dead.
+#[test]
+fn a_dead_letter_lets_the_rows_behind_it_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000);
+    let channels = vec!["hook".to_owned()];
+    store
+        .enqueue_alert(&alert("a", None), &channels, now)
+        .unwrap();
+    store
+        .enqueue_alert(&alert("b", None), &channels, now)
+        .unwrap();
+    let lease = Duration::from_secs(60);
+    let first = store.outbox_claim("hook", now, lease, 10).unwrap();
+    assert_eq!(first.len(), 2);
+    store.outbox_release(&[first[1].id]).unwrap();
+    store
+        .outbox_retry(first[0].id, now, "HTTP 503 Service Unavailable")
+        .unwrap();
+    // In order: b waits behind the failed a.
+    let claimed = store.outbox_claim("hook", now, lease, 10).unwrap();
+    assert_eq!(
+        claimed.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(),
+        ["a@hook"]
+    );
+    store
+        .outbox_dead(claimed[0].id, now, "HTTP 409 Conflict: key reused")
+        .unwrap();
+    let b_created = store.outbox(10, true).unwrap()[0].created;
+    assert_eq!(store.outbox_backlog().unwrap(), (1, Some(b_created)));
+    let claimed = store.outbox_claim("hook", now, lease, 10).unwrap();
+    assert_eq!(
+        claimed.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(),
+        ["b@hook"]
+    );
+    let dead = store
+        .outbox(10, false)
+        .unwrap()
+        .into_iter()
+        .find(|r| r.key == "a@hook")
+        .unwrap();
+    assert_eq!(dead.dead, Some(now));
+    assert_eq!(dead.attempts, 2);
+    assert_eq!(
+        dead.last_error.as_deref(),
+        Some("HTTP 409 Conflict: key reused")
+    );
+    let pending: Vec<String> = store
+        .outbox(10, true)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.key)
+        .collect();
+    assert_eq!(pending, ["b@hook"]);
+}

@@ -150,6 +150,16 @@ pub enum GroupBy {
     Labels(Vec<GroupLabel>),
 }
 
+impl GroupBy {
+    /// The labels, `None` for [`GroupBy::Each`].
+    pub fn labels(&self) -> Option<&[GroupLabel]> {
+        match self {
+            GroupBy::Each => None,
+            GroupBy::Labels(labels) => Some(labels),
+        }
+    }
+}
+
 /// `["group"]`: see docs/ALERTS.md for why.
 impl Default for GroupBy {
     fn default() -> Self {

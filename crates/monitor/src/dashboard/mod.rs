@@ -36,6 +36,8 @@ use vitals::Phase;
 
 use crate::api::Access;
 use crate::config::Target;
+
+pub(crate) use page::segment;
 use crate::engine::{Engine, TargetView};
 use crate::store::Store;
 

@@ -267,7 +267,7 @@ pub(super) fn percent(share: Option<f64>) -> String {
 
 /// A target id as one URL path segment. Config ids are already URL-safe; this keeps code-built
 /// configs from breaking links.
-pub(super) fn segment(id: &str) -> String {
+pub(crate) fn segment(id: &str) -> String {
     let mut out = String::with_capacity(id.len());
     for byte in id.bytes() {
         if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {

@@ -17,6 +17,7 @@ use tokio::io::AsyncWriteExt;
 use vitals_probes::error_chain;
 
 use super::alert::Alert;
+use super::group::{GroupAlert, GroupStatus};
 use crate::config::{Channel, ChannelKind, SmtpTls};
 use crate::store::OutboxRow;
 
@@ -75,8 +76,10 @@ impl Sender {
                 post(request.body(row.payload.clone())).await
             }
             ChannelKind::Slack { url } => {
-                let alert = parse(row)?;
-                let body = slack_body(&alert);
+                let body = match parse(row)? {
+                    Payload::Group(group) => slack_group_body(&group),
+                    Payload::One(alert) => slack_body(&alert),
+                };
                 let request = self
                     .http
                     .post(url)
@@ -93,8 +96,16 @@ impl Sender {
                 from,
                 to,
             } => {
-                let alert = parse(row)?;
-                email(&alert, row, smtp, *tls, username, password, from, to).await
+                let (summary, text) = match parse(row)? {
+                    Payload::Group(group) => (group.summary.clone(), group.text()),
+                    Payload::One(alert) => (alert.summary(), alert.text()),
+                };
+                let mail = Mail {
+                    summary,
+                    text,
+                    key: &row.key,
+                };
+                email(mail, smtp, *tls, username, password, from, to).await
             }
             ChannelKind::Command { command } => run(command, row).await,
         }
@@ -118,7 +129,15 @@ fn unix_seconds(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-fn parse(row: &OutboxRow) -> Result<Alert, String> {
+/// What an outbox row holds: a group's notification or one alert.
+#[derive(Debug, serde::Deserialize)]
+#[serde(untagged)]
+enum Payload {
+    Group(GroupAlert),
+    One(Alert),
+}
+
+fn parse(row: &OutboxRow) -> Result<Payload, String> {
     serde_json::from_str(&row.payload)
         .map_err(|e| format!("the outbox row {} holds no alert JSON: {e}", row.key))
 }
@@ -150,13 +169,28 @@ pub fn slack_body(alert: &Alert) -> serde_json::Value {
     serde_json::json!({ "text": text })
 }
 
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the fields of one channel, destructured"
-)]
+/// A group's `{"text": …}`: its summary, then the dashboard link.
+pub fn slack_group_body(group: &GroupAlert) -> serde_json::Value {
+    let icon = match group.status {
+        GroupStatus::Resolved => ":large_green_circle:",
+        GroupStatus::Firing | GroupStatus::Reminder => ":red_circle:",
+    };
+    let mut text = format!("{icon} *{}*", group.summary);
+    if group.status == GroupStatus::Reminder {
+        text.push_str(" (reminder)");
+    }
+    text.push_str(&format!("\n{}", group.dashboard));
+    serde_json::json!({ "text": text })
+}
+
+/// A mail's subject line, body and the row's key (its `Message-ID`).
+struct Mail<'a> {
+    summary: String,
+    text: String,
+    key: &'a str,
+}
 async fn email(
-    alert: &Alert,
-    row: &OutboxRow,
+    mail: Mail<'_>,
     smtp: &str,
     tls: SmtpTls,
     username: &Option<String>,
@@ -170,18 +204,18 @@ async fn email(
     };
     let mut message = Message::builder()
         .from(mailbox(from)?)
-        .subject(format!("[vitals] {}", alert.summary()))
+        .subject(format!("[vitals] {}", mail.summary))
         // Receivers that deduplicate do it by Message-ID: the same row, the same id.
         .message_id(Some(format!(
             "<{}@vitals>",
-            row.key.replace(['@', ' '], ".")
+            mail.key.replace(['@', ' ', '/'], ".")
         )))
         .header(ContentType::TEXT_PLAIN);
     for address in to {
         message = message.to(mailbox(address)?);
     }
     let message = message
-        .body(alert.text())
+        .body(mail.text)
         .map_err(|e| format!("could not build the email: {e}"))?;
     let (host, port) = smtp
         .rsplit_once(':')
@@ -208,7 +242,6 @@ async fn email(
 /// Runs the command (no shell) with the alert in `VITALS_ALERT_*` and its JSON on stdin;
 /// exit status 0 accepts it. Killed when the attempt is cut at the timeout.
 async fn run(command: &[String], row: &OutboxRow) -> Result<(), String> {
-    let alert = parse(row)?;
     let (program, args) = command
         .split_first()
         .ok_or_else(|| "the command is empty".to_owned())?;
@@ -218,18 +251,11 @@ async fn run(command: &[String], row: &OutboxRow) -> Result<(), String> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
-        .env("VITALS_ALERT_KEY", &row.key)
-        .env("VITALS_ALERT_KIND", alert.kind.as_str())
-        .env("VITALS_ALERT_TARGET", &alert.target)
-        .env("VITALS_ALERT_NAME", &alert.name)
-        .env("VITALS_ALERT_GROUP", alert.group.as_deref().unwrap_or(""))
-        .env("VITALS_ALERT_FROM", alert.from.as_deref().unwrap_or(""))
-        .env("VITALS_ALERT_TO", alert.to.as_deref().unwrap_or(""))
-        .env("VITALS_ALERT_REASON", &alert.reason)
-        .env("VITALS_ALERT_AT", super::alert::rfc3339::format(alert.at))
-        .env("VITALS_ALERT_ROOT", alert.root.as_deref().unwrap_or(""))
-        .env("VITALS_ALERT_DEPENDENTS", alert.dependents.join(","))
-        .env("VITALS_ALERT_SUMMARY", alert.summary());
+        .env("VITALS_ALERT_KEY", &row.key);
+    match parse(row)? {
+        Payload::One(alert) => one_env(&mut cmd, &alert),
+        Payload::Group(group) => group_env(&mut cmd, &group),
+    }
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("could not start {program:?}: {e}"))?;
@@ -250,6 +276,41 @@ async fn run(command: &[String], row: &OutboxRow) -> Result<(), String> {
         "{program:?} exited with {}: {stderr}",
         output.status
     ))
+}
+
+/// A group's environment: `VITALS_ALERT_KIND` is the status (`firing`, `resolved`,
+/// `reminder`); the members' ids are in `_FIRING` and `_RESOLVED`, comma-separated.
+fn group_env(cmd: &mut tokio::process::Command, group: &GroupAlert) {
+    let ids = |alerts: &[Alert]| {
+        alerts
+            .iter()
+            .map(|a| a.target.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    cmd.env("VITALS_ALERT_KIND", group.status.as_str())
+        .env("VITALS_ALERT_GROUP_KEY", &group.group_key)
+        .env("VITALS_ALERT_SEQUENCE", group.sequence.to_string())
+        .env("VITALS_ALERT_FIRING", ids(&group.firing))
+        .env("VITALS_ALERT_RESOLVED", ids(&group.resolved))
+        .env("VITALS_ALERT_AT", super::alert::rfc3339::format(group.at))
+        .env("VITALS_ALERT_DASHBOARD", &group.dashboard)
+        .env("VITALS_ALERT_SUMMARY", &group.summary);
+}
+
+/// One alert's environment.
+fn one_env(cmd: &mut tokio::process::Command, alert: &Alert) {
+    cmd.env("VITALS_ALERT_KIND", alert.kind.as_str())
+        .env("VITALS_ALERT_TARGET", &alert.target)
+        .env("VITALS_ALERT_NAME", &alert.name)
+        .env("VITALS_ALERT_GROUP", alert.group.as_deref().unwrap_or(""))
+        .env("VITALS_ALERT_FROM", alert.from.as_deref().unwrap_or(""))
+        .env("VITALS_ALERT_TO", alert.to.as_deref().unwrap_or(""))
+        .env("VITALS_ALERT_REASON", &alert.reason)
+        .env("VITALS_ALERT_AT", super::alert::rfc3339::format(alert.at))
+        .env("VITALS_ALERT_ROOT", alert.root.as_deref().unwrap_or(""))
+        .env("VITALS_ALERT_DEPENDENTS", alert.dependents.join(","))
+        .env("VITALS_ALERT_SUMMARY", alert.summary());
 }
 
 #[cfg(test)]

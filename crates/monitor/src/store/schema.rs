@@ -176,6 +176,17 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX actions_by_target ON actions(target, at);
     ",
+    // Version 4: alert groups (see notify/group.rs and docs/ALERTS.md, \"Groups\").
+    "
+    -- The group whose notifications list an alert (a member), or that a notification is of.
+    ALTER TABLE alerts ADD COLUMN group_key TEXT;
+
+    -- The open alert groups, as JSON, so that a restart carries on with their members.
+    CREATE TABLE notify_groups (
+        key   TEXT PRIMARY KEY,
+        state TEXT NOT NULL
+    );
+    ",
 ];
 
 /// The schema version this build reads and writes.

@@ -25,6 +25,8 @@ mod policy;
 mod worker;
 
 #[cfg(test)]
+mod group_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;

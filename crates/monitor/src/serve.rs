@@ -162,6 +162,7 @@ pub async fn run(
             read_token: config.server.read_token.clone(),
         },
     )
+    .with_alerts(notifier.clone())
     .stop_live_on(health.subscribe_phase());
 
     if let Some(addr) = config.server.agent_check_listen {

@@ -26,6 +26,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Nav {
     Overview,
+    Alerts,
     Target,
     Status,
     Other,
@@ -54,6 +55,7 @@ pub(super) fn layout(title: &str, nav: Nav, live: bool, main: Markup) -> Markup 
                     @if operator {
                         nav aria-label="Main" {
                             a href="/" aria-current=[(nav == Nav::Overview).then_some("page")] { "Overview" }
+                            a href="/alerts" aria-current=[(nav == Nav::Alerts).then_some("page")] { "Alerts" }
                             a href="/status" { "Public status" }
                         }
                     }

@@ -141,6 +141,8 @@ pub struct GroupState {
     pub labels: BTreeMap<String, String>,
     pub channels: Vec<String>,
     pub opened: SystemTime,
+    /// When the first notification is due: `group_wait` after `opened`.
+    pub due: SystemTime,
     /// The last sequence number used (the notification in the outbox).
     pub sequence: u32,
     /// Whether the first notification's `group_wait` is over.
@@ -154,7 +156,14 @@ pub struct GroupState {
     /// Reminders sent since the last change, and when the next is due.
     pub reminders: u32,
     pub next_repeat: Option<SystemTime>,
+    /// A member joined or left within [`LATE`] of the first notification's due time: a
+    /// delivery may have started with the row as it was, so the next tick sends an update.
+    #[serde(default)]
+    pub late: bool,
 }
+
+/// See [`GroupState::late`]: far longer than writing a row takes.
+const LATE: Duration = Duration::from_secs(1);
 
 impl GroupState {
     /// The first tick at or after `at`.
@@ -221,7 +230,7 @@ impl Groups {
             .filter_map(|g| {
                 let rule = rules.get(g.rule)?;
                 if !g.flushed {
-                    return Some(first_due(g, rule));
+                    return Some(g.due);
                 }
                 let mut due = None;
                 if g.changed || g.firing.is_empty() {
@@ -352,12 +361,13 @@ impl Groups {
             };
             let mut keep = true;
             if !group.flushed {
-                let due = first_due(&group, rule);
+                let due = group.due;
                 if due <= now {
                     // The first notification is in the outbox already, due now.
                     group.flushed = true;
                     group.next_tick = due.checked_add(rule.group_interval).unwrap_or(due);
                     sent(&mut group, rule, due, false);
+                    group.changed = std::mem::take(&mut group.late);
                     keep = !group.firing.is_empty();
                     out.push(Effect::SaveGroup {
                         key: group.key.clone(),
@@ -369,6 +379,11 @@ impl Groups {
                 let reminder = !group.changed
                     && !group.firing.is_empty()
                     && group.next_repeat.is_some_and(|at| at <= now);
+                if !group.changed && !reminder && !group.firing.is_empty() {
+                    // Nothing to say: the tick passes unrecorded (ticks stay on their grid).
+                    self.open.insert(id, group);
+                    continue;
+                }
                 if group.changed || reminder {
                     group.sequence += 1;
                     let status = if group.firing.is_empty() {
@@ -423,6 +438,7 @@ impl Groups {
                 labels,
                 channels: rule.channels.clone(),
                 opened: now,
+                due: now.checked_add(rule.group_wait).unwrap_or(now),
                 sequence: 1,
                 flushed: false,
                 next_tick: now,
@@ -431,8 +447,9 @@ impl Groups {
                 resolved: BTreeMap::new(),
                 reminders: 0,
                 next_repeat: None,
+                late: false,
             };
-            let due = first_due(&state, rule);
+            let due = state.due;
             out.push(Effect::Notice {
                 notice: self.notice(&state, now, GroupStatus::Firing),
                 channels: state.channels.clone(),
@@ -446,7 +463,13 @@ impl Groups {
     }
 
     /// Rewrites the group's first notification while it waits, and saves the group.
-    fn rewrite(&self, id: &str, now: SystemTime, out: &mut Vec<Effect>) {
+    fn rewrite(&mut self, id: &str, now: SystemTime, out: &mut Vec<Effect>) {
+        let Some(group) = self.open.get_mut(id) else {
+            return;
+        };
+        if !group.flushed && group.due.duration_since(now).is_ok_and(|left| left < LATE) {
+            group.late = true;
+        }
         let Some(group) = self.open.get(id) else {
             return;
         };
@@ -491,13 +514,6 @@ impl Groups {
 /// The idempotency key of the group's latest notification.
 fn notice_key(group: &GroupState) -> String {
     format!("{}:{}", group.key, group.sequence)
-}
-
-fn first_due(group: &GroupState, rule: &Rule) -> SystemTime {
-    group
-        .opened
-        .checked_add(rule.group_wait)
-        .unwrap_or(group.opened)
 }
 
 /// The latest tick at or before `now` (`next_tick` is at or before it).

@@ -436,3 +436,25 @@ fn muted_alerts_and_ungrouped_kinds_stay_out_of_groups() {
     assert!(outbox.notices.is_empty(), "muted: recorded, in no group");
     assert_eq!(outbox.alone.len(), 1, "the escalation goes alone");
 }
+
+#[test]
+fn members_arriving_at_the_due_time_are_never_left_out() {
+    let mut p = policy(vec![rule(GroupBy::default())], fleet(&["shop"], 3));
+    let mut outbox = Outbox::default();
+    down(&mut p, "shop-000", secs(0));
+    // Half a second before the first notification is due: listed in it, and, since a
+    // delivery may already have taken the row as it was, in an update too.
+    down(&mut p, "shop-001", secs(0) + WAIT - Duration::from_millis(500));
+    // After it was due, before the driver's timeout ran: not rewritten into the row that
+    // may be on its way; the update lists it.
+    down(&mut p, "shop-002", secs(0) + WAIT + Duration::from_millis(5));
+    outbox.drain(&mut p);
+    outbox.run_until(&mut p, secs(3600));
+    assert_eq!(
+        outbox.sent(),
+        [
+            (1, GroupStatus::Firing, 2, 0, secs(0) + WAIT),
+            (2, GroupStatus::Firing, 3, 0, secs(0) + WAIT + INTERVAL)
+        ]
+    );
+}

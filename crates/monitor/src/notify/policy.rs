@@ -272,6 +272,9 @@ impl AlertPolicy {
         let index = self.rule_at(&alert.target, info.group.as_deref()).map_or(0, |(i, _)| i);
         let values = labels_of(labels, info.group.as_deref(), &info.tags, &info.kind);
         let mut out = Vec::new();
+        // What fell due before `now` happens first (a first notification past its due
+        // time takes no more members).
+        self.groups.handle_timeout(now, &self.rules, &mut out);
         let joined = if alert.kind == AlertKind::Recovered {
             self.groups
                 .resolve(now, index, rule, values, alert.clone(), &mut out)
@@ -511,6 +514,7 @@ impl AlertPolicy {
                 alert: alert.clone(),
             });
             let mut out = Vec::new();
+            self.groups.handle_timeout(now, &self.rules, &mut out);
             self.groups.update(now, &alert, &mut out);
             self.actions.extend(out);
         }
@@ -540,6 +544,7 @@ impl AlertPolicy {
                 reason: reason.clone(),
             });
             let mut out = Vec::new();
+            self.groups.handle_timeout(now, &self.rules, &mut out);
             self.groups.leave(now, target, &reason, &mut out);
             self.actions.extend(out);
         }

@@ -44,6 +44,7 @@ kind = "webhook"
 url = "{hook}"
 
 [[rule]]
+group_by = ["..."]
 targets = ["job"]
 on = ["unhealthy", "recovered"]
 channels = ["hook"]

@@ -28,32 +28,41 @@ struct Ports {
 
 impl Ports {
     async fn open(n: usize) -> Ports {
-        let mut addrs = Vec::new();
+        // All bound before any is served: a port freed now could be the next one handed out.
+        let mut listeners = Vec::new();
         for _ in 0..n {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            addrs.push(listener.local_addr().unwrap());
-            drop(listener);
+            listeners.push(TcpListener::bind("127.0.0.1:0").await.unwrap());
         }
         let mut ports = Ports {
-            addrs,
+            addrs: listeners.iter().map(|l| l.local_addr().unwrap()).collect(),
             tasks: Vec::new(),
         };
-        ports.reopen().await;
+        for listener in listeners {
+            ports.serve(listener);
+        }
         ports
     }
 
+    fn serve(&mut self, listener: TcpListener) {
+        self.tasks.push(tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                drop(stream);
+            }
+        }));
+    }
+
+    /// The same ports again (a closed listener's port is free to bind at once).
     async fn reopen(&mut self) {
-        for addr in &self.addrs {
-            let listener = TcpListener::bind(addr).await.unwrap();
-            self.tasks.push(tokio::spawn(async move {
-                while let Ok((stream, _)) = listener.accept().await {
-                    drop(stream);
-                }
-            }));
+        for addr in self.addrs.clone() {
+            let listener = until(format!("{addr} free again"), Duration::from_secs(10), async || {
+                TcpListener::bind(addr).await.map_err(|e| e.to_string())
+            })
+            .await;
+            self.serve(listener);
         }
     }
 
-    /// Every port refuses connections from now on.
+    /// Every port refuses connections from now on (once the aborted tasks drop them).
     fn close(&mut self) {
         for task in self.tasks.drain(..) {
             task.abort();
@@ -66,7 +75,7 @@ impl Ports {
 fn config(data: &std::path::Path, ports: &Ports, hooks: [&Webhook; 2], group_by: &str) -> String {
     let mut text = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\nmax_concurrency = 600\n\n\
-         [notify]\ngroup_wait = \"5s\"\ngroup_interval = \"30s\"\nretry_min = \"50ms\"\nretry_max = \"200ms\"\n\n\
+         [notify]\ngroup_wait = \"15s\"\ngroup_interval = \"30s\"\nretry_min = \"50ms\"\nretry_max = \"200ms\"\n\n\
          [[channel]]\nid = \"one\"\nkind = \"webhook\"\nurl = \"{}\"\n\n\
          [[channel]]\nid = \"two\"\nkind = \"webhook\"\nurl = \"{}\"\n\n\
          [[rule]]\non = [\"down\", \"recovered\"]\nchannels = [\"one\", \"two\"]\ngroup_by = {group_by}\n\n",
@@ -79,7 +88,7 @@ fn config(data: &std::path::Path, ports: &Ports, hooks: [&Webhook; 2], group_by:
         write!(
             text,
             "[[target]]\nid = \"{group}-{i:03}\"\nkind = \"tcp\"\naddress = \"{addr}\"\ngroup = \"{group}\"\n\
-             interval = \"1s\"\ntimeout = \"500ms\"\njitter = \"0s\"\ninterval_changing = \"500ms\"\ninterval_down = \"1s\"\n\n"
+             interval = \"1s\"\ntimeout = \"500ms\"\njitter = \"0s\"\ninterval_changing = \"500ms\"\ninterval_down = \"1s\"\nflap = false\n\n"
         )
         .unwrap();
     }
@@ -138,19 +147,32 @@ async fn storm(n: usize, group_by: &str) -> [(Vec<Value>, Vec<Value>); 2] {
     until_all(&client, &monitor, n, "down").await;
     // Every failure notified (by group or one by one) and nothing more on its way: no
     // group waits or has changed since its last notification.
+    // Distinct targets notified as failing (in a group's list, or alone).
     let firing = |hook: &Webhook| {
-        hook.json()
-            .unwrap()
-            .iter()
-            .map(|b| b["firing"].as_array().map_or(1, Vec::len))
-            .sum::<usize>()
+        let mut seen = std::collections::HashSet::new();
+        for body in hook.json().unwrap() {
+            match body["firing"].as_array() {
+                Some(members) => seen.extend(members.iter().map(|m| m["target"].to_string())),
+                None => {
+                    seen.insert(body["target"].to_string());
+                }
+            }
+        }
+        seen.len()
     };
     until("every failure notified", Duration::from_secs(60), async || {
-        let settled = groups(&client, &monitor)
+        let open: Vec<(bool, bool, usize)> = groups(&client, &monitor)
             .await
             .iter()
-            .all(|g| g["waiting"] == false && g["changed"] == false);
-        settled && hooks.iter().all(|h| firing(h) == n)
+            .map(|g| {
+                let firing = g["firing"].as_array().map_or(0, Vec::len);
+                (g["waiting"] == true, g["changed"] == true, firing)
+            })
+            .collect();
+        let sent = [firing(&hooks[0]), firing(&hooks[1])];
+        holds((open, sent), |(open, sent)| {
+            open.iter().all(|(waiting, changed, _)| !waiting && !changed) && *sent == [n, n]
+        })
     })
     .await;
     let failed = [hooks[0].json().unwrap(), hooks[1].json().unwrap()];
@@ -159,14 +181,22 @@ async fn storm(n: usize, group_by: &str) -> [(Vec<Value>, Vec<Value>); 2] {
     // back long before the next tick (30 s), so each group's resolution is one notification.
     ports.reopen().await;
     until_all(&client, &monitor, n, "healthy").await;
-    let resolved = |hook: &Webhook| {
-        hook.json().unwrap()[failed[0].len()..]
-            .iter()
-            .map(|b| b["resolved"].as_array().map_or(1, Vec::len))
-            .sum::<usize>()
+    let resolved = |hook: &Webhook, from: usize| {
+        let mut seen = std::collections::HashSet::new();
+        for body in &hook.json().unwrap()[from..] {
+            match body["resolved"].as_array() {
+                Some(members) => seen.extend(members.iter().map(|m| m["target"].to_string())),
+                None => {
+                    seen.insert(body["target"].to_string());
+                }
+            }
+        }
+        seen.len()
     };
     until("every recovery notified", Duration::from_secs(90), async || {
-        groups(&client, &monitor).await.is_empty() && hooks.iter().all(|h| resolved(h) == n)
+        groups(&client, &monitor).await.is_empty()
+            && resolved(&hooks[0], failed[0].len()) == n
+            && resolved(&hooks[1], failed[1].len()) == n
     })
     .await;
     let [one, two] = [hooks[0].json().unwrap(), hooks[1].json().unwrap()];

@@ -64,7 +64,10 @@ async fn a_sigkill_during_the_group_wait_still_sends_one_notification_with_every
     })
     .await;
     first.kill().await.unwrap();
-    assert!(hook.is_empty(), "killed inside the group wait: nothing sent yet");
+    assert!(
+        hook.is_empty(),
+        "killed inside the group wait: nothing sent yet"
+    );
     let key = rows[0].key.clone();
 
     let (mut second, base) = serve(&config).await;

@@ -54,9 +54,11 @@ impl Ports {
     /// The same ports again (a closed listener's port is free to bind at once).
     async fn reopen(&mut self) {
         for addr in self.addrs.clone() {
-            let listener = until(format!("{addr} free again"), Duration::from_secs(10), async || {
-                TcpListener::bind(addr).await.map_err(|e| e.to_string())
-            })
+            let listener = until(
+                format!("{addr} free again"),
+                Duration::from_secs(10),
+                async || TcpListener::bind(addr).await.map_err(|e| e.to_string()),
+            )
             .await;
             self.serve(listener);
         }
@@ -139,7 +141,13 @@ async fn storm(n: usize, group_by: &str) -> [(Vec<Value>, Vec<Value>); 2] {
     let mut ports = Ports::open(n).await;
     let hooks = [Webhook::start().unwrap(), Webhook::start().unwrap()];
     let data = tempfile::tempdir().unwrap();
-    let monitor = support::serve(&config(data.path(), &ports, [&hooks[0], &hooks[1]], group_by)).await;
+    let monitor = support::serve(&config(
+        data.path(),
+        &ports,
+        [&hooks[0], &hooks[1]],
+        group_by,
+    ))
+    .await;
     let client = reqwest::Client::new();
     until_all(&client, &monitor, n, "healthy").await;
 
@@ -160,20 +168,26 @@ async fn storm(n: usize, group_by: &str) -> [(Vec<Value>, Vec<Value>); 2] {
         }
         seen.len()
     };
-    until("every failure notified", Duration::from_secs(60), async || {
-        let open: Vec<(bool, bool, usize)> = groups(&client, &monitor)
-            .await
-            .iter()
-            .map(|g| {
-                let firing = g["firing"].as_array().map_or(0, Vec::len);
-                (g["waiting"] == true, g["changed"] == true, firing)
+    until(
+        "every failure notified",
+        Duration::from_secs(60),
+        async || {
+            let open: Vec<(bool, bool, usize)> = groups(&client, &monitor)
+                .await
+                .iter()
+                .map(|g| {
+                    let firing = g["firing"].as_array().map_or(0, Vec::len);
+                    (g["waiting"] == true, g["changed"] == true, firing)
+                })
+                .collect();
+            let sent = [firing(&hooks[0]), firing(&hooks[1])];
+            holds((open, sent), |(open, sent)| {
+                open.iter()
+                    .all(|(waiting, changed, _)| !waiting && !changed)
+                    && *sent == [n, n]
             })
-            .collect();
-        let sent = [firing(&hooks[0]), firing(&hooks[1])];
-        holds((open, sent), |(open, sent)| {
-            open.iter().all(|(waiting, changed, _)| !waiting && !changed) && *sent == [n, n]
-        })
-    })
+        },
+    )
     .await;
     let failed = [hooks[0].json().unwrap(), hooks[1].json().unwrap()];
 
@@ -193,11 +207,15 @@ async fn storm(n: usize, group_by: &str) -> [(Vec<Value>, Vec<Value>); 2] {
         }
         seen.len()
     };
-    until("every recovery notified", Duration::from_secs(90), async || {
-        groups(&client, &monitor).await.is_empty()
-            && resolved(&hooks[0], failed[0].len()) == n
-            && resolved(&hooks[1], failed[1].len()) == n
-    })
+    until(
+        "every recovery notified",
+        Duration::from_secs(90),
+        async || {
+            groups(&client, &monitor).await.is_empty()
+                && resolved(&hooks[0], failed[0].len()) == n
+                && resolved(&hooks[1], failed[1].len()) == n
+        },
+    )
     .await;
     let [one, two] = [hooks[0].json().unwrap(), hooks[1].json().unwrap()];
     let split = |all: Vec<Value>, k: usize| {
@@ -218,13 +236,20 @@ async fn five_hundred_ports_closing_together_make_one_notification_per_group_and
             let members = notice["firing"].as_array().unwrap();
             let group = notice["labels"]["group"].as_str().unwrap();
             assert!(members.len() >= 166, "{group}: {}", members.len());
-            assert!(members.iter().all(|m| m["target"].as_str().unwrap().starts_with(group)));
+            assert!(
+                members
+                    .iter()
+                    .all(|m| m["target"].as_str().unwrap().starts_with(group))
+            );
             let summary = notice["summary"].as_str().unwrap();
             assert!(
                 summary.starts_with(&format!("{group}: {} targets down — ", members.len())),
                 "{summary}"
             );
-            assert!(summary.ends_with(&format!("and {} more", members.len() - 10)), "{summary}");
+            assert!(
+                summary.ends_with(&format!("and {} more", members.len() - 10)),
+                "{summary}"
+            );
         }
         for notice in recovered {
             assert_eq!(notice["status"], "resolved");

@@ -64,9 +64,18 @@ pub(super) fn read(
     // Once for every rule and window: each of them used to collect the ids again.
     let known = Known::of(targets);
     let mut rules = Vec::new();
-    let defaults = settings.as_ref().map_or_else(|_| Settings::default(), Clone::clone);
+    let defaults = settings
+        .as_ref()
+        .map_or_else(|_| Settings::default(), Clone::clone);
     for (index, item) in array(diag, sections.rules, "rule")?.into_iter().enumerate() {
-        rules.push(rule::rule(diag, index, item, &channel_ids, &known, &defaults));
+        rules.push(rule::rule(
+            diag,
+            index,
+            item,
+            &channel_ids,
+            &known,
+            &defaults,
+        ));
     }
     let mut windows = Vec::new();
     for (index, item) in array(diag, sections.maintenance, "maintenance")?
@@ -147,7 +156,11 @@ fn settings(diag: &mut Diag<'_>, value: &Spanned<DeValue<'_>>) -> Result<Setting
         .map_or(base.group_wait, |at| at.value);
     let group_interval = match f.get(notify::GROUP_INTERVAL)? {
         Some(at) if at.value.is_zero() => {
-            diag.error(&at.span, notify::GROUP_INTERVAL.field("notify"), ZERO_INTERVAL);
+            diag.error(
+                &at.span,
+                notify::GROUP_INTERVAL.field("notify"),
+                ZERO_INTERVAL,
+            );
             return Err(Reported);
         }
         Some(at) => at.value,

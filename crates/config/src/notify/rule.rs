@@ -105,11 +105,7 @@ pub(super) fn rule(
 }
 
 /// `group_by`: `["..."]` alone (no grouping), or labels from [`GroupLabel::ALL`], each once.
-fn group_by(
-    diag: &mut Diag<'_>,
-    f: &Fields<rule::Table>,
-    path: &str,
-) -> Result<GroupBy, Reported> {
+fn group_by(diag: &mut Diag<'_>, f: &Fields<rule::Table>, path: &str) -> Result<GroupBy, Reported> {
     let Some(list) = f.get(rule::GROUP_BY)? else {
         return Ok(GroupBy::default());
     };
@@ -144,7 +140,11 @@ fn group_by(
             return Err(Reported);
         };
         if labels.contains(&label) {
-            diag.error(&item.span, field, format!("{:?} is listed twice", item.value));
+            diag.error(
+                &item.span,
+                field,
+                format!("{:?} is listed twice", item.value),
+            );
             return Err(Reported);
         }
         labels.push(label);

@@ -38,9 +38,9 @@ use vitals::Phase;
 use crate::api::Access;
 use crate::config::Target;
 
-pub(crate) use page::segment;
 use crate::engine::{Engine, TargetView};
 use crate::store::Store;
+pub(crate) use page::segment;
 
 /// What the configuration says of a target beyond what the engine runs.
 #[derive(Debug, Clone, Default)]

@@ -590,7 +590,13 @@ fn summary(group: &GroupState, firing: &[Alert], resolved: &[Alert]) -> String {
     } else {
         values.join(", ")
     };
-    let targets = |n: usize| if n == 1 { "1 target".to_owned() } else { format!("{n} targets") };
+    let targets = |n: usize| {
+        if n == 1 {
+            "1 target".to_owned()
+        } else {
+            format!("{n} targets")
+        }
+    };
     let listed = if firing.is_empty() { resolved } else { firing };
     let mut line = if firing.is_empty() {
         format!("{title}: {} recovered", targets(resolved.len()))

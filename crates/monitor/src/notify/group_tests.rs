@@ -153,7 +153,10 @@ fn five_hundred_targets_failing_together_make_one_notification_per_channel() {
     }
     outbox.drain(&mut p);
     assert!(outbox.alone.is_empty(), "no alert of its own");
-    assert_eq!(outbox.sent(), [(1, GroupStatus::Firing, 500, 0, secs(0) + WAIT)]);
+    assert_eq!(
+        outbox.sent(),
+        [(1, GroupStatus::Firing, 500, 0, secs(0) + WAIT)]
+    );
     let (notice, channels, _) = &outbox.notices[0];
     assert_eq!(channels, &["hook", "mail"], "one row per channel");
     assert_eq!(
@@ -163,7 +166,10 @@ fn five_hundred_targets_failing_together_make_one_notification_per_channel() {
     );
     assert_eq!(notice.key, format!("{}:1", notice.group_key));
     assert_eq!(notice.group_key, "rule0/group=shop/1800000000000");
-    assert_eq!(notice.dashboard, "/alerts?group=rule0%2Fgroup%3Dshop%2F1800000000000");
+    assert_eq!(
+        notice.dashboard,
+        "/alerts?group=rule0%2Fgroup%3Dshop%2F1800000000000"
+    );
     assert!(notice.firing.iter().all(|a| a.kind == AlertKind::Down));
 
     // The group wait ends: nothing new is sent (the notification was due then), nothing
@@ -174,7 +180,11 @@ fn five_hundred_targets_failing_together_make_one_notification_per_channel() {
 
     // 500 recover together: one resolution at the next tick, and the group closes.
     for i in 0..500 {
-        up(&mut p, &format!("shop-{i:03}"), secs(60) + Duration::from_millis(i));
+        up(
+            &mut p,
+            &format!("shop-{i:03}"),
+            secs(60) + Duration::from_millis(i),
+        );
     }
     outbox.drain(&mut p);
     assert_eq!(outbox.notices.len(), 1, "resolutions wait for the tick");
@@ -210,8 +220,16 @@ fn a_second_wave_joins_the_next_update_which_lists_every_member() {
         down(&mut p, &format!("shop-{i:03}"), secs(30));
     }
     outbox.drain(&mut p);
-    assert_eq!(outbox.notices.len(), 1, "the first one was sent; the wave waits");
-    assert_eq!(outbox.notices[0].0.firing.len(), 500, "and it is not rewritten");
+    assert_eq!(
+        outbox.notices.len(),
+        1,
+        "the first one was sent; the wave waits"
+    );
+    assert_eq!(
+        outbox.notices[0].0.firing.len(),
+        500,
+        "and it is not rewritten"
+    );
     let tick = secs(0) + WAIT + INTERVAL;
     outbox.run_until(&mut p, tick - Duration::from_secs(1));
     assert_eq!(outbox.notices.len(), 1, "nothing before the tick");
@@ -228,7 +246,10 @@ fn a_second_wave_joins_the_next_update_which_lists_every_member() {
     down(&mut p, "data-000", secs(4000));
     outbox.drain(&mut p);
     assert_eq!(outbox.notices.len(), 3);
-    assert_eq!(outbox.notices[2].0.summary, "data: 1 target down — data-000");
+    assert_eq!(
+        outbox.notices[2].0.summary,
+        "data: 1 target down — data-000"
+    );
 }
 
 #[test]
@@ -251,7 +272,12 @@ fn three_groups_make_three_notifications_and_no_grouping_makes_one_per_target() 
     };
     let grouped = storm(GroupBy::default());
     assert_eq!(grouped.notices.len(), 3);
-    assert!(grouped.notices.iter().all(|(n, _, _)| n.firing.len() == 167));
+    assert!(
+        grouped
+            .notices
+            .iter()
+            .all(|(n, _, _)| n.firing.len() == 167)
+    );
     assert!(grouped.alone.is_empty());
     let each = storm(GroupBy::Each);
     assert!(each.notices.is_empty());
@@ -283,7 +309,12 @@ fn root_causes_are_merged_first_and_blocked_dependents_are_no_group_members() {
     }
     // The other half arrive blocked.
     for i in 25..50 {
-        let mut t = step(&format!("shop-{i:03}"), secs(3), State::Unhealthy, State::Down);
+        let mut t = step(
+            &format!("shop-{i:03}"),
+            secs(3),
+            State::Unhealthy,
+            State::Down,
+        );
         t.blocked_by = Some("data-000".into());
         p.handle_transition(secs(3), &t);
     }
@@ -292,10 +323,17 @@ fn root_causes_are_merged_first_and_blocked_dependents_are_no_group_members() {
     // The shop group's notification was cancelled before it was due: one notification.
     let groups_cancelled = outbox.cancelled.iter().filter(|k| k.starts_with("rule0/"));
     assert_eq!(groups_cancelled.count(), 1);
-    assert_eq!(outbox.sent(), [(1, GroupStatus::Firing, 1, 0, secs(2) + WAIT)]);
+    assert_eq!(
+        outbox.sent(),
+        [(1, GroupStatus::Firing, 1, 0, secs(2) + WAIT)]
+    );
     let root = &outbox.notices[0].0.firing[0];
     assert_eq!(root.target, "data-000");
-    assert_eq!(root.dependents.len(), 50, "every dependent listed under its root");
+    assert_eq!(
+        root.dependents.len(),
+        50,
+        "every dependent listed under its root"
+    );
 
     // The root and its dependents recover: the root's resolution and the dependents' are
     // grouped too, one notification per group.
@@ -317,7 +355,10 @@ fn root_causes_are_merged_first_and_blocked_dependents_are_no_group_members() {
             ("shop".to_owned(), GroupStatus::Resolved, 50)
         ]
     );
-    let shop = outbox.notices.iter().find(|(n, _, _)| n.labels["group"] == "shop");
+    let shop = outbox
+        .notices
+        .iter()
+        .find(|(n, _, _)| n.labels["group"] == "shop");
     assert!(
         shop.unwrap()
             .0
@@ -337,7 +378,10 @@ fn a_target_that_recovers_inside_the_group_wait_is_not_announced() {
     up(&mut p, "shop-001", secs(2));
     outbox.drain(&mut p);
     outbox.run_until(&mut p, secs(3600));
-    assert_eq!(outbox.sent(), [(1, GroupStatus::Firing, 1, 0, secs(0) + WAIT)]);
+    assert_eq!(
+        outbox.sent(),
+        [(1, GroupStatus::Firing, 1, 0, secs(0) + WAIT)]
+    );
     assert_eq!(outbox.notices[0].0.firing[0].target, "shop-000");
 }
 
@@ -400,13 +444,20 @@ fn a_restart_carries_on_with_the_saved_groups_under_the_same_keys() {
         Mutes::default(),
         [],
     )
-    .with_groups(Groups::new(Some("https://vitals.example.com".into()), saved));
+    .with_groups(Groups::new(
+        Some("https://vitals.example.com".into()),
+        saved,
+    ));
     assert_eq!(p.poll_timeout(), Some(secs(0) + WAIT));
     for i in 20..30 {
         down(&mut p, &format!("shop-{i:03}"), secs(5));
     }
     outbox.drain(&mut p);
-    assert_eq!(outbox.notices.len(), 1, "the same group, the same notification");
+    assert_eq!(
+        outbox.notices.len(),
+        1,
+        "the same group, the same notification"
+    );
     assert_eq!(outbox.notices[0].0.firing.len(), 30);
     assert!(
         outbox.notices[0]
@@ -444,10 +495,18 @@ fn members_arriving_at_the_due_time_are_never_left_out() {
     down(&mut p, "shop-000", secs(0));
     // Half a second before the first notification is due: listed in it, and, since a
     // delivery may already have taken the row as it was, in an update too.
-    down(&mut p, "shop-001", secs(0) + WAIT - Duration::from_millis(500));
+    down(
+        &mut p,
+        "shop-001",
+        secs(0) + WAIT - Duration::from_millis(500),
+    );
     // After it was due, before the driver's timeout ran: not rewritten into the row that
     // may be on its way; the update lists it.
-    down(&mut p, "shop-002", secs(0) + WAIT + Duration::from_millis(5));
+    down(
+        &mut p,
+        "shop-002",
+        secs(0) + WAIT + Duration::from_millis(5),
+    );
     outbox.drain(&mut p);
     outbox.run_until(&mut p, secs(3600));
     assert_eq!(

@@ -39,11 +39,11 @@ use tokio_util::sync::CancellationToken;
 use vitals_core::machine::State;
 
 pub use alert::{Alert, AlertKind, TransitionInfo};
-pub use group::{GroupAlert, GroupState, GroupStatus, Groups, SUMMARY_NAMES};
 pub use channel::{
     IDEMPOTENCY_HEADER, SIGNATURE_HEADER, Sender, TIMESTAMP_HEADER, sign, slack_body,
     slack_group_body,
 };
+pub use group::{GroupAlert, GroupState, GroupStatus, Groups, SUMMARY_NAMES};
 pub use mute::{Mutes, is_open};
 pub use policy::{AlertPolicy, AlertTarget, Effect, Track};
 pub use worker::backoff;

@@ -269,7 +269,9 @@ impl AlertPolicy {
             return self.enqueue(alert, rule.channels.clone(), muted_by, wait);
         };
         let info = self.info(&alert.target);
-        let index = self.rule_at(&alert.target, info.group.as_deref()).map_or(0, |(i, _)| i);
+        let index = self
+            .rule_at(&alert.target, info.group.as_deref())
+            .map_or(0, |(i, _)| i);
         let values = labels_of(labels, info.group.as_deref(), &info.tags, &info.kind);
         let mut out = Vec::new();
         // What fell due before `now` happens first (a first notification past its due

@@ -52,8 +52,12 @@ mod tests {
     fn groups_are_saved_replaced_and_forgotten() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        store.save_notify_group("rule0/group=shop/1", "{\"a\":1}").unwrap();
-        store.save_notify_group("rule0/group=shop/1", "{\"a\":2}").unwrap();
+        store
+            .save_notify_group("rule0/group=shop/1", "{\"a\":1}")
+            .unwrap();
+        store
+            .save_notify_group("rule0/group=shop/1", "{\"a\":2}")
+            .unwrap();
         store.save_notify_group("rule0/group=web/2", "{}").unwrap();
         assert_eq!(
             store.load_notify_groups().unwrap(),

@@ -190,6 +190,22 @@ async fn storm(n: usize, group_by: &str) -> [(Vec<Value>, Vec<Value>); 2] {
     )
     .await;
     let failed = [hooks[0].json().unwrap(), hooks[1].json().unwrap()];
+    // A group notification's link opens the dashboard's page of its members.
+    if let Some(link) = failed[0][0]["dashboard"].as_str() {
+        let page = client.get(format!("{monitor}{link}")).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        let page = page.text().await.unwrap();
+        for member in failed[0][0]["firing"].as_array().unwrap() {
+            let id = member["target"].as_str().unwrap();
+            assert!(page.contains(&format!("/targets/{id}\"")), "{id} listed");
+        }
+        let gone = client
+            .get(format!("{monitor}/alerts?group=nope"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(gone.status(), 404);
+    }
 
     // The ports open again right after the groups' first notifications: every target is
     // back long before the next tick (30 s), so each group's resolution is one notification.

@@ -154,7 +154,7 @@ async fn a_root_with_50_dependents_sends_one_alert_naming_them_all() {
     // The root recovers: its resolution and each dependent's are sent.
     db_up.store(true, Ordering::SeqCst);
     until("51 resolutions", Duration::from_secs(60), async || {
-        count(&alerts, "recovered") > DEPENDENTS
+        holds(count(&alerts, "recovered"), |n| *n > DEPENDENTS)
     })
     .await;
     let alerts = alerts.json().unwrap();

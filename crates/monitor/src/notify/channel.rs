@@ -318,6 +318,66 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_row_holds_a_group_notification_or_one_alert_and_each_is_worded_for_people() {
+        use std::collections::BTreeMap;
+        use std::time::{Duration, UNIX_EPOCH};
+
+        let at = UNIX_EPOCH + Duration::from_millis(1_764_064_800_123);
+        let member = |target: &str| Alert {
+            key: format!("{target}:down:1764064800123"),
+            kind: super::super::AlertKind::Down,
+            target: target.into(),
+            name: target.into(),
+            group: Some("shop".into()),
+            from: Some("unhealthy".into()),
+            to: Some("down".into()),
+            reason: "3 consecutive failures (down_after 3)".into(),
+            at,
+            root: None,
+            dependents: vec![],
+        };
+        let group = GroupAlert {
+            key: "rule0/group=shop/1764064800123:1".into(),
+            status: GroupStatus::Firing,
+            group_key: "rule0/group=shop/1764064800123".into(),
+            sequence: 1,
+            labels: BTreeMap::from([("group".to_owned(), "shop".to_owned())]),
+            at,
+            summary: "shop: 2 targets down — api-1, api-2".into(),
+            firing: vec![member("api-1"), member("api-2")],
+            resolved: vec![],
+            dashboard: "/alerts?group=rule0%2Fgroup%3Dshop%2F1764064800123".into(),
+        };
+        let row = |payload: String| OutboxRow {
+            id: 1,
+            key: "k@hook".into(),
+            alert_key: "k".into(),
+            channel: "hook".into(),
+            payload,
+            created: at,
+            due: at,
+            attempts: 0,
+            last_error: None,
+            delivered: None,
+            cancelled: None,
+        };
+        assert!(matches!(parse(&row(group.to_json())), Ok(Payload::Group(g)) if g == group));
+        assert!(
+            matches!(parse(&row(member("db").to_json())), Ok(Payload::One(a)) if a.target == "db")
+        );
+        assert_eq!(
+            slack_group_body(&group)["text"],
+            ":red_circle: *shop: 2 targets down — api-1, api-2*\n/alerts?group=rule0%2Fgroup%3Dshop%2F1764064800123"
+        );
+        let text = group.text();
+        assert!(
+            text.contains("firing (2):\n- api-1 down (3 consecutive failures (down_after 3))\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("idempotency key: rule0/group=shop/1764064800123:1\n"));
+    }
+
+    #[test]
     fn signatures_follow_the_documented_recipe() {
         // printf '1700000000.{"a":1}' | openssl dgst -sha256 -hmac s3cret
         assert_eq!(

@@ -94,6 +94,7 @@ url = "http://127.0.0.1:{port}/hook"
 timeout = "5s"
 
 [[rule]]
+group_by = ["..."]
 on = ["unhealthy", "recovered"]
 channels = ["hook"]
 "#,

@@ -109,7 +109,8 @@ pub use model::{
     Recovery, RecoveryAction, Retention, Server, Target, TargetKind, default_cadence, defaults,
 };
 pub use notify::{
-    Channel, ChannelKind, Notifications, Rule, SmtpTls, Window, WindowTime, covers, notify_defaults,
+    Channel, ChannelKind, GroupBy, GroupLabel, Notifications, Rule, SmtpTls, Window, WindowTime,
+    covers, notify_defaults,
 };
 
 /// Reads and validates the configuration file at `path`. A file that cannot be read is one

@@ -185,6 +185,7 @@ pub async fn run(
         &config.targets,
         access.clone(),
     )
+    .with_alerts(notifier.clone())
     .stop_live_on(health.subscribe_phase());
 
     if let Some(addr) = config.server.agent_check_listen {

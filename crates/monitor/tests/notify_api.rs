@@ -47,6 +47,7 @@ kind = "webhook"
 url = "{hook}"
 
 [[rule]]
+group_by = ["..."]
 targets = ["job"]
 on = ["unhealthy", "recovered"]
 channels = ["hook"]

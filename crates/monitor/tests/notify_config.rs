@@ -232,3 +232,86 @@ fn retry_limits_are_checked() {
         "vitals.toml:10:13: notify.retry_max: retry_max (1s) is shorter than retry_min (10s); make retry_max at least retry_min"
     );
 }
+
+#[test]
+fn group_settings_are_read_with_notify_s_as_defaults() {
+    use vitals_monitor::config::{GroupBy, GroupLabel};
+    let text = format!(
+        r#"{TARGETS}
+[notify]
+group_wait = "20s"
+group_interval = "10m"
+dashboard_url = "https://vitals.example.com/"
+
+[[channel]]
+id = "hook"
+kind = "webhook"
+url = "https://hooks.example.com/vitals"
+
+[[rule]]
+targets = ["db"]
+channels = ["hook"]
+group_by = ["..."]
+
+[[rule]]
+channels = ["hook"]
+group_by = ["tags", "kind"]
+group_wait = "1m"
+group_interval = "1h"
+
+[[rule]]
+channels = ["hook"]
+"#
+    );
+    let notify = config::parse(&text, "vitals.toml").unwrap().notify;
+    assert_eq!(
+        notify.dashboard_url.as_deref(),
+        Some("https://vitals.example.com")
+    );
+    let [each, labels, default] = &notify.rules[..] else {
+        panic!("three rules")
+    };
+    assert_eq!(each.group_by, GroupBy::Each);
+    assert_eq!(each.group_wait, Duration::from_secs(20));
+    assert_eq!(each.group_interval, Duration::from_secs(600));
+    assert_eq!(
+        labels.group_by,
+        GroupBy::Labels(vec![GroupLabel::Tags, GroupLabel::Kind])
+    );
+    assert_eq!(labels.group_wait, Duration::from_secs(60));
+    assert_eq!(labels.group_interval, Duration::from_secs(3600));
+    // The default: by group, as the Alertmanager example routes group by their service.
+    assert_eq!(default.group_by, GroupBy::Labels(vec![GroupLabel::Group]));
+    let defaults = config::parse(TARGETS, "vitals.toml").unwrap().notify;
+    assert_eq!(defaults.group_wait, Duration::from_secs(30));
+    assert_eq!(defaults.group_interval, Duration::from_secs(300));
+}
+
+#[test]
+fn bad_group_settings_are_refused_with_their_lines() {
+    let rule = |keys: &str| {
+        errors(&format!(
+            "\n[[channel]]\nid = \"hook\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9000/hook\"\n\n[[rule]]\nchannels = [\"hook\"]\n{keys}\n"
+        ))
+    };
+    assert_eq!(
+        rule("group_by = [\"group\", \"team\"]"),
+        "vitals.toml:15:22: rule[0].group_by: unknown label \"team\"; group by group, tags, kind, or write [\"...\"] for one notification per target"
+    );
+    assert_eq!(
+        rule("group_by = [\"...\", \"group\"]"),
+        "vitals.toml:15:12: rule[0].group_by: \"...\" (one notification per target) stands alone; remove the other labels or the \"...\""
+    );
+    assert_eq!(
+        rule("group_by = [\"kind\", \"kind\"]"),
+        "vitals.toml:15:21: rule[0].group_by: \"kind\" is listed twice"
+    );
+    assert_eq!(
+        rule("group_interval = \"0s\""),
+        "vitals.toml:15:18: rule[0].group_interval: is zero; a changed group would be notified on every change: write \"5m\", say"
+    );
+    assert_eq!(
+        errors("\n[notify]\ngroup_interval = \"0s\"\n"),
+        "vitals.toml:9:18: notify.group_interval: is zero; a changed group would be notified on every change: write \"5m\", say"
+    );
+}

@@ -70,6 +70,7 @@ kind = "slack"
 url = "http://{chat_addr}/hook"
 
 [[rule]]
+group_by = ["..."]
 channels = ["hook", "chat"]
 "#
         ),
@@ -162,7 +163,7 @@ async fn pending_alerts_survive_a_restart_of_the_notifier_and_are_delivered_once
     let config = notify_config(
         data.path(),
         &format!(
-            "[[channel]]\nid = \"hook\"\nkind = \"webhook\"\nurl = \"http://{hook_addr}/hook\"\n\n[[rule]]\nchannels = [\"hook\"]\n"
+            "[[channel]]\nid = \"hook\"\nkind = \"webhook\"\nurl = \"http://{hook_addr}/hook\"\n\n[[rule]]\ngroup_by = [\"...\"]\nchannels = [\"hook\"]\n"
         ),
     );
     let first = Notifier::start(&config).unwrap();
@@ -212,6 +213,7 @@ command = ["sleep", "30"]
 timeout = "200ms"
 
 [[rule]]
+group_by = ["..."]
 channels = ["run", "slow"]
 "#
         ),
@@ -342,6 +344,7 @@ from = "vitals <vitals@example.com>"
 to = ["ops@example.com", "dba@example.com"]
 
 [[rule]]
+group_by = ["..."]
 channels = ["mail"]
 "#
         ),

@@ -94,6 +94,7 @@ kind = "webhook"
 url = "{hook}"
 
 [[rule]]
+group_by = ["..."]
 on = ["escalation"]
 channels = ["hook"]
 

@@ -8,6 +8,8 @@ schema! {
         GROUP_WAIT: Duration = "group_wait";
         RETRY_MIN: Duration = "retry_min";
         RETRY_MAX: Duration = "retry_max";
+        GROUP_INTERVAL: Duration = "group_interval";
+        DASHBOARD_URL: HttpUrl = "dashboard_url";
     }
 
     /// `[[channel]]`: every kind's keys; `crate::notify` checks which kind takes which.
@@ -36,6 +38,9 @@ schema! {
         CHANNELS: List = "channels";
         REPEAT: Duration = "repeat";
         REPEAT_MAX: Duration = "repeat_max";
+        GROUP_BY: List = "group_by";
+        GROUP_WAIT: Duration = "group_wait";
+        GROUP_INTERVAL: Duration = "group_interval";
     }
 
     /// `[[maintenance]]`: one-off (from, until) or recurring (schedule, duration, timezone).

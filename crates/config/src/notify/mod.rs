@@ -18,7 +18,8 @@ use toml::Spanned;
 use toml::de::DeValue;
 
 pub use model::{
-    Channel, ChannelKind, Notifications, Rule, SmtpTls, Window, WindowTime, covers, notify_defaults,
+    Channel, ChannelKind, GroupBy, GroupLabel, Notifications, Rule, SmtpTls, Window, WindowTime,
+    covers, notify_defaults,
 };
 
 use super::error::Diag;
@@ -41,10 +42,9 @@ pub(super) fn read(
     sections: Sections<'_, '_>,
     targets: &[(String, Option<String>)],
 ) -> Result<Notifications, Reported> {
-    let base = Notifications::default();
     let settings = match sections.notify {
         Some(value) => settings(diag, value),
-        None => Ok((base.group_wait, base.retry_min, base.retry_max)),
+        None => Ok(Settings::default()),
     };
     let mut channels = Vec::new();
     for (index, item) in array(diag, sections.channels, "channel")?
@@ -64,8 +64,18 @@ pub(super) fn read(
     // Once for every rule and window: each of them used to collect the ids again.
     let known = Known::of(targets);
     let mut rules = Vec::new();
+    let defaults = settings
+        .as_ref()
+        .map_or_else(|_| Settings::default(), Clone::clone);
     for (index, item) in array(diag, sections.rules, "rule")?.into_iter().enumerate() {
-        rules.push(rule::rule(diag, index, item, &channel_ids, &known));
+        rules.push(rule::rule(
+            diag,
+            index,
+            item,
+            &channel_ids,
+            &known,
+            &defaults,
+        ));
     }
     let mut windows = Vec::new();
     for (index, item) in array(diag, sections.maintenance, "maintenance")?
@@ -74,9 +84,17 @@ pub(super) fn read(
     {
         windows.push(rule::window(diag, index, item, &known));
     }
-    let (group_wait, retry_min, retry_max) = settings?;
+    let Settings {
+        group_wait,
+        group_interval,
+        retry_min,
+        retry_max,
+        dashboard_url,
+    } = settings?;
     Ok(Notifications {
         group_wait,
+        group_interval,
+        dashboard_url,
         retry_min,
         retry_max,
         channels: channels
@@ -107,15 +125,50 @@ fn array<'a, 'b>(
     }
 }
 
-fn settings(
-    diag: &mut Diag<'_>,
-    value: &Spanned<DeValue<'_>>,
-) -> Result<(Duration, Duration, Duration), Reported> {
+/// `[notify]` as read; the group settings are the rules' defaults.
+#[derive(Debug, Clone)]
+pub(super) struct Settings {
+    pub(super) group_wait: Duration,
+    pub(super) group_interval: Duration,
+    pub(super) retry_min: Duration,
+    pub(super) retry_max: Duration,
+    pub(super) dashboard_url: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let base = Notifications::default();
+        Settings {
+            group_wait: base.group_wait,
+            group_interval: base.group_interval,
+            retry_min: base.retry_min,
+            retry_max: base.retry_max,
+            dashboard_url: base.dashboard_url,
+        }
+    }
+}
+
+fn settings(diag: &mut Diag<'_>, value: &Spanned<DeValue<'_>>) -> Result<Settings, Reported> {
     let base = Notifications::default();
     let f = value::table::<notify::Table>(diag, value, Scope::Any, "notify")?;
     let group_wait = f
         .get(notify::GROUP_WAIT)?
         .map_or(base.group_wait, |at| at.value);
+    let group_interval = match f.get(notify::GROUP_INTERVAL)? {
+        Some(at) if at.value.is_zero() => {
+            diag.error(
+                &at.span,
+                notify::GROUP_INTERVAL.field("notify"),
+                ZERO_INTERVAL,
+            );
+            return Err(Reported);
+        }
+        Some(at) => at.value,
+        None => base.group_interval,
+    };
+    let dashboard_url = f
+        .get(notify::DASHBOARD_URL)?
+        .map(|at| at.value.trim_end_matches('/').to_owned());
     let min = f.get(notify::RETRY_MIN)?;
     let max = f.get(notify::RETRY_MAX)?;
     let retry_min = min.as_ref().map_or(base.retry_min, |at| at.value);
@@ -141,8 +194,18 @@ fn settings(
         );
         return Err(Reported);
     }
-    Ok((group_wait, retry_min, retry_max))
+    Ok(Settings {
+        group_wait,
+        group_interval,
+        retry_min,
+        retry_max,
+        dashboard_url,
+    })
 }
+
+/// Why `group_interval` may not be zero.
+pub(super) const ZERO_INTERVAL: &str =
+    "is zero; a changed group would be notified on every change: write \"5m\", say";
 
 /// The string id of a table item, for its label: `channel[1] ("ops")`. `id` is the table's
 /// id key, looked at before the table is walked.

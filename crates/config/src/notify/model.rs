@@ -8,9 +8,17 @@ use crate::AlertKind;
 /// Everything about notifications.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Notifications {
-    /// How long a new alert waits before it is delivered, so that the alerts of targets
-    /// that fail because of one root cause can be merged into the root's.
+    /// How long a new alert (or a new group's first notification) waits before it is
+    /// delivered, so that the alerts of targets that fail because of one root cause are
+    /// merged into the root's, and targets failing together into one notification. The
+    /// default of every rule's `group_wait`.
     pub group_wait: Duration,
+    /// How often a group whose members changed is notified again; the default of every
+    /// rule's `group_interval`.
+    pub group_interval: Duration,
+    /// The dashboard's public address (`https://vitals.example.com`), for links in group
+    /// notifications; without it they carry the path alone.
+    pub dashboard_url: Option<String>,
     /// The first retry of a failed delivery waits this long; each next one twice as long.
     pub retry_min: Duration,
     /// The longest wait between retries.
@@ -27,7 +35,13 @@ pub mod notify_defaults {
 
     /// Long enough for dependents checked every few seconds to fail and be merged into the
     /// root's alert; short next to how fast a person reacts.
-    pub const GROUP_WAIT: Duration = Duration::from_secs(5);
+    ///
+    /// 30 s, as Alertmanager's: it is also the default check interval, so a fleet that fails
+    /// at one moment, whose checks are spread over the interval, is judged within one
+    /// interval and lands in one first notification.
+    pub const GROUP_WAIT: Duration = Duration::from_secs(30);
+    /// A group that changed is notified again at most this often (Alertmanager's default).
+    pub const GROUP_INTERVAL: Duration = Duration::from_secs(300);
     pub const RETRY_MIN: Duration = Duration::from_secs(1);
     pub const RETRY_MAX: Duration = Duration::from_secs(300);
     /// A channel that has not answered after this has failed this attempt.
@@ -43,6 +57,8 @@ impl Default for Notifications {
     fn default() -> Self {
         Notifications {
             group_wait: notify_defaults::GROUP_WAIT,
+            group_interval: notify_defaults::GROUP_INTERVAL,
+            dashboard_url: None,
             retry_min: notify_defaults::RETRY_MIN,
             retry_max: notify_defaults::RETRY_MAX,
             channels: Vec::new(),
@@ -122,6 +138,63 @@ pub struct Rule {
     /// While down, remind after this, then after twice as long each time.
     pub repeat: Option<Duration>,
     pub repeat_max: Duration,
+    /// Which targets' alerts are sent together, as one notification per group.
+    pub group_by: GroupBy,
+    /// How long a new group collects members before its first notification (and a new
+    /// alert waits for its dependents to be merged into it).
+    pub group_wait: Duration,
+    /// How often a group whose members changed is notified again.
+    pub group_interval: Duration,
+}
+
+/// `group_by`: what makes two targets' alerts one notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupBy {
+    /// `["..."]`: no grouping, one notification per alert (as before groups existed).
+    Each,
+    /// Targets that agree on every label (none: every target the rule covers) share a group.
+    Labels(Vec<GroupLabel>),
+}
+
+impl GroupBy {
+    /// The labels, `None` for [`GroupBy::Each`].
+    pub fn labels(&self) -> Option<&[GroupLabel]> {
+        match self {
+            GroupBy::Each => None,
+            GroupBy::Labels(labels) => Some(labels),
+        }
+    }
+}
+
+/// `["group"]`: see docs/ALERTS.md for why.
+impl Default for GroupBy {
+    fn default() -> Self {
+        GroupBy::Labels(vec![GroupLabel::Group])
+    }
+}
+
+/// One thing targets can be grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupLabel {
+    /// The target's `group`.
+    Group,
+    /// The target's `tags`, as a set.
+    Tags,
+    /// The target's `kind` (`http`, `tcp`, `heartbeat`…).
+    Kind,
+}
+
+impl GroupLabel {
+    /// Every label, as written in `group_by`.
+    pub const ALL: [GroupLabel; 3] = [GroupLabel::Group, GroupLabel::Tags, GroupLabel::Kind];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupLabel::Group => "group",
+            GroupLabel::Tags => "tags",
+            GroupLabel::Kind => "kind",
+        }
+    }
 }
 
 impl Rule {

@@ -10,8 +10,8 @@ use super::super::fields::{Fields, Scope};
 use super::super::keys::{TypedKey, maintenance, rule, ty};
 use super::super::val::{At, Reported};
 use super::super::value;
-use super::model::{Rule, Window, WindowTime, notify_defaults};
-use super::{Known, Names, label, names_in};
+use super::model::{GroupBy, GroupLabel, Rule, Window, WindowTime, notify_defaults};
+use super::{Known, Names, Settings, ZERO_INTERVAL, label, names_in};
 use crate::AlertKind;
 
 pub(super) fn rule(
@@ -20,6 +20,7 @@ pub(super) fn rule(
     value: &Spanned<DeValue<'_>>,
     channels: &Names<'_>,
     known: &Known<'_>,
+    defaults: &Settings,
 ) -> Result<Rule, Reported> {
     let path = format!("rule[{index}]");
     let f = value::table::<rule::Table>(diag, value, Scope::Any, &path)?;
@@ -78,6 +79,18 @@ pub(super) fn rule(
         );
         return Err(Reported);
     }
+    let group_by = group_by(diag, &f, &path);
+    let group_wait = f
+        .get(rule::GROUP_WAIT)?
+        .map_or(defaults.group_wait, |at| at.value);
+    let group_interval = match f.get(rule::GROUP_INTERVAL)? {
+        Some(at) if at.value.is_zero() => {
+            diag.error(&at.span, rule::GROUP_INTERVAL.field(&path), ZERO_INTERVAL);
+            return Err(Reported);
+        }
+        Some(at) => at.value,
+        None => defaults.group_interval,
+    };
     Ok(Rule {
         targets: targets?,
         groups: groups?,
@@ -85,7 +98,58 @@ pub(super) fn rule(
         channels: channels?,
         repeat,
         repeat_max: repeat_max.map_or(notify_defaults::REPEAT_MAX, |at| at.value),
+        group_by: group_by?,
+        group_wait,
+        group_interval,
     })
+}
+
+/// `group_by`: `["..."]` alone (no grouping), or labels from [`GroupLabel::ALL`], each once.
+fn group_by(diag: &mut Diag<'_>, f: &Fields<rule::Table>, path: &str) -> Result<GroupBy, Reported> {
+    let Some(list) = f.get(rule::GROUP_BY)? else {
+        return Ok(GroupBy::default());
+    };
+    let field = rule::GROUP_BY.field(path);
+    if list.value.iter().any(|item| item.value == "...") {
+        if list.value.len() > 1 {
+            diag.error(
+                &list.span,
+                field,
+                "\"...\" (one notification per target) stands alone; remove the other labels or the \"...\"",
+            );
+            return Err(Reported);
+        }
+        return Ok(GroupBy::Each);
+    }
+    let mut labels = Vec::new();
+    for item in &list.value {
+        let Some(label) = GroupLabel::ALL
+            .into_iter()
+            .find(|l| l.as_str() == item.value)
+        else {
+            let known: Vec<&str> = GroupLabel::ALL.iter().map(|l| l.as_str()).collect();
+            diag.error(
+                &item.span,
+                field,
+                format!(
+                    "unknown label {:?}; group by {}, or write [\"...\"] for one notification per target",
+                    item.value,
+                    known.join(", ")
+                ),
+            );
+            return Err(Reported);
+        };
+        if labels.contains(&label) {
+            diag.error(
+                &item.span,
+                field,
+                format!("{:?} is listed twice", item.value),
+            );
+            return Err(Reported);
+        }
+        labels.push(label);
+    }
+    Ok(GroupBy::Labels(labels))
 }
 
 pub(super) fn window(

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Access, error};
-use crate::notify::Notifier;
+use crate::notify::{GroupState, Notifier};
 use crate::store::{OutboxRow, Silence, Store, StoreError};
 
 /// The longest silence: longer ones are forgotten maintenance, not silences.
@@ -71,20 +71,44 @@ async fn alerts(
         return denied.into_response();
     }
     let limit = q.limit.unwrap_or(100).min(MAX_LIMIT);
+    let groups = api.notifier.groups().await;
     match read(&api, move |s| s.alerts(limit)).await {
         Ok(rows) => Json(json!({
+            "groups": groups.iter().map(group).collect::<Vec<_>>(),
             "alerts": rows.into_iter().map(|a| json!({
                 "key": a.key,
                 "target": a.target,
                 "kind": a.kind,
                 "at": time(a.at),
                 "muted_by": a.muted_by,
+                "group_key": a.group_key,
                 "alert": serde_json::from_str::<Value>(&a.payload).unwrap_or(Value::Null),
             })).collect::<Vec<_>>()
         }))
         .into_response(),
         Err(response) => response,
     }
+}
+
+/// An open alert group: its labels, where its notifications stand, and its members.
+fn group(g: &GroupState) -> Value {
+    json!({
+        "key": g.key,
+        "rule": g.rule,
+        "labels": g.labels,
+        "channels": g.channels,
+        "opened": time(g.opened),
+        "sequence": g.sequence,
+        "waiting": !g.flushed,
+        "changed": g.changed,
+        "firing": g.firing.values().map(|a| json!({
+            "target": a.target, "kind": a.kind, "at": time(a.at), "key": a.key,
+            "dependents": a.dependents,
+        })).collect::<Vec<_>>(),
+        "resolved": g.resolved.values().map(|a| json!({
+            "target": a.target, "at": time(a.at), "key": a.key, "root": a.root,
+        })).collect::<Vec<_>>(),
+    })
 }
 
 fn row(r: OutboxRow) -> Value {

@@ -15,6 +15,7 @@
 //! What this is not: the JSON API (`api`), or a way to pause or change targets.
 
 mod access;
+mod alerts;
 mod assets;
 mod badge;
 mod chart;
@@ -36,8 +37,10 @@ use vitals::Phase;
 
 use crate::api::Access;
 use crate::config::Target;
+
 use crate::engine::{Engine, TargetView};
 use crate::store::Store;
+pub(crate) use page::segment;
 
 /// What the configuration says of a target beyond what the engine runs.
 #[derive(Debug, Clone, Default)]
@@ -65,6 +68,8 @@ struct Inner {
     groups: Vec<String>,
     tags: Vec<String>,
     access: Access,
+    /// The notifier, for the alert groups page (none: the page says so).
+    alerts: Option<crate::notify::Notifier>,
     /// Cancelled when the server drains, so open event streams end and do not hold up the
     /// graceful shutdown.
     closing: CancellationToken,
@@ -117,9 +122,18 @@ impl Dashboard {
                 groups,
                 tags,
                 access,
+                alerts: None,
                 closing: CancellationToken::new(),
             }),
         }
+    }
+
+    /// The alert groups page reads `notifier`'s open groups. Call it before cloning.
+    pub fn with_alerts(mut self, notifier: crate::notify::Notifier) -> Dashboard {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.alerts = Some(notifier);
+        }
+        self
     }
 
     /// End every live event stream once `phase` reaches draining, so a browser left open
@@ -162,6 +176,7 @@ pub fn router(dashboard: Dashboard) -> Router {
         .route("/targets/{*id}", get(target::page))
         .route("/events", get(live::events))
         .route("/status", get(status::page))
+        .route("/alerts", get(alerts::page))
         .route("/badge/{file}", get(badge::svg))
         .route("/assets/{file}", get(assets::serve))
         .route("/login", get(access::login_form).post(access::login))

@@ -26,6 +26,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Nav {
     Overview,
+    Alerts,
     Target,
     Status,
     Other,
@@ -54,6 +55,7 @@ pub(super) fn layout(title: &str, nav: Nav, live: bool, main: Markup) -> Markup 
                     @if operator {
                         nav aria-label="Main" {
                             a href="/" aria-current=[(nav == Nav::Overview).then_some("page")] { "Overview" }
+                            a href="/alerts" aria-current=[(nav == Nav::Alerts).then_some("page")] { "Alerts" }
                             a href="/status" { "Public status" }
                         }
                     }
@@ -267,7 +269,7 @@ pub(super) fn percent(share: Option<f64>) -> String {
 
 /// A target id as one URL path segment. Config ids are already URL-safe; this keeps code-built
 /// configs from breaking links.
-pub(super) fn segment(id: &str) -> String {
+pub(crate) fn segment(id: &str) -> String {
     let mut out = String::with_capacity(id.len());
     for byte in id.bytes() {
         if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {

@@ -23,6 +23,7 @@ use tokio::io::AsyncWriteExt;
 use vitals_probes::{error_chain, redact_urls_in, spawn_in_group, url_origin, wait_with_output};
 
 use super::alert::Alert;
+use super::group::{GroupAlert, GroupStatus};
 use crate::config::{Channel, ChannelKind, SmtpTls};
 use crate::store::OutboxRow;
 
@@ -97,8 +98,10 @@ impl Sender {
                 post(request.body(row.payload.clone())).await
             }
             ChannelKind::Slack { url } => {
-                let alert = parse(row)?;
-                let body = slack_body(&alert);
+                let body = match parse(row)? {
+                    Payload::Group(group) => slack_group_body(&group),
+                    Payload::One(alert) => slack_body(&alert),
+                };
                 let request = self
                     .http
                     .post(url)
@@ -115,8 +118,16 @@ impl Sender {
                 from,
                 to,
             } => {
-                let alert = parse(row)?;
-                email(&alert, row, smtp, *tls, username, password, from, to).await
+                let (summary, text) = match parse(row)? {
+                    Payload::Group(group) => (group.summary.clone(), group.text()),
+                    Payload::One(alert) => (alert.summary(), alert.text()),
+                };
+                let mail = Mail {
+                    summary,
+                    text,
+                    key: &row.key,
+                };
+                email(mail, smtp, *tls, username, password, from, to).await
             }
             ChannelKind::Command { command } => run(command, row).await,
         }
@@ -189,7 +200,15 @@ pub fn escape_controls(text: &str) -> String {
         .collect()
 }
 
-fn parse(row: &OutboxRow) -> Result<Alert, Failure> {
+/// What an outbox row holds: a group's notification or one alert.
+#[derive(Debug, serde::Deserialize)]
+#[serde(untagged)]
+enum Payload {
+    Group(GroupAlert),
+    One(Alert),
+}
+
+fn parse(row: &OutboxRow) -> Result<Payload, Failure> {
     serde_json::from_str(&row.payload).map_err(|e| {
         Failure::permanent(format!(
             "the outbox row {} holds no alert JSON: {e}",
@@ -235,13 +254,29 @@ pub fn slack_body(alert: &Alert) -> serde_json::Value {
     serde_json::json!({ "text": text })
 }
 
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the fields of one channel, destructured"
-)]
+/// A group's `{"text": …}`: its summary, then the dashboard link.
+pub fn slack_group_body(group: &GroupAlert) -> serde_json::Value {
+    let icon = match group.status {
+        GroupStatus::Resolved => ":large_green_circle:",
+        GroupStatus::Firing | GroupStatus::Reminder => ":red_circle:",
+    };
+    let mut text = format!("{icon} *{}*", group.summary);
+    if group.status == GroupStatus::Reminder {
+        text.push_str(" (reminder)");
+    }
+    text.push_str(&format!("\n{}", group.dashboard));
+    serde_json::json!({ "text": text })
+}
+
+/// A mail's subject line, body and the row's key (its `Message-ID`).
+struct Mail<'a> {
+    summary: String,
+    text: String,
+    key: &'a str,
+}
+
 async fn email(
-    alert: &Alert,
-    row: &OutboxRow,
+    mail: Mail<'_>,
     smtp: &str,
     tls: SmtpTls,
     username: &Option<String>,
@@ -255,18 +290,18 @@ async fn email(
     };
     let mut message = Message::builder()
         .from(mailbox(from)?)
-        .subject(format!("[vitals] {}", alert.summary()))
+        .subject(format!("[vitals] {}", escape_controls(&mail.summary)))
         // Receivers that deduplicate do it by Message-ID: the same row, the same id.
         .message_id(Some(format!(
             "<{}@vitals>",
-            escape_controls(&row.key).replace(['@', ' ', '\\'], ".")
+            escape_controls(mail.key).replace(['@', ' ', '\\', '/'], ".")
         )))
         .header(ContentType::TEXT_PLAIN);
     for address in to {
         message = message.to(mailbox(address)?);
     }
     let message = message
-        .body(alert.text())
+        .body(mail.text)
         .map_err(|e| Failure::permanent(format!("could not build the email: {e}")))?;
     let (host, port) = smtp
         .rsplit_once(':')
@@ -298,34 +333,20 @@ async fn email(
 /// attempt is cut at the timeout (issue 11, item 7). Values from outside are escaped
 /// ([`escape_controls`]; the reason keeps its newlines, only a NUL is escaped).
 async fn run(command: &[String], row: &OutboxRow) -> Result<(), Failure> {
-    let alert = parse(row)?;
+    let payload = parse(row)?;
     let (program, args) = command
         .split_first()
         .ok_or_else(|| Failure::permanent("the command is empty"))?;
-    let name = |text: &str| escape_controls(text);
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .env("VITALS_ALERT_KEY", name(&row.key))
-        .env("VITALS_ALERT_KIND", alert.kind.as_str())
-        .env("VITALS_ALERT_TARGET", name(&alert.target))
-        .env("VITALS_ALERT_NAME", name(&alert.name))
-        .env(
-            "VITALS_ALERT_GROUP",
-            name(alert.group.as_deref().unwrap_or("")),
-        )
-        .env("VITALS_ALERT_FROM", alert.from.as_deref().unwrap_or(""))
-        .env("VITALS_ALERT_TO", alert.to.as_deref().unwrap_or(""))
-        .env("VITALS_ALERT_REASON", alert.reason.replace('\0', "\\u{0}"))
-        .env("VITALS_ALERT_AT", super::alert::rfc3339::format(alert.at))
-        .env(
-            "VITALS_ALERT_ROOT",
-            name(alert.root.as_deref().unwrap_or("")),
-        )
-        .env("VITALS_ALERT_DEPENDENTS", name(&alert.dependents.join(",")))
-        .env("VITALS_ALERT_SUMMARY", name(&alert.summary()));
+        .env("VITALS_ALERT_KEY", escape_controls(&row.key));
+    match payload {
+        Payload::One(alert) => one_env(&mut cmd, &alert),
+        Payload::Group(group) => group_env(&mut cmd, &group),
+    }
     let mut group = spawn_in_group(&mut cmd)
         .map_err(|e| Failure::retry(format!("could not start {program:?}: {e}")))?;
     if let Some(mut stdin) = group.child().stdin.take() {
@@ -346,6 +367,46 @@ async fn run(command: &[String], row: &OutboxRow) -> Result<(), Failure> {
     Err(Failure::retry(format!(
         "{program:?} exited with {status}: {stderr}"
     )))
+}
+
+/// A group's environment: `VITALS_ALERT_KIND` is the status (`firing`, `resolved`,
+/// `reminder`); the members' ids are in `_FIRING` and `_RESOLVED`, comma-separated. Values
+/// from outside are escaped ([`escape_controls`]).
+fn group_env(cmd: &mut tokio::process::Command, group: &GroupAlert) {
+    let ids = |alerts: &[Alert]| {
+        let ids: Vec<&str> = alerts.iter().map(|a| a.target.as_str()).collect();
+        escape_controls(&ids.join(","))
+    };
+    cmd.env("VITALS_ALERT_KIND", group.status.as_str())
+        .env("VITALS_ALERT_GROUP_KEY", escape_controls(&group.group_key))
+        .env("VITALS_ALERT_SEQUENCE", group.sequence.to_string())
+        .env("VITALS_ALERT_FIRING", ids(&group.firing))
+        .env("VITALS_ALERT_RESOLVED", ids(&group.resolved))
+        .env("VITALS_ALERT_AT", super::alert::rfc3339::format(group.at))
+        .env("VITALS_ALERT_DASHBOARD", escape_controls(&group.dashboard))
+        .env("VITALS_ALERT_SUMMARY", escape_controls(&group.summary));
+}
+
+/// One alert's environment; the reason keeps its newlines, only a NUL is escaped.
+fn one_env(cmd: &mut tokio::process::Command, alert: &Alert) {
+    let name = |text: &str| escape_controls(text);
+    cmd.env("VITALS_ALERT_KIND", alert.kind.as_str())
+        .env("VITALS_ALERT_TARGET", name(&alert.target))
+        .env("VITALS_ALERT_NAME", name(&alert.name))
+        .env(
+            "VITALS_ALERT_GROUP",
+            name(alert.group.as_deref().unwrap_or("")),
+        )
+        .env("VITALS_ALERT_FROM", alert.from.as_deref().unwrap_or(""))
+        .env("VITALS_ALERT_TO", alert.to.as_deref().unwrap_or(""))
+        .env("VITALS_ALERT_REASON", alert.reason.replace('\0', "\\u{0}"))
+        .env("VITALS_ALERT_AT", super::alert::rfc3339::format(alert.at))
+        .env(
+            "VITALS_ALERT_ROOT",
+            name(alert.root.as_deref().unwrap_or("")),
+        )
+        .env("VITALS_ALERT_DEPENDENTS", name(&alert.dependents.join(",")))
+        .env("VITALS_ALERT_SUMMARY", name(&alert.summary()));
 }
 
 #[cfg(test)]
@@ -387,5 +448,66 @@ mod tests {
             sign("s3cret", 1_700_000_000, r#"{"a":1}"#),
             "v1=1698a50bc74d1ff1db85c4e0a5297c2ad9fdba245d5737cdb789e4cc6e098940"
         );
+    }
+
+    #[test]
+    fn a_row_holds_a_group_notification_or_one_alert_and_each_is_worded_for_people() {
+        use std::collections::BTreeMap;
+        use std::time::{Duration, UNIX_EPOCH};
+
+        let at = UNIX_EPOCH + Duration::from_millis(1_764_064_800_123);
+        let member = |target: &str| Alert {
+            key: format!("{target}:down:1764064800123"),
+            kind: super::super::AlertKind::Down,
+            target: target.into(),
+            name: target.into(),
+            group: Some("shop".into()),
+            from: Some("unhealthy".into()),
+            to: Some("down".into()),
+            reason: "3 consecutive failures (down_after 3)".into(),
+            at,
+            root: None,
+            dependents: vec![],
+        };
+        let group = GroupAlert {
+            key: "rule0/group=shop/1764064800123:1".into(),
+            status: GroupStatus::Firing,
+            group_key: "rule0/group=shop/1764064800123".into(),
+            sequence: 1,
+            labels: BTreeMap::from([("group".to_owned(), "shop".to_owned())]),
+            at,
+            summary: "shop: 2 targets down — api-1, api-2".into(),
+            firing: vec![member("api-1"), member("api-2")],
+            resolved: vec![],
+            dashboard: "/alerts?group=rule0%2Fgroup%3Dshop%2F1764064800123".into(),
+        };
+        let row = |payload: String| OutboxRow {
+            id: 1,
+            key: "k@hook".into(),
+            alert_key: "k".into(),
+            channel: "hook".into(),
+            payload,
+            created: at,
+            due: at,
+            attempts: 0,
+            last_error: None,
+            delivered: None,
+            cancelled: None,
+            dead: None,
+        };
+        assert!(matches!(parse(&row(group.to_json())), Ok(Payload::Group(g)) if g == group));
+        assert!(
+            matches!(parse(&row(member("db").to_json())), Ok(Payload::One(a)) if a.target == "db")
+        );
+        assert_eq!(
+            slack_group_body(&group)["text"],
+            ":red_circle: *shop: 2 targets down — api-1, api-2*\n/alerts?group=rule0%2Fgroup%3Dshop%2F1764064800123"
+        );
+        let text = group.text();
+        assert!(
+            text.contains("firing (2):\n- api-1 down (3 consecutive failures (down_after 3))\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("idempotency key: rule0/group=shop/1764064800123:1\n"));
     }
 }

@@ -5,6 +5,8 @@
 //! - [`AlertPolicy`] (sans-IO, `handle_*(now, …)` in, [`Effect`]s out) decides: rules per target
 //!   or group, reminders with backoff, flapping, maintenance windows and silences
 //!   ([`Mutes`]), and the group wait in which a root cause's alert collects its dependents.
+//!   Its [`Groups`] (sans-IO too) turn the alerts of targets failing together into one
+//!   notification per group ([`GroupAlert`]), as Alertmanager's `group_by` does.
 //! - [`Notifier`] is the thin async driver: it feeds the policy, applies its actions to the
 //!   store (`store/outbox.rs`), and runs one delivery worker per channel (`worker`), so a
 //!   channel that stays down holds up no other.
@@ -18,10 +20,13 @@
 mod alert;
 mod channel;
 mod counts;
+mod group;
 mod mute;
 mod policy;
 mod worker;
 
+#[cfg(test)]
+mod group_tests;
 #[cfg(test)]
 mod tests;
 
@@ -37,9 +42,10 @@ use vitals_core::machine::State;
 pub use alert::{Alert, AlertKind, TransitionInfo};
 pub use channel::{
     Failure, IDEMPOTENCY_HEADER, SIGNATURE_HEADER, Sender, TIMESTAMP_HEADER, escape_controls,
-    is_permanent, sign, slack_body,
+    is_permanent, sign, slack_body, slack_group_body,
 };
 pub use counts::{Delivery, DeliveryCounts};
+pub use group::{GroupAlert, GroupState, GroupStatus, Groups, SUMMARY_NAMES};
 pub use mute::{Mutes, is_open};
 pub use policy::{AlertPolicy, AlertTarget, Effect, Track};
 pub use worker::backoff;
@@ -145,17 +151,25 @@ impl Notifier {
                     AlertTarget {
                         name: t.name.clone(),
                         group: t.group.clone(),
+                        tags: t.tags.clone(),
+                        kind: t.kind.name().to_owned(),
                     },
                 )
             })
             .collect();
-        let mut policy = AlertPolicy::new(
-            notify.group_wait,
-            notify.rules.clone(),
-            targets,
-            mutes,
-            saved,
-        );
+        let groups: Vec<GroupState> = store
+            .load_notify_groups()?
+            .into_iter()
+            .filter_map(|(key, json)| match serde_json::from_str(&json) {
+                Ok(group) => Some(group),
+                Err(error) => {
+                    tracing::warn!(%key, %error, "forgetting an unreadable alert group");
+                    None
+                }
+            })
+            .collect();
+        let mut policy = AlertPolicy::new(notify.rules.clone(), targets, mutes, saved)
+            .with_groups(Groups::new(notify.dashboard_url.clone(), groups));
         // Alerts of transitions stored just before a crash, queued now if they were not.
         for saved in &states {
             if let Some(since) = saved.since {
@@ -232,6 +246,12 @@ impl Notifier {
     /// Delivery attempts by channel and result since the start, for `/metrics`.
     pub fn deliveries(&self) -> Vec<(String, Delivery, u64)> {
         self.inner.counts.snapshot()
+    }
+
+    /// The open alert groups and their members, by key.
+    pub async fn groups(&self) -> Vec<GroupState> {
+        let policy = self.inner.policy.lock().await;
+        policy.groups().into_iter().cloned().collect()
     }
 
     /// The notifier's store connection, for reading alerts, the outbox and silences.
@@ -349,6 +369,7 @@ fn apply(store: &Store, actions: Vec<Effect>) -> Result<Vec<String>, StoreError>
                 channels,
                 due,
                 muted_by,
+                group,
             } => {
                 let record = AlertRecord {
                     key: alert.key.clone(),
@@ -357,18 +378,50 @@ fn apply(store: &Store, actions: Vec<Effect>) -> Result<Vec<String>, StoreError>
                     at: alert.at,
                     payload: alert.to_json(),
                     muted_by: muted_by.clone(),
+                    group_key: group.clone(),
                 };
                 store.enqueue_alert(&record, &channels, due)?;
-                match &muted_by {
-                    Some(why) => {
+                match (&muted_by, &group) {
+                    (Some(why), _) => {
                         tracing::info!(key = %alert.key, muted_by = %why, "alert recorded, muted")
                     }
-                    None => {
+                    (None, Some(group)) => {
+                        tracing::debug!(key = %alert.key, %group, "alert listed in its group")
+                    }
+                    (None, None) => {
                         tracing::info!(key = %alert.key, ?channels, "alert queued");
                         woken.extend(channels);
                     }
                 }
             }
+            Effect::Notice {
+                notice,
+                channels,
+                due,
+            } => {
+                let record = AlertRecord {
+                    key: notice.key.clone(),
+                    target: notice.group_key.clone(),
+                    kind: notice.status.as_str().to_owned(),
+                    at: notice.at,
+                    payload: notice.to_json(),
+                    muted_by: None,
+                    group_key: Some(notice.group_key.clone()),
+                };
+                store.enqueue_alert(&record, &channels, due)?;
+                tracing::info!(key = %notice.key, members = notice.firing.len() + notice.resolved.len(), ?channels, "group notification queued");
+                woken.extend(channels);
+            }
+            Effect::Renotice { notice } => {
+                store.update_alert_payload(&notice.key, &notice.to_json())?;
+            }
+            Effect::SaveGroup { key, state } => match state {
+                Some(state) => {
+                    let json = serde_json::to_string(&state).unwrap_or_default();
+                    store.save_notify_group(&key, &json)?;
+                }
+                None => store.drop_notify_group(&key)?,
+            },
             Effect::Update { alert } => store.update_alert_payload(&alert.key, &alert.to_json())?,
             Effect::Cancel { key, reason } => {
                 tracing::info!(%key, %reason, "alert merged into its root's");

@@ -20,6 +20,11 @@
 //!   machine says it settled; then its state is compared with what was last sent.
 //! - A muted alert (maintenance flag, window, silence: see `mute`) is recorded with its
 //!   reason and sent nowhere. A resolution is sent if its problem alert was, muted or not.
+//! - Under a rule that groups (`group_by` other than `["..."]`), problem alerts and
+//!   resolutions that would be sent are recorded and handed to [`Groups`], which sends one
+//!   notification per group (see `group`); reminders are the group's. Root-cause merging
+//!   comes first: a blocked target never joins a group, and one whose alert is cancelled
+//!   as blocked leaves its group.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, SystemTime};
@@ -27,29 +32,50 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use super::alert::{Alert, AlertKind, TransitionInfo, unix_ms};
+use super::group::{GroupAlert, GroupState, Groups, Joined, labels_of};
 use super::mute::Mutes;
 use crate::config::Rule;
 
-/// A target as the policy needs it: its name and group, for alerts and matching.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A target as the policy needs it: its name and group, for alerts and matching; its tags
+/// and kind, for `group_by`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AlertTarget {
     pub name: String,
     pub group: Option<String>,
+    pub tags: Vec<String>,
+    /// `http`, `tcp`, `heartbeat`…
+    pub kind: String,
 }
 
 /// What the driver must do, in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     /// Record the alert; unless `muted_by`, queue it for `channels`, deliverable at `due`.
+    /// `group`: the group whose notifications list it (then `channels` is empty).
     Enqueue {
         alert: Alert,
         channels: Vec<String>,
         due: SystemTime,
         muted_by: Option<String>,
+        group: Option<String>,
+    },
+    /// Record a group's notification and queue it for `channels`, deliverable at `due`.
+    Notice {
+        notice: GroupAlert,
+        channels: Vec<String>,
+        due: SystemTime,
+    },
+    /// A group's notification still in its group wait lists other members now.
+    Renotice { notice: GroupAlert },
+    /// Save a group (for a restart), or forget it (`None`: it closed).
+    SaveGroup {
+        key: String,
+        state: Option<GroupState>,
     },
     /// An alert still in its group wait names more dependents now.
     Update { alert: Alert },
-    /// An alert in its group wait was merged into its root's: deliver it nowhere.
+    /// An alert (or a group's notification) in its group wait was merged into its root's:
+    /// deliver it nowhere.
     Cancel { key: String, reason: String },
     /// Save what the policy remembers of a target (for a restart).
     Save { target: String, track: Track },
@@ -85,33 +111,46 @@ struct Pending {
 /// The notification policy. See the module documentation for its rules.
 #[derive(Debug)]
 pub struct AlertPolicy {
-    group_wait: Duration,
     rules: Vec<Rule>,
     targets: HashMap<String, AlertTarget>,
     /// Public so the driver can replace silences and flags as they change.
     pub mutes: Mutes,
     tracks: HashMap<String, Track>,
     pending: HashMap<String, Pending>,
+    groups: Groups,
     actions: VecDeque<Effect>,
 }
 
 impl AlertPolicy {
+    /// A policy for `rules` (each with its own group wait), remembering `saved` targets;
+    /// its groups start empty (see [`AlertPolicy::with_groups`]).
     pub fn new(
-        group_wait: Duration,
         rules: Vec<Rule>,
         targets: HashMap<String, AlertTarget>,
         mutes: Mutes,
         saved: impl IntoIterator<Item = (String, Track)>,
     ) -> AlertPolicy {
         AlertPolicy {
-            group_wait,
             rules,
             targets,
             mutes,
             tracks: saved.into_iter().collect(),
             pending: HashMap::new(),
+            groups: Groups::default(),
             actions: VecDeque::new(),
         }
+    }
+
+    /// The same, with the groups open before a restart and the dashboard's address for
+    /// their links.
+    pub fn with_groups(mut self, groups: Groups) -> AlertPolicy {
+        self.groups = groups;
+        self
+    }
+
+    /// The open groups, for the API and the dashboard.
+    pub fn groups(&self) -> Vec<&GroupState> {
+        self.groups.states()
     }
 
     /// The next thing to do, oldest first.
@@ -124,7 +163,8 @@ impl AlertPolicy {
     pub fn poll_timeout(&self) -> Option<SystemTime> {
         let pending = self.pending.values().map(|p| p.due);
         let reminders = self.tracks.values().filter_map(|t| t.next_reminder);
-        pending.chain(reminders).min()
+        let groups = self.groups.poll_timeout(&self.rules);
+        pending.chain(reminders).chain(groups).min()
     }
 
     /// What the policy remembers of `target`.
@@ -137,18 +177,32 @@ impl AlertPolicy {
         if let Some(info) = self.targets.get(target) {
             return info.clone();
         }
-        let group = target
+        let parent = target
             .split_once('/')
             .and_then(|(parent, _)| self.targets.get(parent))
-            .and_then(|parent| parent.group.clone());
+            .cloned()
+            .unwrap_or_default();
         AlertTarget {
             name: target.to_owned(),
-            group,
+            ..parent
         }
     }
 
     fn rule(&self, target: &str, group: Option<&str>) -> Option<&Rule> {
-        self.rules.iter().find(|r| r.matches(target, group))
+        self.rule_at(target, group).map(|(_, rule)| rule)
+    }
+
+    /// The rule that decides for a target, and its place in the file.
+    fn rule_at(&self, target: &str, group: Option<&str>) -> Option<(usize, &Rule)> {
+        self.rules
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.matches(target, group))
+    }
+
+    /// Whether per-target reminders are the rule's (not its groups').
+    fn reminds(rule: &Rule) -> Option<Duration> {
+        rule.repeat.filter(|_| rule.group_by.labels().is_none())
     }
 
     fn alert(&self, kind: AlertKind, target: &str, at: SystemTime, key: String) -> Alert {
@@ -193,7 +247,67 @@ impl AlertPolicy {
             channels,
             due,
             muted_by,
+            group: None,
         });
+        delivered
+    }
+
+    /// A problem alert or a resolution under `rule`: [`AlertPolicy::enqueue`]d on its own,
+    /// or, when the rule groups and the alert would be sent, recorded and handed to its
+    /// group. Returns whether it will be delivered (alone or in its group).
+    fn deliver(
+        &mut self,
+        now: SystemTime,
+        alert: Alert,
+        rule: &Rule,
+        muted_by: Option<String>,
+        wait: Duration,
+    ) -> bool {
+        let labels = rule.group_by.labels();
+        let Some(labels) = labels.filter(|_| muted_by.is_none() && !rule.channels.is_empty())
+        else {
+            return self.enqueue(alert, rule.channels.clone(), muted_by, wait);
+        };
+        let info = self.info(&alert.target);
+        let index = self
+            .rule_at(&alert.target, info.group.as_deref())
+            .map_or(0, |(i, _)| i);
+        let values = labels_of(labels, info.group.as_deref(), &info.tags, &info.kind);
+        let mut out = Vec::new();
+        // What fell due before `now` happens first (a first notification past its due
+        // time takes no more members).
+        self.groups.handle_timeout(now, &self.rules, &mut out);
+        let joined = if alert.kind == AlertKind::Recovered {
+            self.groups
+                .resolve(now, index, rule, values, alert.clone(), &mut out)
+        } else {
+            self.groups
+                .fire(now, index, rule, values, alert.clone(), &mut out)
+        };
+        let due = alert.at.checked_add(wait).unwrap_or(alert.at);
+        let (group, muted_by) = match joined {
+            Joined::Group(key) => (Some(key), None),
+            Joined::Dropped(why) => (None, Some(why)),
+        };
+        let delivered = group.is_some();
+        if delivered && !wait.is_zero() && alert.kind != AlertKind::Recovered {
+            // Still cancellable as blocked by a root during the wait.
+            self.pending.insert(
+                alert.key.clone(),
+                Pending {
+                    alert: alert.clone(),
+                    due,
+                },
+            );
+        }
+        self.actions.push_back(Effect::Enqueue {
+            alert,
+            channels: Vec::new(),
+            due,
+            muted_by,
+            group,
+        });
+        self.actions.extend(out);
         delivered
     }
 
@@ -267,7 +381,7 @@ impl AlertPolicy {
                 } else {
                     Some(muted.unwrap_or_else(|| "its problem alert was muted".to_owned()))
                 };
-                self.enqueue(alert, rule.channels.clone(), muted_by, Duration::ZERO);
+                self.deliver(now, alert, rule, muted_by, Duration::ZERO);
             }
             return;
         }
@@ -285,14 +399,14 @@ impl AlertPolicy {
                 Some(format!("blocked by {root}")),
                 Duration::ZERO,
             );
-            self.attach(root, &t.target);
+            self.attach(now, root, &t.target);
             return;
         }
         if !rule.on.contains(&kind) || track.open == Some(kind) {
             // Settled down, still down: the reminders stopped while it flapped resume.
             if settled
                 && track.open == Some(AlertKind::Down)
-                && let Some(repeat) = rule.repeat
+                && let Some(repeat) = Self::reminds(rule)
             {
                 track.next_reminder = now.checked_add(repeat);
             }
@@ -308,11 +422,11 @@ impl AlertPolicy {
         alert.dependents = track.dependents.clone();
         track.open = Some(kind);
         track.blocked_by = None;
-        let sent = self.enqueue(alert, rule.channels.clone(), muted, self.group_wait);
+        let sent = self.deliver(now, alert, rule, muted, rule.group_wait);
         track.sent |= sent;
         track.next_reminder = None;
         if kind == AlertKind::Down
-            && let Some(repeat) = rule.repeat
+            && let Some(repeat) = Self::reminds(rule)
         {
             track.down_since = Some(t.at);
             track.reminders = 0;
@@ -385,7 +499,7 @@ impl AlertPolicy {
 
     /// Names `dependent` in `root`'s alert: the pending one if it is still in its group
     /// wait, else the next one (and its resolution).
-    fn attach(&mut self, root: &str, dependent: &str) {
+    fn attach(&mut self, now: SystemTime, root: &str, dependent: &str) {
         let track = self.tracks.entry(root.to_owned()).or_default();
         if !track.dependents.iter().any(|d| d == dependent) {
             track.dependents.push(dependent.to_owned());
@@ -397,16 +511,21 @@ impl AlertPolicy {
             .find(|p| p.alert.target == root && p.alert.kind != AlertKind::Recovered)
         {
             pending.alert.dependents = dependents;
+            let alert = pending.alert.clone();
             self.actions.push_back(Effect::Update {
-                alert: pending.alert.clone(),
+                alert: alert.clone(),
             });
+            let mut out = Vec::new();
+            self.groups.handle_timeout(now, &self.rules, &mut out);
+            self.groups.update(now, &alert, &mut out);
+            self.actions.extend(out);
         }
         self.save(root);
     }
 
     /// The root-cause analysis found that `target`'s failure is `root`'s doing: its alert,
     /// if still in its group wait, is cancelled, and `root`'s alert names it.
-    pub fn handle_blocked(&mut self, _now: SystemTime, target: &str, root: &str) {
+    pub fn handle_blocked(&mut self, now: SystemTime, target: &str, root: &str) {
         let keys: Vec<String> = self
             .pending
             .iter()
@@ -419,15 +538,20 @@ impl AlertPolicy {
             // Its own alert never went out: only the blocked resolution is due.
             track.sent = false;
         }
+        let reason = format!("blocked by {root}");
         for key in keys {
             self.pending.remove(&key);
             self.actions.push_back(Effect::Cancel {
                 key,
-                reason: format!("blocked by {root}"),
+                reason: reason.clone(),
             });
+            let mut out = Vec::new();
+            self.groups.handle_timeout(now, &self.rules, &mut out);
+            self.groups.leave(now, target, &reason, &mut out);
+            self.actions.extend(out);
         }
         self.save(target);
-        self.attach(root, target);
+        self.attach(now, root, target);
     }
 
     /// The monitor lost (`isolated`) or regained its connectivity. Goes to the channels of
@@ -487,6 +611,9 @@ impl AlertPolicy {
         for target in due {
             self.remind(now, &target);
         }
+        let mut out = Vec::new();
+        self.groups.handle_timeout(now, &self.rules, &mut out);
+        self.actions.extend(out);
     }
 
     fn remind(&mut self, now: SystemTime, target: &str) {

@@ -9,7 +9,7 @@ use vitals_core::machine::State;
 use super::alert::{AlertKind, TransitionInfo};
 use super::mute::Mutes;
 use super::policy::{AlertPolicy, AlertTarget, Effect};
-use crate::config::{Rule, Window, WindowTime};
+use crate::config::{GroupBy, Rule, Window, WindowTime};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -29,6 +29,10 @@ fn rule(on: &[AlertKind], repeat: Option<u64>) -> Rule {
         channels: vec!["hook".into()],
         repeat: repeat.map(Duration::from_secs),
         repeat_max: Duration::from_secs(3600),
+        // These tests are of one alert per target; `group_tests.rs` tests groups.
+        group_by: GroupBy::Each,
+        group_wait: WAIT,
+        group_interval: Duration::from_secs(300),
     }
 }
 
@@ -38,9 +42,10 @@ fn policy(rules: Vec<Rule>, mutes: Mutes) -> AlertPolicy {
         AlertTarget {
             name: "Database".into(),
             group: Some("data".into()),
+            ..AlertTarget::default()
         },
     )]);
-    AlertPolicy::new(WAIT, rules, targets, mutes, [])
+    AlertPolicy::new(rules, targets, mutes, [])
 }
 
 fn step(target: &str, at: u64, from: State, to: State) -> TransitionInfo {
@@ -76,7 +81,10 @@ fn drain(policy: &mut AlertPolicy) -> Vec<(AlertKind, String, Option<String>, Ve
                 Some(reason),
                 vec![],
             )),
-            Effect::Save { .. } => {}
+            Effect::Save { .. }
+            | Effect::Notice { .. }
+            | Effect::Renotice { .. }
+            | Effect::SaveGroup { .. } => {}
         }
     }
     out
@@ -347,7 +355,6 @@ fn a_restart_keeps_what_was_sent_so_the_resolution_follows() {
     let json = serde_json::to_string(&saved.1).unwrap();
     let track = serde_json::from_str(&json).unwrap();
     let mut p = AlertPolicy::new(
-        WAIT,
         vec![rule(&Rule::DEFAULT_ON, None)],
         HashMap::new(),
         Mutes::default(),

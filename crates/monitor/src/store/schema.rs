@@ -185,6 +185,17 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX outbox_pending ON outbox(channel, due)
         WHERE delivered IS NULL AND cancelled IS NULL AND dead IS NULL;
     ",
+    // Version 5: alert groups (see notify/group.rs and docs/ALERTS.md, "Groups").
+    "
+    -- The group whose notifications list an alert (a member), or that a notification is of.
+    ALTER TABLE alerts ADD COLUMN group_key TEXT;
+
+    -- The open alert groups, as JSON, so that a restart carries on with their members.
+    CREATE TABLE notify_groups (
+        key   TEXT PRIMARY KEY,
+        state TEXT NOT NULL
+    );
+    ",
 ];
 
 /// The schema version this build reads and writes.

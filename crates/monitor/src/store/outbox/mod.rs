@@ -29,8 +29,10 @@ pub struct AlertRecord {
     /// The alert as JSON (the body a webhook receives).
     pub payload: String,
     /// Why no channel was told (`silence 3`, `maintenance nightly`, `blocked by db`…), or
-    /// `None` when it was queued for its channels.
+    /// `None` when it was queued for its channels (or listed in its group's notification).
     pub muted_by: Option<String>,
+    /// The alert group that lists this alert, or that this notification is of.
+    pub group_key: Option<String>,
 }
 
 /// One alert for one channel.
@@ -138,15 +140,16 @@ impl Store {
         let created = millis(SystemTime::now(), "outbox.created")?;
         self.with_tx(|tx| {
             tx.execute(
-                "INSERT OR IGNORE INTO alerts (key, target, kind, at, payload, muted_by)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT OR IGNORE INTO alerts (key, target, kind, at, payload, muted_by, group_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     alert.key,
                     alert.target,
                     alert.kind,
                     at,
                     alert.payload,
-                    alert.muted_by
+                    alert.muted_by,
+                    alert.group_key
                 ],
             )
             .map_err(StoreError::sqlite("could not record an alert"))?;
@@ -409,7 +412,7 @@ impl Store {
             .lock()
             .conn
             .prepare_cached(
-                "SELECT key, target, kind, at, payload, muted_by FROM alerts
+                "SELECT key, target, kind, at, payload, muted_by, group_key FROM alerts
                  ORDER BY at DESC, rowid DESC LIMIT ?1",
             )
             .and_then(|mut s| {
@@ -421,13 +424,14 @@ impl Store {
                         r.get::<_, i64>(3)?,
                         r.get::<_, String>(4)?,
                         r.get::<_, Option<String>>(5)?,
+                        r.get::<_, Option<String>>(6)?,
                     ))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()
             })
             .map_err(StoreError::sqlite("could not read alerts"))?;
         rows.into_iter()
-            .map(|(key, target, kind, at, payload, muted_by)| {
+            .map(|(key, target, kind, at, payload, muted_by, group_key)| {
                 Ok(AlertRecord {
                     key,
                     target,
@@ -435,6 +439,7 @@ impl Store {
                     at: codec::time(at, "alerts.at")?,
                     payload,
                     muted_by,
+                    group_key,
                 })
             })
             .collect()
@@ -545,5 +550,6 @@ fn parse_list(text: &str, column: &'static str) -> Result<Vec<String>, StoreErro
     })
 }
 
+mod groups;
 #[cfg(test)]
 mod tests;

@@ -13,6 +13,7 @@ fn alert(key: &str, muted_by: Option<&str>) -> AlertRecord {
         at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000),
         payload: "{}".into(),
         muted_by: muted_by.map(Into::into),
+        group_key: None,
     }
 }
 

@@ -413,6 +413,7 @@ fn old_alerts_and_actions_go_but_pending_deliveries_stay() {
         at: now,
         payload: "{}".into(),
         muted_by: None,
+        group_key: None,
     };
     let hook = ["hook".to_string()];
     store.enqueue_alert(&alert("sent"), &hook, now).unwrap();

@@ -40,6 +40,7 @@ async fn a_sigkill_during_the_group_wait_still_sends_one_notification_with_every
     for i in 0..MEMBERS {
         text.push_str(&format!(
             "[[target]]\nid = \"job-{i:02}\"\nkind = \"heartbeat\"\nperiod = \"1h\"\ngroup = \"batch\"\n\
+             public_ping_id = true\n\
              fall = 1\nrise = 1\ndown_after = 2\nflap = false\n\n"
         ));
     }

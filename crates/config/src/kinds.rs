@@ -221,9 +221,11 @@ fn heartbeat(
     }
     let udp_key = f.get(UDP_KEY);
     let ping_key = f.get(target::PING_KEY);
-    // Authenticated pings may keep the id as their ping id; others get one nobody can guess.
+    // Authenticated pings, and targets that declare their ping id public, keep the id as
+    // their ping id; others get one nobody can guess (the same rule as `build::target`).
+    let public = matches!(f.get(target::PUBLIC_PING_ID), Ok(Some(at)) if at.value);
     let ping_id = match f.get(target::PING_ID) {
-        Ok(None) if f.has(UDP_KEY) || f.has(target::PING_KEY) => f.get(target::ID),
+        Ok(None) if f.has(UDP_KEY) || f.has(target::PING_KEY) || public => f.get(target::ID),
         other => other,
     };
     let (period, cron, timezone, grace) = (period?, cron?, timezone?, grace?);

@@ -52,7 +52,7 @@ async fn a_row_refused_for_good_is_dead_lettered_and_the_rows_behind_it_are_deli
     let config = notify_config(
         data.path(),
         &format!(
-            "[[channel]]\nid = \"hook\"\nkind = \"webhook\"\nurl = \"{}\"\n\n[[rule]]\nchannels = [\"hook\"]\n",
+            "[[channel]]\nid = \"hook\"\nkind = \"webhook\"\nurl = \"{}\"\n\n[[rule]]\ngroup_by = [\"...\"]\nchannels = [\"hook\"]\n",
             hook.url()
         ),
     );
@@ -101,7 +101,7 @@ async fn a_row_out_of_attempts_is_dead_lettered() {
     let config = notify_config(
         data.path(),
         &format!(
-            "[[channel]]\nid = \"hook\"\nkind = \"webhook\"\nurl = \"{}\"\nmax_attempts = 3\n\n[[rule]]\nchannels = [\"hook\"]\n",
+            "[[channel]]\nid = \"hook\"\nkind = \"webhook\"\nurl = \"{}\"\nmax_attempts = 3\n\n[[rule]]\ngroup_by = [\"...\"]\nchannels = [\"hook\"]\n",
             hook.url()
         ),
     );
@@ -148,6 +148,7 @@ kind = "command"
 command = ["sh", "-c", "printf '%s' \"$VITALS_ALERT_TARGET\" > {}"]
 
 [[rule]]
+group_by = ["..."]
 channels = ["hook", "cmd"]
 "#,
             hook.url(),
@@ -181,7 +182,7 @@ async fn a_command_cut_at_its_timeout_leaves_no_process_of_its_group() {
     let config = notify_config(
         data.path(),
         &format!(
-            "[[channel]]\nid = \"cmd\"\nkind = \"command\"\ntimeout = \"300ms\"\nmax_attempts = 1\ncommand = [\"sh\", \"-c\", \"echo $$ > {}; sleep 3600 & sleep 3600\"]\n\n[[rule]]\nchannels = [\"cmd\"]\n",
+            "[[channel]]\nid = \"cmd\"\nkind = \"command\"\ntimeout = \"300ms\"\nmax_attempts = 1\ncommand = [\"sh\", \"-c\", \"echo $$ > {}; sleep 3600 & sleep 3600\"]\n\n[[rule]]\ngroup_by = [\"...\"]\nchannels = [\"cmd\"]\n",
             pid_file.display()
         ),
     );
@@ -235,6 +236,7 @@ kind = "webhook"
 url = "http://alice:pa55w0rd@{addr}/hook?token=QUERYSECRET"
 
 [[rule]]
+group_by = ["..."]
 channels = ["chat", "hook"]
 "#
         ),
@@ -278,6 +280,7 @@ group_wait = "0s"
 id = "job"
 kind = "heartbeat"
 period = "1h"
+public_ping_id = true
 fall = 1
 rise = 1
 down_after = 2
@@ -289,6 +292,7 @@ kind = "webhook"
 url = "{url}"
 
 [[rule]]
+group_by = ["..."]
 targets = ["job"]
 on = ["unhealthy"]
 channels = ["hook"]

@@ -421,6 +421,11 @@ kind = "heartbeat"
 period = "1h"
 ping_id = "public"
 public_ping_id = true
+[[target]]
+id = "declared"
+kind = "heartbeat"
+period = "1h"
+public_ping_id = true
 "#);
     let ping = |i: usize| match &config.targets[i].kind {
         TargetKind::Heartbeat(h) => (h.ping_id.clone(), h.ping_key.clone()),
@@ -433,6 +438,11 @@ public_ping_id = true
     );
     assert_eq!(ping(2), (Some("udp".into()), None));
     assert_eq!(ping(3), (Some("public".into()), None));
+    assert_eq!(
+        ping(4),
+        (Some("declared".into()), None),
+        "public: pinged by its id"
+    );
 }
 
 /// Issue 11, item 12: the tokens earlier examples shipped are public knowledge.

@@ -87,7 +87,9 @@ impl HealthBuilder {
 
     /// Hide check names, outputs and values unless the request carries
     /// `Authorization: Bearer <token>`. The status code and overall status stay visible:
-    /// load balancers and kubelets need them and have no token.
+    /// load balancers and kubelets need them and have no token. Per-check paths
+    /// (`/readyz/database`), `?exclude=` and `/metrics` answer 401 without it, whatever name
+    /// was asked for, so neither an output nor which names exist leaks.
     pub fn details_token(mut self, token: impl Into<String>) -> Self {
         self.options.details_token = Some(token.into());
         self

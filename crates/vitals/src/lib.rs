@@ -59,6 +59,7 @@ mod heartbeat;
 mod lifecycle;
 mod metrics;
 mod scheduler;
+mod serve;
 mod snapshot;
 mod view;
 

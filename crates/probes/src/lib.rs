@@ -62,7 +62,7 @@ pub use limits::{Limits, LimitsError};
 pub use postgres::Postgres;
 #[cfg(feature = "redis")]
 pub use redis::Redis;
-pub use run::{Run, RunEnd, run_once};
+pub use run::{Late, Run, RunEnd, in_time, run_once};
 #[cfg(feature = "system")]
 pub use system::{Disk, Memory};
 pub use tcp::Tcp;

@@ -8,13 +8,14 @@
 //! - **Idle timeout** (default 60 s): a connection on which no byte moved either way for this
 //!   long is closed, whatever it was doing (a request body that stopped arriving, a client that
 //!   stopped reading). Checked every half timeout, so it closes within 1.5 × the timeout.
-//! - **Connection limit** (default 512): when a new connection would exceed it, the connection
-//!   that has been waiting longest for its next request is closed to make room. A flood of
-//!   connections that never finish a header (slowloris) therefore only ever holds the oldest
-//!   slots, and a kubelet's probe, which sends its request at once, still gets in. The same
+//! - **Connection limit** (default 512): at the limit the server accepts the next connection
+//!   only after closing the one that has waited longest for its next request, once it has
+//!   waited at least [`EVICTION_GRACE`]; until then new connections wait in the kernel's
+//!   backlog. A flood of connections that never finish a header (slowloris) therefore cannot
+//!   keep a kubelet's probe, which sends its request at once, out for more than about that
+//!   grace, and a burst of honest clients beyond the limit is delayed, not refused. The same
 //!   eviction frees a file descriptor when `accept` fails for lack of one. Connections in the
-//!   middle of a request are never evicted; if every slot is mid-request, the new connection is
-//!   closed at once.
+//!   middle of a request are never evicted.
 //!
 //! What it is not: a general-purpose server. No HTTP/2, no TLS (terminate it in front), no
 //! per-client rate limits. `TCP_NODELAY` is set on every connection: probe answers are one
@@ -35,6 +36,12 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
+
+/// How long a connection may wait for its next request before it may be closed to make room
+/// for a new one: long enough for any client that sends its request at once (a burst of
+/// connections is accepted faster than their tasks first run), short enough that a flood of
+/// half-sent headers delays a probe by about this much at most.
+pub(crate) const EVICTION_GRACE: Duration = Duration::from_secs(1);
 
 /// The limits of [`serve`]; see the module documentation for what each one does.
 #[derive(Debug, Clone, Copy)]
@@ -86,14 +93,22 @@ impl Table {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Close the connection idle the longest. False if every connection is mid-request.
-    fn evict_oldest_idle(&self) -> bool {
-        let conns = self.lock();
+    /// Close the connection idle the longest, if it has been idle for the grace at least (at
+    /// `now`, in milliseconds since the server started). False if none may be closed.
+    fn evict_oldest_idle(&self, now: u64) -> bool {
+        let grace = u64::try_from(EVICTION_GRACE.as_millis()).unwrap_or(u64::MAX);
+        let mut conns = self.lock();
         let oldest = conns
-            .values()
-            .filter(|conn| conn.busy.load(Ordering::Relaxed) == 0)
-            .min_by_key(|conn| conn.idle_since.load(Ordering::Relaxed));
-        match oldest {
+            .iter()
+            .filter(|(_, conn)| conn.busy.load(Ordering::Relaxed) == 0)
+            .min_by_key(|(_, conn)| conn.idle_since.load(Ordering::Relaxed))
+            .filter(|(_, conn)| {
+                now.saturating_sub(conn.idle_since.load(Ordering::Relaxed)) >= grace
+            })
+            .map(|(serial, _)| *serial);
+        // Out of the table at once, so that it is neither counted nor chosen again while its
+        // task gets round to closing it.
+        match oldest.and_then(|serial| conns.remove(&serial)) {
             Some(conn) => {
                 conn.evict.notify_one();
                 true
@@ -117,6 +132,14 @@ pub(crate) async fn serve(
     let mut shutdown = std::pin::pin!(shutdown);
     let mut serial = 0u64;
     loop {
+        // At the limit, make room before accepting: the new connection waits in the backlog.
+        if table.len() >= limits.max_connections && !table.evict_oldest_idle(millis_since(started))
+        {
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = tokio::time::sleep(Duration::from_millis(10)) => continue,
+            }
+        }
         let stream = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -126,20 +149,12 @@ pub(crate) async fn serve(
                     // Most likely out of file descriptors: free one by closing the connection
                     // idle the longest, and try again shortly.
                     tracing::debug!(%error, "accept failed; evicting an idle connection");
-                    table.evict_oldest_idle();
+                    table.evict_oldest_idle(millis_since(started));
                     tokio::time::sleep(Duration::from_millis(5)).await;
                     continue;
                 }
             },
         };
-        if table.len() >= limits.max_connections && !table.evict_oldest_idle() {
-            tracing::debug!(
-                max_connections = limits.max_connections,
-                "every connection is mid-request; closing a new one"
-            );
-            drop(stream);
-            continue;
-        }
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }

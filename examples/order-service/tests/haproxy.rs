@@ -27,12 +27,17 @@ async fn queue_outcomes(service: &Service, kind: &str) -> u64 {
 /// Wait until each service has run its queue check `more` times unmeasured (warn) since
 /// `since`, which takes as many check intervals as HAProxy needs to see a failing `/readyz`
 /// several times over.
-async fn wait_unmeasured(services: &[&Service; 2], since: [u64; 2], more: u64) {
+/// Fails at once if HAProxy takes either server down meanwhile.
+async fn wait_unmeasured(haproxy: &Haproxy, services: &[&Service; 2], since: [u64; 2], more: u64) {
     for (service, before) in services.iter().zip(since) {
         until(
             format!("{more} unmeasured queue checks on {}", service.base),
             Duration::from_secs(60),
             async || {
+                for name in ["a", "b"] {
+                    let downs = haproxy.stat(name, "chkdown").await;
+                    assert_eq!(downs, "0", "haproxy took server {name} out of rotation");
+                }
                 let now = queue_outcomes(service, "warn").await;
                 if now >= before + more {
                     Ok(())
@@ -108,7 +113,7 @@ async fn a_cache_outage_takes_no_replica_out_of_haproxy_rotation() {
         queue_outcomes(&b, "warn").await,
     ];
     redis.stop().await.unwrap();
-    wait_unmeasured(&[&a, &b], since, 8).await;
+    wait_unmeasured(&haproxy, &[&a, &b], since, 8).await;
     for service in [&a, &b] {
         let health = service.get("/health").await.json();
         assert_eq!(health["checks"]["cache"][0]["status"], "fail", "{health}");
@@ -128,7 +133,7 @@ async fn a_cache_outage_takes_no_replica_out_of_haproxy_rotation() {
         queue_outcomes(&b, "warn").await,
     ];
     signal(redis.pid(), Signal::SIGSTOP).unwrap();
-    wait_unmeasured(&[&a, &b], since, 8).await;
+    wait_unmeasured(&haproxy, &[&a, &b], since, 8).await;
     let timeouts = [
         queue_outcomes(&a, "timeout").await,
         queue_outcomes(&b, "timeout").await,

@@ -13,6 +13,7 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 use crate::check::Check;
+use crate::checks_thread::Place;
 use crate::error::{BuildError, Problem};
 use crate::lifecycle::{Hook, Phase, run_hooks};
 use crate::metrics::Metrics;
@@ -29,6 +30,8 @@ pub(crate) struct Options {
     pub(crate) drain_delay: Duration,
     pub(crate) fresh_min_interval: Duration,
     pub(crate) serve: crate::serve::Limits,
+    /// Run the checks on a thread of their own; `None`: when the runtime is multi-threaded.
+    pub(crate) checks_thread: Option<bool>,
 }
 
 /// Registers checks and startup hooks, then starts them. See the crate documentation for a
@@ -52,6 +55,7 @@ impl HealthBuilder {
                 drain_delay: Duration::from_secs(5),
                 fresh_min_interval: Duration::from_secs(1),
                 serve: crate::serve::Limits::default(),
+                checks_thread: None,
             },
         }
     }
@@ -136,6 +140,15 @@ impl HealthBuilder {
         self
     }
 
+    /// Run the checks on a thread of their own (a current-thread runtime at lower priority),
+    /// so that no check run ever sits between probe requests on the service's workers.
+    /// Default: yes in a multi-threaded runtime, no in a current-thread one (where tokio's
+    /// paused clock in tests must govern the checks too).
+    pub fn checks_thread(mut self, own: bool) -> Self {
+        self.options.checks_thread = Some(own);
+        self
+    }
+
     fn problems(&self) -> Vec<Problem> {
         let mut problems: Vec<Problem> = self.checks.iter().flat_map(Check::problems).collect();
         let serve = &self.options.serve;
@@ -201,6 +214,7 @@ impl HealthBuilder {
             self.checks.iter().map(|check| check.name.clone()).collect(),
         ));
         let run_now: Vec<Arc<Notify>> = self.checks.iter().map(|_| Arc::default()).collect();
+        let place = Place::choose(self.options.checks_thread, phase.subscribe());
         for (index, check) in self.checks.iter().enumerate() {
             let task = Task {
                 index,
@@ -211,7 +225,7 @@ impl HealthBuilder {
                 metrics: Arc::clone(&metrics),
                 phase: phase.subscribe(),
             };
-            tokio::spawn(task.run());
+            place.spawn(task.run());
         }
         if !self.hooks.is_empty() {
             tokio::spawn(run_hooks(self.hooks, phase.clone()));

@@ -52,6 +52,7 @@
 
 pub mod agent_check;
 mod check;
+mod checks_thread;
 mod endpoints;
 mod error;
 mod health;

@@ -42,6 +42,10 @@
 #   HANG_SETTLE=4s      after PostgreSQL is stopped or Redis refused, wait this long before
 #                       measuring, so the checks are already timing out or failing
 #   PIN=1               oha on CPU 0, the server under test on CPU 1 (taskset)
+#   PERF_SCHED=1        record `perf sched` on the server's CPU (CPU 1 with PIN=1, else all)
+#                       during the first run of each fixed-rate row, and keep
+#                       `perf sched latency --sort max` beside the report: which tasks ran
+#                       there, and how long the server's threads waited to run (needs perf)
 #   SKIP_ORDER=1, SKIP_DEMO=1, SKIP_FLASK=1, SKIP_FAULTS=1   leave parts out
 #   ORDER_SERVICE_BIN, VITALS_BIN    run these binaries instead of building them
 #   BENCH_VENV          Python virtualenv for the Flask peer (default: target/bench/venv)
@@ -67,6 +71,7 @@ HANG_SETTLE=${HANG_SETTLE:-4s}
 CORES=$(nproc)
 WORKERS=${WORKERS:-$((2 * CORES + 1))}
 PIN=${PIN:-}
+PERF_SCHED=${PERF_SCHED:-}
 SKIP_ORDER=${SKIP_ORDER:-}
 SKIP_DEMO=${SKIP_DEMO:-}
 SKIP_FLASK=${SKIP_FLASK:-}
@@ -253,7 +258,21 @@ measure() {
     for ((run = 1; run <= RUNS; run++)); do
         load=$(cut -d' ' -f1 /proc/loadavg)
         local out=$tmp/oha-${#rows[@]}-$run.json
+        local perf_pid=
+        if [[ -n $PERF_SCHED && $run == 1 ]] && ((rate > 0)); then
+            local cpus=(-a)
+            [[ -n $PIN ]] && cpus=(-C 1)
+            perf sched record "${cpus[@]}" -o "$tmp/sched.data" -- sleep "${DURATION%s}" \
+                >/dev/null 2>&1 &
+            perf_pid=$!
+        fi
         oha_run "$url" "$rate" "$out"
+        if [[ -n $perf_pid ]]; then
+            wait "$perf_pid" || true
+            mkdir -p "$here/results"
+            perf sched latency -i "$tmp/sched.data" --sort max 2>/dev/null | head -30 \
+                >"$here/results/sched-$(date -u +%H%M%S)-${server// /-}-${phase// /-}${endpoint//\//-}.txt" || true
+        fi
         printf '%s\n' "$load" >"$out.load"
         files+=("$out")
     done

@@ -199,7 +199,8 @@ redis_url="redis://127.0.0.1:$redis_port"
 psql_bin="$(pg_bin_dir)/psql"
 [[ -x $psql_bin ]] || psql_bin=$(command -v psql) || die "psql not found; install postgresql-client"
 sql() {
-    "$psql_bin" -X -q -t -A -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg_port" -U postgres \
+    # Bounded: PostgreSQL is SIGSTOPped in some rows, and a connection would wait forever.
+    timeout 5 "$psql_bin" -X -q -t -A -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg_port" -U postgres \
         -d postgres -c "$1"
 }
 # Health-check pings as pg_stat_statements records them; its own bookkeeping is left out.

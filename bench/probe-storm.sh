@@ -1,41 +1,59 @@
 #!/usr/bin/env bash
-# The probe-storm benchmark: how fast do health endpoints answer under load, and what does the
+# The probe-storm benchmark (issues 2 and 18): how fast do health endpoints answer, at a fixed
+# rate and at saturation, while dependencies are well, hung and refusing, and what does the
 # load cost the database behind them?
 #
-#   bench/probe-storm.sh
+#   PIN=1 bench/probe-storm.sh
 #
-# Runs, side by side on the same PostgreSQL and Redis (both started here, on loopback):
+# Servers measured, on the same PostgreSQL and Redis (both started here, on loopback):
 #
-#   - vitals' order service (examples/order-service, release build): /livez and /readyz, which
-#     answer from a snapshot; readiness checks PostgreSQL with `SELECT 1` every 5 s in the
-#     background, whatever the probe rate;
-#   - the seed's Flask "production health checks" app (bench/flask_peer) under gunicorn with
-#     sync workers, as its users would serve it: /alive, and /ready, which runs `SELECT 1` (and
-#     a Redis PING) inline on every request.
+#   - vitals' order service (examples/order-service, release build): /livez and /readyz answer
+#     from a snapshot; readiness checks PostgreSQL with `SELECT 1` every 5 s in the background;
+#   - `vitals demo` (release build of the `vitals` binary): the same library with simulated
+#     dependencies, switched over HTTP (`POST /demo/database/hang`);
+#   - the seed's Flask app (bench/flask_peer, gunicorn, sync workers): /alive and /ready (which
+#     runs `SELECT 1` inline), at saturation only; it saturates far below the paced rate.
 #
-# For each endpoint it runs `wrk --latency` and records requests/s, p50 and p99 latency, errors,
-# and how many `SELECT 1` PostgreSQL executed during that run (from pg_stat_statements, where it
-# is normalized to `SELECT $1`). It prints a markdown table and writes it to
-# bench/results/probe-storm-<date>.md (gitignored; copy the numbers you keep into BENCHMARKS.md).
+# The load generator is oha (crates.io), which paces requests on a fixed schedule (`-q RATE`)
+# and, with `--latency-correction`, measures each request from when the schedule said it
+# should start, so a stalled server is charged for every request it delayed (no coordinated
+# omission, unlike wrk). Rows, for each vitals server:
+#
+#   phase      endpoint  load
+#   well       /readyz   fixed RATE/s            RUNS runs, median of each column
+#   well       /livez    fixed RATE/s
+#   well       /readyz   saturating (no -q)
+#   pg hung    /readyz   fixed RATE/s            PostgreSQL SIGSTOPped (postmaster and every
+#   pg hung    /livez    fixed RATE/s            backend); the demo: database in mode "hang"
+#   cache down /readyz   fixed RATE/s            Redis stopped, connections refused; the
+#   cache down /livez    fixed RATE/s            demo: cache in mode "down"
+#
+# Each row gives requests/s, p50, p99, p99.9 and max latency (ms), non-2xx answers (503 is
+# expected from /readyz while PostgreSQL hangs: the question is how fast), errors, and the load
+# average when the run started. It prints a markdown table and writes it to
+# bench/results/probe-storm-<date>.md (gitignored; copy the numbers you keep to BENCHMARKS.md).
 #
 # Settings (environment):
-#   DURATION=15s        length of each measured wrk run
-#   WARMUP=2s           unrecorded wrk run before each measured one (0 to skip)
-#   THREADS=2           wrk threads
-#   CONNECTIONS=64      wrk connections
-#   RATE=20000          offered load of the paced runs of vitals' endpoints (0 to skip them)
-#   PACE_MS=3           wait per connection between a response and the next request in those
-#   WORKERS=2*cores+1   gunicorn sync workers (gunicorn's own recommendation)
-#   PIN=1               put the load generator on CPU 0 and the servers under test on CPU 1
-#                       (taskset), so the numbers measure the server rather than the two
-#                       fighting over both cores
-#   SKIP_VITALS=1       leave out the order service (e.g. while it does not build)
-#   SKIP_FLASK=1        leave out the Flask peer
-#   ORDER_SERVICE_BIN   run this binary instead of building examples/order-service
+#   RATE=20000          the fixed rate of the paced rows
+#   RUNS=3              runs per row (the table shows the median of each column)
+#   DURATION=15s        length of each measured run
+#   WARMUP=2s           unrecorded run before each row (0 to skip)
+#   CONNECTIONS=64      oha connections (its workers: one per core it may use)
+#   HANG_SETTLE=4s      after PostgreSQL is stopped or Redis refused, wait this long before
+#                       measuring, so the checks are already timing out or failing
+#   PIN=1               oha on CPU 0, the server under test on CPU 1 (taskset)
+#   PERF_SCHED=1        record `perf sched` on the server's CPU (CPU 1 with PIN=1, else all)
+#                       during the first run of each fixed-rate row, and keep
+#                       `perf sched latency --sort max` beside the report: which tasks ran
+#                       there, and how long the server's threads waited to run (needs perf)
+#   SKIP_ORDER=1, SKIP_DEMO=1, SKIP_FLASK=1, SKIP_FAULTS=1   leave parts out
+#   ORDER_SERVICE_BIN, VITALS_BIN    run these binaries instead of building them
 #   BENCH_VENV          Python virtualenv for the Flask peer (default: target/bench/venv)
 #
-# Needs root or sudo on a machine without wrk, PostgreSQL or Redis (it installs them with
-# apt-get). Everything it starts is stopped by PID when it exits, however it exits.
+# Needs oha (`cargo install oha`; the script installs it with cargo if missing), and root or
+# sudo on a machine without PostgreSQL, Redis or curl (it installs them with apt-get).
+# Everything it starts is stopped by PID when it exits, however it exits; a SIGSTOPped
+# PostgreSQL is continued first.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -44,24 +62,29 @@ root=$(cd "$here/.." && pwd)
 . "$root/scripts/lib.sh"
 cd "$root"
 
+RATE=${RATE:-20000}
+RUNS=${RUNS:-3}
 DURATION=${DURATION:-15s}
 WARMUP=${WARMUP:-2s}
-THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-64}
-RATE=${RATE:-20000}
-PACE_MS=${PACE_MS:-3}
+HANG_SETTLE=${HANG_SETTLE:-4s}
 CORES=$(nproc)
 WORKERS=${WORKERS:-$((2 * CORES + 1))}
-SKIP_VITALS=${SKIP_VITALS:-}
 PIN=${PIN:-}
+PERF_SCHED=${PERF_SCHED:-}
+SKIP_ORDER=${SKIP_ORDER:-}
+SKIP_DEMO=${SKIP_DEMO:-}
+SKIP_FLASK=${SKIP_FLASK:-}
+SKIP_FAULTS=${SKIP_FAULTS:-}
+BENCH_VENV=${BENCH_VENV:-$root/target/bench/venv}
 server_cpu=()
 client_cpu=()
+oha_threads=$CORES
 if [[ -n $PIN ]]; then
     server_cpu=(taskset -c 1)
     client_cpu=(taskset -c 0)
+    oha_threads=1
 fi
-SKIP_FLASK=${SKIP_FLASK:-}
-BENCH_VENV=${BENCH_VENV:-$root/target/bench/venv}
 
 say() { printf '%s\n' "$*" >&2; }
 die() {
@@ -70,17 +93,19 @@ die() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Cleanup: our own processes by PID, then the servers (scripts/lib.sh), then the temp dir.
+# Cleanup: a stopped PostgreSQL continued, our own processes by PID, then the servers
+# (scripts/lib.sh), then the temp dir.
 
 tmp=
 APP_PIDS=()
+PG_STOPPED=()
 # shellcheck disable=SC2317 # invoked by the EXIT trap
 cleanup() {
     local rc=$? pid i
     trap - EXIT INT TERM
+    for pid in "${PG_STOPPED[@]}"; do kill -CONT "$pid" 2>/dev/null || true; done
     for pid in "${APP_PIDS[@]}"; do
         kill -0 "$pid" 2>/dev/null || continue
-        # SIGTERM: gunicorn's graceful stop (it stops its workers); the order service drains.
         kill -TERM "$pid" 2>/dev/null || true
         for ((i = 0; i < 150; i++)); do
             kill -0 "$pid" 2>/dev/null || break
@@ -119,31 +144,35 @@ wait_http_200() {
 # ---------------------------------------------------------------------------------------------
 # Setup
 
-ensure_packages wrk curl
+ensure_packages curl python3
+if ! command -v oha >/dev/null; then
+    command -v cargo >/dev/null || die "oha not found and no cargo to install it; cargo install oha"
+    say "installing oha (cargo install oha)…"
+    cargo install --locked oha || die "cargo install oha failed"
+    export PATH=$HOME/.cargo/bin:$PATH
+fi
 
-# Build and install first, so that the servers are not left idle meanwhile.
-if [[ -z $SKIP_VITALS ]]; then
-    if [[ -n ${ORDER_SERVICE_BIN:-} ]]; then
-        order_bin=$ORDER_SERVICE_BIN
-        [[ -x $order_bin ]] || die "ORDER_SERVICE_BIN=$order_bin is not an executable"
-    else
-        command -v cargo >/dev/null || die "cargo not found; install the Rust toolchain"
-        say "building order-service (release)…"
-        cargo build --release -q -p order-service ||
-            die "cargo build --release -p order-service failed; fix it, or run with SKIP_VITALS=1"
-        order_bin=${CARGO_TARGET_DIR:-$root/target}/release/order-service
-        [[ -x $order_bin ]] || die "built, but $order_bin is missing"
-    fi
+build() {
+    local package=$1 binary=$2
+    command -v cargo >/dev/null || die "cargo not found; install the Rust toolchain"
+    say "building $binary (release)…"
+    cargo build --release -q -p "$package" --bin "$binary" ||
+        die "cargo build --release -p $package failed; fix it, or skip it"
+    printf '%s\n' "${CARGO_TARGET_DIR:-$root/target}/release/$binary"
+}
+if [[ -z $SKIP_ORDER ]]; then
+    order_bin=${ORDER_SERVICE_BIN:-$(build order-service order-service)}
+    [[ -x $order_bin ]] || die "$order_bin is not an executable"
+fi
+if [[ -z $SKIP_DEMO ]]; then
+    vitals_bin=${VITALS_BIN:-$(build vitals-cli vitals)}
+    [[ -x $vitals_bin ]] || die "$vitals_bin is not an executable"
 fi
 if [[ -z $SKIP_FLASK ]]; then
     if [[ ! -x $BENCH_VENV/bin/python ]]; then
-        python=$(command -v python3 || true)
-        if [[ -z $python ]] || ! "$python" -c 'import venv, ensurepip' 2>/dev/null; then
-            ensure_packages python3 python3-venv
-            python=/usr/bin/python3
-        fi
+        ensure_packages python3-venv
         say "creating a virtualenv in $BENCH_VENV…"
-        "$python" -m venv "$BENCH_VENV" || die "could not create a virtualenv in $BENCH_VENV"
+        python3 -m venv "$BENCH_VENV" || die "could not create a virtualenv in $BENCH_VENV"
     fi
     reqs=$here/flask_peer/requirements.txt
     if ! cmp -s "$reqs" "$BENCH_VENV/.requirements.txt"; then
@@ -160,6 +189,7 @@ chmod 755 "$tmp" # the postgres user must reach its directory inside
 pg_port=$(free_port)
 say "starting postgresql on 127.0.0.1:$pg_port…"
 start_postgres "$tmp/pg" "$pg_port" || die "could not start postgresql (see above)"
+pg_pid=${VITALS_PG_PIDS[0]}
 redis_port=$(free_port)
 say "starting redis on 127.0.0.1:$redis_port…"
 start_redis "$redis_port" "$tmp/redis" || die "could not start redis (see above)"
@@ -169,7 +199,8 @@ redis_url="redis://127.0.0.1:$redis_port"
 psql_bin="$(pg_bin_dir)/psql"
 [[ -x $psql_bin ]] || psql_bin=$(command -v psql) || die "psql not found; install postgresql-client"
 sql() {
-    "$psql_bin" -X -q -t -A -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg_port" -U postgres \
+    # Bounded: PostgreSQL is SIGSTOPped in some rows, and a connection would wait forever.
+    timeout 5 "$psql_bin" -X -q -t -A -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg_port" -U postgres \
         -d postgres -c "$1"
 }
 # Health-check pings as pg_stat_statements records them; its own bookkeeping is left out.
@@ -178,19 +209,187 @@ count_select1() {
          WHERE query ILIKE 'SELECT \$1' AND query NOT ILIKE '%pg_stat_statements%'"
 }
 
-targets=() # "label|endpoint|url"
+# ---------------------------------------------------------------------------------------------
+# Faults
 
-if [[ -z $SKIP_VITALS ]]; then
-    vitals_port=$(free_port)
-    say "starting order-service on 127.0.0.1:$vitals_port…"
-    "${server_cpu[@]}" "$order_bin" --listen "127.0.0.1:$vitals_port" --database-url "$pg_url" \
+# PostgreSQL hangs: the postmaster and every backend stopped (a stopped postmaster alone
+# leaves existing connections answering). By PID: ours, and its children.
+pg_hang() {
+    local pids
+    mapfile -t pids < <(
+        printf '%s\n' "$pg_pid"
+        pgrep -P "$pg_pid" || true
+    )
+    PG_STOPPED=("${pids[@]}")
+    kill -STOP "${pids[@]}"
+}
+pg_continue() {
+    ((${#PG_STOPPED[@]} > 0)) && kill -CONT "${PG_STOPPED[@]}" 2>/dev/null
+    PG_STOPPED=()
+}
+# Redis refuses connections: stopped by PID, started again on the same port afterwards.
+redis_down() {
+    local pid=${VITALS_REDIS_PIDS[-1]}
+    kill -TERM "$pid"
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+}
+redis_up() { start_redis "$redis_port" "$tmp/redis" || die "could not restart redis"; }
+
+# ---------------------------------------------------------------------------------------------
+# Measurement
+
+rows=()
+
+# One oha run: `oha_run URL RATE OUT` (RATE 0: as fast as it goes); JSON into OUT.
+oha_run() {
+    local url=$1 rate=$2 out=$3 duration=${4:-$DURATION}
+    local args=(-z "$duration" -c "$CONNECTIONS" --no-tui --output-format json -o "$out")
+    ((rate > 0)) && args+=(-q "$rate" --latency-correction)
+    "${client_cpu[@]}" oha "${args[@]}" "$url" >/dev/null 2>"$out.err" ||
+        { cat "$out.err" >&2; die "oha failed against $url"; }
+}
+
+# `measure SERVER PHASE ENDPOINT URL RATE`: RUNS runs, one row of medians.
+measure() {
+    local server=$1 phase=$2 endpoint=$3 url=$4 rate=$5 run load files=()
+    local load_label
+    [[ $WARMUP != 0 ]] && oha_run "$url" "$rate" "$tmp/warmup.json" "$WARMUP"
+    local before after
+    before=$(count_select1 2>/dev/null || echo '?')
+    for ((run = 1; run <= RUNS; run++)); do
+        load=$(cut -d' ' -f1 /proc/loadavg)
+        local out=$tmp/oha-${#rows[@]}-$run.json
+        local perf_pid=
+        if [[ -n $PERF_SCHED && $run == 1 ]] && ((rate > 0)); then
+            local cpus=(-a)
+            [[ -n $PIN ]] && cpus=(-C 1)
+            perf sched record "${cpus[@]}" -o "$tmp/sched.data" -- sleep "${DURATION%s}" \
+                >/dev/null 2>&1 &
+            perf_pid=$!
+        fi
+        oha_run "$url" "$rate" "$out"
+        if [[ -n $perf_pid ]]; then
+            wait "$perf_pid" || true
+            mkdir -p "$here/results"
+            perf sched latency -i "$tmp/sched.data" --sort max 2>/dev/null | head -30 \
+                >"$here/results/sched-$(date -u +%H%M%S)-${server// /-}-${phase// /-}${endpoint//\//-}.txt" || true
+        fi
+        printf '%s\n' "$load" >"$out.load"
+        files+=("$out")
+    done
+    after=$(count_select1 2>/dev/null || echo '?')
+    load_label=$( ((rate > 0)) && echo "fixed $rate/s" || echo "saturating")
+    local row
+    row=$(python3 - "$server" "$phase" "$endpoint" "$load_label" "$before" "$after" "${files[@]}" <<'EOF'
+import json, statistics, sys
+server, phase, endpoint, load, before, after, *files = sys.argv[1:]
+runs = []
+for path in files:
+    with open(path) as f:
+        data = json.load(f)
+    with open(path + ".load") as f:
+        loadavg = f.read().strip()
+    pct = data["latencyPercentiles"]
+    codes = data.get("statusCodeDistribution", {})
+    errors = sum(data.get("errorDistribution", {}).values())
+    runs.append({
+        "rps": data["summary"]["requestsPerSec"],
+        "p50": pct["p50"] * 1000, "p99": pct["p99"] * 1000, "p999": pct["p99.9"] * 1000,
+        "max": data["summary"]["slowest"] * 1000,
+        "non2xx": sum(v for k, v in codes.items() if not k.startswith("2")),
+        "errors": errors, "load": loadavg,
+    })
+med = lambda key: statistics.median(r[key] for r in runs)
+each = lambda key, fmt: " / ".join(fmt.format(r[key]) for r in runs)
+queries = "?" if "?" in (before, after) else str(int(after) - int(before))
+print(f"| {server} | {phase} | `{endpoint}` | {load} | {med('rps'):,.0f} | {med('p50'):.2f} | "
+      f"**{med('p99'):.2f}** | {med('p999'):.2f} | {med('max'):.1f} | "
+      f"{each('p99', '{:.2f}')} | {int(med('non2xx'))} non-2xx, {int(med('errors'))} errors | "
+      f"{queries} | {each('load', '{}')} |")
+EOF
+    )
+    rows+=("$row")
+    say "$row"
+}
+
+start_order_service() {
+    order_port=$(free_port)
+    say "starting order-service on 127.0.0.1:$order_port…"
+    "${server_cpu[@]}" "$order_bin" --listen "127.0.0.1:$order_port" --database-url "$pg_url" \
         --redis-url "$redis_url" </dev/null >"$tmp/order-service.log" 2>&1 &
     order_pid=$!
     APP_PIDS+=("$order_pid")
-    wait_http_200 "http://127.0.0.1:$vitals_port/livez" "$order_pid" "$tmp/order-service.log" order-service
-    wait_http_200 "http://127.0.0.1:$vitals_port/readyz" "$order_pid" "$tmp/order-service.log" order-service
-    targets+=("vitals|/livez|http://127.0.0.1:$vitals_port/livez")
-    targets+=("vitals|/readyz|http://127.0.0.1:$vitals_port/readyz")
+    wait_http_200 "http://127.0.0.1:$order_port/readyz" "$order_pid" "$tmp/order-service.log" order-service
+}
+
+start_demo() {
+    demo_port=$(free_port)
+    say "starting vitals demo on 127.0.0.1:$demo_port…"
+    # The order service's check interval, so both servers run their checks as often.
+    "${server_cpu[@]}" "$vitals_bin" demo --listen "127.0.0.1:$demo_port" --interval 5s \
+        </dev/null >"$tmp/demo.log" 2>&1 &
+    demo_pid=$!
+    APP_PIDS+=("$demo_pid")
+    wait_http_200 "http://127.0.0.1:$demo_port/readyz" "$demo_pid" "$tmp/demo.log" "vitals demo"
+}
+
+# Waits (bounded) until URL answers 200 again after a fault is mended.
+wait_ready_again() {
+    local url=$1 i
+    for ((i = 0; i < 600; i++)); do
+        [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" || true) == 200 ]] && return 0
+        sleep 0.1
+    done
+    die "$url did not answer 200 within 60s of mending the fault"
+}
+
+demo_switch() { curl -fsS -X POST "http://127.0.0.1:$demo_port/demo/$1/$2" >/dev/null; }
+
+sql 'SELECT pg_stat_statements_reset()' >/dev/null || die "could not reset pg_stat_statements"
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+
+if [[ -z $SKIP_ORDER ]]; then
+    start_order_service
+    base="http://127.0.0.1:$order_port"
+    measure order-service well /readyz "$base/readyz" "$RATE"
+    measure order-service well /livez "$base/livez" "$RATE"
+    measure order-service well /readyz "$base/readyz" 0
+    if [[ -z $SKIP_FAULTS ]]; then
+        say "order-service: postgresql stopped (SIGSTOP)…"
+        pg_hang
+        sleep "${HANG_SETTLE%s}"
+        measure order-service "pg hung" /readyz "$base/readyz" "$RATE"
+        measure order-service "pg hung" /livez "$base/livez" "$RATE"
+        pg_continue
+        wait_ready_again "$base/readyz"
+        say "order-service: redis refuses connections…"
+        redis_down
+        sleep "${HANG_SETTLE%s}"
+        measure order-service "cache down" /readyz "$base/readyz" "$RATE"
+        measure order-service "cache down" /livez "$base/livez" "$RATE"
+        redis_up
+    fi
+fi
+
+if [[ -z $SKIP_DEMO ]]; then
+    start_demo
+    base="http://127.0.0.1:$demo_port"
+    measure "vitals demo" well /readyz "$base/readyz" "$RATE"
+    measure "vitals demo" well /livez "$base/livez" "$RATE"
+    measure "vitals demo" well /readyz "$base/readyz" 0
+    if [[ -z $SKIP_FAULTS ]]; then
+        demo_switch database hang
+        sleep "${HANG_SETTLE%s}"
+        measure "vitals demo" "db hung" /readyz "$base/readyz" "$RATE"
+        measure "vitals demo" "db hung" /livez "$base/livez" "$RATE"
+        demo_switch database up
+        wait_ready_again "$base/readyz"
+        demo_switch cache down
+        sleep "${HANG_SETTLE%s}"
+        measure "vitals demo" "cache down" /readyz "$base/readyz" "$RATE"
+        measure "vitals demo" "cache down" /livez "$base/livez" "$RATE"
+        demo_switch cache up
+    fi
 fi
 
 if [[ -z $SKIP_FLASK ]]; then
@@ -199,8 +398,6 @@ if [[ -z $SKIP_FLASK ]]; then
         die "could not set app:config in redis"
     flask_port=$(free_port)
     say "starting the Flask peer under gunicorn ($WORKERS sync workers) on 127.0.0.1:$flask_port…"
-    # No --preload: each worker imports the app after the fork and so opens its own psycopg2
-    # connection, as the seed's module-global connection needs.
     (cd "$here/flask_peer" && DATABASE_URL=$pg_url REDIS_HOST=127.0.0.1 REDIS_PORT=$redis_port \
         exec "${server_cpu[@]}" "$BENCH_VENV/bin/gunicorn" --workers "$WORKERS" --worker-class sync \
         --bind "127.0.0.1:$flask_port" --log-level warning app:app \
@@ -208,96 +405,8 @@ if [[ -z $SKIP_FLASK ]]; then
     gunicorn_pid=$!
     APP_PIDS+=("$gunicorn_pid")
     wait_http_200 "http://127.0.0.1:$flask_port/ready" "$gunicorn_pid" "$tmp/gunicorn.log" "gunicorn (flask peer)"
-    # One worker answering is not all of them initialized: each worker's initialize() runs its
-    # own SELECT 1, which must not land in the first measured run. After it, each worker's
-    # connection stays "idle in transaction" (nothing commits), which is what we wait for.
-    for ((i = 0; i < 600; i++)); do
-        ready=$(sql "SELECT count(*) FROM pg_stat_activity
-                     WHERE backend_type = 'client backend' AND state = 'idle in transaction'")
-        ((ready >= WORKERS)) && break
-        sleep 0.1
-    done
-    ((ready >= WORKERS)) || die "only $ready of $WORKERS gunicorn workers connected within 60s (log: $tmp/gunicorn.log)"
-    targets+=("flask + gunicorn|/alive|http://127.0.0.1:$flask_port/alive")
-    targets+=("flask + gunicorn|/ready|http://127.0.0.1:$flask_port/ready")
-fi
-
-((${#targets[@]} > 0)) || die "nothing to measure (both SKIP_VITALS and SKIP_FLASK are set)"
-
-# ---------------------------------------------------------------------------------------------
-# Measurement
-
-# wrk prints latencies as 123.45us, 1.23ms, 1.02s, 2.00m; this turns one into milliseconds.
-to_ms() {
-    awk -v v="$1" 'BEGIN {
-        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-        if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
-        printf "%.3f", n
-    }'
-}
-
-# One measured run: `measure LABEL ENDPOINT URL CONNECTIONS LOAD [WRK ARGS...]` appends a row.
-measure() {
-    local label=$1 endpoint=$2 url=$3 conns=$4 load=$5
-    shift 5
-    if [[ $WARMUP != 0 ]]; then
-        "${client_cpu[@]}" wrk -t"$THREADS" -c"$conns" -d"$WARMUP" "$@" "$url" >/dev/null 2>&1 || true
-    fi
-    say "wrk -t$THREADS -c$conns -d$DURATION --latency $* $url"
-    local before after out
-    before=$(count_select1)
-    out=$tmp/wrk-$((${#rows[@]} + 1)).txt
-    "${client_cpu[@]}" wrk -t"$THREADS" -c"$conns" -d"$DURATION" --latency "$@" "$url" >"$out" 2>&1 ||
-        { cat "$out" >&2; die "wrk failed against $url"; }
-    after=$(count_select1)
-
-    local rps p50 p99 secs non2xx sockerr queries qps errors
-    rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
-    p50=$(awk '$1 == "50%" { print $2 }' "$out")
-    p99=$(awk '$1 == "99%" { print $2 }' "$out")
-    # "1234 requests in 15.00s, ..." gives the run's real length.
-    secs=$(awk '/ requests in / { s = $4; sub(/,$/, "", s); print s }' "$out")
-    [[ -n $rps && -n $p50 && -n $p99 && -n $secs ]] ||
-        { cat "$out" >&2; die "could not read wrk's output for $url (shown above)"; }
-    p50=$(to_ms "$p50")
-    p99=$(to_ms "$p99")
-    secs=$(to_ms "$secs")
-    non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$out")
-    sockerr=$(awk '/Socket errors:/ { n = 0; for (i = 4; i <= NF; i += 2) { v = $i; sub(/,$/, "", v); n += v } print n }' "$out")
-    queries=$((after - before))
-    qps=$(awk -v q="$queries" -v ms="$secs" 'BEGIN { printf "%.1f", (ms > 0 ? q * 1000 / ms : 0) }')
-    errors="${non2xx:-0} non-2xx, ${sockerr:-0} socket"
-    rows+=("| $label | \`$endpoint\` | $load, $conns conns | $rps | $p50 | $p99 | $errors | $queries | $qps |")
-    say "  $rps req/s, p50 $p50 ms, p99 $p99 ms, $errors, $queries × SELECT 1 ($qps/s)"
-}
-
-sql 'SELECT pg_stat_statements_reset()' >/dev/null || die "could not reset pg_stat_statements"
-# Anything else running (a build, say) skews every row; the report says how busy it was.
-load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-rows=()
-for target in "${targets[@]}"; do
-    IFS='|' read -r label endpoint url <<<"$target"
-    measure "$label" "$endpoint" "$url" "$CONNECTIONS" "as fast as it goes"
-done
-
-# Paced runs: the target is a /readyz p99 under 1 ms at 20,000 req/s, a load short of
-# saturation. wrk2 (which paces requests on a fixed schedule) is not packaged by Debian, so
-# plain wrk is paced with its Lua `delay()` hook: each connection waits PACE_MS between a
-# response and its next request, and wrk's latency clock starts when a request is sent. With
-# RATE × (PACE_MS + 0.8) / 1000 connections the offered load is about RATE: each connection's
-# cycle is the pause plus the response time plus wrk's timer slack, about 0.8 ms together as
-# seen here. The achieved rate is what the table shows; it is the number to quote. Only the vitals endpoints get a paced run:
-# the Flask peer saturates long before such rates, so pacing it would repeat the rows above.
-paced=0
-if ((RATE > 0)); then
-    printf 'function delay()\n  return %d\n end\n' "$PACE_MS" >"$tmp/pace.lua"
-    pace_conns=$(((RATE * (PACE_MS * 10 + 8) + 9999) / 10000))
-    for target in "${targets[@]}"; do
-        IFS='|' read -r label endpoint url <<<"$target"
-        [[ $label == vitals ]] || continue
-        measure "$label" "$endpoint" "$url" "$pace_conns" "paced to ~$RATE/s" -s "$tmp/pace.lua"
-        paced=1
-    done
+    measure "flask + gunicorn" well /alive "http://127.0.0.1:$flask_port/alive" 0
+    measure "flask + gunicorn" well /ready "http://127.0.0.1:$flask_port/ready" 0
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -305,7 +414,7 @@ fi
 
 pg_version=$(sql 'SHOW server_version' || echo '?')
 redis_version=$(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')
-wrk_version=$(wrk -v 2>&1 | awk 'NR == 1 { print $2 }' || true)
+oha_version=$(oha --version 2>/dev/null | awk '{ print $2 }' || true)
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 stamp=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')
@@ -314,32 +423,22 @@ report=$(
     cat <<EOF
 # Probe storm, $stamp
 
-Commit \`$commit\`; $CORES cores ($cpu); PostgreSQL $pg_version, Redis $redis_version,
-wrk $wrk_version. Each row: \`wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency\` on loopback
-after a warm-up run of $WARMUP. Flask peer: gunicorn, $WORKERS sync workers, one psycopg2 connection per
-worker. Load average before the first run: $load_before (anything above ~0.5 means
-something else was using the cores; rerun on a quiet machine).${PIN:+ Pinned: wrk on CPU 0, the servers under test on CPU 1 (PIN=1).}
+Commit \`$commit\`; $CORES cores ($cpu); PostgreSQL $pg_version, Redis $redis_version, oha
+$oha_version. Each row: $RUNS runs of \`oha -z $DURATION -c $CONNECTIONS\` (fixed-rate rows:
+\`-q RATE --latency-correction\`) after a $WARMUP warm-up; every figure is the median of the
+runs, the p99 of each run is listed too. Load average (1 min) when each run started is in the
+last column, and was $load_before before the first (anything above ~0.5 means something else
+was using the cores: rerun on a quiet machine).${PIN:+ Pinned: oha on CPU 0, the server under test on CPU 1 (PIN=1).}
+\`SELECT 1\` is what PostgreSQL executed during the row's runs (pg_stat_statements).
 
-| server | endpoint | load | requests/s | p50 (ms) | p99 (ms) | errors | \`SELECT 1\` seen by PostgreSQL | queries/s |
-| --- | --- | --- | ---: | ---: | ---: | --- | ---: | ---: |
+| server | phase | endpoint | load | requests/s | p50 (ms) | p99 (ms) | p99.9 (ms) | max (ms) | p99 of each run | answers | \`SELECT 1\` | load average per run |
+| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | --- |
 $(printf '%s\n' "${rows[@]}")
 
-Read with care:
-
-- wrk, the server under test, PostgreSQL and Redis all share these $CORES cores, so every
-  number here is lower than either server would reach alone; the comparison is fair only
-  because both servers are measured the same way on the same machine.
-- wrk measures latency from when a request is actually sent (it is closed-loop), so under
-  saturation its p99 understates what a client on a fixed schedule would see (coordinated
-  omission). The paced rows ($( ((paced)) && echo "each connection waits ${PACE_MS} ms between requests" || echo "none in this run")) load the server short of
-  saturation instead; wrk2 is not packaged by Debian, so they are not a true fixed-rate
-  schedule either.
-- gunicorn's sync workers close the connection after each response, so every Flask request
-  also pays a TCP handshake; that is how its users run it.
-- \`SELECT 1\` counts come from pg_stat_statements (normalized to \`SELECT \$1\`) between the
-  start and end of each run.
-  Both servers stay up for the whole benchmark, so the order service's background readiness
-  check (one \`SELECT 1\` every 5 s, about 0.2/s) is in every row's count, the Flask rows' too.
+Phases: *well* — every dependency up; *pg hung* — PostgreSQL SIGSTOPped (postmaster and
+backends) $HANG_SETTLE before the runs, so the database check is timing out throughout
+(\`/readyz\` answers 503, the question is how fast); *cache down* — Redis stopped (connections
+refused); the demo's are its simulated dependencies switched to \`hang\` and \`down\`.
 EOF
 )
 mkdir -p "$here/results"

@@ -66,7 +66,7 @@ pub use postgres::Postgres;
 pub use redact::{redact_url, redact_urls_in, url_origin};
 #[cfg(feature = "redis")]
 pub use redis::Redis;
-pub use run::{Run, RunEnd, run_once};
+pub use run::{Late, Run, RunEnd, in_time, run_once};
 #[cfg(feature = "system")]
 pub use system::{Disk, Memory};
 pub use tcp::Tcp;

@@ -1,4 +1,9 @@
 //! `Redis`: `PING` through one shared, self-healing connection manager.
+//!
+//! While Redis is down the manager reconnects with backoff, and a command waits for the
+//! reconnection; the probe bounds connecting and `PING` together by the run's answer-by
+//! instant ([`in_time`]), so it fails in its own words ("PING: no answer within 900ms") inside
+//! the check's timeout rather than being cut as a timeout (issue 11, item 9).
 
 use std::time::Duration;
 
@@ -8,7 +13,7 @@ use tokio::time::Instant;
 use vitals_core::Report;
 
 use crate::tcp::millis;
-use crate::{BoxFuture, Probe};
+use crate::{BoxFuture, Probe, in_time};
 
 /// Sends `PING` over a [`ConnectionManager`], which multiplexes one connection and reconnects
 /// when it breaks.
@@ -74,15 +79,17 @@ impl Probe for Redis {
     fn check(&self) -> BoxFuture<'_, Report> {
         Box::pin(async move {
             let start = Instant::now();
-            let mut manager = match self.manager().await {
-                Ok(manager) => manager,
-                Err(error) => return Report::fail(format!("connect: {error}")),
+            let mut manager = match in_time(self.manager()).await {
+                Ok(Ok(manager)) => manager,
+                Ok(Err(error)) => return Report::fail(format!("connect: {error}")),
+                Err(late) => return Report::fail(format!("connect: {late}")),
             };
-            match redis::cmd("PING").query_async::<String>(&mut manager).await {
-                Ok(_) => Report::pass()
+            match in_time(redis::cmd("PING").query_async::<String>(&mut manager)).await {
+                Ok(Ok(_)) => Report::pass()
                     .with_output("PONG")
                     .with_observed(millis(start), "ms"),
-                Err(error) => Report::fail(format!("PING: {error}")),
+                Ok(Err(error)) => Report::fail(format!("PING: {error}")),
+                Err(late) => Report::fail(format!("PING: {late}")),
             }
         })
     }

@@ -14,6 +14,13 @@
 //!
 //! The duration is measured on tokio's clock, so paused-clock tests see exact durations.
 //!
+//! A probe that waits on something that may hang (a reconnecting Redis client, a measurement)
+//! can finish in its own words instead of being cut: while it runs, [`in_time`] bounds a
+//! future by the run's *answer-by* instant, a little before the hard timeout (a tenth of the
+//! timeout early, at most 100 ms), and says how long it waited ("no answer within 900ms").
+//! Which verdict that is stays the probe's call: the Redis probe fails, a [`Threshold`]
+//! (crate::Threshold) whose number cannot be measured says so without failing.
+//!
 //! What it is not: a scheduler (when to run is the caller's business), a logger (the caller
 //! knows the check's name and logs a panic with it), or a clock for wall time. The wall time of
 //! [`Outcome::at`] is passed in by the caller, which owns its clock (the library reads the
@@ -51,6 +58,37 @@ pub enum RunEnd<T> {
     TimedOut { after: Duration },
 }
 
+tokio::task_local! {
+    /// The answer-by instant of the run being polled, and the time it allows.
+    static ANSWER_BY: (Instant, Duration);
+}
+
+/// A future that did not finish by its run's answer-by instant (see [`in_time`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("no answer within {}", fmt_duration(*.allowed))]
+pub struct Late {
+    /// From the start of the run to its answer-by instant.
+    pub allowed: Duration,
+}
+
+/// `future`, bounded by the answer-by instant of the [`run_once`] it runs in: a little before
+/// the run is cut, so the probe can still report why in its own words. Outside a run (a test
+/// calling `check()` directly), unbounded.
+pub async fn in_time<F: Future>(future: F) -> Result<F::Output, Late> {
+    match ANSWER_BY.try_with(|bound| *bound) {
+        Ok((at, allowed)) => tokio::time::timeout_at(at, future)
+            .await
+            .map_err(|_| Late { allowed }),
+        Err(_) => Ok(future.await),
+    }
+}
+
+/// How much earlier than the hard timeout a probe should answer: a tenth of the timeout, at
+/// most 100 ms (the rest of the runner's work after an answer takes microseconds).
+fn answer_margin(timeout: Duration) -> Duration {
+    (timeout / 10).min(Duration::from_millis(100))
+}
+
 /// Run `check` once, cut at `timeout`, with a panic caught as [`RunEnd::Panicked`].
 ///
 /// `check` is any future: a probe's `check()`, or one that also returns a health body. A
@@ -65,7 +103,12 @@ where
     let start = Instant::now();
     // `AssertUnwindSafe`: after a panic the future is dropped, never polled again, so no state
     // it broke halfway is observed afterwards.
-    let result = tokio::time::timeout(timeout, AssertUnwindSafe(check).catch_unwind()).await;
+    let allowed = timeout - answer_margin(timeout);
+    let bounded = ANSWER_BY.scope(
+        (start + allowed, allowed),
+        AssertUnwindSafe(check).catch_unwind(),
+    );
+    let result = tokio::time::timeout(timeout, bounded).await;
     let duration = start.elapsed();
     let end = match result {
         Ok(Ok(value)) => RunEnd::Finished(value),

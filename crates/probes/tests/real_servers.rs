@@ -87,3 +87,39 @@ fn a_bad_postgres_url_is_refused_with_the_reason() {
         "{error}"
     );
 }
+
+/// Issue 11, item 9: with Redis hung (SIGSTOP), `PING` waited for the connection manager's
+/// 2 s response timeout and the run was cut at its 1 s timeout as a timeout. The probe now
+/// answers inside the timeout, in its own words.
+#[tokio::test]
+async fn a_hung_redis_fails_inside_the_check_timeout_in_the_probe_own_words() {
+    use std::time::{Duration, SystemTime};
+    use vitals_core::Kind;
+    use vitals_testkit::{Signal, signal};
+
+    let redis = vitals_testkit::Redis::start().await.unwrap();
+    let probe = Redis::connect(&redis.url()).unwrap();
+    async fn run(probe: &Redis) -> vitals_core::Outcome {
+        vitals_probes::run_once(Duration::from_secs(1), async { probe.check().await })
+            .await
+            .into_outcome(SystemTime::now())
+    }
+    assert_eq!(run(&probe).await.kind, Kind::Pass);
+    signal(redis.pid(), Signal::SIGSTOP).unwrap();
+    for _ in 0..3 {
+        let outcome = run(&probe).await;
+        assert_eq!(outcome.kind, Kind::Fail, "{outcome:?}");
+        assert_eq!(
+            outcome.output.as_deref(),
+            Some("PING: no answer within 900ms"),
+            "{outcome:?}"
+        );
+    }
+    signal(redis.pid(), Signal::SIGCONT).unwrap();
+    let what = "the probe to pass again once redis runs";
+    vitals_testkit::until(what, Duration::from_secs(5), async || {
+        let outcome = run(&probe).await;
+        vitals_testkit::holds(outcome, |outcome| outcome.kind == Kind::Pass)
+    })
+    .await;
+}

@@ -2,10 +2,11 @@
 
 use std::fmt;
 
-/// One problem with one check's registration.
+/// One problem with one check's registration (or, with an empty `check`, with a setting of
+/// the server).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
-    /// The check's name, as registered.
+    /// The check's name, as registered; empty for a server setting (`max_connections`…).
     pub check: String,
     /// The field at fault: `name`, `interval`, `timeout`, `max_age`, `thresholds`, `liveness`…
     pub field: &'static str,
@@ -14,7 +15,11 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "check {:?}: {} {}", self.check, self.field, self.message)
+        if self.check.is_empty() {
+            write!(f, "server: {} {}", self.field, self.message)
+        } else {
+            write!(f, "check {:?}: {} {}", self.check, self.field, self.message)
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 use crate::check::Check;
+use crate::checks_thread::Place;
 use crate::error::{BuildError, Problem};
 use crate::lifecycle::{Hook, Phase, run_hooks};
 use crate::metrics::Metrics;
@@ -28,6 +29,9 @@ pub(crate) struct Options {
     pub(crate) details_token: Option<String>,
     pub(crate) drain_delay: Duration,
     pub(crate) fresh_min_interval: Duration,
+    pub(crate) serve: crate::serve::Limits,
+    /// Run the checks on a thread of their own; `None`: when the runtime is multi-threaded.
+    pub(crate) checks_thread: Option<bool>,
 }
 
 /// Registers checks and startup hooks, then starts them. See the crate documentation for a
@@ -50,6 +54,8 @@ impl HealthBuilder {
                 details_token: None,
                 drain_delay: Duration::from_secs(5),
                 fresh_min_interval: Duration::from_secs(1),
+                serve: crate::serve::Limits::default(),
+                checks_thread: None,
             },
         }
     }
@@ -87,7 +93,9 @@ impl HealthBuilder {
 
     /// Hide check names, outputs and values unless the request carries
     /// `Authorization: Bearer <token>`. The status code and overall status stay visible:
-    /// load balancers and kubelets need them and have no token.
+    /// load balancers and kubelets need them and have no token. Per-check paths
+    /// (`/readyz/database`), `?exclude=` and `/metrics` answer 401 without it, whatever name
+    /// was asked for, so neither an output nor which names exist leaks.
     pub fn details_token(mut self, token: impl Into<String>) -> Self {
         self.options.details_token = Some(token.into());
         self
@@ -107,8 +115,68 @@ impl HealthBuilder {
         self
     }
 
+    /// [`Health::serve`] closes a connection whose request headers are not complete within
+    /// this (counted from the connection's start, or from the previous response on a
+    /// kept-alive connection). Default 10 s.
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.options.serve.header_read_timeout = timeout;
+        self
+    }
+
+    /// [`Health::serve`] closes a connection on which no byte moved either way for this long
+    /// (a stalled upload, a client that stopped reading). Default 60 s. A handler that stays
+    /// silent longer (a long poll) needs a longer one.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.options.serve.idle_timeout = timeout;
+        self
+    }
+
+    /// At most this many open connections in [`Health::serve`]; a new one beyond it closes
+    /// the connection that has waited longest for its next request, so a flood of
+    /// half-finished connections cannot lock probes out. Default 512: keep it well below the
+    /// process's file-descriptor limit (`ulimit -n`).
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.options.serve.max_connections = max;
+        self
+    }
+
+    /// Run the checks on a thread of their own (a current-thread runtime at lower priority),
+    /// so that no check run ever sits between probe requests on the service's workers.
+    /// Default: yes in a multi-threaded runtime, no in a current-thread one (where tokio's
+    /// paused clock in tests must govern the checks too).
+    pub fn checks_thread(mut self, own: bool) -> Self {
+        self.options.checks_thread = Some(own);
+        self
+    }
+
     fn problems(&self) -> Vec<Problem> {
         let mut problems: Vec<Problem> = self.checks.iter().flat_map(Check::problems).collect();
+        let serve = &self.options.serve;
+        let mut server = |field: &'static str, message: &str| {
+            problems.push(Problem {
+                check: String::new(),
+                field,
+                message: message.into(),
+            })
+        };
+        if serve.max_connections == 0 {
+            server(
+                "max_connections",
+                "is zero; the server could accept nothing",
+            );
+        }
+        if serve.header_read_timeout.is_zero() {
+            server(
+                "header_read_timeout",
+                "is zero; no request could arrive in time",
+            );
+        }
+        if serve.idle_timeout.is_zero() {
+            server(
+                "idle_timeout",
+                "is zero; every connection would close at once",
+            );
+        }
         for (index, check) in self.checks.iter().enumerate() {
             if self.checks[..index]
                 .iter()
@@ -146,6 +214,7 @@ impl HealthBuilder {
             self.checks.iter().map(|check| check.name.clone()).collect(),
         ));
         let run_now: Vec<Arc<Notify>> = self.checks.iter().map(|_| Arc::default()).collect();
+        let place = Place::choose(self.options.checks_thread, phase.subscribe());
         for (index, check) in self.checks.iter().enumerate() {
             let task = Task {
                 index,
@@ -156,7 +225,7 @@ impl HealthBuilder {
                 metrics: Arc::clone(&metrics),
                 phase: phase.subscribe(),
             };
-            tokio::spawn(task.run());
+            place.spawn(task.run());
         }
         if !self.hooks.is_empty() {
             tokio::spawn(run_hooks(self.hooks, phase.clone()));
@@ -327,21 +396,18 @@ impl Health {
     /// Serve `app` on `listener` until drained (see [`Health::drained`]). Mount
     /// [`Health::router`] in `app` to serve the probes; pass `health.router()` alone for a
     /// standalone probe server.
+    ///
+    /// HTTP/1.1 with a header read timeout, an idle timeout and a connection limit (see
+    /// [`HealthBuilder::header_read_timeout`], [`HealthBuilder::idle_timeout`],
+    /// [`HealthBuilder::max_connections`]): slow or half-open clients cannot hold the port,
+    /// and when the limit is reached the connection idle the longest makes room, so probes
+    /// keep getting answers under a flood.
     pub async fn serve(
         &self,
         listener: tokio::net::TcpListener,
         app: axum::Router,
     ) -> std::io::Result<()> {
-        use axum::serve::ListenerExt;
-        // Probe answers are one small write each; Nagle's algorithm would only delay them.
-        let listener = listener.tap_io(|stream| {
-            if let Err(error) = stream.set_nodelay(true) {
-                tracing::debug!(%error, "cannot set TCP_NODELAY");
-            }
-        });
-        axum::serve(listener, app)
-            .with_graceful_shutdown(self.drained())
-            .await
+        crate::serve::serve(listener, app, self.inner.options.serve, self.drained()).await
     }
 
     /// Answer HAProxy's agent checks on `listener` (`agent-check agent-port …`) from the

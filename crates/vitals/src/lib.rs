@@ -52,6 +52,7 @@
 
 pub mod agent_check;
 mod check;
+mod checks_thread;
 mod endpoints;
 mod error;
 mod health;
@@ -59,6 +60,7 @@ mod heartbeat;
 mod lifecycle;
 mod metrics;
 mod scheduler;
+mod serve;
 mod snapshot;
 mod view;
 

@@ -1,12 +1,17 @@
 //! The snapshot: the latest result and state of every check, published as one value.
 //!
 //! Writers (one scheduler task per check) replace their own entry; readers (probe requests)
-//! take the whole snapshot at once, so a response never mixes two moments. Reading is an
-//! `Arc` clone under a briefly held lock: probe requests never wait for a check to run.
+//! take the whole snapshot at once, so a response never mixes two moments. A read is one
+//! lock-free `ArcSwap` load: a probe request never waits for a check to run, nor for a writer
+//! that is publishing (issue 18: the `watch` channel's read lock was shared with publishers,
+//! which cloned the snapshot while holding the write side). Writers serialize among
+//! themselves on a mutex no reader touches, and also send each new snapshot on a `watch`
+//! channel for subscribers (fresh reads, the agent check, user code).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use arc_swap::ArcSwap;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use vitals_core::Outcome;
@@ -53,30 +58,41 @@ pub struct Snapshot {
 /// The publishing side: owned by the health handle, written by the scheduler tasks.
 #[derive(Debug)]
 pub(crate) struct Board {
+    current: ArcSwap<Snapshot>,
+    /// Held by writers only, across read-modify-store, so no update is lost.
+    writing: Mutex<()>,
     tx: watch::Sender<Arc<Snapshot>>,
 }
 
 impl Board {
     pub(crate) fn new(checks: usize) -> Self {
-        let snapshot = Snapshot {
+        let snapshot = Arc::new(Snapshot {
             checks: vec![CheckSnapshot::default(); checks],
-        };
+        });
         Board {
-            tx: watch::Sender::new(Arc::new(snapshot)),
+            current: ArcSwap::new(Arc::clone(&snapshot)),
+            writing: Mutex::new(()),
+            tx: watch::Sender::new(snapshot),
         }
     }
 
-    /// The whole current snapshot.
+    /// The whole current snapshot, lock-free.
     pub(crate) fn read(&self) -> Arc<Snapshot> {
-        Arc::clone(&self.tx.borrow())
+        self.current.load_full()
     }
 
     /// Replace check `index`'s entry. Copy-on-write: readers holding the previous snapshot
     /// keep it unchanged.
     pub(crate) fn publish(&self, index: usize, entry: CheckSnapshot) {
-        self.tx.send_modify(|snapshot| {
-            Arc::make_mut(snapshot).checks[index] = entry;
-        });
+        let _writing = self
+            .writing
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut next = Snapshot::clone(&self.current.load());
+        next.checks[index] = entry;
+        let next = Arc::new(next);
+        self.current.store(Arc::clone(&next));
+        self.tx.send_replace(next);
     }
 
     pub(crate) fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {

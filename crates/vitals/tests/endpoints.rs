@@ -227,6 +227,86 @@ async fn details_are_hidden_without_the_token() {
     );
 }
 
+/// Issue 11, item 5: without the token, neither a per-check path, nor `exclude` (its answer or
+/// its error), nor `/metrics` may say what the checks are called or what they said; the same
+/// 401 whether the name exists or not, so not even existence leaks.
+#[tokio::test(start_paused = true)]
+async fn the_details_token_guards_per_check_paths_exclude_and_metrics() {
+    let db = Switch::default();
+    db.fail();
+    let health = Health::builder()
+        .details_token("s3cret")
+        .check(
+            Check::new("database", db.probe())
+                .interval(secs(5))
+                .jitter(Duration::ZERO)
+                .timeout(secs(1)),
+        )
+        .start()
+        .unwrap();
+    let router = health.router();
+    advance(10.1).await;
+    for uri in [
+        "/readyz/database",
+        "/readyz/bogus",
+        "/livez/database",
+        "/readyz?exclude=bogus",
+        "/readyz?exclude=database",
+        "/health?exclude=database&verbose",
+        "/metrics",
+    ] {
+        let answer = get(&router, uri).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNAUTHORIZED,
+            "{uri}: {}",
+            answer.body
+        );
+        assert!(
+            !answer.body.contains("database") && !answer.body.contains("refused"),
+            "{uri} leaked a name or an output: {}",
+            answer.body
+        );
+        let wrong = Request::get(uri)
+            .header("authorization", "Bearer guess")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(
+            get_with(&router, wrong).await.status,
+            StatusCode::UNAUTHORIZED,
+            "{uri}"
+        );
+    }
+    let with_token = |uri: &str| {
+        Request::get(uri)
+            .header("authorization", "Bearer s3cret")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let answer = get_with(&router, with_token("/readyz/database")).await;
+    assert_eq!(
+        (answer.status, answer.body.as_str()),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "[-]database failed: connection refused\n"
+        )
+    );
+    let answer = get_with(&router, with_token("/readyz?exclude=bogus")).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert!(
+        answer.body.contains("known checks: database"),
+        "{}",
+        answer.body
+    );
+    let answer = get_with(&router, with_token("/metrics")).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(
+        answer.body.contains("check=\"database\""),
+        "{}",
+        answer.body
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn heartbeat_and_metrics() {
     let (db, cache) = (Switch::default(), Switch::default());

@@ -28,7 +28,9 @@ pub(crate) fn register(store: &Store, args: &Args) -> anyhow::Result<Health> {
         },
     )
     .external()
-    // The seed ignores a queue it cannot measure: the cache check already says Redis is down.
+    // A queue it cannot measure (Redis down or hung) degrades, never fails: the cache check
+    // already says Redis is down, and a cache outage must not take every replica out of
+    // rotation (issue 11, item 9). Warn is the default; said here because it matters.
     .when_unmeasurable(Status::Warn);
 
     let init_db = store.clone();

@@ -2,6 +2,7 @@
 //! later processing and holds the configuration the seed loads at start-up.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -9,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::OnceCell;
@@ -54,9 +55,16 @@ impl Store {
     }
 
     async fn cache(&self) -> Result<ConnectionManager, redis::RedisError> {
+        // Short timeouts and one retry: Redis is non-critical, so an order must not wait
+        // long for it (the default retries for about a minute while Redis is down).
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_millis(500)))
+            .set_response_timeout(Some(Duration::from_millis(500)))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
         let manager = self
             .cache
-            .get_or_try_init(|| self.redis.get_connection_manager())
+            .get_or_try_init(|| self.redis.get_connection_manager_with_config(config))
             .await?;
         Ok(manager.clone())
     }

@@ -84,6 +84,49 @@ async fn redis_down_degrades_but_stays_ready() {
     assert!(verbose.body.contains("[+]database ok"), "{}", verbose.body);
 }
 
+/// Issue 11, item 4: with `ulimit -n 1024`, 3,000 connections that send half a header each
+/// used to hold every file descriptor, and `/livez` stopped answering. The server now closes
+/// the connections idle the longest to make room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn livez_answers_through_3000_half_sent_headers_under_ulimit_1024() {
+    let (pg, redis) = servers().await;
+    let service = Service::start_under(&["prlimit", "--nofile=1024", "--"], &pg, &redis, &[]).await;
+    let addr = service.base.trim_start_matches("http://").to_string();
+    let connects = (0..3_000).map(|_| {
+        let addr = addr.clone();
+        async move {
+            let connect = tokio::net::TcpStream::connect(addr);
+            let mut stream = tokio::time::timeout(Duration::from_secs(3), connect)
+                .await
+                .ok()?
+                .ok()?;
+            tokio::io::AsyncWriteExt::write_all(&mut stream, b"GET /livez HTTP/1.1\r\nX-Slow: ")
+                .await
+                .ok()?;
+            Some(stream)
+        }
+    });
+    let flood: Vec<_> = futures_util::future::join_all(connects).await;
+    let held = flood.iter().flatten().count();
+    assert!(held > 1_024, "only {held} flood connections got through");
+    // A new connection per probe, as a kubelet makes (the service's client would reuse the
+    // one kept alive since start-up).
+    let fresh = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    for _ in 0..10 {
+        let live = fresh.get(format!("{}/livez", service.base)).send().await;
+        assert_eq!(
+            live.as_ref().map(|answer| answer.status().as_u16()).ok(),
+            Some(200),
+            "/livez during the flood of {held} half-sent headers: {live:?}"
+        );
+    }
+    drop(flood);
+}
+
 #[tokio::test]
 async fn postgres_down_leaves_rotation_and_comes_back() {
     let (mut pg, redis) = servers().await;

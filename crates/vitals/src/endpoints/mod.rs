@@ -13,6 +13,11 @@
 //! Query parameters: `?verbose` (kube-apiserver-style lines), `?exclude=NAME` (repeatable,
 //! or comma-separated), `?fresh=1` (re-run the checks first, coalesced and rate-limited).
 //! Handlers only read the snapshot; none runs a check unless `fresh` asks for it.
+//!
+//! With a details token ([`HealthBuilder::details_token`](crate::HealthBuilder::details_token)),
+//! a request without it sees status codes and overall statuses only: per-check paths,
+//! `exclude` and `/metrics` answer 401 whatever the name asked for, and no body or error names
+//! a check or repeats its output.
 
 mod query;
 mod render;
@@ -67,7 +72,7 @@ impl Health {
             router = probe_route(router, seed_name, scope);
             router = router.route(
                 &format!("/{}/{{check}}", group.endpoint()),
-                get(move |state, path| single(group, state, path)),
+                get(move |state, path, headers| single(group, state, path, headers)),
             );
         }
         router.with_state(self.clone())
@@ -88,6 +93,12 @@ async fn probe(
     Query(pairs): Query<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> Response {
+    let details = render::may_see_details(&health, &headers);
+    // `exclude` names checks, and its error lists them: both are details. Refused whatever
+    // the names, so that a 400 for an unknown name cannot tell which names exist.
+    if !details && pairs.iter().any(|(key, _)| key == "exclude") {
+        return render::unauthorized("exclude");
+    }
     let params = match Params::parse(&pairs, &health) {
         Ok(params) => params,
         Err(message) => return render::bad_request(&message),
@@ -97,7 +108,6 @@ async fn probe(
     }
     let snapshot = health.snapshot();
     let verdict = health.verdict(&snapshot, scope, &params.excluded);
-    let details = render::may_see_details(&health, &headers);
     if params.verbose {
         render::verbose(scope, &verdict, details)
     } else {
@@ -106,7 +116,17 @@ async fn probe(
 }
 
 /// `/readyz/{check}`: one check's status as plain text, like kube-apiserver's per-check paths.
-async fn single(group: Group, State(health): State<Health>, Path(name): Path<String>) -> Response {
+/// With a details token, only for requests that carry it: the answer is a check's output, and
+/// even a 404 would tell which names exist.
+async fn single(
+    group: Group,
+    State(health): State<Health>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if !render::may_see_details(&health, &headers) {
+        return render::unauthorized("per-check paths");
+    }
     let Some(index) = health.position(&name) else {
         return render::not_found(&format!("no check named {name:?}"));
     };
@@ -129,7 +149,12 @@ async fn single(group: Group, State(health): State<Health>, Path(name): Path<Str
     (code, render::line(&view, true) + "\n").into_response()
 }
 
-async fn metrics(State(health): State<Health>) -> Response {
+/// `/metrics`: every series is labelled with a check's name, so with a details token it asks
+/// for the token too (Prometheus sends it with `authorization: {credentials: …}`).
+async fn metrics(State(health): State<Health>, headers: HeaderMap) -> Response {
+    if !render::may_see_details(&health, &headers) {
+        return render::unauthorized("/metrics");
+    }
     (
         [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         health.metrics_text(),

@@ -161,6 +161,19 @@ pub(super) fn bad_request(message: &str) -> Response {
     error(StatusCode::BAD_REQUEST, message)
 }
 
+/// 401 for a request that needs the details token and lacks it. `what` names the feature,
+/// never a check: the answer must be the same whichever check was asked for.
+pub(super) fn unauthorized(what: &str) -> Response {
+    let mut response = error(
+        StatusCode::UNAUTHORIZED,
+        &format!("{what} needs the details token: send Authorization: Bearer <token>"),
+    );
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
 pub(super) fn not_found(message: &str) -> Response {
     error(StatusCode::NOT_FOUND, message)
 }

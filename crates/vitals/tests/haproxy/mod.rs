@@ -139,6 +139,31 @@ impl Haproxy {
         panic!("no server {name:?} in haproxy's stats:\n{csv}");
     }
 
+    /// One field of server `name`'s row in `show stat` (`status`, `chkfail`, `chkdown`,
+    /// `check_status`, …).
+    pub async fn stat(&self, name: &str, field: &str) -> String {
+        let mut admin = UnixStream::connect(&self.socket).await.unwrap();
+        admin.write_all(b"show stat\n").await.unwrap();
+        let mut csv = String::new();
+        admin.read_to_string(&mut csv).await.unwrap();
+        let mut lines = csv.lines();
+        let header: Vec<&str> = lines
+            .next()
+            .unwrap()
+            .trim_start_matches("# ")
+            .split(',')
+            .collect();
+        let column = |field: &str| header.iter().position(|h| *h == field).unwrap();
+        let (px, sv, wanted) = (column("pxname"), column("svname"), column(field));
+        for line in lines {
+            let row = split_csv(line);
+            if row.len() > wanted && row[px] == "be" && row[sv] == name {
+                return row[wanted].clone();
+            }
+        }
+        panic!("no server {name:?} in haproxy's stats:\n{csv}");
+    }
+
     /// Poll until server `name`'s status starts with `status` (and, if given, its weight is
     /// `weight`); panic with what HAProxy last showed after [`SETTLE`].
     pub async fn wait_for(&self, name: &str, status: &str, weight: Option<u32>) {

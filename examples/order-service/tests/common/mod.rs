@@ -35,8 +35,28 @@ pub async fn servers() -> (Postgres, Redis) {
 impl Service {
     /// Start the service and wait until its startup probe passes.
     pub async fn start(pg: &Postgres, redis: &Redis, extra: &[&str]) -> Service {
+        Service::start_under(&[], pg, redis, extra).await
+    }
+
+    /// Start the service through `wrapper` (`["prlimit", "--nofile=1024", "--"]`), else as
+    /// [`Service::start`].
+    pub async fn start_under(
+        wrapper: &[&str],
+        pg: &Postgres,
+        redis: &Redis,
+        extra: &[&str],
+    ) -> Service {
         let port = free_port().unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_order-service"))
+        let binary = env!("CARGO_BIN_EXE_order-service");
+        let mut command = match wrapper {
+            [] => Command::new(binary),
+            [program, args @ ..] => {
+                let mut command = Command::new(program);
+                command.args(args).arg(binary);
+                command
+            }
+        };
+        let child = command
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--database-url", &pg.url()])
             .args(["--redis-url", &redis.url()])

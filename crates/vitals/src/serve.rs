@@ -1,0 +1,364 @@
+//! The HTTP server behind [`Health::serve`](crate::Health::serve): hyper's HTTP/1.1 with the
+//! defences a probe port needs against slow clients and many clients (issue 11, item 4).
+//!
+//! - **Header read timeout** (default 10 s): a request's headers must be complete within it,
+//!   counted from when the server starts waiting for them: on a new connection, and after the
+//!   previous response on a kept-alive one (so a kept-alive connection idle that long between
+//!   requests is closed too, as Node's `keepAliveTimeout` does). hyper enforces it.
+//! - **Idle timeout** (default 60 s): a connection on which no byte moved either way for this
+//!   long is closed, whatever it was doing (a request body that stopped arriving, a client that
+//!   stopped reading). Checked every half timeout, so it closes within 1.5 × the timeout.
+//! - **Connection limit** (default 512): at the limit the server accepts the next connection
+//!   only after closing the one that has waited longest for its next request, once it has
+//!   waited at least [`EVICTION_GRACE`]; until then new connections wait in the kernel's
+//!   backlog. A flood of connections that never finish a header (slowloris) therefore cannot
+//!   keep a kubelet's probe, which sends its request at once, out for more than about that
+//!   grace, and a burst of honest clients beyond the limit is delayed, not refused. The same
+//!   eviction frees a file descriptor when `accept` fails for lack of one. Connections in the
+//!   middle of a request are never evicted.
+//!
+//! What it is not: a general-purpose server. No HTTP/2, no TLS (terminate it in front), no
+//! per-client rate limits. `TCP_NODELAY` is set on every connection: probe answers are one
+//! small write each, and Nagle's algorithm would only delay them.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+
+/// How long a connection may wait for its next request before it may be closed to make room
+/// for a new one: long enough for any client that sends its request at once (a burst of
+/// connections is accepted faster than their tasks first run), short enough that a flood of
+/// half-sent headers delays a probe by about this much at most.
+pub(crate) const EVICTION_GRACE: Duration = Duration::from_secs(1);
+
+/// The limits of [`serve`]; see the module documentation for what each one does.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) header_read_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 512,
+        }
+    }
+}
+
+/// One open connection, as the limit sees it.
+#[derive(Debug)]
+struct Conn {
+    /// Requests being handled now; a busy connection is never evicted.
+    busy: AtomicUsize,
+    /// Milliseconds since the server started at which the connection last became idle
+    /// (accepted, or a response was handed to hyper).
+    idle_since: AtomicU64,
+    /// Bytes moved either way (reads and writes counted as events), for the idle timeout.
+    activity: AtomicU64,
+    /// Notified to close the connection now (evicted).
+    evict: Notify,
+}
+
+/// Every open connection, keyed by a serial number. Locked on accept and close only, never
+/// per request.
+#[derive(Debug, Default)]
+struct Table {
+    conns: Mutex<HashMap<u64, Arc<Conn>>>,
+}
+
+impl Table {
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Conn>>> {
+        self.conns
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Close the connection idle the longest, if it has been idle for the grace at least (at
+    /// `now`, in milliseconds since the server started). False if none may be closed.
+    fn evict_oldest_idle(&self, now: u64) -> bool {
+        let grace = u64::try_from(EVICTION_GRACE.as_millis()).unwrap_or(u64::MAX);
+        let mut conns = self.lock();
+        let oldest = conns
+            .iter()
+            .filter(|(_, conn)| conn.busy.load(Ordering::Relaxed) == 0)
+            .min_by_key(|(_, conn)| conn.idle_since.load(Ordering::Relaxed))
+            .filter(|(_, conn)| {
+                now.saturating_sub(conn.idle_since.load(Ordering::Relaxed)) >= grace
+            })
+            .map(|(serial, _)| *serial);
+        // Out of the table at once, so that it is neither counted nor chosen again while its
+        // task gets round to closing it.
+        match oldest.and_then(|serial| conns.remove(&serial)) {
+            Some(conn) => {
+                conn.evict.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Serve `app` on `listener` with `limits` until `shutdown` resolves; then stop accepting,
+/// let each connection finish the request it is in, and return once all have closed.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let started = Instant::now();
+    let table = Arc::new(Table::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut serial = 0u64;
+    loop {
+        // At the limit, make room before accepting: the new connection waits in the backlog.
+        if table.len() >= limits.max_connections && !table.evict_oldest_idle(millis_since(started))
+        {
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = tokio::time::sleep(Duration::from_millis(10)) => continue,
+            }
+        }
+        let stream = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) if is_per_connection(&error) => continue,
+                Err(error) => {
+                    // Most likely out of file descriptors: free one by closing the connection
+                    // idle the longest, and try again shortly.
+                    tracing::debug!(%error, "accept failed; evicting an idle connection");
+                    table.evict_oldest_idle(millis_since(started));
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
+                }
+            },
+        };
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+        serial += 1;
+        let conn = Arc::new(Conn {
+            busy: AtomicUsize::new(0),
+            idle_since: AtomicU64::new(millis_since(started)),
+            activity: AtomicU64::new(0),
+            evict: Notify::new(),
+        });
+        table.lock().insert(serial, Arc::clone(&conn));
+        let table = Arc::clone(&table);
+        let app = app.clone();
+        let stop = stop_rx.clone();
+        tokio::spawn(async move {
+            handle(stream, app, Arc::clone(&conn), limits, started, stop).await;
+            table.lock().remove(&serial);
+        });
+    }
+    drop(listener);
+    drop(stop_rx);
+    let _ = stop_tx.send(true);
+    // Every connection task holds a receiver; they are all gone once each has closed.
+    stop_tx.closed().await;
+    Ok(())
+}
+
+/// Accept errors that concern one connection only (it was reset before we took it).
+fn is_per_connection(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset, Interrupted};
+    matches!(
+        error.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset | Interrupted
+    )
+}
+
+fn millis_since(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Serve one connection until it ends, is evicted, goes idle, or the server stops.
+async fn handle(
+    stream: TcpStream,
+    app: Router,
+    conn: Arc<Conn>,
+    limits: Limits,
+    started: Instant,
+    mut stop: watch::Receiver<bool>,
+) {
+    let io = TokioIo::new(Counted {
+        inner: stream,
+        conn: Arc::clone(&conn),
+    });
+    let service = {
+        let conn = Arc::clone(&conn);
+        hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            let busy = Busy::enter(Arc::clone(&conn), started);
+            let mut app = app.clone();
+            async move {
+                let response = tower::Service::call(&mut app, request).await;
+                drop(busy);
+                response
+            }
+        })
+    };
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .serve_connection(io, service);
+    let mut connection = std::pin::pin!(connection);
+    let idle = idle_watch(&conn, limits.idle_timeout);
+    let mut idle = std::pin::pin!(idle);
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(%error, "connection ended with an error");
+                }
+                return;
+            }
+            () = conn.evict.notified() => {
+                tracing::debug!("connection evicted to make room for a new one");
+                return;
+            }
+            () = &mut idle => {
+                tracing::debug!(idle_timeout = ?limits.idle_timeout, "idle connection closed");
+                return;
+            }
+            changed = stop.changed(), if !stopping => {
+                // Finish the request in flight, then close (or close now if idle).
+                stopping = true;
+                if changed.is_ok() {
+                    connection.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+}
+
+/// Resolves once no byte has moved on `conn` for `timeout` (checked every half timeout).
+async fn idle_watch(conn: &Conn, timeout: Duration) {
+    let period = (timeout / 2).max(Duration::from_millis(1));
+    let mut seen = conn.activity.load(Ordering::Relaxed);
+    let mut quiet = Duration::ZERO;
+    loop {
+        tokio::time::sleep(period).await;
+        let now = conn.activity.load(Ordering::Relaxed);
+        if now == seen {
+            quiet += period;
+            if quiet >= timeout {
+                return;
+            }
+        } else {
+            seen = now;
+            quiet = Duration::ZERO;
+        }
+    }
+}
+
+/// Marks a connection busy while a request is handled; idle again when dropped (the response
+/// was handed to hyper, or the request was cancelled).
+struct Busy {
+    conn: Arc<Conn>,
+    started: Instant,
+}
+
+impl Busy {
+    fn enter(conn: Arc<Conn>, started: Instant) -> Self {
+        conn.busy.fetch_add(1, Ordering::Relaxed);
+        Busy { conn, started }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.conn
+            .idle_since
+            .store(millis_since(self.started), Ordering::Relaxed);
+        self.conn.busy.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A TCP stream that counts its reads and writes, for the idle timeout.
+struct Counted {
+    inner: TcpStream,
+    conn: Arc<Conn>,
+}
+
+impl Counted {
+    fn moved(&self) {
+        self.conn.activity.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.moved();
+        }
+        result
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            self.moved();
+        }
+        result
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            self.moved();
+        }
+        result
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

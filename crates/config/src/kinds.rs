@@ -20,6 +20,15 @@ use super::val::{At, PhiTuning, Reported};
 type Target = Fields<target::Table>;
 
 /// The message for a required key that is missing.
+/// Whether a heartbeat's ping id may be public: its pings are authenticated (a `udp_key` or
+/// `ping_key`), or it says `public_ping_id = true`. Such a target without a `ping_id` is
+/// pinged by its id; others get one nobody can guess.
+pub(super) fn ping_id_may_be_public(f: &Target) -> bool {
+    f.has(target::UDP_KEY)
+        || f.has(target::PING_KEY)
+        || matches!(f.get(target::PUBLIC_PING_ID), Ok(Some(at)) if at.value)
+}
+
 pub(super) fn missing(kind: Kind, key: &str) -> String {
     let example = match (kind, key) {
         (Kind::Http, _) => "url = \"http://127.0.0.1:8080/health\"",
@@ -221,11 +230,8 @@ fn heartbeat(
     }
     let udp_key = f.get(UDP_KEY);
     let ping_key = f.get(target::PING_KEY);
-    // Authenticated pings, and targets that declare their ping id public, keep the id as
-    // their ping id; others get one nobody can guess (the same rule as `build::target`).
-    let public = matches!(f.get(target::PUBLIC_PING_ID), Ok(Some(at)) if at.value);
     let ping_id = match f.get(target::PING_ID) {
-        Ok(None) if f.has(UDP_KEY) || f.has(target::PING_KEY) || public => f.get(target::ID),
+        Ok(None) if ping_id_may_be_public(f) => f.get(target::ID),
         other => other,
     };
     let (period, cron, timezone, grace) = (period?, cron?, timezone?, grace?);

@@ -12,7 +12,10 @@
 #   - `vitals demo` (release build of the `vitals` binary): the same library with simulated
 #     dependencies, switched over HTTP (`POST /demo/database/hang`);
 #   - the seed's Flask app (bench/flask_peer, gunicorn, sync workers): /alive and /ready (which
-#     runs `SELECT 1` inline), at saturation only; it saturates far below the paced rate.
+#     runs `SELECT 1` inline), at saturation only; it saturates far below the paced rate;
+#   - the floor: HAProxy (one thread, pinned like the servers) answering `200 ok` itself with
+#     `http-request return`, no backend, no check: what this machine, its kernel and the load
+#     generator add to any server's latency at the same rate. A tail no server can beat here.
 #
 # The load generator is oha (crates.io), which paces requests on a fixed schedule (`-q RATE`)
 # and, with `--latency-correction`, measures each request from when the schedule said it
@@ -46,7 +49,7 @@
 #                       during the first run of each fixed-rate row, and keep
 #                       `perf sched latency --sort max` beside the report: which tasks ran
 #                       there, and how long the server's threads waited to run (needs perf)
-#   SKIP_ORDER=1, SKIP_DEMO=1, SKIP_FLASK=1, SKIP_FAULTS=1   leave parts out
+#   SKIP_ORDER=1, SKIP_DEMO=1, SKIP_FLASK=1, SKIP_FAULTS=1, SKIP_FLOOR=1   leave parts out
 #   ORDER_SERVICE_BIN, VITALS_BIN    run these binaries instead of building them
 #   BENCH_VENV          Python virtualenv for the Flask peer (default: target/bench/venv)
 #
@@ -75,6 +78,7 @@ PERF_SCHED=${PERF_SCHED:-}
 SKIP_ORDER=${SKIP_ORDER:-}
 SKIP_DEMO=${SKIP_DEMO:-}
 SKIP_FLASK=${SKIP_FLASK:-}
+SKIP_FLOOR=${SKIP_FLOOR:-}
 SKIP_FAULTS=${SKIP_FAULTS:-}
 BENCH_VENV=${BENCH_VENV:-$root/target/bench/venv}
 server_cpu=()
@@ -347,6 +351,31 @@ demo_switch() { curl -fsS -X POST "http://127.0.0.1:$demo_port/demo/$1/$2" >/dev
 
 sql 'SELECT pg_stat_statements_reset()' >/dev/null || die "could not reset pg_stat_statements"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+
+if [[ -z $SKIP_FLOOR ]]; then
+    command -v haproxy >/dev/null || die "haproxy not found (apt-get install haproxy), or SKIP_FLOOR=1"
+    floor_port=$(free_port)
+    cat >"$tmp/floor.cfg" <<CFG
+global
+    nbthread 1
+    maxconn 4000
+defaults
+    mode http
+    timeout client 30s
+    timeout connect 5s
+    timeout server 30s
+frontend floor
+    bind 127.0.0.1:$floor_port
+    http-request return status 200 content-type text/plain string ok
+CFG
+    say "starting the floor (haproxy answering by itself) on 127.0.0.1:$floor_port…"
+    "${server_cpu[@]}" haproxy -f "$tmp/floor.cfg" </dev/null >"$tmp/floor.log" 2>&1 &
+    floor_pid=$!
+    APP_PIDS+=("$floor_pid")
+    wait_http_200 "http://127.0.0.1:$floor_port/" "$floor_pid" "$tmp/floor.log" "haproxy (floor)"
+    measure "floor: haproxy return" well / "http://127.0.0.1:$floor_port/" "$RATE"
+    kill "$floor_pid" 2>/dev/null || true
+fi
 
 if [[ -z $SKIP_ORDER ]]; then
     start_order_service

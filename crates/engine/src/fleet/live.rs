@@ -29,6 +29,9 @@ pub(crate) struct Live {
     /// not one per beat).
     pub(crate) armed: Option<Instant>,
     pub(crate) paused: bool,
+    /// Whether an active target has moved to its own phase of the interval (see
+    /// `Fleet::schedule_check`).
+    pub(crate) phased: bool,
     pub(crate) maintenance_until: Option<SystemTime>,
     /// When a heartbeat job said `/start`, to measure its run.
     pub(crate) started: Option<(Instant, Option<String>)>,
@@ -59,6 +62,7 @@ impl Live {
             timer_generation: 0,
             armed: None,
             paused: false,
+            phased: false,
             maintenance_until: None,
             started: None,
             last_beat: None,

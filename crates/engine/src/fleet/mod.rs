@@ -221,10 +221,27 @@ impl Fleet {
 
     /// Target `index`'s next check, one interval (for its state) and its jitter after the
     /// check due at `from`, and never in the past.
+    ///
+    /// Every active target is checked at once when the fleet starts. With a jitter (the
+    /// default is a tenth of the interval), its next check also moves it to a phase of its
+    /// own within the interval, spread by index, so that targets started together are
+    /// checked evenly through the interval from then on (HAProxy spreads first checks the
+    /// same way). Jitter alone left them bunched: each target's period is its interval plus
+    /// its own jitter, and 10,000 targets at 1 s had 100 ms windows with 1.8 times the mean
+    /// number of checks due, 1.1 times with phases (BENCHMARKS.md, issue 10). A jitter of
+    /// zero asks for exact times: every target on the grid of its interval from the start.
     fn schedule_check(&mut self, now: Now, index: usize, from: Instant) {
         if let Some(cadence) = self.specs[index].mode.cadence() {
-            let interval = self.table[index].next_interval(cadence);
-            let next = (from + interval + timers::jitter(index, cadence.jitter)).max(now.mono);
+            let live = &mut self.table[index];
+            let interval = live.next_interval(cadence);
+            let spread = !cadence.jitter.is_zero() && !std::mem::replace(&mut live.phased, true);
+            let phase = if spread {
+                timers::phase(index, interval)
+            } else {
+                Duration::ZERO
+            };
+            let next =
+                (from + interval + phase + timers::jitter(index, cadence.jitter)).max(now.mono);
             self.timers.push(Entry::check(next, index));
         }
     }

@@ -9,6 +9,8 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant, SystemTime};
 
+use vitals_core::SplitMix64;
+
 use crate::Expectation;
 
 /// What comes due.
@@ -114,4 +116,13 @@ pub(super) fn jitter(index: usize, max: Duration) -> Duration {
     }
     let spread = (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11;
     max.mul_f64(spread as f64 / (1u64 << 53) as f64)
+}
+
+/// Target `index`'s phase within `interval`: where in each interval it is checked, spread
+/// evenly over targets. Drawn from the index through `SplitMix64` rather than the jitter's
+/// multiplicative hash, so that phase and jitter are unrelated: were they proportional, the
+/// jitter would pile phases up again round by round.
+pub(super) fn phase(index: usize, interval: Duration) -> Duration {
+    let spread = SplitMix64::new(index as u64).next_u64() >> 11;
+    interval.mul_f64(spread as f64 / (1u64 << 53) as f64)
 }

@@ -369,3 +369,51 @@ fn time_only_moves_forward_and_an_idle_fleet_has_nothing_due_but_its_checks() {
     assert_eq!(sim.checks["a"], 11); // 0, 5, …, 50
     assert_eq!(sim.checks["b"], 8); // 0, 7, …, 49
 }
+
+/// Targets started together are checked at once, then evenly through the interval: over ten
+/// seconds from the third on, no 100 ms window has more than 1.3 times its share of the checks
+/// due. (Without phases, each target's period being its interval plus its own jitter, the
+/// fullest window had 1.8 times its share.)
+#[test]
+fn targets_started_together_are_checked_evenly_through_the_interval() {
+    const TARGETS: usize = 2_000;
+    let specs = (0..TARGETS)
+        .map(|i| {
+            let mut spec = active(&format!("t{i}"), 1);
+            if let Mode::Active { cadence, .. } = &mut spec.mode {
+                cadence.jitter = Duration::from_millis(100);
+            }
+            spec
+        })
+        .collect();
+    let mut sim = Sim::new(specs, Topology::default());
+    let (from, to) = (sim.at(3.0).mono, sim.at(13.0).mono);
+    let mut windows = vec![0u32; 100];
+    let mut first = 0;
+    while let Some(next) = sim.fleet.poll_timeout() {
+        if next >= to {
+            break;
+        }
+        sim.now = sim.at(next.duration_since(sim.start).as_secs_f64());
+        sim.fleet.handle_timeout(sim.now);
+        while let Some(due) = sim.fleet.poll_check() {
+            if due.due == sim.start {
+                first += 1;
+            } else if due.due >= from {
+                let window = due.due.duration_since(from).as_millis() / 100;
+                windows[window as usize] += 1;
+            }
+            let outcome = Outcome::new(Kind::Pass, sim.now.wall, Duration::ZERO);
+            sim.fleet.handle_result(sim.now, due, outcome, Vec::new());
+        }
+        sim.drain();
+    }
+    assert_eq!(first, TARGETS, "every target is checked at once");
+    let total: u32 = windows.iter().sum();
+    let share = f64::from(total) / windows.len() as f64;
+    let fullest = windows.iter().copied().max().unwrap_or(0);
+    assert!(
+        f64::from(fullest) <= 1.3 * share,
+        "the fullest 100 ms window has {fullest} checks due, {share:.0} on average"
+    );
+}

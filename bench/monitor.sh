@@ -17,8 +17,10 @@
 #      way, right after (not at the same time: on two cores they would take CPU from each
 #      other and from the HTTP servers);
 #   3. heartbeats ingested per second: authenticated UDP datagrams from one sender thread
-#      (bench_load udp) over UDP_SOURCES sources, and HTTP pings (`wrk` with a Lua script
-#      cycling over the ids of /ping/<id>), counted by the monitor's `vitals_heartbeats_total`;
+#      (bench_load udp, 64 datagrams to a sendmmsg) over UDP_SOURCES sources, and HTTP pings
+#      (`wrk` with a Lua script cycling over the ids of /ping/<id>), counted by the monitor's
+#      `vitals_heartbeats_total`; then the same wrk against HAProxy answering 200 by itself,
+#      pinned like the monitor: the ceiling of any HTTP server on this machine;
 #   4. memory per idle target: RSS of `vitals serve` with IDLE_TARGETS heartbeat targets
 #      (period 1h) minus RSS with one, divided by IDLE_TARGETS - 1; /proc/<pid>/smaps_rollup
 #      of the big one is kept in the results.
@@ -491,6 +493,46 @@ EOF
     # shellcheck disable=SC2016 # backquotes are markdown here
     printf '| HTTP `/ping/<id>` | %s | %s | %.0f | %s non-2xx | %.0f %% of a core |\n' "$before" \
         "$requests" "$(echo "$accepted / ($t1 - $t0)" | bc -l)" "${non2xx:-0}" "$share" >>"$report"
+    stop_pid "$MONITOR_PID"
+
+    # The ceiling: what any HTTP server can answer on this machine under the same wrk, pinned
+    # the same way (HAProxy, one thread, answering 200 itself: no routing, no work).
+    ceiling_port=$(free_port)
+    cat >"$tmp/ceiling.cfg" <<CFG
+global
+    nbthread 1
+    maxconn 4000
+defaults
+    mode http
+    timeout client 30s
+    timeout connect 5s
+    timeout server 30s
+frontend ceiling
+    bind 127.0.0.1:$ceiling_port
+    http-request return status 200 content-type text/plain string OK
+CFG
+    "${server_cpu[@]}" "$HAPROXY_BIN" -db -f "$tmp/ceiling.cfg" </dev/null >"$tmp/ceiling.log" 2>&1 &
+    ceiling_pid=$!
+    for ((i = 0; i < 50; i++)); do
+        curl -fs "http://127.0.0.1:$ceiling_port/" >/dev/null && break
+        sleep 0.1
+    done
+    before=$(load)
+    say "ceiling: the same wrk against haproxy answering by itself…"
+    c0=$(cpu_ticks "$ceiling_pid")
+    t0=$(now)
+    "${client_cpu[@]}" wrk -t1 -c"$PING_CONNECTIONS" -d"$PING_DURATION" -s "$tmp/ping.lua" \
+        "http://127.0.0.1:$ceiling_port" >"$tmp/wrk-ceiling.txt" 2>&1 ||
+        { cat "$tmp/wrk-ceiling.txt" >&2; die "wrk failed against the ceiling"; }
+    t1=$(now)
+    c1=$(cpu_ticks "$ceiling_pid")
+    stop_pid "$ceiling_pid"
+    requests=$(awk '/requests in/ { print $1 }' "$tmp/wrk-ceiling.txt")
+    rate=$(awk '/Requests\/sec/ { print $2 }' "$tmp/wrk-ceiling.txt")
+    share=$(echo "100 * ($c1 - $c0) / $CLK_TCK / ($t1 - $t0)" | bc -l)
+    # shellcheck disable=SC2016 # backquotes are markdown here
+    printf '| ceiling: HAProxy answering itself, same wrk | %s | %s | %.0f | – | %.0f %% of a core |\n' \
+        "$before" "$requests" "$rate" "$share" >>"$report"
     {
         echo
         echo "UDP counters at the end:"
@@ -502,7 +544,6 @@ EOF
         grep -E 'Latency|Req/Sec|requests in' "$tmp/wrk.txt" | sed 's/^/    /'
         echo
     } >>"$report"
-    stop_pid "$MONITOR_PID"
 fi
 
 # ---------------------------------------------------------------------------------------------

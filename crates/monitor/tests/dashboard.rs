@@ -521,3 +521,19 @@ async fn ten_thousand_targets() {
         status.len()
     );
 }
+
+/// An empty setup says how to add a first target, and the status page does not claim that
+/// "all systems" are operational when it watches none (issue 17, item 8).
+#[tokio::test]
+async fn an_empty_setup_says_how_to_begin() {
+    let monitor = start("").await;
+    let overview = monitor.page("/").await;
+    assert!(overview.contains("No targets yet."), "{overview}");
+    assert!(!overview.contains("Isolated"), "{overview}");
+    let status = monitor.page("/status").await;
+    assert!(
+        status.contains("No services are monitored yet."),
+        "{status}"
+    );
+    assert!(!status.contains("All systems operational"), "{status}");
+}

@@ -220,6 +220,20 @@ async fn when_the_monitors_network_fails_nothing_is_declared_down() {
         .await
         .unwrap();
     assert_eq!(list["isolated"], true);
+    // The dashboard says so above everything, naming the canary; the public status page warns
+    // that its states may be out of date (issue 17, item 3).
+    let page = |path: &'static str| {
+        let client = client.clone();
+        let url = format!("{monitor}{path}");
+        async move { client.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    let overview = page("/").await;
+    assert!(
+        overview.contains("Isolated: every canary is failing (gateway)"),
+        "{overview}"
+    );
+    let status = page("/status").await;
+    assert!(status.contains("may be out of date"), "{status}");
     for target in targets.iter().filter(|t| t["id"] != "gateway") {
         assert!(
             target["serving"].as_bool().unwrap(),

@@ -187,8 +187,18 @@ pub(super) async fn page(
             }
         }
     };
+    let total = dashboard.inner.engine.specs().len();
     let main = html! {
         h1 { "Overview" }
+        (isolation_banner(&dashboard))
+        @if total == 0 {
+            p.banner.st-info role="status" {
+                "No targets yet. Add a " code { "[[target]]" } " to the configuration file (see "
+                code { "docs/CONFIG.md" } "; " code { "examples/quickstart.toml" }
+                " is a small start) and restart "
+                code { "vitals serve" } "; " code { "vitals check-config FILE" } " checks it first."
+            }
+        }
         (summary(&counts))
         // Shown by the script after a live change: rows update in place, counts and order do not.
         p.muted.stale-note hidden {
@@ -197,7 +207,7 @@ pub(super) async fn page(
         }
         (filter_form(&dashboard, &filters))
         p.muted #results {
-            (matching) " of " (dashboard.inner.engine.specs().len()) " targets"
+            (matching) " of " (total) " targets"
             @if pages > 1 { ", page " (current) " of " (pages) }
         }
         @if shown.is_empty() {
@@ -211,6 +221,29 @@ pub(super) async fn page(
         StatusCode::OK,
         page::layout("Overview", Nav::Overview, true, main),
     )
+}
+
+/// While every canary fails the monitor suspects its own network: say so above everything,
+/// since the states below are held rather than judged (no target goes down or alerts).
+fn isolation_banner(dashboard: &Dashboard) -> Markup {
+    let engine = &dashboard.inner.engine;
+    if !engine.is_isolated() {
+        return html! {};
+    }
+    let canaries: Vec<String> = engine
+        .specs()
+        .iter()
+        .filter(|spec| engine.is_canary(&spec.id))
+        .map(|spec| spec.name.clone())
+        .collect();
+    html! {
+        p.banner.st-bad role="alert" {
+            span aria-hidden="true" { "⚠ " }
+            "Isolated: every canary is failing (" (canaries.join(", ")) "), so this monitor's own "
+            "network is suspect. Failures of other targets are recorded but not judged: none goes "
+            "down or alerts until a canary passes again."
+        }
+    }
 }
 
 /// Counts per look, most urgent first, for the line at the top.

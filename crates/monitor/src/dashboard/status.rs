@@ -104,7 +104,15 @@ pub(super) async fn page(State(dashboard): State<Dashboard>) -> Response {
     };
     let main = html! {
         h1 { "Service status" }
-        @if incidents.is_empty() {
+        @if dashboard.inner.engine.is_isolated() {
+            p.banner.st-warn role="status" {
+                span aria-hidden="true" { "⚠ " }
+                "Our monitoring cannot reach its reference points right now, so the states below may be out of date."
+            }
+        }
+        @if views.is_empty() {
+            p.banner.st-info { "No services are monitored yet." }
+        } @else if incidents.is_empty() {
             p.banner.st-good { span aria-hidden="true" { "✔ " } "All systems operational" }
         } @else {
             p.banner.st-bad { span aria-hidden="true" { "✖ " } (incidents.len()) " service" (if incidents.len() == 1 { "" } else { "s" }) " with an outage" }

@@ -13,7 +13,7 @@ use anyhow::Context;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::post;
+use axum::routing::{get, post};
 use vitals::probes::{Disk, Memory, Probe, from_fn};
 use vitals::{Check, Health, Report};
 
@@ -80,6 +80,17 @@ struct Dependencies {
     cache: Simulated,
 }
 
+/// `/`: what the demo serves, so that a browser pointed at it learns where to look.
+async fn index() -> &'static str {
+    "vitals demo: a service embedding the vitals library, with a simulated database and cache.\n\
+     \n\
+     GET  /livez /readyz /startupz    Kubernetes-style probes (add ?verbose for a line per check)\n\
+     GET  /health                     every check, as application/health+json\n\
+     GET  /metrics                    Prometheus metrics\n\
+     POST /demo/database/MODE         MODE: up, down, slow, hang (also /demo/cache/MODE;\n\
+     \x20                                the cache is non-critical: down only degrades)\n"
+}
+
 async fn switch(
     State(deps): State<Dependencies>,
     Path((name, mode)): Path<(String, String)>,
@@ -144,6 +155,7 @@ pub async fn run(
         .context("invalid demo checks")?;
 
     let app = Router::new()
+        .route("/", get(index))
         .route("/demo/{dependency}/{mode}", post(switch))
         .with_state(deps)
         .merge(health.router());
@@ -155,7 +167,7 @@ pub async fn run(
     let addr = listener.local_addr().context("no local address")?;
     println!(
         "vitals demo on http://{addr}\n\
-         \n  probes:   curl -i http://{addr}/readyz?verbose     (also /livez /startupz /health /metrics)\
+         \n  probes:   curl -i 'http://{addr}/readyz?verbose'   (also /livez /startupz /health /metrics)\
          \n  break:    curl -X POST http://{addr}/demo/database/down   (modes: up down slow hang; also cache)\
          \n  mend:     curl -X POST http://{addr}/demo/database/up\
          \n  stop:     Ctrl-C (readiness fails at once, the server drains for {}, then exits)\n",

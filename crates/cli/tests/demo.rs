@@ -54,6 +54,19 @@ async fn the_demo_reacts_to_a_broken_dependency_and_drains_on_sigterm() {
 
     wait_for(&client, &format!("{base}/startupz"), 200).await;
     wait_for(&client, &format!("{base}/readyz"), 200).await;
+    // `/` says what there is to try (issue 17, item 13).
+    let index = client
+        .get(&base)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        index.contains("/readyz") && index.contains("/demo/database/MODE"),
+        "{index}"
+    );
 
     let response = client
         .post(format!("{base}/demo/database/down"))

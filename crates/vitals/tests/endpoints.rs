@@ -109,7 +109,9 @@ async fn a_non_critical_failure_degrades_but_keeps_serving() {
     assert_eq!(body["checks"]["cache"][0]["status"], "fail");
     let verbose = get(&router, "/health?verbose").await;
     assert!(
-        verbose.body.contains("[-]cache failed: connection refused"),
+        verbose
+            .body
+            .contains("[-]cache failed (non-critical): connection refused"),
         "{}",
         verbose.body
     );
@@ -126,7 +128,7 @@ async fn verbose_lines_follow_kube_apiserver() {
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(
         answer.body,
-        "[+]database ok\n[-]cache failed: connection refused\nreadyz check passed\n"
+        "[+]database ok\n[-]cache failed (non-critical): connection refused\nreadyz check passed\n"
     );
     let answer = get(&router, "/readyz?verbose&exclude=cache").await;
     assert_eq!(
@@ -172,7 +174,10 @@ async fn per_check_paths_answer_for_one_check() {
     );
     let answer = get(&router, "/readyz/cache").await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(answer.body, "[-]cache failed: connection refused\n");
+    assert_eq!(
+        answer.body,
+        "[-]cache failed (non-critical): connection refused\n"
+    );
     assert_eq!(
         get(&router, "/readyz/nope").await.status,
         StatusCode::NOT_FOUND

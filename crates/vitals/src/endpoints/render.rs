@@ -92,7 +92,8 @@ pub(super) fn json(health: &Health, verdict: &Verdict<'_>, details: bool) -> Res
     response
 }
 
-/// One kube-style line for a check: `[+]database ok`, `[-]cache failed: connection refused`.
+/// One kube-style line for a check: `[+]database ok`, `[-]database failed: connection refused`,
+/// `[-]cache failed (non-critical): connection refused`.
 pub(super) fn line(view: &CheckView<'_>, details: bool) -> String {
     let mark = if view.excluded || view.status.is_serving() {
         '+'
@@ -104,11 +105,18 @@ pub(super) fn line(view: &CheckView<'_>, details: bool) -> String {
         (_, false) if view.status != Status::Pass => format!("{word}: reason withheld"),
         _ => word.to_string(),
     };
+    // A non-critical check that fails only degrades the answer: say so, or `[-]cache failed`
+    // above `readyz check passed` reads as a contradiction.
+    let failed = if view.critical {
+        "failed"
+    } else {
+        "failed (non-critical)"
+    };
     let said = match (view.excluded, view.status) {
         (true, _) => "excluded: ok".to_string(),
         (false, Status::Pass) => "ok".to_string(),
         (false, Status::Warn) => reason("degraded"),
-        (false, Status::Fail) => reason("failed"),
+        (false, Status::Fail) => reason(failed),
     };
     format!("[{mark}]{} {said}", view.name)
 }

@@ -65,6 +65,10 @@ enum Command {
     CheckConfig {
         /// The TOML configuration to check.
         file: std::path::PathBuf,
+        /// Also refuse the file for warnings: programs it would run (exec checks, recovery
+        /// and channel commands) that are not found on this machine.
+        #[arg(long)]
+        strict: bool,
     },
 }
 
@@ -94,8 +98,8 @@ async fn main() -> ExitCode {
         Command::Probe(args) => return probe::run(args).await,
         Command::Serve { config } => monitor::serve(config).await,
         Command::Lb { config, check } => lb::run(config, check).await,
-        Command::CheckConfig { file } if lb::is_lb_file(&file) => lb::check_config(&file),
-        Command::CheckConfig { file } => monitor::check_config(file),
+        Command::CheckConfig { file, .. } if lb::is_lb_file(&file) => lb::check_config(&file),
+        Command::CheckConfig { file, strict } => monitor::check_config(file, strict),
         Command::Demo {
             listen,
             interval,

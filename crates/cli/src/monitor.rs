@@ -34,9 +34,20 @@ pub async fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
     .context("the monitor stopped")
 }
 
-pub fn check_config(path: PathBuf) -> anyhow::Result<()> {
+pub fn check_config(path: PathBuf, strict: bool) -> anyhow::Result<()> {
     match config::load(&path) {
         Ok(config) => {
+            let warnings = missing_programs(&config);
+            for warning in &warnings {
+                eprintln!("{}: warning: {warning}", path.display());
+            }
+            if strict && !warnings.is_empty() {
+                anyhow::bail!(
+                    "{}: {} warning(s), refused by --strict",
+                    path.display(),
+                    warnings.len()
+                );
+            }
             println!("{}: ok ({} targets)", path.display(), config.targets.len());
             Ok(())
         }
@@ -47,4 +58,59 @@ pub fn check_config(path: PathBuf) -> anyhow::Result<()> {
             anyhow::bail!("{}: {} error(s)", path.display(), errors.0.len())
         }
     }
+}
+
+/// Every program the configuration would run (exec checks, recovery commands, command
+/// channels) that cannot be found on this machine: not on `PATH`, or a path that is not an
+/// executable file. A valid file may name the programs of another machine, so these are
+/// warnings unless `--strict` (issue 17, item 4).
+fn missing_programs(config: &Config) -> Vec<String> {
+    use vitals_monitor::config::{ChannelKind, RecoveryAction, TargetKind};
+    let mut programs: Vec<(String, &str)> = Vec::new();
+    for target in &config.targets {
+        if let TargetKind::Exec { command } = &target.kind
+            && let Some(program) = command.first()
+        {
+            programs.push((format!("target {:?}, command", target.id), program));
+        }
+        if let Some(recovery) = &target.recover
+            && let RecoveryAction::Command(command) = &recovery.action
+            && let Some(program) = command.first()
+        {
+            programs.push((format!("target {:?}, recover", target.id), program));
+        }
+    }
+    for channel in &config.notify.channels {
+        if let ChannelKind::Command { command } = &channel.kind
+            && let Some(program) = command.first()
+        {
+            programs.push((format!("channel {:?}, command", channel.id), program));
+        }
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    programs
+        .into_iter()
+        .filter(|(_, program)| !runnable(program, &path))
+        .map(|(place, program)| {
+            if program.contains('/') {
+                format!("{place}: {program:?} is not an executable file here")
+            } else {
+                format!("{place}: {program:?} is not found on PATH here")
+            }
+        })
+        .collect()
+}
+
+/// Whether `program` names an executable file: a path as given, or a name searched on `path`
+/// as `execvp` would.
+fn runnable(program: &str, path: &std::ffi::OsStr) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |candidate: &std::path::Path| {
+        std::fs::metadata(candidate)
+            .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        return executable(std::path::Path::new(program));
+    }
+    std::env::split_paths(path).any(|dir| executable(&dir.join(program)))
 }

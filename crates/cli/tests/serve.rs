@@ -141,3 +141,45 @@ fn check_config_reports_every_error_with_its_line() {
         String::from_utf8_lossy(&ok.stderr)
     );
 }
+
+/// Programs the file would run but this machine lacks are warned about by name and place;
+/// `--strict` refuses the file for them; programs that exist pass quietly (issue 17, item 4).
+#[test]
+fn check_config_warns_of_programs_this_machine_lacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("commands.toml");
+    std::fs::write(
+        &path,
+        "[[channel]]\nid = \"pager\"\nkind = \"command\"\ncommand = [\"/nonexistent/page-oncall\"]\n\n\
+         [[target]]\nid = \"disk\"\nkind = \"exec\"\ncommand = [\"check_disk_not_installed\", \"-w\", \"10%\"]\n\
+         recover = { command = [\"sh\", \"-c\", \"true\"] }\n",
+    )
+    .unwrap();
+    let check = |strict: bool| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_vitals"));
+        command.arg("check-config");
+        if strict {
+            command.arg("--strict");
+        }
+        command.arg(&path).output().unwrap()
+    };
+    let output = check(false);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(
+            "warning: target \"disk\", command: \"check_disk_not_installed\" is not found on PATH here"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "warning: channel \"pager\", command: \"/nonexistent/page-oncall\" is not an executable file here"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("recover"), "sh is found: {stderr}");
+    let strict = check(true);
+    assert_eq!(strict.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&strict.stderr).contains("2 warning(s), refused by --strict"));
+}

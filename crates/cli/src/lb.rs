@@ -62,7 +62,9 @@ pub async fn run(path: PathBuf, check: bool) -> anyhow::Result<()> {
         shutdown(),
     )
     .await
-    .context("the load balancer stopped")
+    .context("the load balancer stopped")?;
+    println!("vitals lb stopped");
+    Ok(())
 }
 
 /// Ctrl-C or SIGTERM.

@@ -31,7 +31,9 @@ pub async fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
         println!("vitals monitor on http://{addr} (API: /api/v1/targets, pings: /ping/<id>, metrics: /metrics)");
     })
     .await
-    .context("the monitor stopped")
+    .context("the monitor stopped")?;
+    println!("vitals monitor stopped");
+    Ok(())
 }
 
 pub fn check_config(path: PathBuf, strict: bool) -> anyhow::Result<()> {

@@ -197,4 +197,11 @@ async fn vitals_lb_routes_to_a_healthy_backend_and_shows_it() {
     assert_eq!(slow.await.unwrap(), (200, "slow".to_string()));
     let status = lb.wait(Duration::from_secs(15)).await.unwrap();
     assert!(status.success(), "{status:?}");
+    // The last line says so (issue 17, item 10); standard output is read by a task of its own.
+    until("the final line", Duration::from_secs(10), async || {
+        holds(lb.stdout(), |lines| {
+            lines.last().map(String::as_str) == Some("vitals lb stopped")
+        })
+    })
+    .await;
 }

@@ -183,3 +183,49 @@ fn check_config_warns_of_programs_this_machine_lacks() {
     assert_eq!(strict.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&strict.stderr).contains("2 warning(s), refused by --strict"));
 }
+
+/// Ctrl-C drains for `drain_delay` with `/readyz` failing; a second Ctrl-C cuts the drain
+/// short; the last line says the monitor stopped (issue 17, item 10). The drain here is 10
+/// minutes, so only the second signal can have ended it within the wait.
+#[tokio::test]
+async fn a_second_interrupt_cuts_the_drain_short_and_the_monitor_says_it_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("drain.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\ndrain_delay = \"10m\"\n",
+            dir.path().join("data").display().to_string()
+        ),
+    )
+    .unwrap();
+    let (mut monitor, base) = serve(&path).await;
+    let client = reqwest::Client::new();
+    let ready = async || {
+        client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .ok()
+    };
+    until("ready", Duration::from_secs(20), async || {
+        holds(ready().await, |code| *code == Some(200))
+    })
+    .await;
+    monitor.signal(Signal::SIGINT).unwrap();
+    until("draining", Duration::from_secs(20), async || {
+        holds(ready().await, |code| *code == Some(503))
+    })
+    .await;
+    monitor.signal(Signal::SIGINT).unwrap();
+    let status = monitor.wait(Duration::from_secs(60)).await.unwrap();
+    assert!(status.success(), "{status:?}\n{}", monitor.stderr());
+    // Standard output is read by a task of its own: wait for it to catch up with the exit.
+    until("the final line", Duration::from_secs(10), async || {
+        holds(monitor.stdout(), |lines| {
+            lines.last().map(String::as_str) == Some("vitals monitor stopped")
+        })
+    })
+    .await;
+}

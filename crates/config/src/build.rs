@@ -175,6 +175,17 @@ fn server(
         }
         other => Ok(other),
     });
+    let drain_delay = f.get(server::DRAIN_DELAY).and_then(|at| match at {
+        Some(at) if at.value > MAX_DRAIN_DELAY => {
+            diag.error(
+                &at.span,
+                server::DRAIN_DELAY.field("server"),
+                "is longer than 10m; a drain only needs to outlast the load balancer's check interval times its fall count",
+            );
+            Err(Reported)
+        }
+        other => Ok(other),
+    });
     let canaries = canaries?.map(|at| at.value).unwrap_or_default();
     let server = Server {
         agent_check_listen: agent_check_listen?.map(|at| at.value),
@@ -192,9 +203,13 @@ fn server(
         public_url: public_url?.map(|at| at.value),
         max_concurrency: max_concurrency?.map_or(base.max_concurrency, |at| at.value as usize),
         udp_max_skew: udp_max_skew?.map_or(base.udp_max_skew, |at| at.value),
+        drain_delay: drain_delay?.map_or(base.drain_delay, |at| at.value),
     };
     Ok((server, canaries))
 }
+
+/// The longest `drain_delay`: past it, a typo ("10h" for "10s") would hold shutdowns.
+const MAX_DRAIN_DELAY: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Tokens that were shipped in examples/vitals.toml: everyone can read them.
 const EXAMPLE_TOKENS: [&str; 2] = [

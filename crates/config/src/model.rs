@@ -33,6 +33,9 @@ pub mod defaults {
     /// first (the pings themselves are kept).
     pub const PING_BYTES_PER_TARGET: usize = 1_000_000;
     pub const UDP_MAX_SKEW: Duration = Duration::from_secs(30);
+    /// How long the monitor keeps serving after SIGTERM or Ctrl-C with its `/readyz` failing,
+    /// so a load balancer in front stops sending before it closes.
+    pub const DRAIN_DELAY: Duration = Duration::from_secs(5);
     pub const RAW_DAYS: u32 = 7;
     pub const ROLLUP_DAYS: u32 = 365;
     pub const INTERVAL: Duration = Duration::from_secs(30);
@@ -102,6 +105,9 @@ pub struct Server {
     pub max_concurrency: usize,
     /// How far a UDP heartbeat's timestamp may be from the monitor's clock.
     pub udp_max_skew: Duration,
+    /// How long it keeps serving after SIGTERM or Ctrl-C, `/readyz` failing; a second signal
+    /// cuts it short.
+    pub drain_delay: Duration,
     /// HAProxy agent checks for every target (docs/AGENT_CHECK.md); off unless set.
     pub agent_check_listen: Option<SocketAddr>,
     /// Ids of targets that tell whether the monitor itself is connected: when all of them
@@ -124,6 +130,7 @@ impl Default for Server {
             public_url: None,
             max_concurrency: defaults::MAX_CONCURRENCY,
             udp_max_skew: defaults::UDP_MAX_SKEW,
+            drain_delay: defaults::DRAIN_DELAY,
             agent_check_listen: None,
             canaries: Vec::new(),
         }

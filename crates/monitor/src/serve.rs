@@ -139,6 +139,7 @@ pub async fn run(
     let reader = Arc::new(reader);
     let store_check = Arc::clone(&reader);
     let health = Health::builder()
+        .drain_delay(config.server.drain_delay)
         .service_id("vitals-monitor")
         .version(env!("CARGO_PKG_VERSION"))
         .check(

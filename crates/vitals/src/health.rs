@@ -376,7 +376,8 @@ impl Health {
 
     /// A future for `axum::serve(..).with_graceful_shutdown(..)`: it waits for SIGTERM,
     /// SIGINT or [`Health::shutdown`], begins draining, keeps serving for the drain delay,
-    /// then resolves so the server stops accepting and finishes what is in flight.
+    /// then resolves so the server stops accepting and finishes what is in flight. A second
+    /// SIGTERM or SIGINT during the drain ends it at once (the impatient Ctrl-C).
     pub fn drained(&self) -> impl Future<Output = ()> + Send + 'static {
         let health = self.clone();
         async move {
@@ -387,9 +388,18 @@ impl Health {
                 _ = phase.wait_for(|phase| matches!(phase, Phase::Draining | Phase::Stopped)) => {}
             }
             health.shutdown();
-            tokio::time::sleep(health.inner.options.drain_delay).await;
+            tokio::select! {
+                () = tokio::time::sleep(health.inner.options.drain_delay) => {
+                    tracing::info!("drain delay over; closing the listener");
+                }
+                _ = terminate_signal() => {
+                    tracing::info!("second SIGTERM: drain cut short; closing the listener");
+                }
+                _ = tokio::signal::ctrl_c() => {
+                    tracing::info!("second interrupt: drain cut short; closing the listener");
+                }
+            }
             health.inner.phase.send_replace(Phase::Stopped);
-            tracing::info!("drain delay over; closing the listener");
         }
     }
 

@@ -23,6 +23,7 @@ schema! {
         MAX_CONNECTIONS: Count = "max_connections";
         PING_RATE: Count = "ping_rate";
         PING_BYTES_PER_TARGET: Bytes = "ping_bytes_per_target";
+        DRAIN_DELAY: Duration = "drain_delay";
     }
 
     /// `[retention]`.

@@ -63,6 +63,7 @@ fn embedded_default_listens_on_loopback_with_a_local_data_dir() {
     assert_eq!(config.server.ping_body_limit, 100_000);
     assert_eq!(config.server.max_concurrency, 1024);
     assert_eq!(config.server.udp_max_skew, secs(30));
+    assert_eq!(config.server.drain_delay, secs(5));
     assert_eq!(
         (config.server.api_token, config.server.udp_listen),
         (None, None)
@@ -390,6 +391,10 @@ rollup_days = 99999999999
     check(
         "server = 1\n",
         &["1 server: expected a table, found integer 1"],
+    );
+    check(
+        "[server]\ndrain_delay = \"10h\"\n",
+        &["2 server.drain_delay: is longer than 10m"],
     );
 }
 

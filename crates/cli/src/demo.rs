@@ -81,15 +81,13 @@ struct Dependencies {
 }
 
 /// `/`: what the demo serves, so that a browser pointed at it learns where to look.
-async fn index() -> &'static str {
-    "vitals demo: a service embedding the vitals library, with a simulated database and cache.\n\
+const INDEX: &str = "A service embedding the vitals library, with a simulated database and cache.\n\
      \n\
      GET  /livez /readyz /startupz    Kubernetes-style probes (add ?verbose for a line per check)\n\
      GET  /health                     every check, as application/health+json\n\
      GET  /metrics                    Prometheus metrics\n\
      POST /demo/database/MODE         MODE: up, down, slow, hang (also /demo/cache/MODE;\n\
-     \x20                                the cache is non-critical: down only degrades)\n"
-}
+     \x20                                the cache is non-critical: down only degrades)\n";
 
 async fn switch(
     State(deps): State<Dependencies>,
@@ -154,17 +152,19 @@ pub async fn run(
         .start()
         .context("invalid demo checks")?;
 
-    let app = Router::new()
-        .route("/", get(index))
-        .route("/demo/{dependency}/{mode}", post(switch))
-        .with_state(deps)
-        .merge(health.router());
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| {
             format!("cannot listen on {listen} (is another demo running? try --listen 127.0.0.1:0)")
         })?;
     let addr = listener.local_addr().context("no local address")?;
+    // `/` names this instance first, so requests through a balancer show which one answered.
+    let index = format!("vitals demo on {addr}\n\n{INDEX}");
+    let app = Router::new()
+        .route("/", get(move || std::future::ready(index.clone())))
+        .route("/demo/{dependency}/{mode}", post(switch))
+        .with_state(deps)
+        .merge(health.router());
     println!(
         "vitals demo on http://{addr}\n\
          \n  probes:   curl -i 'http://{addr}/readyz?verbose'   (also /livez /startupz /health /metrics)\

@@ -57,6 +57,16 @@ async fn main() {
                     usage(&format!("{value:?} is not an address like 127.0.0.1:9001"))
                 }));
             }
+            "-h" | "--help" => {
+                println!(
+                    "vitals-lb-testbackend: a test fixture for the load balancer (not for production)\n\
+                     usage: vitals-lb-testbackend --name NAME --listen 127.0.0.1:PORT\n\
+                     It answers every request with NAME; GET /readyz, POST /ready/off|on,\n\
+                     GET /slow/MS, GET /status/CODE, POST /fail/on|off, GET /count.\n\
+                     For a demo backend with real probes, use `vitals demo --listen ADDRESS`."
+                );
+                return;
+            }
             other => usage(&format!("unknown argument {other:?}")),
         }
     }

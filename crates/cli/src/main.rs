@@ -12,9 +12,14 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-/// Heartbeats and health checks for services.
+/// Heartbeats and health checks for services: a demo service, a monitor, a load balancer
+/// and a one-shot probe.
+///
+/// Start with `vitals demo` (a service with probes you can break), then
+/// `vitals serve --config examples/quickstart.toml` to watch it. `vitals <command> --help`
+/// says more about each; the README walks through all of them.
 #[derive(Debug, Parser)]
-#[command(name = "vitals", version, about, long_about = None)]
+#[command(name = "vitals", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -26,7 +31,9 @@ enum Command {
     ///
     /// It needs no server: its "database" and "cache" are simulated, its memory and disk
     /// checks are real. Break one with `curl -X POST localhost:8000/demo/database/down` and
-    /// watch /readyz, /health?verbose and /metrics react.
+    /// watch /readyz, /health?verbose and /metrics react; `/` lists what it serves.
+    ///
+    /// Example: vitals demo --listen 127.0.0.1:9001
     Demo {
         /// Address to serve on.
         #[arg(long, default_value = "127.0.0.1:8000")]
@@ -42,16 +49,30 @@ enum Command {
     ///
     /// Exit codes: 0 healthy, 1 usage error, 2 could not connect, 3 unexpected response,
     /// 4 reported unhealthy.
+    ///
+    /// Example: vitals probe http://127.0.0.1:8000/readyz --timeout 2s
     Probe(probe::ProbeArgs),
-    /// Run the monitor: active probes and heartbeats for many targets, history in SQLite, a
-    /// JSON API and metrics. Without --config it runs on embedded defaults.
+    /// Run the monitor: active checks and heartbeats, history, alerts, a dashboard.
+    ///
+    /// It listens on 127.0.0.1:7070 (dashboard at /, API at /api/v1, pings at /ping/<id>,
+    /// metrics at /metrics) and keeps its history in ./vitals-data unless the file's [server]
+    /// says otherwise. Without --config it runs on those defaults with no targets: it watches
+    /// nothing until a file gives it [[target]]s.
+    ///
+    /// Example: vitals serve --config examples/quickstart.toml
     Serve {
         /// The TOML configuration (see examples/vitals.toml).
         #[arg(long)]
         config: Option<std::path::PathBuf>,
     },
-    /// Run the load balancer: HTTP/1.1 to the healthy backends of each pool, health checked
-    /// by the monitor's engine, with an admin API and metrics (see docs/LB.md).
+    /// Run the load balancer: requests go to the healthy backends of each pool.
+    ///
+    /// HTTP/1.1 listeners in front of pools, each backend checked on its readiness path by the
+    /// monitor's engine, with passive ejection, retries, drain, an admin API and metrics. Its
+    /// listeners and admin address come from the file (examples/lb.toml: 127.0.0.1:8080,
+    /// admin 127.0.0.1:9901). See docs/LB.md.
+    ///
+    /// Example: vitals lb --config examples/lb.toml
     Lb {
         /// The TOML configuration (see examples/lb.toml).
         #[arg(long)]
@@ -60,8 +81,13 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
-    /// Validate a monitor or load balancer configuration without starting; print every error
-    /// with its line. A file with [[listener]] or [[pool]] is read as a load balancer's.
+    /// Validate a monitor or load balancer configuration without starting anything.
+    ///
+    /// Prints every error with its file, line and field, all at once, and exits 1; warns of
+    /// programs the file would run that this machine lacks. A file with [[listener]] or
+    /// [[pool]] is read as a load balancer's.
+    ///
+    /// Example: vitals check-config examples/vitals.toml
     CheckConfig {
         /// The TOML configuration to check.
         file: std::path::PathBuf,

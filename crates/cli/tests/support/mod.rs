@@ -41,3 +41,8 @@ pub async fn ping(client: &reqwest::Client, base: &str, path: &str) {
         .unwrap();
     assert_eq!(response.status(), 200);
 }
+
+/// The `vitals` binary, for tests without a runtime.
+pub fn vitals_blocking() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_vitals"))
+}

@@ -554,6 +554,41 @@ impl AlertPolicy {
         self.attach(now, root, target);
     }
 
+    /// A reload changed the targets: names, groups, tags and kinds as configured now.
+    pub fn set_targets(&mut self, targets: HashMap<String, AlertTarget>) {
+        self.targets = targets;
+    }
+
+    /// `target` is no longer watched (a reload or discovery removed it): its alerts still in
+    /// their group wait are cancelled, it leaves its alert group, and what the policy
+    /// remembered of it (reminders included) is forgotten. No resolution is sent: nothing
+    /// more will be known of it.
+    pub fn handle_retired(&mut self, now: SystemTime, target: &str) {
+        let reason = "removed from the configuration".to_owned();
+        let keys: Vec<String> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.alert.target == target)
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in keys {
+            self.pending.remove(&key);
+            self.actions.push_back(Effect::Cancel {
+                key,
+                reason: reason.clone(),
+            });
+        }
+        let mut out = Vec::new();
+        self.groups.leave(now, target, &reason, &mut out);
+        self.actions.extend(out);
+        if self.tracks.remove(target).is_some() {
+            self.actions.push_back(Effect::Save {
+                target: target.to_owned(),
+                track: Track::default(),
+            });
+        }
+    }
+
     /// The monitor lost (`isolated`) or regained its connectivity. Goes to the channels of
     /// every rule whose `on` lists `isolated`, whatever targets it covers.
     pub fn handle_isolation(&mut self, now: SystemTime, isolated: bool, reason: &str) {

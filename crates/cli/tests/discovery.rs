@@ -1,0 +1,147 @@
+//! Target discovery in a real `vitals serve` (issue 14): targets found in a `file_sd` file and
+//! in DNS (a real DNS server on loopback) appear and disappear without a restart, keep their
+//! history when they come back, and a file that does not read keeps the last good set.
+
+#![allow(clippy::unwrap_used)] // test helpers
+
+mod support;
+
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::serve;
+use vitals_testkit::{DnsRecord, DnsServer, Signal, holds, until};
+
+async fn get(client: &reqwest::Client, url: String) -> Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+async fn ids(client: &reqwest::Client, base: &str) -> Vec<String> {
+    let page = get(client, format!("{base}/api/v1/targets?limit=1000")).await;
+    page["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn config(path: &Path, data: &Path, discovery: &str) {
+    std::fs::write(
+        path,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\n\n[defaults]\ninterval = \"1s\"\ntimeout = \"1s\"\njitter = \"0s\"\nfall = 1\nrise = 1\n\n{discovery}",
+            data.display().to_string()
+        ),
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn file_sd_targets_come_and_go_and_a_bad_file_keeps_the_last_good_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let sd = dir.path().join("targets.json");
+    // Bound sockets complete TCP handshakes from their backlog: two live TCP servers.
+    let one = TcpListener::bind("127.0.0.1:0").unwrap();
+    let two = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (one, two) = (one.local_addr().unwrap(), two.local_addr().unwrap());
+    let id = |addr: std::net::SocketAddr| format!("edge-127.0.0.1-{}", addr.port());
+    std::fs::write(&sd, format!(r#"[{{"targets": ["{one}"], "labels": {{"zone": "a"}}}}]"#)).unwrap();
+    let file = dir.path().join("vitals.toml");
+    config(
+        &file,
+        &dir.path().join("data"),
+        &format!(
+            "[[discovery]]\nname = \"edge\"\nfile_sd = {:?}\nrefresh = \"1s\"\n[discovery.target]\nkind = \"tcp\"\naddress = \"{{address}}\"\ngroup = \"edge\"\n",
+            sd.display().to_string()
+        ),
+    );
+    let client = reqwest::Client::new();
+    let (monitor, base) = serve(&file).await;
+    let healthy = async |id: String| {
+        until(format!("{id} healthy"), Duration::from_secs(20), async || {
+            holds(
+                get(&client, format!("{base}/api/v1/targets/{id}")).await,
+                |t| t["state"] == "healthy",
+            )
+        })
+        .await
+    };
+    let first = healthy(id(one)).await;
+    assert_eq!(first["name"], format!("edge {one}"));
+
+    // A second target appears; then the file breaks: the two stay, the error is logged.
+    std::fs::write(&sd, format!(r#"[{{"targets": ["{one}", "{two}"]}}]"#)).unwrap();
+    healthy(id(two)).await;
+    std::fs::write(&sd, r#"[{"targets": ["no-port-here"]}]"#).unwrap();
+    until("the bad file reported", Duration::from_secs(20), async || {
+        holds(monitor.stderr(), |err| {
+            err.contains("discovery failed") && err.contains("no-port-here")
+        })
+    })
+    .await;
+    assert_eq!(ids(&client, &base).await, [id(one), id(two)]);
+
+    // One goes: removed, its history kept; it comes back carrying on from where it was.
+    std::fs::write(&sd, format!(r#"[{{"targets": ["{two}"]}}]"#)).unwrap();
+    until("one removed", Duration::from_secs(20), async || {
+        holds(ids(&client, &base).await, |ids| ids == &[id(two)])
+    })
+    .await;
+    std::fs::write(&sd, format!(r#"[{{"targets": ["{one}", "{two}"]}}]"#)).unwrap();
+    let back = healthy(id(one)).await;
+    let reasons: Vec<&str> = back["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["reason"].as_str())
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("removed from the configuration")),
+        "{back}"
+    );
+    assert_eq!(back["since"], first["since"], "its state carried on: {back}");
+
+    monitor.signal(Signal::SIGTERM).unwrap();
+    let mut monitor = monitor;
+    assert!(monitor.wait(Duration::from_secs(30)).await.unwrap().success());
+}
+
+#[tokio::test]
+async fn dns_discovery_follows_a_headless_service() {
+    let dns = DnsServer::start().unwrap();
+    let pod = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = pod.local_addr().unwrap().port();
+    dns.set("orders.shop.test", vec![DnsRecord::A(Ipv4Addr::LOCALHOST)]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vitals.toml");
+    config(
+        &file,
+        &dir.path().join("data"),
+        &format!(
+            "[[discovery]]\nname = \"orders\"\ndns = \"orders.shop.test\"\nport = {port}\nnameserver = \"{}\"\nrefresh = \"1s\"\n[discovery.target]\nkind = \"tcp\"\naddress = \"{{host}}:{{port}}\"\n",
+            dns.addr()
+        ),
+    );
+    let client = reqwest::Client::new();
+    let (monitor, base) = serve(&file).await;
+    let id = format!("orders-127.0.0.1-{port}");
+    until("the pod found", Duration::from_secs(20), async || {
+        holds(
+            get(&client, format!("{base}/api/v1/targets/{id}")).await,
+            |t| t["state"] == "healthy",
+        )
+    })
+    .await;
+    // The Deployment scaled to zero: the name is gone, and so is the target.
+    dns.set("orders.shop.test", Vec::new());
+    until("the pod gone", Duration::from_secs(20), async || {
+        holds(ids(&client, &base).await, Vec::is_empty)
+    })
+    .await;
+    monitor.signal(Signal::SIGTERM).unwrap();
+    let mut monitor = monitor;
+    assert!(monitor.wait(Duration::from_secs(30)).await.unwrap().success());
+}

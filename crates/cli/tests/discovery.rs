@@ -48,7 +48,11 @@ async fn file_sd_targets_come_and_go_and_a_bad_file_keeps_the_last_good_set() {
     let two = TcpListener::bind("127.0.0.1:0").unwrap();
     let (one, two) = (one.local_addr().unwrap(), two.local_addr().unwrap());
     let id = |addr: std::net::SocketAddr| format!("edge-127.0.0.1-{}", addr.port());
-    std::fs::write(&sd, format!(r#"[{{"targets": ["{one}"], "labels": {{"zone": "a"}}}}]"#)).unwrap();
+    std::fs::write(
+        &sd,
+        format!(r#"[{{"targets": ["{one}"], "labels": {{"zone": "a"}}}}]"#),
+    )
+    .unwrap();
     let file = dir.path().join("vitals.toml");
     config(
         &file,
@@ -61,12 +65,16 @@ async fn file_sd_targets_come_and_go_and_a_bad_file_keeps_the_last_good_set() {
     let client = reqwest::Client::new();
     let (monitor, base) = serve(&file).await;
     let healthy = async |id: String| {
-        until(format!("{id} healthy"), Duration::from_secs(20), async || {
-            holds(
-                get(&client, format!("{base}/api/v1/targets/{id}")).await,
-                |t| t["state"] == "healthy",
-            )
-        })
+        until(
+            format!("{id} healthy"),
+            Duration::from_secs(20),
+            async || {
+                holds(
+                    get(&client, format!("{base}/api/v1/targets/{id}")).await,
+                    |t| t["state"] == "healthy",
+                )
+            },
+        )
         .await
     };
     let first = healthy(id(one)).await;
@@ -76,11 +84,15 @@ async fn file_sd_targets_come_and_go_and_a_bad_file_keeps_the_last_good_set() {
     std::fs::write(&sd, format!(r#"[{{"targets": ["{one}", "{two}"]}}]"#)).unwrap();
     healthy(id(two)).await;
     std::fs::write(&sd, r#"[{"targets": ["no-port-here"]}]"#).unwrap();
-    until("the bad file reported", Duration::from_secs(20), async || {
-        holds(monitor.stderr(), |err| {
-            err.contains("discovery failed") && err.contains("no-port-here")
-        })
-    })
+    until(
+        "the bad file reported",
+        Duration::from_secs(20),
+        async || {
+            holds(monitor.stderr(), |err| {
+                err.contains("discovery failed") && err.contains("no-port-here")
+            })
+        },
+    )
     .await;
     assert_eq!(ids(&client, &base).await, [id(one), id(two)]);
 
@@ -99,14 +111,25 @@ async fn file_sd_targets_come_and_go_and_a_bad_file_keeps_the_last_good_set() {
         .filter_map(|t| t["reason"].as_str())
         .collect();
     assert!(
-        reasons.iter().any(|r| r.contains("removed from the configuration")),
+        reasons
+            .iter()
+            .any(|r| r.contains("removed from the configuration")),
         "{back}"
     );
-    assert_eq!(back["since"], first["since"], "its state carried on: {back}");
+    assert_eq!(
+        back["since"], first["since"],
+        "its state carried on: {back}"
+    );
 
     monitor.signal(Signal::SIGTERM).unwrap();
     let mut monitor = monitor;
-    assert!(monitor.wait(Duration::from_secs(30)).await.unwrap().success());
+    assert!(
+        monitor
+            .wait(Duration::from_secs(30))
+            .await
+            .unwrap()
+            .success()
+    );
 }
 
 #[tokio::test]
@@ -143,5 +166,11 @@ async fn dns_discovery_follows_a_headless_service() {
     .await;
     monitor.signal(Signal::SIGTERM).unwrap();
     let mut monitor = monitor;
-    assert!(monitor.wait(Duration::from_secs(30)).await.unwrap().success());
+    assert!(
+        monitor
+            .wait(Duration::from_secs(30))
+            .await
+            .unwrap()
+            .success()
+    );
 }

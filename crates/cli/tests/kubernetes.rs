@@ -32,7 +32,9 @@ fn validator() -> bool {
             std::env::var_os("VITALS_REQUIRE_KUBERNETES_VALIDATE").is_none(),
             "kubernetes-validate is missing though scripts/test installs it: pip install kubernetes-validate==1.37.0"
         );
-        eprintln!("skipped: python3 with kubernetes-validate is not installed (scripts/test installs it)");
+        eprintln!(
+            "skipped: python3 with kubernetes-validate is not installed (scripts/test installs it)"
+        );
     }
     found
 }
@@ -61,7 +63,11 @@ fn yaml(path: &Path) -> Vec<Value> {
         .arg(path)
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
@@ -72,25 +78,49 @@ fn every_manifest_passes_strict_validation_and_a_typo_does_not() {
     }
     let (ok, text) = validate(&[]);
     assert!(ok, "{text}");
-    assert!(text.contains("ServiceMonitor/vitals-monitor (custom resource"), "{text}");
-    assert!(text.contains("Deployment/order-service (kubernetes 1.30.0, strict)"), "{text}");
+    assert!(
+        text.contains("ServiceMonitor/vitals-monitor (custom resource"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Deployment/order-service (kubernetes 1.30.0, strict)"),
+        "{text}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
-    let deployment = std::fs::read_to_string(root().join("deploy/kubernetes/order-service/deployment.yaml")).unwrap();
+    let deployment =
+        std::fs::read_to_string(root().join("deploy/kubernetes/order-service/deployment.yaml"))
+            .unwrap();
     let typo = dir.path().join("typo.yaml");
-    std::fs::write(&typo, deployment.replacen("failureThreshold: 3", "failureTreshold: 3", 1)).unwrap();
+    std::fs::write(
+        &typo,
+        deployment.replacen("failureThreshold: 3", "failureTreshold: 3", 1),
+    )
+    .unwrap();
     let (ok, text) = validate(&[&typo]);
     assert!(!ok, "{text}");
     assert!(text.contains("'failureTreshold' was unexpected"), "{text}");
-    let monitor = std::fs::read_to_string(root().join("deploy/kubernetes/monitor/servicemonitor.yaml")).unwrap();
+    let monitor =
+        std::fs::read_to_string(root().join("deploy/kubernetes/monitor/servicemonitor.yaml"))
+            .unwrap();
     let typo = dir.path().join("sm.yaml");
     std::fs::write(&typo, monitor.replacen("scrapeTimeout", "scrapeTimout", 1)).unwrap();
     let (ok, text) = validate(&[&typo]);
-    assert!(!ok && text.contains("'scrapeTimout' was unexpected"), "{text}");
+    assert!(
+        !ok && text.contains("'scrapeTimout' was unexpected"),
+        "{text}"
+    );
     let unknown = dir.path().join("widget.yaml");
-    std::fs::write(&unknown, "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n").unwrap();
+    std::fs::write(
+        &unknown,
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n",
+    )
+    .unwrap();
     let (ok, text) = validate(&[&unknown]);
-    assert!(!ok && text.contains("no schema"), "a kind without a schema fails: {text}");
+    assert!(
+        !ok && text.contains("no schema"),
+        "a kind without a schema fails: {text}"
+    );
 }
 
 /// Seconds of a Go-style duration flag value like `5s`.
@@ -120,7 +150,9 @@ fn the_order_service_probes_the_library_and_stops_within_its_grace_period() {
         .find_map(|a| a.strip_prefix("--drain-delay="))
         .map(seconds)
         .unwrap();
-    let pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"].as_u64().unwrap();
+    let pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+        .as_u64()
+        .unwrap();
     let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
     // preStop, then the drain delay, then at least as long again for requests in flight.
     assert!(

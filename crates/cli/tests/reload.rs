@@ -59,13 +59,17 @@ async fn sighup_and_the_api_reload_targets_keeping_the_unchanged_ones() {
     write_config(&config, &data, &first, 7);
     let client = reqwest::Client::new();
     let (monitor, base) = serve(&config).await;
-    until("web and gone healthy", Duration::from_secs(20), async || {
-        let web = get(&client, format!("{base}/api/v1/targets/web")).await;
-        let gone = get(&client, format!("{base}/api/v1/targets/gone")).await;
-        holds((web, gone), |(web, gone)| {
-            web["state"] == "healthy" && gone["state"] == "healthy"
-        })
-    })
+    until(
+        "web and gone healthy",
+        Duration::from_secs(20),
+        async || {
+            let web = get(&client, format!("{base}/api/v1/targets/web")).await;
+            let gone = get(&client, format!("{base}/api/v1/targets/gone")).await;
+            holds((web, gone), |(web, gone)| {
+                web["state"] == "healthy" && gone["state"] == "healthy"
+            })
+        },
+    )
     .await;
     ping(&client, &base, "job-ping").await;
     let web_before = get(&client, format!("{base}/api/v1/targets/web")).await;
@@ -94,13 +98,19 @@ async fn sighup_and_the_api_reload_targets_keeping_the_unchanged_ones() {
     })
     .await;
     let web_after = get(&client, format!("{base}/api/v1/targets/web")).await;
-    assert_eq!(web_after["since"], web_before["since"], "web's state was kept");
+    assert_eq!(
+        web_after["since"], web_before["since"],
+        "web's state was kept"
+    );
     assert_eq!(
         web_after["transitions"], web_before["transitions"],
         "no transition of web was repeated"
     );
     let job = get(&client, format!("{base}/api/v1/targets/job")).await;
-    assert_eq!(job["state"], "healthy", "a changed target keeps its state: {job}");
+    assert_eq!(
+        job["state"], "healthy",
+        "a changed target keeps its state: {job}"
+    );
     let marks: Vec<&str> = job["transitions"]
         .as_array()
         .unwrap()
@@ -125,7 +135,9 @@ async fn sighup_and_the_api_reload_targets_keeping_the_unchanged_ones() {
     .await;
 
     // A file with two mistakes: refused with both, by line, and nothing changes.
-    let broken = format!("{second}\n[[target]]\nid = \"bad\"\nkind = \"tcp\"\nadress = \"x\"\ninterval = \"soon\"\n");
+    let broken = format!(
+        "{second}\n[[target]]\nid = \"bad\"\nkind = \"tcp\"\nadress = \"x\"\ninterval = \"soon\"\n"
+    );
     write_config(&config, &data, &broken, 7);
     let unauthorized = client
         .post(format!("{base}/api/v1/reload"))
@@ -154,7 +166,9 @@ async fn sighup_and_the_api_reload_targets_keeping_the_unchanged_ones() {
     // SIGHUP with the same file: logged, refused, the monitor runs on.
     monitor.signal(Signal::SIGHUP).unwrap();
     until("the refusal logged", Duration::from_secs(10), async || {
-        holds(monitor.stderr(), |err| err.contains("configuration reload refused"))
+        holds(monitor.stderr(), |err| {
+            err.contains("configuration reload refused")
+        })
     })
     .await;
     assert_eq!(ids(&client, &base).await, ["job", "new", "web"]);
@@ -173,7 +187,11 @@ async fn sighup_and_the_api_reload_targets_keeping_the_unchanged_ones() {
     assert_eq!(done["removed"], serde_json::json!(["new"]), "{done}");
     assert_eq!(done["changed"], serde_json::json!(["job"]), "{done}");
     assert_eq!(done["unchanged"], 1, "{done}");
-    assert_eq!(done["needs_restart"], serde_json::json!(["[retention]"]), "{done}");
+    assert_eq!(
+        done["needs_restart"],
+        serde_json::json!(["[retention]"]),
+        "{done}"
+    );
     // gone came back: its history was kept, and it carries on from its saved state.
     let gone = get(&client, format!("{base}/api/v1/targets/gone")).await;
     let reasons: Vec<&str> = gone["transitions"]
@@ -183,7 +201,9 @@ async fn sighup_and_the_api_reload_targets_keeping_the_unchanged_ones() {
         .filter_map(|t| t["reason"].as_str())
         .collect();
     assert!(
-        reasons.iter().any(|r| r.contains("removed from the configuration")),
+        reasons
+            .iter()
+            .any(|r| r.contains("removed from the configuration")),
         "{gone}"
     );
     assert_eq!(gone["state"], "healthy", "{gone}");

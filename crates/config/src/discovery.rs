@@ -14,7 +14,6 @@
 //!
 //! What it is not: looking anything up. The monitor reads files and asks DNS.
 
-use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -23,12 +22,12 @@ use std::time::Duration;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+use super::compound;
 use super::error::Diag;
 use super::fields::Scope;
 use super::keys::discovery;
 use super::model::{Target, TargetKind};
 use super::val::Reported;
-use super::compound;
 
 /// How often a file is looked at, and DNS asked again, unless `refresh` says.
 pub const DEFAULT_FILE_REFRESH: Duration = Duration::from_secs(10);
@@ -166,9 +165,12 @@ impl Discovery {
         if !self.named {
             target.name = format!("{} {}", self.name, found.address());
         }
-        target
-            .tags
-            .extend(found.labels.iter().map(|(key, value)| format!("{key}={value}")));
+        target.tags.extend(
+            found
+                .labels
+                .iter()
+                .map(|(key, value)| format!("{key}={value}")),
+        );
         Ok(target)
     }
 }
@@ -250,7 +252,11 @@ fn one(
 ) -> Result<Discovery, Reported> {
     let path = format!("discovery[{index}]");
     let DeValue::Table(table) = item.get_ref() else {
-        diag.error(&item.span(), &path, "a discovery is a table: write [[discovery]]");
+        diag.error(
+            &item.span(),
+            &path,
+            "a discovery is a table: write [[discovery]]",
+        );
         return Err(Reported);
     };
     // `target` is a template, read below; the rest against the discovery's keys.
@@ -310,9 +316,15 @@ fn one(
     let source = match (file_sd, dns) {
         (Some(file), None) => {
             for (span, key) in [
-                (record.as_ref().map(|_| f.span.clone()), discovery::TYPE.name()),
+                (
+                    record.as_ref().map(|_| f.span.clone()),
+                    discovery::TYPE.name(),
+                ),
                 (port.as_ref().map(|p| p.1.clone()), discovery::PORT.name()),
-                (nameserver.as_ref().map(|n| n.span.clone()), discovery::NAMESERVER.name()),
+                (
+                    nameserver.as_ref().map(|n| n.span.clone()),
+                    discovery::NAMESERVER.name(),
+                ),
             ] {
                 if let Some(span) = span {
                     diag.error(
@@ -399,8 +411,14 @@ fn one(
         return Err(Reported);
     };
     for (key, why) in [
-        ("id", "the id of each target found is made from the discovery's name and its address"),
-        ("depends_on", "discovered targets cannot name dependencies yet; list the target instead"),
+        (
+            "id",
+            "the id of each target found is made from the discovery's name and its address",
+        ),
+        (
+            "depends_on",
+            "discovered targets cannot name dependencies yet; list the target instead",
+        ),
     ] {
         if let Some(value) = table.get(key) {
             diag.error(&value.span(), format!("{path}.target.{key}"), why);
@@ -488,7 +506,9 @@ fn render(diag: &Diag<'_>, value: &Spanned<DeValue<'_>>) -> String {
         DeValue::Table(table) => {
             let pairs: Vec<String> = table
                 .iter()
-                .map(|(key, value)| format!("{} = {}", toml_key(key.get_ref()), render(diag, value)))
+                .map(|(key, value)| {
+                    format!("{} = {}", toml_key(key.get_ref()), render(diag, value))
+                })
                 .collect();
             format!("{{ {} }}", pairs.join(", "))
         }
@@ -501,7 +521,7 @@ fn render(diag: &Diag<'_>, value: &Spanned<DeValue<'_>>) -> String {
     }
 }
 
-fn toml_key(key: &Cow<'_, str>) -> String {
+fn toml_key(key: &str) -> String {
     if !key.is_empty()
         && key
             .chars()
@@ -509,6 +529,6 @@ fn toml_key(key: &Cow<'_, str>) -> String {
     {
         key.to_string()
     } else {
-        format!("{:?}", key.as_ref())
+        format!("{key:?}")
     }
 }

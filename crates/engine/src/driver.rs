@@ -238,7 +238,10 @@ impl Engine {
     /// Heartbeats for targets by ping id (UDP beats, already authenticated), under one
     /// lock. By id, not by index: a reload may have moved a target since the beat was
     /// verified; a beat for an id no longer watched is dropped. Returns how many were.
-    pub fn heartbeats<S: AsRef<str>>(&self, beats: impl IntoIterator<Item = (S, PingRecord)>) -> usize {
+    pub fn heartbeats<S: AsRef<str>>(
+        &self,
+        beats: impl IntoIterator<Item = (S, PingRecord)>,
+    ) -> usize {
         self.feed(|fleet, now| {
             let mut unknown = 0;
             for (ping_id, ping) in beats {

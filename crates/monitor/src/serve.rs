@@ -330,18 +330,23 @@ async fn start_udp(
         while let Some(batch) = received.recv().await {
             let at = std::time::SystemTime::now();
             let ping_ids = ids.ping_ids(&batch);
-            engine.heartbeats(batch.into_iter().zip(ping_ids).filter_map(|(beat, ping_id)| {
-                let ping = engine::PingRecord {
-                    target: String::new(),
-                    at,
-                    signal: Signal::Beat(beat.status),
-                    rid: None,
-                    body: None,
-                    duration: None,
-                    source: None,
-                };
-                Some((ping_id?, ping))
-            }));
+            engine.heartbeats(
+                batch
+                    .into_iter()
+                    .zip(ping_ids)
+                    .filter_map(|(beat, ping_id)| {
+                        let ping = engine::PingRecord {
+                            target: String::new(),
+                            at,
+                            signal: Signal::Beat(beat.status),
+                            rid: None,
+                            body: None,
+                            duration: None,
+                            source: None,
+                        };
+                        Some((ping_id?, ping))
+                    }),
+            );
         }
     });
     Ok((counters, sources))
@@ -349,9 +354,7 @@ async fn start_udp(
 
 /// Reload the configuration on each SIGHUP; a refused file is logged with every error and
 /// changes nothing.
-fn on_hangup(
-    reloader: Arc<reload::Reloader>,
-) -> std::io::Result<tokio::task::JoinHandle<()>> {
+fn on_hangup(reloader: Arc<reload::Reloader>) -> std::io::Result<tokio::task::JoinHandle<()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hangups = signal(SignalKind::hangup())?;
     Ok(tokio::spawn(async move {

@@ -26,14 +26,29 @@ async fn a_and_aaaa_records_become_addresses_and_follow_changes() {
             DnsRecord::Aaaa(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1)),
         ],
     );
-    let both = Dns::new("orders.shop.test", Kind::Ip, Some(8000), Some(server.addr())).unwrap();
+    let both = Dns::new(
+        "orders.shop.test",
+        Kind::Ip,
+        Some(8000),
+        Some(server.addr()),
+    )
+    .unwrap();
     assert_eq!(
         addresses(&both.resolve().await.unwrap()),
         ["10.1.0.1:8000", "10.1.0.2:8000", "[fd00::1]:8000"]
     );
     let v4 = Dns::new("orders.shop.test", Kind::A, Some(8000), Some(server.addr())).unwrap();
-    assert_eq!(addresses(&v4.resolve().await.unwrap()), ["10.1.0.1:8000", "10.1.0.2:8000"]);
-    let v6 = Dns::new("orders.shop.test", Kind::Aaaa, Some(81), Some(server.addr())).unwrap();
+    assert_eq!(
+        addresses(&v4.resolve().await.unwrap()),
+        ["10.1.0.1:8000", "10.1.0.2:8000"]
+    );
+    let v6 = Dns::new(
+        "orders.shop.test",
+        Kind::Aaaa,
+        Some(81),
+        Some(server.addr()),
+    )
+    .unwrap();
     assert_eq!(addresses(&v6.resolve().await.unwrap()), ["[fd00::1]:81"]);
 
     // A pod goes, another comes: asked again, DNS says so (no cache in between).
@@ -70,8 +85,14 @@ async fn srv_records_give_each_target_its_port_and_addresses() {
             },
         ],
     );
-    server.set("pod-a.orders.shop.test", vec![DnsRecord::A(Ipv4Addr::new(10, 2, 0, 1))]);
-    server.set("pod-b.orders.shop.test", vec![DnsRecord::A(Ipv4Addr::new(10, 2, 0, 2))]);
+    server.set(
+        "pod-a.orders.shop.test",
+        vec![DnsRecord::A(Ipv4Addr::new(10, 2, 0, 1))],
+    );
+    server.set(
+        "pod-b.orders.shop.test",
+        vec![DnsRecord::A(Ipv4Addr::new(10, 2, 0, 2))],
+    );
     let dns = Dns::new(srv, Kind::Srv, None, Some(server.addr())).unwrap();
     assert_eq!(
         addresses(&dns.resolve().await.unwrap()),
@@ -87,5 +108,8 @@ async fn a_server_that_is_gone_is_an_error_not_an_empty_set() {
     drop(server);
     let dns = Dns::new("orders.shop.test", Kind::A, Some(80), Some(addr)).unwrap();
     let error = dns.resolve().await.unwrap_err();
-    assert!(error.contains("DNS A lookup of \"orders.shop.test\" failed"), "{error}");
+    assert!(
+        error.contains("DNS A lookup of \"orders.shop.test\" failed"),
+        "{error}"
+    );
 }

@@ -22,7 +22,10 @@ pub enum DnsRecord {
     A(Ipv4Addr),
     Aaaa(Ipv6Addr),
     /// A service's target host name and port (priority and weight 0).
-    Srv { target: String, port: u16 },
+    Srv {
+        target: String,
+        port: u16,
+    },
 }
 
 impl DnsRecord {
@@ -63,7 +66,8 @@ impl DnsServer {
         let queries = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (zone, queries, stop) = (Arc::clone(&zone), Arc::clone(&queries), Arc::clone(&stop));
+            let (zone, queries, stop) =
+                (Arc::clone(&zone), Arc::clone(&queries), Arc::clone(&stop));
             std::thread::spawn(move || serve(&socket, &zone, &queries, &stop))
         };
         Ok(DnsServer {

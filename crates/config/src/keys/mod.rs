@@ -24,8 +24,8 @@ mod typed;
 pub use alerts::{channel, maintenance, notify, rule};
 pub use lb::{admin, backend, listener, outlier, pool};
 pub use monitor::{
-    RECOVER_HTTP_TABLE, THRESHOLD_KEYS, defaults, detector, discovery, flap, recover, recover_http, required,
-    retention, server, target, window,
+    RECOVER_HTTP_TABLE, THRESHOLD_KEYS, defaults, detector, discovery, flap, recover, recover_http,
+    required, retention, server, target, window,
 };
 pub use typed::{HoldsDefaults, Section, Ty, TypedKey, Untyped, ValueType, ty};
 

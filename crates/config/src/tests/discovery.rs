@@ -59,12 +59,19 @@ tags = ["k8s"]
         panic!("{target:?}");
     };
     assert_eq!(http.url.as_str(), "http://[fd00::1]:8000/readyz");
-    assert_eq!(http.headers, [("X-Probe".to_owned(), "orders-fd00--1-8000".to_owned())]);
+    assert_eq!(
+        http.headers,
+        [("X-Probe".to_owned(), "orders-fd00--1-8000".to_owned())]
+    );
 
-    let target = edge.instantiate(&Found::parse("web-1.example.com:443").unwrap()).unwrap();
+    let target = edge
+        .instantiate(&Found::parse("web-1.example.com:443").unwrap())
+        .unwrap();
     assert_eq!(target.id, "edge-web-1.example.com-443");
     assert_eq!(target.name, "edge web-1.example.com:443");
-    assert!(matches!(&target.kind, TargetKind::Tcp { address } if address == "web-1.example.com:443"));
+    assert!(
+        matches!(&target.kind, TargetKind::Tcp { address } if address == "web-1.example.com:443")
+    );
 }
 
 #[test]
@@ -141,7 +148,10 @@ address = "{address}"
 
 #[test]
 fn instance_ids_are_valid_target_ids_and_stable() {
-    assert_eq!(instance_id("orders", "10.1.2.3", 8000), "orders-10.1.2.3-8000");
+    assert_eq!(
+        instance_id("orders", "10.1.2.3", 8000),
+        "orders-10.1.2.3-8000"
+    );
     let long = instance_id("orders", &"pod-".repeat(30), 8000);
     assert_eq!(long.len(), 64);
     assert_eq!(long, instance_id("orders", &"pod-".repeat(30), 8000));
@@ -149,5 +159,8 @@ fn instance_ids_are_valid_target_ids_and_stable() {
     assert!(Found::parse("10.0.0.1").is_err());
     assert!(Found::parse("a b:80").is_err());
     assert!(Found::parse("host:0").is_err());
-    assert_eq!(Found::parse("Host.Example:80").unwrap().host, "host.example");
+    assert_eq!(
+        Found::parse("Host.Example:80").unwrap().host,
+        "host.example"
+    );
 }

@@ -151,8 +151,10 @@ impl Fleet {
 
         // The new table, in the desired order.
         let old_specs: Vec<TargetSpec> = self.specs.to_vec();
-        let mut old_table: Vec<Option<Live>> =
-            std::mem::take(&mut self.table).into_iter().map(Some).collect();
+        let mut old_table: Vec<Option<Live>> = std::mem::take(&mut self.table)
+            .into_iter()
+            .map(Some)
+            .collect();
         let mut moved: Vec<Option<usize>> = vec![None; old_table.len()];
         // Per new index: whether its schedule starts afresh (added or changed).
         let mut fresh = Vec::with_capacity(desired.len());

@@ -33,13 +33,15 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Found>, String> {
         .and_then(|e| e.to_str())
         .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"));
     let groups: Vec<Group> = if yaml {
-        serde_yaml::from_str(text).map_err(|e| format!("{}: not file_sd YAML: {e}", path.display()))?
+        serde_yaml::from_str(text)
+            .map_err(|e| format!("{}: not file_sd YAML: {e}", path.display()))?
     } else {
-        serde_json::from_str(text).map_err(|e| format!("{}: not file_sd JSON: {e}", path.display()))?
+        serde_json::from_str(text)
+            .map_err(|e| format!("{}: not file_sd JSON: {e}", path.display()))?
     };
     let mut found: BTreeMap<(String, u16), Found> = BTreeMap::new();
     for (index, group) in groups.into_iter().enumerate() {
-        for (key, _) in &group.labels {
+        for key in group.labels.keys() {
             if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(format!(
                     "{}: group {index}: label {key:?} is not a label name (letters, digits and _)",
@@ -91,13 +93,37 @@ mod tests {
             let error = parse(Path::new(name), text).unwrap_err();
             assert!(error.contains(expected), "{name}: {error}");
         };
-        check("sd.json", "[{\"targets\": [\"10.0.0.1\"]}]", "group 0: \"10.0.0.1\" is not host:port: no port");
-        check("sd.json", "[{\"targets\": [\"a:99999\"]}]", "not a number from 1 to 65535");
-        check("sd.json", "[{\"targets\": [\"a b:80\"]}]", "is not a host name or an IP address");
-        check("sd.json", "[{\"targets\": [\"a:80\"], \"lables\": {}}]", "unknown field `lables`");
+        check(
+            "sd.json",
+            "[{\"targets\": [\"10.0.0.1\"]}]",
+            "group 0: \"10.0.0.1\" is not host:port: no port",
+        );
+        check(
+            "sd.json",
+            "[{\"targets\": [\"a:99999\"]}]",
+            "not a number from 1 to 65535",
+        );
+        check(
+            "sd.json",
+            "[{\"targets\": [\"a b:80\"]}]",
+            "is not a host name or an IP address",
+        );
+        check(
+            "sd.json",
+            "[{\"targets\": [\"a:80\"], \"lables\": {}}]",
+            "unknown field `lables`",
+        );
         check("sd.json", "{\"targets\": []}", "not file_sd JSON");
         check("sd.yaml", "- targets: [a:0]\n", "port 0");
-        check("sd.yaml", "- targets: ['a:1']\n  labels: {'a-b': x}\n", "label \"a-b\"");
-        check("sd.json", "[{\"targets\": [\"x\\\"y:80\"]}]", "not a host name");
+        check(
+            "sd.yaml",
+            "- targets: ['a:1']\n  labels: {'a-b': x}\n",
+            "label \"a-b\"",
+        );
+        check(
+            "sd.json",
+            "[{\"targets\": [\"x\\\"y:80\"]}]",
+            "not a host name",
+        );
     }
 }

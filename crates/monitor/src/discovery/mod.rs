@@ -31,7 +31,8 @@ enum Source {
         /// Modification time and size when last read, read or not.
         seen: Option<(SystemTime, u64)>,
     },
-    Dns(dns::Dns),
+    /// Boxed: a resolver is large, and a file source small.
+    Dns(Box<dns::Dns>),
 }
 
 impl Source {
@@ -46,7 +47,7 @@ impl Source {
                 record,
                 port,
                 nameserver,
-            } => Source::Dns(dns::Dns::new(name, *record, *port, *nameserver)?),
+            } => Source::Dns(Box::new(dns::Dns::new(name, *record, *port, *nameserver)?)),
         })
     }
 
@@ -58,7 +59,10 @@ impl Source {
                 let meta = tokio::fs::metadata(&*path)
                     .await
                     .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-                let now = (meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), meta.len());
+                let now = (
+                    meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                    meta.len(),
+                );
                 if *seen == Some(now) {
                     return Ok(None);
                 }

@@ -278,9 +278,7 @@ impl Notifier {
 
     /// `target` is no longer watched (see [`AlertPolicy::handle_retired`]).
     pub async fn retired(&self, target: &str) {
-        self.inner
-            .run(|p, now| p.handle_retired(now, target))
-            .await;
+        self.inner.run(|p, now| p.handle_retired(now, target)).await;
     }
 
     /// `target`'s flapping flag changed without a transition; `state` is its state now.

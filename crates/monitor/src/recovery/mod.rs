@@ -435,7 +435,14 @@ impl Recoverer {
             live.logged_attempts = 0;
             live.logged_exhausted = false;
             let action = format!("reset by {who}");
-            let record = log::row(&slot, clock.wall, ActionKind::Reset, action, before, "reset");
+            let record = log::row(
+                &slot,
+                clock.wall,
+                ActionKind::Reset,
+                action,
+                before,
+                "reset",
+            );
             (view(&slot, &live, clock), record)
         };
         tracing::info!(target = %slot.id, %who, "recovery budget reset");

@@ -26,8 +26,8 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use crate::api::reload::{Refused, Reload};
 use crate::api::Pings;
+use crate::api::reload::{Refused, Reload};
 use crate::config::{Config, Target};
 use crate::dashboard::Dashboard;
 use crate::engine::{Applied, Desired, Engine, Restored, Topology};
@@ -89,16 +89,34 @@ fn needs_restart(running: &Config, next: &Config) -> Vec<&'static str> {
     differ(a.data_dir != b.data_dir, "server.data_dir");
     differ(a.api_token != b.api_token, "server.api_token");
     differ(a.read_token != b.read_token, "server.read_token");
-    differ(a.ping_body_limit != b.ping_body_limit, "server.ping_body_limit");
-    differ(a.ping_bytes_per_target != b.ping_bytes_per_target, "server.ping_bytes_per_target");
+    differ(
+        a.ping_body_limit != b.ping_body_limit,
+        "server.ping_body_limit",
+    );
+    differ(
+        a.ping_bytes_per_target != b.ping_bytes_per_target,
+        "server.ping_bytes_per_target",
+    );
     differ(a.ping_rate != b.ping_rate, "server.ping_rate");
-    differ(a.max_connections != b.max_connections, "server.max_connections");
+    differ(
+        a.max_connections != b.max_connections,
+        "server.max_connections",
+    );
     differ(a.public_url != b.public_url, "server.public_url");
-    differ(a.max_concurrency != b.max_concurrency, "server.max_concurrency");
+    differ(
+        a.max_concurrency != b.max_concurrency,
+        "server.max_concurrency",
+    );
     differ(a.udp_max_skew != b.udp_max_skew, "server.udp_max_skew");
-    differ(a.agent_check_listen != b.agent_check_listen, "server.agent_check_listen");
+    differ(
+        a.agent_check_listen != b.agent_check_listen,
+        "server.agent_check_listen",
+    );
     differ(running.retention != next.retention, "[retention]");
-    differ(running.notify != next.notify, "[notify], [[channel]], [[rule]], [[maintenance]]");
+    differ(
+        running.notify != next.notify,
+        "[notify], [[channel]], [[rule]], [[maintenance]]",
+    );
     differ(running.discovery != next.discovery, "[[discovery]]");
     fields
 }
@@ -147,7 +165,11 @@ impl Reloader {
                     no_file: false,
                 });
             }
-            Err(error) => return Err(refused(format!("reading the configuration panicked: {error}"))),
+            Err(error) => {
+                return Err(refused(format!(
+                    "reading the configuration panicked: {error}"
+                )));
+            }
         };
         let mut running = self.running.lock().await;
         let restart = needs_restart(&running.config, &next);
@@ -181,7 +203,11 @@ impl Reloader {
     }
 
     /// Discovery `name` found `targets` (its whole set, replacing what it found before).
-    pub(crate) async fn discovered(&self, name: &str, targets: Vec<Target>) -> Result<Applied, Refused> {
+    pub(crate) async fn discovered(
+        &self,
+        name: &str,
+        targets: Vec<Target>,
+    ) -> Result<Applied, Refused> {
         let mut running = self.running.lock().await;
         if running.discovered.get(name) == Some(&targets) {
             return Ok(Applied::default());
@@ -240,7 +266,10 @@ impl Reloader {
         };
         if !errors.is_empty() {
             return Err(Refused {
-                message: format!("{} target(s) could not be built; nothing was changed", errors.len()),
+                message: format!(
+                    "{} target(s) could not be built; nothing was changed",
+                    errors.len()
+                ),
                 errors,
                 no_file: false,
             });

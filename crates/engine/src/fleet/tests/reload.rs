@@ -75,7 +75,11 @@ fn unchanged_targets_keep_their_state_counters_and_schedule_while_others_come_an
     assert_eq!(applied.removed, ["old"]);
     assert_eq!(applied.unchanged, 2);
     assert_eq!(sim.state("db"), Down, "state kept");
-    assert_eq!(sim.fleet.table[0].machine.consecutive_failures(), 2, "counters kept");
+    assert_eq!(
+        sim.fleet.table[0].machine.consecutive_failures(),
+        2,
+        "counters kept"
+    );
     assert!(sim.fleet.view("old").is_none());
     assert_eq!(sim.retired(), ["old"]);
     assert_eq!(
@@ -91,7 +95,10 @@ fn unchanged_targets_keep_their_state_counters_and_schedule_while_others_come_an
     sim.run_until(25.0);
     assert_eq!(sim.checks["api"], checks_before["api"] + 1);
     assert_eq!(sim.checks["db"], checks_before["db"] + 1);
-    assert_eq!(sim.checks["old"], checks_before["old"], "a removed target is not checked");
+    assert_eq!(
+        sim.checks["old"], checks_before["old"],
+        "a removed target is not checked"
+    );
     // No transition of db was repeated: its chain goes on from down.
     assert_eq!(
         sim.transitions("db"),
@@ -140,7 +147,11 @@ fn a_changed_target_keeps_its_state_and_flags_and_starts_its_checks_again() {
     sim.run_until(5.0);
     assert_eq!(sim.checks["api"], checks + 1);
     sim.run_until(64.0);
-    assert_eq!(sim.checks["api"], checks + 1, "no check of the old schedule");
+    assert_eq!(
+        sim.checks["api"],
+        checks + 1,
+        "no check of the old schedule"
+    );
     sim.run_until(65.0);
     assert_eq!(sim.checks["api"], checks + 2);
     assert_eq!(sim.state("api"), Recovering, "rise 3 needs a third pass");
@@ -167,7 +178,8 @@ fn a_check_in_flight_across_a_reload_lands_on_its_target_or_is_dropped() {
     );
     let fail = Outcome::new(Kind::Fail, sim.now.wall, Duration::ZERO);
     for due in due {
-        sim.fleet.handle_result(sim.now, due, fail.clone(), Vec::new());
+        sim.fleet
+            .handle_result(sim.now, due, fail.clone(), Vec::new());
     }
     sim.drain();
     // b's result reached b at its new index; c's (old definition) and a's were dropped.
@@ -192,7 +204,10 @@ fn heartbeat_targets_keep_their_deadline_unless_changed_and_ping_ids_follow_the_
     let period = Duration::from_secs(60);
     let grace = Duration::from_secs(10);
     let mut sim = Sim::new(
-        vec![passive("cron", period, grace), passive("job", period, grace)],
+        vec![
+            passive("cron", period, grace),
+            passive("job", period, grace),
+        ],
         Topology::default(),
     );
     sim.run_until(30.0);
@@ -209,7 +224,11 @@ fn heartbeat_targets_keep_their_deadline_unless_changed_and_ping_ids_follow_the_
         },
     };
     sim.apply(vec![keep("cron"), Desired::Spec(job)], Topology::default());
-    assert_eq!(sim.fleet.index_of_ping("job"), None, "the old ping id is gone");
+    assert_eq!(
+        sim.fleet.index_of_ping("job"),
+        None,
+        "the old ping id is gone"
+    );
     assert_eq!(sim.fleet.index_of_ping("job-2"), Some(1));
     assert_eq!(sim.fleet.index_of_ping("cron"), Some(0));
     // cron's deadline is still 30 + 60 + 10; job's is counted from the reload.
@@ -297,7 +316,10 @@ fn a_target_added_back_carries_on_from_its_saved_state() {
     assert_eq!(sim.state("api"), Healthy);
     sim.set_down("api", true);
     sim.run_until(2.0);
-    assert_eq!(sim.transitions("api"), [(Unknown, Healthy), (Healthy, Unhealthy)]);
+    assert_eq!(
+        sim.transitions("api"),
+        [(Unknown, Healthy), (Healthy, Unhealthy)]
+    );
 }
 
 #[test]
@@ -308,7 +330,11 @@ fn a_service_targets_own_checks_are_retired_with_it() {
     sim.apply(vec![], Topology::default());
     assert_eq!(sim.retired(), ["orders", "orders/database"]);
     assert!(sim.fleet.view("orders/database").is_none());
-    assert_eq!(sim.fleet.poll_timeout(), None, "no timer of a removed target is left");
+    assert_eq!(
+        sim.fleet.poll_timeout(),
+        None,
+        "no timer of a removed target is left"
+    );
     let marks: Vec<TimelineState> = sim
         .records
         .iter()

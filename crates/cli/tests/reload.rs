@@ -10,25 +10,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{ping, serve};
+use support::{get, ids, ping, reasons, serve};
 use vitals_testkit::{Signal, Webhook, holds, until};
 
 const TOKEN: &str = "reload-test-token";
-
-async fn get(client: &reqwest::Client, url: String) -> Value {
-    client.get(url).send().await.unwrap().json().await.unwrap()
-}
-
-/// Ids of every target the API lists.
-async fn ids(client: &reqwest::Client, base: &str) -> Vec<String> {
-    let page = get(client, format!("{base}/api/v1/targets?limit=1000")).await;
-    page["targets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["id"].as_str().unwrap().to_owned())
-        .collect()
-}
 
 fn write_config(path: &Path, data: &Path, targets: &str, retention: u32) {
     std::fs::write(
@@ -111,12 +96,7 @@ async fn sighup_and_the_api_reload_targets_keeping_the_unchanged_ones() {
         job["state"], "healthy",
         "a changed target keeps its state: {job}"
     );
-    let marks: Vec<&str> = job["transitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|t| t["reason"].as_str())
-        .collect();
+    let marks = reasons(&job);
     assert!(
         marks.iter().any(|r| r.contains("definition changed")),
         "{job}"
@@ -194,12 +174,7 @@ async fn sighup_and_the_api_reload_targets_keeping_the_unchanged_ones() {
     );
     // gone came back: its history was kept, and it carries on from its saved state.
     let gone = get(&client, format!("{base}/api/v1/targets/gone")).await;
-    let reasons: Vec<&str> = gone["transitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|t| t["reason"].as_str())
-        .collect();
+    let reasons = reasons(&gone);
     assert!(
         reasons
             .iter()

@@ -149,13 +149,7 @@ impl Discovery {
     /// applied, and its labels added as tags. An error says what was wrong, as the
     /// configuration would.
     pub fn instantiate(&self, found: &Found) -> Result<Target, String> {
-        let id = instance_id(&self.name, &found.host, found.port);
-        let text = self
-            .template
-            .replace("{id}", &id)
-            .replace("{address}", &found.address())
-            .replace("{host}", &found.url_host())
-            .replace("{port}", &found.port.to_string());
+        let text = fill(&self.template, &self.name, found);
         let file = format!("discovery {:?} at {}", self.name, found.address());
         let mut config = super::parse(&text, &file).map_err(|errors| errors.to_string())?;
         let mut target = config
@@ -173,6 +167,15 @@ impl Discovery {
         );
         Ok(target)
     }
+}
+
+/// `template` with the placeholders of the target discovery `name` makes for `found`.
+fn fill(template: &str, name: &str, found: &Found) -> String {
+    template
+        .replace("{id}", &instance_id(name, &found.host, found.port))
+        .replace("{address}", &found.address())
+        .replace("{host}", &found.url_host())
+        .replace("{port}", &found.port.to_string())
 }
 
 /// The id of the target a discovery `name` made for `host:port`: `name-host-port`, with
@@ -446,13 +449,7 @@ fn one(
         port: 8000,
         labels: Vec::new(),
     };
-    let id = instance_id(&discovery.name, &sample.host, sample.port);
-    let text = discovery
-        .template
-        .replace("{id}", &id)
-        .replace("{address}", &sample.address())
-        .replace("{host}", &sample.url_host())
-        .replace("{port}", "8000");
+    let text = fill(&discovery.template, &discovery.name, &sample);
     match super::parse(&text, "template") {
         Ok(config) => {
             if let Some(target) = config.targets.first()

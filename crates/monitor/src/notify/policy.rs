@@ -526,12 +526,7 @@ impl AlertPolicy {
     /// The root-cause analysis found that `target`'s failure is `root`'s doing: its alert,
     /// if still in its group wait, is cancelled, and `root`'s alert names it.
     pub fn handle_blocked(&mut self, now: SystemTime, target: &str, root: &str) {
-        let keys: Vec<String> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.alert.target == target)
-            .map(|(key, _)| key.clone())
-            .collect();
+        let keys: Vec<String> = self.pending_keys(target);
         let track = self.tracks.entry(target.to_owned()).or_default();
         track.blocked_by = Some(root.to_owned());
         if !keys.is_empty() {
@@ -554,6 +549,15 @@ impl AlertPolicy {
         self.attach(now, root, target);
     }
 
+    /// The keys of `target`'s alerts still in their group wait.
+    fn pending_keys(&self, target: &str) -> Vec<String> {
+        self.pending
+            .iter()
+            .filter(|(_, p)| p.alert.target == target)
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
+
     /// A reload changed the targets: names, groups, tags and kinds as configured now.
     pub fn set_targets(&mut self, targets: HashMap<String, AlertTarget>) {
         self.targets = targets;
@@ -565,13 +569,7 @@ impl AlertPolicy {
     /// more will be known of it.
     pub fn handle_retired(&mut self, now: SystemTime, target: &str) {
         let reason = "removed from the configuration".to_owned();
-        let keys: Vec<String> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.alert.target == target)
-            .map(|(key, _)| key.clone())
-            .collect();
-        for key in keys {
+        for key in self.pending_keys(target) {
             self.pending.remove(&key);
             self.actions.push_back(Effect::Cancel {
                 key,

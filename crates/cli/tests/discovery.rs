@@ -47,6 +47,7 @@ async fn file_sd_targets_come_and_go_and_a_bad_file_keeps_the_last_good_set() {
             sd.display().to_string()
         ),
     );
+    let with_discovery = std::fs::read_to_string(&file).unwrap();
     let client = reqwest::Client::new();
     let (monitor, base) = serve(&file).await;
     let healthy = async |id: String| {
@@ -102,6 +103,23 @@ async fn file_sd_targets_come_and_go_and_a_bad_file_keeps_the_last_good_set() {
         back["since"], first["since"],
         "its state carried on: {back}"
     );
+
+    // A reload without the discovery stops it and its targets go; with it again, they come
+    // back.
+    config(&file, &dir.path().join("data"), "");
+    monitor.signal(Signal::SIGHUP).unwrap();
+    until(
+        "the discovery stopped",
+        Duration::from_secs(20),
+        async || holds(ids(&client, &base).await, Vec::is_empty),
+    )
+    .await;
+    std::fs::write(&file, &with_discovery).unwrap();
+    monitor.signal(Signal::SIGHUP).unwrap();
+    until("the discovery back", Duration::from_secs(20), async || {
+        holds(ids(&client, &base).await, |ids| ids.len() == 2)
+    })
+    .await;
 
     monitor.signal(Signal::SIGTERM).unwrap();
     let mut monitor = monitor;

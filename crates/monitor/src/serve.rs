@@ -213,6 +213,7 @@ pub async fn run_from(
             targets: config.targets.clone(),
             config: config.clone(),
             discovered: std::collections::BTreeMap::new(),
+            tasks: HashMap::new(),
         }),
         engine: engine.clone(),
         http: http.clone(),
@@ -222,9 +223,11 @@ pub async fn run_from(
         dashboard: dashboard.clone(),
         udp: udp_sources,
         store: store_for_reload,
+        this: std::sync::OnceLock::new(),
     });
+    let _ = reloader.this.set(Arc::downgrade(&reloader));
     let api = api.with_reload(Arc::clone(&reloader) as Arc<dyn api::reload::Reload>);
-    crate::discovery::start(&config.discovery, &reloader);
+    reloader.running.lock().await.tasks = crate::discovery::start(&config.discovery, &reloader);
     // Installed before the address is announced: SIGHUP's default action ends the process.
     let hangups = on_hangup(Arc::clone(&reloader)).map_err(ServeError::Server)?;
     let alerts = api::alerts::router(notifier.clone(), access.clone());

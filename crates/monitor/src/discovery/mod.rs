@@ -16,9 +16,12 @@
 pub mod dns;
 pub mod file_sd;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
+
+use tokio::task::AbortHandle;
 
 use crate::config::{Discovery, DiscoverySource, Found};
 use crate::serve::reload::Reloader;
@@ -76,11 +79,19 @@ impl Source {
     }
 }
 
-/// Start one task per discovery; they end with the runtime.
-pub(crate) fn start(discoveries: &[Discovery], reloader: &Arc<Reloader>) {
-    for discovery in discoveries {
-        tokio::spawn(run(discovery.clone(), Arc::clone(reloader)));
-    }
+/// Start one task per discovery; each ends with the runtime, or when aborted (a reload
+/// changed or removed its discovery).
+pub(crate) fn start(
+    discoveries: &[Discovery],
+    reloader: &Arc<Reloader>,
+) -> HashMap<String, AbortHandle> {
+    discoveries
+        .iter()
+        .map(|discovery| {
+            let task = tokio::spawn(run(discovery.clone(), Arc::clone(reloader)));
+            (discovery.name.clone(), task.abort_handle())
+        })
+        .collect()
 }
 
 async fn run(discovery: Discovery, reloader: Arc<Reloader>) {
@@ -110,7 +121,7 @@ async fn run(discovery: Discovery, reloader: Arc<Reloader>) {
                     })
                     .collect::<Vec<_>>();
                 let count = targets.len();
-                match reloader.discovered(&name, targets).await {
+                match reloader.discovered(&discovery, targets).await {
                     Ok(applied) if applied == Default::default() => {}
                     Ok(applied) => tracing::info!(
                         discovery = %name,

@@ -22,6 +22,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::{OnceLock, Weak};
 
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
@@ -53,6 +54,8 @@ pub(crate) struct Reloader {
     pub(crate) udp: Option<Arc<UdpSources>>,
     /// Saved states for targets that come (back): a read-only connection.
     pub(crate) store: Arc<Store>,
+    /// Itself, for the discovery tasks a reload starts (set once, right after it is made).
+    pub(crate) this: OnceLock<Weak<Reloader>>,
 }
 
 impl std::fmt::Debug for Reloader {
@@ -73,6 +76,8 @@ pub(crate) struct Running {
     pub(crate) discovered: BTreeMap<String, Vec<Target>>,
     /// The targets running, file's then discovered, as last applied.
     pub(crate) targets: Vec<Target>,
+    /// The task of each discovery, by name.
+    pub(crate) tasks: HashMap<String, tokio::task::AbortHandle>,
 }
 
 /// What cannot change without a restart, by the name people write in the file.
@@ -117,7 +122,6 @@ fn needs_restart(running: &Config, next: &Config) -> Vec<&'static str> {
         running.notify != next.notify,
         "[notify], [[channel]], [[rule]], [[maintenance]]",
     );
-    differ(running.discovery != next.discovery, "[[discovery]]");
     fields
 }
 
@@ -180,15 +184,43 @@ impl Reloader {
         };
         next.retention = running.config.retention.clone();
         next.notify = running.config.notify.clone();
-        next.discovery = running.config.discovery.clone();
+        // Discoveries that changed or went stop, and what they found goes with them; new and
+        // changed ones start once the file's targets are applied.
+        let kept: Vec<String> = next
+            .discovery
+            .iter()
+            .filter(|d| running.config.discovery.contains(d))
+            .map(|d| d.name.clone())
+            .collect();
+        let mut discovered = running.discovered.clone();
+        discovered.retain(|name, _| kept.contains(name));
+        let starting: Vec<crate::config::Discovery> = next
+            .discovery
+            .iter()
+            .filter(|d| !kept.contains(&d.name))
+            .cloned()
+            .collect();
         let dir = next.server.data_dir.clone();
         let generated = crate::ping_ids::resolve(&dir, &mut next)
             .map_err(|error| refused(format!("ping ids: {error}")))?;
         for (target, ping_id) in generated {
             tracing::info!(%target, url = %format!("/ping/{ping_id}"), "generated a ping id for a new heartbeat target");
         }
-        let targets = all_targets(&next.targets, &running.discovered);
+        let targets = all_targets(&next.targets, &discovered);
         let applied = self.apply(&mut running, &next, targets).await?;
+        running.tasks.retain(|name, task| {
+            let keep = kept.contains(name);
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        if let Some(this) = self.this.get().and_then(Weak::upgrade) {
+            running
+                .tasks
+                .extend(crate::discovery::start(&starting, &this));
+        }
+        running.discovered = discovered;
         running.config = next;
         for field in &restart {
             tracing::warn!(%field, "changed in the file, but applied only at the next restart");
@@ -202,14 +234,18 @@ impl Reloader {
         }))
     }
 
-    /// Discovery `name` found `targets` (its whole set, replacing what it found before).
+    /// `discovery` found `targets` (its whole set, replacing what it found before). Ignored
+    /// when a reload has changed or removed the discovery since.
     pub(crate) async fn discovered(
         &self,
-        name: &str,
+        discovery: &crate::config::Discovery,
         targets: Vec<Target>,
     ) -> Result<Applied, Refused> {
+        let name = discovery.name.as_str();
         let mut running = self.running.lock().await;
-        if running.discovered.get(name) == Some(&targets) {
+        if !running.config.discovery.contains(discovery)
+            || running.discovered.get(name) == Some(&targets)
+        {
             return Ok(Applied::default());
         }
         let mut discovered = running.discovered.clone();

@@ -83,6 +83,23 @@ async fn file_sd_targets_come_and_go_and_a_bad_file_keeps_the_last_good_set() {
     let mut both = vec![id(one), id(two)];
     both.sort();
     assert_eq!(ids(&client, &base).await, both);
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("vitals_discovery_errors_total{discovery=\"edge\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("vitals_discovered_targets{discovery=\"edge\"} 2"),
+        "{metrics}"
+    );
+    vitals_testkit::promtool_check(&metrics);
 
     // One goes: removed, its history kept; it comes back carrying on from where it was.
     std::fs::write(&sd, format!(r#"[{{"targets": ["{two}"]}}]"#)).unwrap();

@@ -108,6 +108,21 @@ async fn sighup_and_the_api_reload_targets_keeping_the_unchanged_ones() {
         .unwrap()
         .status();
     assert_eq!(status, 404, "gone is no longer watched");
+    // Nor in /metrics: its series went with it; new's came.
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!metrics.contains("target=\"gone\""), "{metrics}");
+    assert!(
+        metrics.contains("vitals_target_up{target=\"new\"} 1"),
+        "{metrics}"
+    );
+    vitals_testkit::promtool_check(&metrics);
     // web kept its schedule: still checked about once a second, not restarted.
     until("web still checked", Duration::from_secs(10), async || {
         holds(web.len(), |n| *n > checks_before + 1)

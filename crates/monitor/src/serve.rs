@@ -198,15 +198,21 @@ pub async fn run_from(
 
     let metrics = Arc::new(Metrics::default());
     let store_for_reload = Arc::clone(&reader);
-    let api = Api::new(engine.clone(), Some(reader), udp, metrics, access.clone())
-        .with_alert_path(api::alert_metrics::AlertPath {
-            notifier: Some(notifier.clone()),
-            recovery: Some(recovery.clone()),
-            writer: Some(writer.clone()),
-            store: Some(notifier.store()),
-        })
-        .with_recovery(recovery.clone())
-        .with_pings(&config);
+    let api = Api::new(
+        engine.clone(),
+        Some(reader),
+        udp,
+        Arc::clone(&metrics),
+        access.clone(),
+    )
+    .with_alert_path(api::alert_metrics::AlertPath {
+        notifier: Some(notifier.clone()),
+        recovery: Some(recovery.clone()),
+        writer: Some(writer.clone()),
+        store: Some(notifier.store()),
+    })
+    .with_recovery(recovery.clone())
+    .with_pings(&config);
     let reloader = Arc::new(reload::Reloader {
         path,
         running: tokio::sync::Mutex::new(reload::Running {
@@ -223,6 +229,7 @@ pub async fn run_from(
         dashboard: dashboard.clone(),
         udp: udp_sources,
         store: store_for_reload,
+        metrics,
         this: std::sync::OnceLock::new(),
     });
     let _ = reloader.this.set(Arc::downgrade(&reloader));

@@ -7,8 +7,8 @@
 //!
 //! One task per discovery: it looks every `refresh` (a file only when its modification time
 //! or size changed), and hands over the whole set it found. A source that fails — a file that
-//! does not read, DNS that does not answer — is logged with why, and the targets found before
-//! stay. An address whose target cannot be made (the template refuses it) is logged and left
+//! does not read, DNS that does not answer — is logged with why and counted in `/metrics`
+//! (`vitals_discovery_errors_total`), and the targets found before stay. An address whose target cannot be made (the template refuses it) is logged and left
 //! out; the others go on.
 //!
 //! What it is not: the template's rules (`vitals-config`) or what a change keeps (the fleet).
@@ -121,6 +121,7 @@ async fn run(discovery: Discovery, reloader: Arc<Reloader>) {
                     })
                     .collect::<Vec<_>>();
                 let count = targets.len();
+                reloader.metrics.discovered(&name, count);
                 match reloader.discovered(&discovery, targets).await {
                     Ok(applied) if applied == Default::default() => {}
                     Ok(applied) => tracing::info!(
@@ -142,6 +143,7 @@ async fn run(discovery: Discovery, reloader: Arc<Reloader>) {
             Ok(None) => {}
             Err(error) => {
                 failing = true;
+                reloader.metrics.discovery_failed(&name);
                 tracing::error!(discovery = %name, %error, "discovery failed; the targets found before stay");
             }
         }

@@ -54,6 +54,8 @@ pub(crate) struct Reloader {
     pub(crate) udp: Option<Arc<UdpSources>>,
     /// Saved states for targets that come (back): a read-only connection.
     pub(crate) store: Arc<Store>,
+    /// `/metrics`, where discoveries count what they find and their failures.
+    pub(crate) metrics: Arc<crate::api::Metrics>,
     /// Itself, for the discovery tasks a reload starts (set once, right after it is made).
     pub(crate) this: OnceLock<Weak<Reloader>>,
 }
@@ -212,6 +214,7 @@ impl Reloader {
             let keep = kept.contains(name);
             if !keep {
                 task.abort();
+                self.metrics.discovery_removed(name);
             }
             keep
         });

@@ -5,6 +5,8 @@
 #
 #   ensure_packages [PACKAGE...]   install postgresql and redis-server if their binaries are
 #                                  missing, plus any extra Debian packages not yet installed
+#   ensure_pip_packages NAME==VER… install Python packages with python3's pip when the version
+#                                  asked for is not installed (kubernetes-validate)
 #   free_port                      print a TCP port on 127.0.0.1 that nothing listens on,
 #                                  below the ephemeral range
 #   start_postgres DIR PORT        initdb DIR/data, start postgres (pg_stat_statements
@@ -92,6 +94,27 @@ ensure_packages() {
         { vitals_fail "postgresql was installed but no postgres binary was found under /usr/lib/postgresql/*/bin"; return 1; }
     command -v redis-server >/dev/null ||
         { vitals_fail "redis-server was installed but is not on PATH"; return 1; }
+}
+
+# Python packages at exact versions, with python3's pip (PyPI), unless already there. A
+# Python whose packages are managed by Debian (PEP 668) is told to install anyway: these are
+# test tools, pinned, installed by the tests' own script.
+ensure_pip_packages() {
+    local missing=() spec
+    for spec in "$@"; do
+        python3 - "${spec%%==*}" "${spec#*==}" <<'PY' 2>/dev/null || missing+=("$spec")
+import importlib.metadata, sys
+sys.exit(0 if importlib.metadata.version(sys.argv[1]) == sys.argv[2] else 1)
+PY
+    done
+    ((${#missing[@]} == 0)) && return 0
+    command -v python3 >/dev/null 2>&1 || { vitals_fail "need python3 (with pip) to install: ${missing[*]}"; return 1; }
+    vitals_say "installing ${missing[*]} (pip)…"
+    local pip=(python3 -m pip install --quiet --disable-pip-version-check)
+    [[ $(id -u) -eq 0 ]] && pip+=(--root-user-action=ignore)
+    "${pip[@]}" "${missing[@]}" >/dev/null 2>&1 ||
+        "${pip[@]}" --break-system-packages "${missing[@]}" >/dev/null ||
+        { vitals_fail "pip install ${missing[*]} failed; is PyPI reachable, and pip installed (apt-get install python3-pip)?"; return 1; }
 }
 
 # Whether something accepts TCP connections on 127.0.0.1:PORT.

@@ -19,15 +19,42 @@ fn load(path: Option<&PathBuf>) -> anyhow::Result<Config> {
     }
 }
 
+/// `VITALS_API_TOKEN` and `VITALS_READ_TOKEN`, when set, stand for `server.api_token` and
+/// `server.read_token`: tokens from a secret store (a Kubernetes Secret) rather than the file.
+fn tokens_from_env(config: &mut Config) -> anyhow::Result<()> {
+    for (name, token) in [
+        ("VITALS_API_TOKEN", &mut config.server.api_token),
+        ("VITALS_READ_TOKEN", &mut config.server.read_token),
+    ] {
+        match std::env::var(name) {
+            Ok(value) if value.trim().is_empty() => {
+                anyhow::bail!("{name} is set but empty; unset it or give it a token")
+            }
+            Ok(value) if value.len() < 16 => {
+                anyhow::bail!("{name} is shorter than 16 characters; use a long random token")
+            }
+            Ok(value) if !value.chars().all(|c| c.is_ascii_graphic()) => {
+                anyhow::bail!("{name} holds a space or a character that is not visible ASCII")
+            }
+            Ok(value) => *token = Some(value),
+            Err(std::env::VarError::NotPresent) => {}
+            Err(std::env::VarError::NotUnicode(_)) => anyhow::bail!("{name} is not UTF-8"),
+        }
+    }
+    Ok(())
+}
+
 pub async fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
-    let config = load(path.as_ref())?;
+    let mut config = load(path.as_ref())?;
+    tokens_from_env(&mut config)?;
     if path.is_none() {
         eprintln!(
             "vitals: no --config given; running on embedded defaults (data in {}, no targets). See examples/vitals.toml.",
             config.server.data_dir.display()
         );
     }
-    vitals_monitor::serve::run(config, |addr| {
+    // With a file, SIGHUP and `POST /api/v1/reload` read it again.
+    vitals_monitor::serve::run_from(path, config, |addr| {
         println!("vitals monitor on http://{addr} (API: /api/v1/targets, pings: /ping/<id>, metrics: /metrics)");
     })
     .await

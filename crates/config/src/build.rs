@@ -23,7 +23,7 @@ use super::{compound, kinds, value};
 const MAX_PING_BODY_LIMIT: usize = 10 * 1024 * 1024;
 
 pub(super) fn config(diag: &mut Diag<'_>, root: &Spanned<DeTable<'_>>) -> Result<Config, Reported> {
-    let mut sections: [Option<&Spanned<DeValue<'_>>>; 8] = [None; 8];
+    let mut sections: [Option<&Spanned<DeValue<'_>>>; 9] = [None; 9];
     for (name, value) in root.get_ref().iter() {
         match keys::TOP
             .iter()
@@ -45,6 +45,7 @@ pub(super) fn config(diag: &mut Diag<'_>, root: &Spanned<DeTable<'_>>) -> Result
         channels,
         rules,
         maintenance,
+        discovery,
     ] = sections;
     let server = self::server(diag, server);
     let (server, canaries) = match server {
@@ -52,6 +53,7 @@ pub(super) fn config(diag: &mut Diag<'_>, root: &Spanned<DeTable<'_>>) -> Result
         Err(reported) => (Err(reported), Vec::new()),
     };
     let retention = self::retention(diag, retention);
+    let discovery = super::discovery::read(diag, discovery, defaults);
     let defaults = Defaults::read(diag, defaults);
     let udp_listen = server.as_ref().is_ok_and(|s| s.udp_listen.is_some());
 
@@ -105,6 +107,7 @@ pub(super) fn config(diag: &mut Diag<'_>, root: &Spanned<DeTable<'_>>) -> Result
         retention: retention?,
         targets: built.into_iter().collect::<Result<_, _>>()?,
         notify: notify?,
+        discovery: discovery?,
     })
 }
 

@@ -41,6 +41,7 @@ mod alert;
 mod build;
 mod compound;
 mod cross;
+mod discovery;
 mod error;
 mod fields;
 mod inherit;
@@ -103,6 +104,10 @@ use std::path::Path;
 use toml::de::DeTable;
 
 pub use alert::AlertKind;
+pub use discovery::{
+    DEFAULT_DNS_REFRESH, DEFAULT_FILE_REFRESH, Discovery, DiscoverySource, DnsRecord, Found,
+    instance_id,
+};
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
     Cadence, Config, DEFAULT_ACTION_TIMEOUT, DetectorKind, Expect, HeartbeatSpec, HttpSpec,

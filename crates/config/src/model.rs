@@ -59,6 +59,8 @@ pub struct Config {
     pub targets: Vec<Target>,
     /// `[notify]`, `[[channel]]`, `[[rule]]`, `[[maintenance]]`.
     pub notify: super::notify::Notifications,
+    /// `[[discovery]]`: targets found in files and DNS, each from a template.
+    pub discovery: Vec<super::discovery::Discovery>,
 }
 
 impl Config {
@@ -70,6 +72,7 @@ impl Config {
             retention: Retention::default(),
             targets: Vec::new(),
             notify: super::notify::Notifications::default(),
+            discovery: Vec::new(),
         }
     }
 }

@@ -18,7 +18,7 @@ use vitals_core::{Outcome, Report};
 use vitals_probes::{RunEnd, run_once};
 
 use crate::clock::{Clock, Now};
-use crate::fleet::{Command, Due, Fleet, TargetView};
+use crate::fleet::{Applied, Command, Desired, Due, Fleet, TargetView};
 use crate::metrics::CheckMetrics;
 use crate::record::{PingRecord, Record, RecordSender};
 use crate::service;
@@ -82,15 +82,13 @@ pub struct Engine {
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
-            .field("targets", &self.shared.specs.len())
+            .field("targets", &self.specs().len())
             .finish()
     }
 }
 
 struct Shared {
     fleet: Mutex<Fleet>,
-    /// The fleet's specs, shared, to read outside the lock: what each check runs.
-    specs: Arc<[TargetSpec]>,
     clock: Clock,
     records: RecordSender,
     /// Wakes the timer task when a call made the fleet's next timeout earlier.
@@ -112,7 +110,6 @@ impl Engine {
         );
         let engine = Engine {
             shared: Arc::new(Shared {
-                specs: fleet.shared_specs(),
                 fleet: Mutex::new(fleet),
                 clock: options.clock,
                 records,
@@ -194,8 +191,20 @@ impl Engine {
         }
     }
 
-    pub fn specs(&self) -> &[TargetSpec] {
-        &self.shared.specs
+    /// The targets watched now (a reload replaces them; this is a snapshot).
+    pub fn specs(&self) -> Arc<[TargetSpec]> {
+        self.read(Fleet::shared_specs)
+    }
+
+    /// Watch `desired` from now on (see [`Fleet::apply`]): what a configuration reload and
+    /// target discovery do. Added targets carry on from `restored` states.
+    pub fn apply(
+        &self,
+        desired: Vec<Desired>,
+        topology: &Topology,
+        restored: &HashMap<String, Restored>,
+    ) -> Applied {
+        self.feed(|fleet, now| fleet.apply(now, desired, topology, restored))
     }
 
     /// The 99th percentile and count of schedule lag (due → started) of active checks.
@@ -226,13 +235,23 @@ impl Engine {
         })
     }
 
-    /// Heartbeats for targets by index (UDP beats, already authenticated), under one lock.
-    pub fn heartbeats(&self, beats: impl IntoIterator<Item = (usize, PingRecord)>) {
+    /// Heartbeats for targets by ping id (UDP beats, already authenticated), under one
+    /// lock. By id, not by index: a reload may have moved a target since the beat was
+    /// verified; a beat for an id no longer watched is dropped. Returns how many were.
+    pub fn heartbeats<S: AsRef<str>>(
+        &self,
+        beats: impl IntoIterator<Item = (S, PingRecord)>,
+    ) -> usize {
         self.feed(|fleet, now| {
-            for (index, ping) in beats {
-                fleet.handle_beat(now, index, ping);
+            let mut unknown = 0;
+            for (ping_id, ping) in beats {
+                match fleet.index_of_ping(ping_id.as_ref()) {
+                    Some(index) => fleet.handle_beat(now, index, ping),
+                    None => unknown += 1,
+                }
             }
-        });
+            unknown
+        })
     }
 
     /// Pause (checks and deadlines stop) or resume a target.
@@ -277,8 +296,9 @@ impl Engine {
         self.read(|fleet| fleet.blocked_dependents(id))
     }
 
-    /// Run the check that is `due`, and feed its outcome back.
-    async fn check(self, due: Due) {
+    /// Run the check that is `due` (its target in `specs`, the fleet's when it came due), and
+    /// feed its outcome back.
+    async fn check(self, due: Due, specs: Arc<[TargetSpec]>) {
         let Ok(_permit) = self.shared.concurrency.clone().acquire_owned().await else {
             return;
         };
@@ -288,7 +308,9 @@ impl Engine {
             .saturating_duration_since(due.due)
             .as_secs_f64();
         self.shared.lag.histogram.observe(lag);
-        let spec = &self.shared.specs[due.index];
+        let Some(spec) = specs.get(due.index) else {
+            return;
+        };
         let (outcome, parts) = run_check(spec, &self.shared.clock).await;
         self.shared.lag.checks.fetch_add(1, Ordering::Relaxed);
         self.feed(|fleet, now| fleet.handle_result(now, due, outcome, parts));
@@ -329,13 +351,13 @@ async fn run(shared: Weak<Shared>, wake: Arc<Notify>) {
                 return;
             };
             let engine = Engine { shared };
-            let (due, next) = engine.feed(|fleet, now| {
+            let (due, specs, next) = engine.feed(|fleet, now| {
                 fleet.handle_timeout(now);
                 let due: Vec<Due> = std::iter::from_fn(|| fleet.poll_check()).collect();
-                (due, fleet.poll_timeout())
+                (due, fleet.shared_specs(), fleet.poll_timeout())
             });
             for due in due {
-                tokio::spawn(engine.clone().check(due));
+                tokio::spawn(engine.clone().check(due, Arc::clone(&specs)));
             }
             next
         };

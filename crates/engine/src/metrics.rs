@@ -70,6 +70,20 @@ impl CheckMetrics {
         Box::new(TargetMetrics { duration, results })
     }
 
+    /// Drop the series of target `id`, which is no longer watched (a reload removed it), so
+    /// `/metrics` shows no target that is gone.
+    pub(crate) fn forget(&self, id: &str) {
+        for kind in KINDS {
+            self.results.remove(&ResultLabels {
+                target: id.to_string(),
+                result: kind.as_str(),
+            });
+        }
+        self.durations.remove(&TargetLabels {
+            target: id.to_string(),
+        });
+    }
+
     /// Add the families to `registry` (prefix it with `vitals`).
     pub fn register(&self, registry: &mut Registry) {
         registry.register(

@@ -66,6 +66,12 @@ pub enum Record {
         target: String,
         state: State,
     },
+    /// `target` is no longer watched: a configuration reload (or discovery) removed it. Its
+    /// history stays in the store; what is kept per target elsewhere (alert tracks, open
+    /// groups, recovery budgets) is to be forgotten. A mark in its timeline comes first.
+    Retired {
+        target: String,
+    },
 }
 
 /// A judged state change, with what root-cause analysis said of it when it happened.

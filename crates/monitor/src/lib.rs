@@ -9,6 +9,7 @@
 //! - [`engine`]: the fleet (`vitals-engine`, re-exported): targets, their schedules,
 //!   heartbeat deadlines, isolation and root cause; `serve/persist.rs` stores what it decides.
 //! - `api`: `/api/v1`, healthchecks.io-compatible `/ping/…`, `/metrics`.
+//! - [`discovery`]: targets found in `file_sd` files and DNS, applied like a reload.
 //!
 //! What it is not: a load balancer (`vitals-lb`) or the place where targets are judged
 //! (`vitals-engine`).
@@ -19,6 +20,7 @@ pub use vitals_engine as engine;
 pub mod agent_check;
 pub mod api;
 pub mod dashboard;
+pub mod discovery;
 pub mod notify;
 pub mod ping_ids;
 pub mod recovery;

@@ -11,14 +11,16 @@ use vitals::{Check, Health, Report};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, Access, Api, Metrics};
-use crate::config::{Config, TargetKind};
-use crate::engine::{self, Engine, Restored, Signal, Topology};
+use crate::config::Config;
+use crate::engine::{self, Engine, Restored, Signal};
 use crate::recovery::{Escalation, EscalationHook, Initial, Recoverer};
 use crate::store::{self, Store, Writer};
 use crate::targets::{TargetError, spec};
 
 pub mod http;
 mod persist;
+pub(crate) mod reload;
+mod udp_sources;
 use crate::udp;
 use persist::persist;
 
@@ -50,8 +52,19 @@ pub enum ServeError {
 }
 
 /// Run the monitor on `config` until SIGTERM or SIGINT, then drain and flush the store.
-/// `on_listening` is told the bound address (useful with port 0).
+/// `on_listening` is told the bound address (useful with port 0). With no file to read
+/// again, SIGHUP and `POST /api/v1/reload` change nothing (see [`run_from`]).
 pub async fn run(
+    config: Config,
+    on_listening: impl FnOnce(std::net::SocketAddr),
+) -> Result<(), ServeError> {
+    run_from(None, config, on_listening).await
+}
+
+/// [`run`], with `config` read from `path`: SIGHUP and `POST /api/v1/reload` read it again
+/// and apply its targets without a restart (`serve/reload.rs`).
+pub async fn run_from(
+    path: Option<std::path::PathBuf>,
     mut config: Config,
     on_listening: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), ServeError> {
@@ -74,23 +87,7 @@ pub async fn run(
         );
     }
 
-    let restored: HashMap<String, Restored> = saved
-        .into_iter()
-        .map(|saved| {
-            (
-                saved.target.clone(),
-                Restored {
-                    state: saved.state,
-                    since: saved.since,
-                    consecutive_failures: saved.consecutive_failures,
-                    consecutive_successes: saved.consecutive_successes,
-                    flapping: saved.flapping,
-                    paused: saved.flags.paused,
-                    maintenance_until: saved.flags.maintenance_until,
-                },
-            )
-        })
-        .collect();
+    let restored: HashMap<String, Restored> = reload::restored(saved);
     tracing::info!(targets = config.targets.len(), restored = restored.len(), data_dir = %dir.display(), "starting the monitor");
 
     let http = reqwest::Client::new();
@@ -100,15 +97,7 @@ pub async fn run(
         .map(|target| spec(target, &http))
         .collect::<Result<Vec<_>, _>>()?;
     let (records, receiver) = engine::records(100_000);
-    let topology = Topology {
-        depends_on: config
-            .targets
-            .iter()
-            .filter(|target| !target.depends_on.is_empty())
-            .map(|target| (target.id.clone(), target.depends_on.clone()))
-            .collect(),
-        canaries: config.server.canaries.clone(),
-    };
+    let topology = reload::topology(&config);
     let engine = Engine::start(
         specs,
         records,
@@ -164,9 +153,12 @@ pub async fn run(
         )
         .start()?;
 
-    let udp = match config.server.udp_listen {
-        Some(addr) => Some(start_udp(&config, &engine, addr).await?),
-        None => None,
+    let (udp, udp_sources) = match config.server.udp_listen {
+        Some(addr) => {
+            let (counters, sources) = start_udp(&config, &engine, addr).await?;
+            (Some(counters), Some(sources))
+        }
+        None => (None, None),
     };
 
     let access = Access {
@@ -206,15 +198,46 @@ pub async fn run(
     }
 
     let metrics = Arc::new(Metrics::default());
-    let api = Api::new(engine.clone(), Some(reader), udp, metrics, access.clone())
-        .with_alert_path(api::alert_metrics::AlertPath {
-            notifier: Some(notifier.clone()),
-            recovery: Some(recovery.clone()),
-            writer: Some(writer.clone()),
-            store: Some(notifier.store()),
-        })
-        .with_recovery(recovery)
-        .with_pings(&config);
+    let store_for_reload = Arc::clone(&reader);
+    let api = Api::new(
+        engine.clone(),
+        Some(reader),
+        udp,
+        Arc::clone(&metrics),
+        access.clone(),
+    )
+    .with_alert_path(api::alert_metrics::AlertPath {
+        notifier: Some(notifier.clone()),
+        recovery: Some(recovery.clone()),
+        writer: Some(writer.clone()),
+        store: Some(notifier.store()),
+    })
+    .with_recovery(recovery.clone())
+    .with_pings(&config);
+    let reloader = Arc::new(reload::Reloader {
+        path,
+        running: tokio::sync::Mutex::new(reload::Running {
+            targets: config.targets.clone(),
+            config: config.clone(),
+            discovered: std::collections::BTreeMap::new(),
+            tasks: HashMap::new(),
+        }),
+        engine: engine.clone(),
+        http: http.clone(),
+        notifier: notifier.clone(),
+        recovery,
+        pings: api.pings(),
+        dashboard: dashboard.clone(),
+        udp: udp_sources,
+        store: store_for_reload,
+        metrics,
+        this: std::sync::OnceLock::new(),
+    });
+    let _ = reloader.this.set(Arc::downgrade(&reloader));
+    let api = api.with_reload(Arc::clone(&reloader) as Arc<dyn api::reload::Reload>);
+    reloader.running.lock().await.tasks = crate::discovery::start(&config.discovery, &reloader);
+    // Installed before the address is announced: SIGHUP's default action ends the process.
+    let hangups = on_hangup(Arc::clone(&reloader)).map_err(ServeError::Server)?;
     let alerts = api::alerts::router(notifier.clone(), access.clone());
     let app = api::router(api)
         .merge(alerts)
@@ -239,6 +262,7 @@ pub async fn run(
     .await
     .map_err(ServeError::Server)?;
 
+    hangups.abort();
     drop(engine);
     stopping.cancel();
     if let Err(error) = persisting.await {
@@ -280,26 +304,16 @@ fn bind_udp(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::UdpSocket
     tokio::net::UdpSocket::from_std(socket.into())
 }
 
-/// Listen for authenticated UDP heartbeats of every heartbeat target that has a key.
+/// Listen for authenticated UDP heartbeats of every heartbeat target that has a key; the
+/// sources follow reloads (`udp_sources`).
 async fn start_udp(
     config: &Config,
     engine: &Engine,
     addr: std::net::SocketAddr,
-) -> Result<Arc<udp::Counters>, ServeError> {
-    let mut verifier = udp::Verifier::new(config.server.udp_max_skew);
-    for (index, target) in config.targets.iter().enumerate() {
-        if let TargetKind::Heartbeat(heartbeat) = &target.kind
-            && let Some(key) = &heartbeat.udp_key
-            && let Some(ping_id) = &heartbeat.ping_id
-        {
-            verifier
-                .add_source(ping_id, index, key)
-                .map_err(|error| TargetError {
-                    target: target.id.clone(),
-                    message: error.to_string(),
-                })?;
-        }
-    }
+) -> Result<(Arc<udp::Counters>, Arc<udp_sources::UdpSources>), ServeError> {
+    let (sources, updates) = udp_sources::UdpSources::new();
+    let verifier = sources.verifier(config)?;
+    let sources = Arc::new(sources);
     let socket = bind_udp(addr).map_err(|source| ServeError::Listen {
         addr: addr.to_string(),
         source,
@@ -315,29 +329,59 @@ async fn start_udp(
     };
     let listening = Arc::clone(&counters);
     tokio::spawn(async move {
-        if let Err(error) = udp::listen(socket, verifier, beats, listening, clock).await {
+        if let Err(error) =
+            udp::listen_with_updates(socket, verifier, updates, beats, listening, clock).await
+        {
             tracing::error!(%error, "udp heartbeat listener stopped");
         }
     });
     let engine = engine.clone();
+    let ids = Arc::clone(&sources);
     tokio::spawn(async move {
         while let Some(batch) = received.recv().await {
             let at = std::time::SystemTime::now();
-            engine.heartbeats(batch.into_iter().map(|beat| {
-                let ping = engine::PingRecord {
-                    target: String::new(),
-                    at,
-                    signal: Signal::Beat(beat.status),
-                    rid: None,
-                    body: None,
-                    duration: None,
-                    source: None,
-                };
-                (beat.target, ping)
-            }));
+            let ping_ids = ids.ping_ids(&batch);
+            engine.heartbeats(
+                batch
+                    .into_iter()
+                    .zip(ping_ids)
+                    .filter_map(|(beat, ping_id)| {
+                        let ping = engine::PingRecord {
+                            target: String::new(),
+                            at,
+                            signal: Signal::Beat(beat.status),
+                            rid: None,
+                            body: None,
+                            duration: None,
+                            source: None,
+                        };
+                        Some((ping_id?, ping))
+                    }),
+            );
         }
     });
-    Ok(counters)
+    Ok((counters, sources))
+}
+
+/// Reload the configuration on each SIGHUP; a refused file is logged with every error and
+/// changes nothing.
+fn on_hangup(reloader: Arc<reload::Reloader>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = signal(SignalKind::hangup())?;
+    Ok(tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the configuration");
+            match reloader.reload_file().await {
+                Ok(done) => tracing::info!(%done, "configuration reloaded"),
+                Err(refused) => {
+                    for error in &refused.errors {
+                        tracing::error!("{error}");
+                    }
+                    tracing::error!(reason = %refused.message, "configuration reload refused; the running configuration stays");
+                }
+            }
+        }
+    }))
 }
 
 /// Roll raw results up and prune old history every ten minutes (first after one), on a

@@ -36,6 +36,8 @@
 //! - [`Running`]: any program (the `vitals` binary, a backend, a browser driver) started with
 //!   its output kept, waited for until it listens, printed when the test fails, killed and
 //!   reaped on drop.
+//! - [`DnsServer`]: a small authoritative DNS server on a loopback UDP port, with A, AAAA and
+//!   SRV records the test sets and changes (DNS discovery against a real resolver).
 //! - [`reserve_port`]: a loopback port held by a bound, non-listening socket (connections
 //!   refused) until the test listens on it; [`free_port`] for programs that bind a port
 //!   themselves.
@@ -50,6 +52,7 @@
 //! for real servers takes real time ([`until`] alone works there). Timeouts are generous (30 s to become ready, 30 s to stop) because CI machines have two
 //! cores and may be compiling at the same time.
 
+mod dns;
 mod error;
 mod panics;
 mod port;
@@ -62,6 +65,7 @@ mod shared;
 mod until;
 mod webhook;
 
+pub use dns::{DnsRecord, DnsServer};
 pub use error::Error;
 pub use panics::panics;
 pub use port::{ReservedPort, free_port, reserve_port};

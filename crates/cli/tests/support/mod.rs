@@ -41,3 +41,34 @@ pub async fn ping(client: &reqwest::Client, base: &str, path: &str) {
         .unwrap();
     assert_eq!(response.status(), 200);
 }
+
+/// The `vitals` binary, for tests without a runtime.
+pub fn vitals_blocking() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_vitals"))
+}
+
+/// `GET url` as JSON.
+pub async fn get(client: &reqwest::Client, url: String) -> serde_json::Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+/// Ids of every target the monitor at `base` lists, in its order (by id).
+pub async fn ids(client: &reqwest::Client, base: &str) -> Vec<String> {
+    let page = get(client, format!("{base}/api/v1/targets?limit=1000")).await;
+    page["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The reasons of a target's stored transitions and marks, from `GET /api/v1/targets/<id>`.
+pub fn reasons(target: &serde_json::Value) -> Vec<String> {
+    target["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["reason"].as_str().map(str::to_owned))
+        .collect()
+}

@@ -24,8 +24,8 @@ mod typed;
 pub use alerts::{channel, maintenance, notify, rule};
 pub use lb::{admin, backend, listener, outlier, pool};
 pub use monitor::{
-    RECOVER_HTTP_TABLE, THRESHOLD_KEYS, defaults, detector, flap, recover, recover_http, required,
-    retention, server, target, window,
+    RECOVER_HTTP_TABLE, THRESHOLD_KEYS, defaults, detector, discovery, flap, recover, recover_http,
+    required, retention, server, target, window,
 };
 pub use typed::{HoldsDefaults, Section, Ty, TypedKey, Untyped, ValueType, ty};
 
@@ -35,7 +35,7 @@ pub use typed::{HoldsDefaults, Section, Ty, TypedKey, Untyped, ValueType, ty};
 pub use alerts::{CHANNEL, MAINTENANCE, NOTIFY, RULE};
 #[cfg(test)]
 pub use monitor::{
-    DEFAULTS, DETECTOR, FLAP, RECOVER, RECOVER_HTTP, RETENTION, SERVER, TARGET, WINDOW,
+    DEFAULTS, DETECTOR, DISCOVERY, FLAP, RECOVER, RECOVER_HTTP, RETENTION, SERVER, TARGET, WINDOW,
 };
 
 /// What a target checks. Its name in TOML is the `kind` key.
@@ -145,6 +145,7 @@ pub const TOP: &[&str] = &[
     "channel",
     "rule",
     "maintenance",
+    "discovery",
 ];
 
 #[cfg(test)]

@@ -26,6 +26,18 @@ schema! {
         DRAIN_DELAY: Duration = "drain_delay";
     }
 
+    /// `[[discovery]]`: where targets are found, and how often; its `target` table is a
+    /// `[[target]]` template, read by `discovery`.
+    discovery (DISCOVERY) {
+        NAME: Id = "name";
+        FILE_SD: Path = "file_sd";
+        DNS: Str = "dns";
+        TYPE: Str = "type";
+        PORT: Count = "port";
+        NAMESERVER: SocketAddr = "nameserver";
+        REFRESH: Duration = "refresh";
+    }
+
     /// `[retention]`.
     retention (RETENTION) {
         RAW_DAYS: Count = "raw_days";

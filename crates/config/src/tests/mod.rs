@@ -10,6 +10,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::keys;
 
+mod discovery;
 mod mutations;
 mod relations;
 mod values;
@@ -423,7 +424,7 @@ fn load_names_the_path_it_cannot_read() {
 }
 
 /// Every key list, for tests that go through all keys.
-const KEY_LISTS: [&[keys::Key]; 7] = [
+const KEY_LISTS: [&[keys::Key]; 8] = [
     keys::SERVER,
     keys::RETENTION,
     keys::DEFAULTS,
@@ -431,6 +432,7 @@ const KEY_LISTS: [&[keys::Key]; 7] = [
     keys::WINDOW,
     keys::FLAP,
     keys::DETECTOR,
+    keys::DISCOVERY,
 ];
 
 const EXAMPLE: &str = include_str!("../../../../examples/vitals.toml");

@@ -107,7 +107,15 @@ impl Fleet {
         {
             return; // handed out already, when the target stopped flapping
         }
-        let Some(held) = live.held.take() else { return };
+        self.flush_held(now, index);
+    }
+
+    /// Hand out what target `index` holds at once (its window closed, or a reload changes
+    /// or removes it), so the stored chain of states ends where the target is.
+    pub(super) fn flush_held(&mut self, now: Now, index: usize) {
+        let Some(held) = self.table[index].held.take() else {
+            return;
+        };
         let may_act = held.may_act;
         if let Some(transition) = collapsed(held) {
             self.finish(now, index, vec![Record::Transition(transition)], may_act);

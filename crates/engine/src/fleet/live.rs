@@ -16,6 +16,10 @@ pub(crate) const KEEP_BEATS_EVERY: Duration = Duration::from_secs(1);
 
 /// Mutable state of one target. Lives in the engine's table, behind its lock.
 pub(crate) struct Live {
+    /// Which watch of the target this is: new with each definition (a reload that changes
+    /// it makes a new one), so a check of the old definition still in flight is recognised
+    /// and dropped. Unique in the fleet's lifetime; 0 for a service's own checks.
+    pub(crate) incarnation: u64,
     pub(crate) machine: Machine,
     pub(crate) last: Option<Outcome>,
     /// Wall time the current state was entered, for people and the API.
@@ -55,6 +59,7 @@ impl Live {
     /// A target never heard of yet, watched from `now`.
     pub(crate) fn new(machine: Machine, now: Instant) -> Live {
         Live {
+            incarnation: 0,
             machine,
             last: None,
             since_wall: None,

@@ -26,6 +26,7 @@
 //!
 //! What it is not: storage, alerting policy, or a scheduler of tasks.
 
+mod apply;
 mod beat;
 mod collapse;
 mod flags;
@@ -50,6 +51,7 @@ use crate::record::Record;
 use crate::service;
 use crate::spec::{Mode, Restored, TargetSpec, Topology};
 
+pub use apply::{Applied, Desired};
 pub use collapse::COLLAPSE_FOR;
 pub use flags::{Command, MAX_MAINTENANCE};
 use live::Live;
@@ -64,6 +66,9 @@ use views::part_id;
 pub struct Due {
     pub index: usize,
     pub due: Instant,
+    /// The watch of the target the check belongs to (see [`Fleet::apply`]): a reload may move
+    /// the target to another index, or change it, while its check is in flight.
+    pub incarnation: u64,
 }
 
 /// Every target, judged. See the module docs for the call order.
@@ -81,6 +86,11 @@ pub struct Fleet {
     records: VecDeque<Record>,
     checks: VecDeque<Due>,
     metrics: CheckMetrics,
+    /// The last incarnation given out (see [`Due::incarnation`]).
+    incarnations: u64,
+    /// Index by incarnation, made by the first [`Fleet::apply`]: before any reload every
+    /// check comes back to the index it left from, and this costs nothing.
+    by_incarnation: Option<HashMap<u64, usize>>,
 }
 
 impl std::fmt::Debug for Fleet {
@@ -107,7 +117,11 @@ impl Fleet {
         let topology = Resolved::new(topology, &ids);
         let table: Vec<Live> = specs
             .iter()
-            .map(|spec| new_live(spec, restored.get(&spec.id), now))
+            .zip(1..)
+            .map(|(spec, incarnation)| Live {
+                incarnation,
+                ..new_live(spec, restored.get(&spec.id), now)
+            })
             .collect();
         let mut fleet = Fleet {
             by_id: specs
@@ -136,7 +150,10 @@ impl Fleet {
             records: VecDeque::new(),
             checks: VecDeque::new(),
             metrics: CheckMetrics::default(),
+            incarnations: 0,
+            by_incarnation: None,
         };
+        fleet.incarnations = fleet.table.len() as u64;
         for index in 0..fleet.specs.len() {
             match fleet.specs[index].mode {
                 Mode::Active { .. } | Mode::Service { .. } => {
@@ -197,7 +214,11 @@ impl Fleet {
         outcome: Outcome,
         parts: Vec<(String, Outcome)>,
     ) {
-        let index = due.index;
+        // A check of a target a reload removed or changed meanwhile is dropped: the changed
+        // target has a check of its own pending.
+        let Some(index) = self.resolve(&due) else {
+            return;
+        };
         if self
             .specs
             .get(index)
@@ -217,6 +238,16 @@ impl Fleet {
         }
         self.schedule_check(now, index, due.due);
         self.finish(now, index, records, true);
+    }
+
+    /// Where the target of check `due` is now: its index, unless a reload moved it, or
+    /// None when a reload removed it or changed its definition.
+    fn resolve(&self, due: &Due) -> Option<usize> {
+        let live = self.table.get(due.index);
+        if live.is_some_and(|live| live.incarnation == due.incarnation) {
+            return Some(due.index);
+        }
+        self.by_incarnation.as_ref()?.get(&due.incarnation).copied()
     }
 
     /// Target `index`'s next check, one interval (for its state) and its jitter after the
@@ -252,6 +283,7 @@ impl Fleet {
             self.checks.push_back(Due {
                 index,
                 due: entry.due,
+                incarnation: self.table[index].incarnation,
             });
             return;
         }

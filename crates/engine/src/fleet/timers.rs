@@ -87,6 +87,16 @@ impl Timers {
         self.heap.peek().map(|Reverse(entry)| entry.due)
     }
 
+    /// Every entry through `remap`: a new index, or None to drop it (a configuration reload
+    /// moved or removed its target). O(n), once per reload.
+    pub(super) fn remap(&mut self, remap: impl Fn(Entry) -> Option<Entry>) {
+        let entries = std::mem::take(&mut self.heap).into_vec();
+        self.heap = entries
+            .into_iter()
+            .filter_map(|Reverse(entry)| remap(entry).map(Reverse))
+            .collect();
+    }
+
     /// The earliest entry due by `now`, taken off the heap.
     pub(super) fn pop_due(&mut self, now: Instant) -> Option<Entry> {
         if self.next_due()? > now {

@@ -98,10 +98,16 @@ impl Fleet {
     /// isolated or stopped being so. The records to queue: a mark in each canary's timeline
     /// (its state left as it is, so uptime is not touched), then the isolation itself.
     pub(super) fn update_isolation(&mut self, index: usize, at: SystemTime) -> Vec<Record> {
-        let topology = &self.topology;
-        if !topology.is_canary(index) {
+        if !self.topology.is_canary(index) {
             return Vec::new();
         }
+        self.refresh_isolation(at)
+    }
+
+    /// See whether the monitor is isolated now (after a reload changed the canaries, or a
+    /// canary was judged); the records of a change, as [`Fleet::update_isolation`] says.
+    pub(super) fn refresh_isolation(&mut self, at: SystemTime) -> Vec<Record> {
+        let topology = &self.topology;
         let table = &self.table;
         let isolated = topology.isolated(|canary| table[canary].machine.state());
         if std::mem::replace(&mut self.isolated, isolated) == isolated {

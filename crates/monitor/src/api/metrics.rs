@@ -4,6 +4,8 @@
 //! Per-target gauges are set from the engine at scrape time rather than on every change:
 //! a scrape every 15 s costs one pass over the targets, a busy monitor's changes cost nothing.
 
+use std::collections::HashSet;
+use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
 use axum::extract::State;
@@ -30,6 +32,11 @@ struct TargetLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DiscoveryLabels {
+    discovery: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
     target: String,
     state: &'static str,
@@ -44,6 +51,11 @@ pub struct Metrics {
     state: Family<StateLabels, Gauge>,
     checks: Counter,
     dropped: Counter,
+    /// The targets `up` and `state` have series of: a reload or discovery that removes a
+    /// target removes its series at the next scrape. Held through a scrape's update.
+    shown: Mutex<HashSet<String>>,
+    discovered: Family<DiscoveryLabels, Gauge>,
+    discovery_errors: Family<DiscoveryLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -54,6 +66,18 @@ impl Default for Metrics {
         let state = Family::default();
         let checks = Counter::default();
         let dropped = Counter::default();
+        let discovered = Family::default();
+        let discovery_errors = Family::default();
+        registry.register(
+            "discovered_targets",
+            "Targets each discovery found at its last successful look",
+            discovered.clone(),
+        );
+        registry.register(
+            "discovery_errors",
+            "Looks of each discovery that failed (the targets found before stay)",
+            discovery_errors.clone(),
+        );
         registry.register(
             "heartbeats",
             "Heartbeats received, by transport and result (accepted or why rejected)",
@@ -82,6 +106,9 @@ impl Default for Metrics {
             state,
             checks,
             dropped,
+            shown: Mutex::default(),
+            discovered,
+            discovery_errors,
         }
     }
 }
@@ -91,6 +118,70 @@ impl Metrics {
         self.heartbeats
             .get_or_create(&HeartbeatLabels { transport, result })
             .inc();
+    }
+
+    /// Each target's `up` and `state` series as `views` say; the series of targets no
+    /// longer watched (a reload or discovery removed them) go.
+    fn show_targets(&self, views: Vec<crate::engine::TargetView>) {
+        let metrics = self;
+        let mut shown = metrics.shown.lock().unwrap_or_else(|e| e.into_inner());
+        let now: HashSet<String> = views.iter().map(|view| view.id.clone()).collect();
+        for gone in shown.difference(&now) {
+            metrics.up.remove(&TargetLabels {
+                target: gone.clone(),
+            });
+            for state in TargetState::ALL {
+                metrics.state.remove(&StateLabels {
+                    target: gone.clone(),
+                    state: state.as_str(),
+                });
+            }
+        }
+        for view in views {
+            metrics
+                .up
+                .get_or_create(&TargetLabels {
+                    target: view.id.clone(),
+                })
+                .set(i64::from(view.state.is_serving()));
+            for state in TargetState::ALL {
+                metrics
+                    .state
+                    .get_or_create(&StateLabels {
+                        target: view.id.clone(),
+                        state: state.as_str(),
+                    })
+                    .set(i64::from(state == view.state));
+            }
+        }
+        *shown = now;
+    }
+
+    /// Discovery `name` found `targets` targets.
+    pub fn discovered(&self, name: &str, targets: usize) {
+        let labels = DiscoveryLabels {
+            discovery: name.to_owned(),
+        };
+        self.discovered
+            .get_or_create(&labels)
+            .set(i64::try_from(targets).unwrap_or(i64::MAX));
+    }
+
+    /// A look of discovery `name` failed.
+    pub fn discovery_failed(&self, name: &str) {
+        let labels = DiscoveryLabels {
+            discovery: name.to_owned(),
+        };
+        self.discovery_errors.get_or_create(&labels).inc();
+    }
+
+    /// Discovery `name` was removed by a reload: its series go.
+    pub fn discovery_removed(&self, name: &str) {
+        let labels = DiscoveryLabels {
+            discovery: name.to_owned(),
+        };
+        self.discovered.remove(&labels);
+        self.discovery_errors.remove(&labels);
     }
 
     /// Add `count` to a heartbeat counter (the UDP listener reports in batches).
@@ -106,23 +197,7 @@ pub(super) async fn scrape(State(api): State<Api>, headers: HeaderMap) -> Respon
         return denied.into_response();
     }
     let metrics = &api.metrics;
-    for view in api.engine.views() {
-        metrics
-            .up
-            .get_or_create(&TargetLabels {
-                target: view.id.clone(),
-            })
-            .set(i64::from(view.state.is_serving()));
-        for state in TargetState::ALL {
-            metrics
-                .state
-                .get_or_create(&StateLabels {
-                    target: view.id.clone(),
-                    state: state.as_str(),
-                })
-                .set(i64::from(state == view.state));
-        }
-    }
+    metrics.show_targets(api.engine.views());
     if let Some(udp) = &api.udp {
         let accepted = udp.accepted.load(Ordering::Relaxed);
         let mut counts = vec![("accepted", accepted)];

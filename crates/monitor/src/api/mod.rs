@@ -8,9 +8,12 @@ mod metrics;
 mod pages;
 mod ping;
 mod ping_gate;
+pub mod reload;
 mod targets;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
 
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -34,6 +37,37 @@ pub struct Access {
     pub secure_cookie: bool,
 }
 
+/// Who may ping and as whom: ping keys, UDP-only targets, rates (`ping_gate`) and each
+/// heartbeat target's ping id (shown to the API token only). Clones share them; a reload
+/// replaces them ([`Pings::reload`]). Empty: every ping passes.
+#[derive(Debug, Clone, Default)]
+pub struct Pings {
+    pub(crate) gate: Arc<ArcSwap<ping_gate::PingGate>>,
+    pub(crate) ids: Arc<ArcSwap<std::collections::HashMap<String, String>>>,
+}
+
+impl Pings {
+    /// As `config` says now (ping ids resolved). A ping id that stays keeps its rate's
+    /// bucket, so a reload hands no sender a fresh burst.
+    pub fn reload(&self, config: &crate::config::Config) {
+        let now = tokio::time::Instant::now().into_std();
+        let gate = ping_gate::PingGate::new(config, now).keeping_buckets(&self.gate.load());
+        self.gate.store(Arc::new(gate));
+        self.ids.store(Arc::new(
+            config
+                .targets
+                .iter()
+                .filter_map(|target| match &target.kind {
+                    crate::config::TargetKind::Heartbeat(h) => {
+                        Some((target.id.clone(), h.ping_id.clone()?))
+                    }
+                    _ => None,
+                })
+                .collect(),
+        ));
+    }
+}
+
 /// Shared state of the handlers.
 #[derive(Debug, Clone)]
 pub struct Api {
@@ -46,17 +80,18 @@ pub struct Api {
     pub(crate) recovery: Option<crate::recovery::Recoverer>,
     /// The alert path's sources, for `/metrics` (`alert_metrics.rs`).
     pub(crate) alert_path: alert_metrics::AlertPath,
-    /// The targets by id, for pages of `/api/v1/targets`: sorted on the first request rather
-    /// than here, so start-up does not wait for it.
-    pub(crate) order: Arc<OnceLock<Vec<usize>>>,
-    /// Ping keys, UDP-only targets and rates (`ping_gate`); none: every ping passes.
-    pub(crate) gate: Arc<ping_gate::PingGate>,
+    /// The targets by id, for pages of `/api/v1/targets`, with the set of targets it was
+    /// sorted for: sorted on the first request after start-up or a reload rather than there,
+    /// so neither waits for it.
+    pub(crate) order: Arc<Mutex<Option<pages::Order>>>,
+    /// Ping keys, UDP-only targets, rates and ping ids; a reload replaces them.
+    pub(crate) pings: Pings,
     /// Bytes of a ping body kept; 0 keeps none.
     pub(crate) ping_body_limit: usize,
     /// Pings a minute per ping id, for the 429's reason.
     pub(crate) ping_rate: u32,
-    /// Each heartbeat target's ping id, shown to the API token only.
-    pub(crate) ping_ids: Arc<std::collections::HashMap<String, String>>,
+    /// What `POST /api/v1/reload` calls; none: the endpoint answers that reload is off.
+    pub(crate) reload: Option<Arc<dyn reload::Reload>>,
 }
 
 impl Api {
@@ -76,35 +111,31 @@ impl Api {
             recovery: None,
             alert_path: alert_metrics::AlertPath::default(),
             order: Arc::default(),
-            gate: Arc::default(),
+            pings: Pings::default(),
             ping_body_limit: crate::config::defaults::PING_BODY_LIMIT,
             ping_rate: 0,
-            ping_ids: Arc::default(),
+            reload: None,
         }
+    }
+
+    /// Answers `POST /api/v1/reload` with `reload` (the monitor's configuration reload).
+    pub fn with_reload(mut self, reload: Arc<dyn reload::Reload>) -> Self {
+        self.reload = Some(reload);
+        self
     }
 
     /// Pings as `config` says: keys, UDP-only targets, rates, the body limit; and the ping
     /// ids the API shows to the API token. Ping ids must be resolved (`ping_ids::resolve`).
     pub fn with_pings(mut self, config: &crate::config::Config) -> Self {
-        self.gate = Arc::new(ping_gate::PingGate::new(
-            config,
-            tokio::time::Instant::now().into_std(),
-        ));
         self.ping_body_limit = config.server.ping_body_limit;
         self.ping_rate = config.server.ping_rate;
-        self.ping_ids = Arc::new(
-            config
-                .targets
-                .iter()
-                .filter_map(|target| match &target.kind {
-                    crate::config::TargetKind::Heartbeat(h) => {
-                        Some((target.id.clone(), h.ping_id.clone()?))
-                    }
-                    _ => None,
-                })
-                .collect(),
-        );
+        self.pings.reload(config);
         self
+    }
+
+    /// The pings' rules, to replace on a reload.
+    pub fn pings(&self) -> Pings {
+        self.pings.clone()
     }
 
     /// Shows the alert path (outbox, deliveries, recovery, store writes) in `/metrics`.
@@ -134,6 +165,7 @@ pub fn router(api: Api) -> Router {
         .route("/api/v1/targets", get(targets::list))
         .route("/api/v1/targets/{id}", get(targets::one))
         .route("/api/v1/targets/{id}/checks/{check}", get(targets::part))
+        .route("/api/v1/reload", post(reload::reload))
         .route("/api/v1/targets/{id}/pause", post(targets::pause))
         .route("/api/v1/targets/{id}/resume", post(targets::resume))
         .route("/api/v1/targets/{id}/actions", get(actions::list))
@@ -215,7 +247,7 @@ impl Access {
         }
     }
 
-    fn may_change(&self, headers: &HeaderMap) -> Result<(), Denied> {
+    pub(crate) fn may_change(&self, headers: &HeaderMap) -> Result<(), Denied> {
         let Some(api) = &self.api_token else {
             return Err(Denied(
                 StatusCode::FORBIDDEN,

@@ -16,8 +16,9 @@
 //! What it is not: a filter. Every target is listed, in this order.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
-use crate::engine::{Engine, Mode, TargetView};
+use crate::engine::{Engine, Mode, TargetSpec, TargetView};
 
 /// Rows per page when `limit` is not given: as the dashboard shows.
 pub(super) const DEFAULT_LIMIT: usize = 100;
@@ -77,11 +78,29 @@ fn decode(cursor: &str) -> Option<After> {
     (!id.is_empty()).then_some(After { id, check })
 }
 
-/// The indices of `engine`'s targets, ordered by id: what [`page`] walks.
-pub(super) fn order(engine: &Engine) -> Vec<usize> {
-    let specs = engine.specs();
+/// The indices of a set of targets ordered by id, and the set it was sorted for.
+#[derive(Debug)]
+pub(crate) struct Order {
+    specs: Arc<[TargetSpec]>,
+    order: Arc<Vec<usize>>,
+}
+
+/// The indices of `specs` ordered by id: what [`page`] walks. Sorted once per set of
+/// targets (at the first request after start-up or a reload) and kept in `cache`.
+pub(super) fn order(cache: &Mutex<Option<Order>>, specs: &Arc<[TargetSpec]>) -> Arc<Vec<usize>> {
+    let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(cached) = cache.as_ref()
+        && Arc::ptr_eq(&cached.specs, specs)
+    {
+        return Arc::clone(&cached.order);
+    }
     let mut order: Vec<usize> = (0..specs.len()).collect();
     order.sort_unstable_by(|&a, &b| specs[a].id.cmp(&specs[b].id));
+    let order = Arc::new(order);
+    *cache = Some(Order {
+        specs: Arc::clone(specs),
+        order: Arc::clone(&order),
+    });
     order
 }
 
@@ -89,11 +108,11 @@ pub(super) fn order(engine: &Engine) -> Vec<usize> {
 /// more. `order` is [`order`]'s.
 pub(super) fn page(
     engine: &Engine,
+    specs: &[TargetSpec],
     order: &[usize],
     after: Option<&After>,
     limit: usize,
 ) -> (Vec<TargetView>, Option<String>) {
-    let specs = engine.specs();
     let start = after.map_or(0, |after| {
         order.partition_point(|&i| specs[i].id.as_str() < after.id.as_str())
     });

@@ -159,7 +159,7 @@ fn admit(
             .and_then(|value| value.to_str().ok())
     });
     let now = tokio::time::Instant::now().into_std();
-    let refused = match api.gate.admit(id, key, now) {
+    let refused = match api.pings.gate.load().admit(id, key, now) {
         Ok(()) => return Ok(()),
         Err(Refusal::Key) => Refused::Key,
         Err(Refusal::UdpOnly) => Refused::UdpOnly,

@@ -67,6 +67,27 @@ impl PingGate {
         PingGate { doors }
     }
 
+    /// This gate, with the rate buckets of ping ids `old` also has carried over (a reload):
+    /// a reload hands no sender a fresh burst, and forgets the ids that went.
+    pub(crate) fn keeping_buckets(mut self, old: &PingGate) -> PingGate {
+        for (ping_id, door) in &mut self.doors {
+            let kept = old.doors.get(ping_id).and_then(|old| old.bucket.as_ref());
+            if let (Some(bucket), Some(kept)) = (door.bucket.as_mut(), kept) {
+                let kept = kept
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let bucket = bucket
+                    .get_mut()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if bucket.capacity == kept.capacity {
+                    bucket.tokens = kept.tokens;
+                    bucket.at = kept.at;
+                }
+            }
+        }
+        self
+    }
+
     /// Whether a ping for `ping_id` carrying `key` may go on at `now`.
     pub(crate) fn admit(
         &self,

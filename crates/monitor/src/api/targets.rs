@@ -88,8 +88,15 @@ pub(super) async fn list(
         Ok(request) => request,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
-    let order = api.order.get_or_init(|| pages::order(&api.engine));
-    let (rows, next) = pages::page(&api.engine, order, request.after.as_ref(), request.limit);
+    let specs = api.engine.specs();
+    let order = pages::order(&api.order, &specs);
+    let (rows, next) = pages::page(
+        &api.engine,
+        &specs,
+        &order,
+        request.after.as_ref(),
+        request.limit,
+    );
     let targets: Vec<Value> = rows.iter().map(|view| view_json(&api, view)).collect();
     let body = Json(json!({
         "isolated": api.engine.is_isolated(),
@@ -130,7 +137,7 @@ pub(super) async fn one(
     };
     let mut body = view_json(&api, &view);
     // The ping id is the secret that lets one send the target's pings: the API token only.
-    if let (Some(ping_id), Some(object)) = (api.ping_ids.get(&id), body.as_object_mut())
+    if let (Some(ping_id), Some(object)) = (api.pings.ids.load().get(&id), body.as_object_mut())
         && api.access.may_change(&headers).is_ok()
     {
         object.insert("ping_id".into(), json!(ping_id));

@@ -25,10 +25,10 @@ mod page;
 mod status;
 mod target;
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use axum::Router;
 use axum::routing::get;
 use tokio::sync::watch;
@@ -52,6 +52,49 @@ pub(crate) struct Meta {
     pub(crate) dependents: Vec<String>,
 }
 
+/// What the configuration says of every target, for the dashboard.
+#[derive(Debug, Default)]
+pub(crate) struct Catalog {
+    /// By configured target id.
+    meta: HashMap<String, Meta>,
+    /// Every group and tag, sorted, for the filters.
+    pub(crate) groups: Vec<String>,
+    pub(crate) tags: Vec<String>,
+}
+
+impl Catalog {
+    fn of(targets: &[Target]) -> Catalog {
+        let mut dependents: HashMap<&str, Vec<String>> = HashMap::new();
+        for target in targets {
+            for dependency in &target.depends_on {
+                dependents
+                    .entry(dependency.as_str())
+                    .or_default()
+                    .push(target.id.clone());
+            }
+        }
+        let meta: HashMap<String, Meta> = targets
+            .iter()
+            .map(|target| {
+                let meta = Meta {
+                    group: target.group.clone(),
+                    tags: target.tags.clone(),
+                    depends_on: target.depends_on.clone(),
+                    dependents: dependents.remove(target.id.as_str()).unwrap_or_default(),
+                };
+                (target.id.clone(), meta)
+            })
+            .collect();
+        let mut groups: Vec<String> = meta.values().filter_map(|m| m.group.clone()).collect();
+        groups.sort();
+        groups.dedup();
+        let mut tags: Vec<String> = meta.values().flat_map(|m| m.tags.clone()).collect();
+        tags.sort();
+        tags.dedup();
+        Catalog { meta, groups, tags }
+    }
+}
+
 /// The dashboard's shared state; clone it freely.
 #[derive(Debug, Clone)]
 pub struct Dashboard {
@@ -62,11 +105,8 @@ pub struct Dashboard {
 struct Inner {
     engine: Engine,
     store: Option<Arc<Store>>,
-    /// By configured target id.
-    meta: HashMap<String, Meta>,
-    /// Every group and tag, sorted, for the filters.
-    groups: Vec<String>,
-    tags: Vec<String>,
+    /// What the configuration says of each target; a reload replaces it.
+    catalog: ArcSwap<Catalog>,
     access: Access,
     /// The notifier, for the alert groups page (none: the page says so).
     alerts: Option<crate::notify::Notifier>,
@@ -84,43 +124,12 @@ impl Dashboard {
         targets: &[Target],
         access: Access,
     ) -> Dashboard {
-        let by_id: HashMap<&str, &Target> = targets.iter().map(|t| (t.id.as_str(), t)).collect();
-        let mut dependents: HashMap<&str, Vec<String>> = HashMap::new();
-        for target in targets {
-            for dependency in &target.depends_on {
-                dependents
-                    .entry(dependency.as_str())
-                    .or_default()
-                    .push(target.id.clone());
-            }
-        }
-        let meta: HashMap<String, Meta> = engine
-            .specs()
-            .iter()
-            .filter_map(|spec| {
-                let target = by_id.get(spec.id.as_str())?;
-                let meta = Meta {
-                    group: target.group.clone(),
-                    tags: target.tags.clone(),
-                    depends_on: target.depends_on.clone(),
-                    dependents: dependents.remove(spec.id.as_str()).unwrap_or_default(),
-                };
-                Some((spec.id.clone(), meta))
-            })
-            .collect();
-        let mut groups: Vec<String> = meta.values().filter_map(|m| m.group.clone()).collect();
-        groups.sort();
-        groups.dedup();
-        let mut tags: Vec<String> = meta.values().flat_map(|m| m.tags.clone()).collect();
-        tags.sort();
-        tags.dedup();
+        let catalog = ArcSwap::from_pointee(Catalog::of(targets));
         Dashboard {
             inner: Arc::new(Inner {
                 engine,
                 store,
-                meta,
-                groups,
-                tags,
+                catalog,
                 access,
                 alerts: None,
                 closing: CancellationToken::new(),
@@ -151,18 +160,29 @@ impl Dashboard {
 
     /// What the configuration says of `view`. A vitals service's own check (`<id>/<check>`)
     /// is filed under its service's group and tags; dependencies are the service's, not its.
-    fn meta(&self, view: &TargetView) -> Cow<'_, Meta> {
-        if let Some(meta) = self.inner.meta.get(&view.id) {
-            return Cow::Borrowed(meta);
+    fn meta(&self, view: &TargetView) -> Meta {
+        let catalog = self.inner.catalog.load();
+        if let Some(meta) = catalog.meta.get(&view.id) {
+            return meta.clone();
         }
-        match view.parent.as_ref().and_then(|p| self.inner.meta.get(p)) {
-            Some(parent) => Cow::Owned(Meta {
+        match view.parent.as_ref().and_then(|p| catalog.meta.get(p)) {
+            Some(parent) => Meta {
                 group: parent.group.clone(),
                 tags: parent.tags.clone(),
                 ..Meta::default()
-            }),
-            None => Cow::Owned(Meta::default()),
+            },
+            None => Meta::default(),
         }
+    }
+
+    /// The groups and tags for the filters.
+    pub(crate) fn catalog(&self) -> Arc<Catalog> {
+        self.inner.catalog.load_full()
+    }
+
+    /// A reload changed the targets: groups, tags and dependencies as configured now.
+    pub fn set_targets(&self, targets: &[Target]) {
+        self.inner.catalog.store(Arc::new(Catalog::of(targets)));
     }
 }
 

@@ -298,6 +298,7 @@ fn row(now: SystemTime, view: &TargetView, meta: &Meta, history: Option<&History
 }
 
 fn filter_form(dashboard: &Dashboard, filters: &Filters) -> Markup {
+    let catalog = dashboard.catalog();
     let state_value = match filters.state {
         StateFilter::All => "all",
         StateFilter::Problems => "problems",
@@ -321,23 +322,23 @@ fn filter_form(dashboard: &Dashboard, filters: &Filters) -> Markup {
                     }
                 }
             }
-            @if !dashboard.inner.groups.is_empty() {
+            @if !catalog.groups.is_empty() {
                 label {
                     "Group "
                     select name="group" {
                         option value="" { "all" }
-                        @for g in &dashboard.inner.groups {
+                        @for g in &catalog.groups {
                             option value=(g) selected[filters.group.as_ref() == Some(g)] { (g) }
                         }
                     }
                 }
             }
-            @if !dashboard.inner.tags.is_empty() {
+            @if !catalog.tags.is_empty() {
                 label {
                     "Tag "
                     select name="tag" {
                         option value="" { "all" }
-                        @for t in &dashboard.inner.tags {
+                        @for t in &catalog.tags {
                             option value=(t) selected[filters.tag.as_ref() == Some(t)] { (t) }
                         }
                     }

@@ -52,6 +52,24 @@ pub use worker::backoff;
 
 use crate::config::Config;
 
+/// What alerts say of each configured target, by id.
+fn alert_targets(targets: &[crate::config::Target]) -> HashMap<String, AlertTarget> {
+    targets
+        .iter()
+        .map(|t| {
+            (
+                t.id.clone(),
+                AlertTarget {
+                    name: t.name.clone(),
+                    group: t.group.clone(),
+                    tags: t.tags.clone(),
+                    kind: t.kind.name().to_owned(),
+                },
+            )
+        })
+        .collect()
+}
+
 /// A time as alerts write it: RFC 3339 in UTC with milliseconds.
 pub fn rfc3339(t: SystemTime) -> String {
     alert::rfc3339::format(t)
@@ -142,21 +160,7 @@ impl Notifier {
             silences: store.silences(now)?,
             flagged,
         };
-        let targets = config
-            .targets
-            .iter()
-            .map(|t| {
-                (
-                    t.id.clone(),
-                    AlertTarget {
-                        name: t.name.clone(),
-                        group: t.group.clone(),
-                        tags: t.tags.clone(),
-                        kind: t.kind.name().to_owned(),
-                    },
-                )
-            })
-            .collect();
+        let targets = alert_targets(&config.targets);
         let groups: Vec<GroupState> = store
             .load_notify_groups()?
             .into_iter()
@@ -264,6 +268,17 @@ impl Notifier {
         self.inner
             .run(|p, now| p.handle_transition(now, info))
             .await;
+    }
+
+    /// A reload changed the targets: alerts name and group them as configured now.
+    pub async fn set_targets(&self, targets: &[crate::config::Target]) {
+        let mut policy = self.inner.policy.lock().await;
+        policy.set_targets(alert_targets(targets));
+    }
+
+    /// `target` is no longer watched (see [`AlertPolicy::handle_retired`]).
+    pub async fn retired(&self, target: &str) {
+        self.inner.run(|p, now| p.handle_retired(now, target)).await;
     }
 
     /// `target`'s flapping flag changed without a transition; `state` is its state now.

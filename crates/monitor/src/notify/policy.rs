@@ -526,12 +526,7 @@ impl AlertPolicy {
     /// The root-cause analysis found that `target`'s failure is `root`'s doing: its alert,
     /// if still in its group wait, is cancelled, and `root`'s alert names it.
     pub fn handle_blocked(&mut self, now: SystemTime, target: &str, root: &str) {
-        let keys: Vec<String> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.alert.target == target)
-            .map(|(key, _)| key.clone())
-            .collect();
+        let keys: Vec<String> = self.pending_keys(target);
         let track = self.tracks.entry(target.to_owned()).or_default();
         track.blocked_by = Some(root.to_owned());
         if !keys.is_empty() {
@@ -552,6 +547,44 @@ impl AlertPolicy {
         }
         self.save(target);
         self.attach(now, root, target);
+    }
+
+    /// The keys of `target`'s alerts still in their group wait.
+    fn pending_keys(&self, target: &str) -> Vec<String> {
+        self.pending
+            .iter()
+            .filter(|(_, p)| p.alert.target == target)
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
+
+    /// A reload changed the targets: names, groups, tags and kinds as configured now.
+    pub fn set_targets(&mut self, targets: HashMap<String, AlertTarget>) {
+        self.targets = targets;
+    }
+
+    /// `target` is no longer watched (a reload or discovery removed it): its alerts still in
+    /// their group wait are cancelled, it leaves its alert group, and what the policy
+    /// remembered of it (reminders included) is forgotten. No resolution is sent: nothing
+    /// more will be known of it.
+    pub fn handle_retired(&mut self, now: SystemTime, target: &str) {
+        let reason = "removed from the configuration".to_owned();
+        for key in self.pending_keys(target) {
+            self.pending.remove(&key);
+            self.actions.push_back(Effect::Cancel {
+                key,
+                reason: reason.clone(),
+            });
+        }
+        let mut out = Vec::new();
+        self.groups.leave(now, target, &reason, &mut out);
+        self.actions.extend(out);
+        if self.tracks.remove(target).is_some() {
+            self.actions.push_back(Effect::Save {
+                target: target.to_owned(),
+                track: Track::default(),
+            });
+        }
     }
 
     /// The monitor lost (`isolated`) or regained its connectivity. Goes to the channels of

@@ -22,11 +22,12 @@ mod run;
 mod task;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use vitals_core::machine::State;
 use vitals_core::recovery::Budget;
 
@@ -151,15 +152,18 @@ impl RecoveryCounts {
 /// The recovery executor; clone it freely.
 #[derive(Clone)]
 pub struct Recoverer {
-    slots: Arc<HashMap<String, Arc<Slot>>>,
+    /// By target id; a reload replaces slots ([`Recoverer::apply`]).
+    slots: Arc<RwLock<HashMap<String, Arc<Slot>>>>,
     store: Option<Arc<Store>>,
     counts: Arc<RecoveryCounts>,
+    client: reqwest::Client,
+    escalate: Option<EscalationHook>,
 }
 
 impl std::fmt::Debug for Recoverer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Recoverer")
-            .field("targets", &self.slots.len())
+            .field("targets", &self.read().len())
             .finish_non_exhaustive()
     }
 }
@@ -174,6 +178,8 @@ struct Slot {
     live: Mutex<RecoveryState>,
     /// Wakes the target's task: a new state, or a reset.
     wake: Notify,
+    /// Stops the target's task: a reload removed the target or changed its recovery.
+    retired: CancellationToken,
 }
 
 struct RecoveryState {
@@ -266,59 +272,110 @@ impl Recoverer {
         store: Option<Arc<Store>>,
         escalate: Option<EscalationHook>,
     ) -> Recoverer {
-        let client = reqwest::Client::new();
+        let recoverer = Recoverer {
+            slots: Arc::new(RwLock::new(HashMap::new())),
+            store,
+            counts: Arc::new(RecoveryCounts::default()),
+            client: reqwest::Client::new(),
+            escalate,
+        };
+        recoverer.apply(targets, initial);
+        recoverer
+    }
+
+    /// The targets with a recovery action are now `targets` (a reload): a target whose
+    /// recovery is unchanged keeps its task and budget; a new one, or one whose recovery
+    /// changed, starts afresh from `initial` (its budget rebuilt from the log, as after a
+    /// restart); a target no longer there, or without a recovery action now, stops (an action
+    /// in hand is cut, its process group killed).
+    pub fn apply(&self, targets: &[Target], initial: impl Fn(&str) -> Option<Initial>) {
         let clock = Clock::read();
-        let mut slots = HashMap::new();
-        let counts = Arc::new(RecoveryCounts::default());
+        let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
+        let mut old = std::mem::take(&mut *slots);
         for target in targets {
             let Some(recovery) = &target.recover else {
                 continue;
             };
-            let Initial {
-                state,
-                since,
-                paused,
-                maintenance_until,
-            } = initial(&target.id).unwrap_or(Initial {
-                state: State::Unknown,
-                since: None,
-                paused: false,
-                maintenance_until: None,
-            });
-            let mut budget = Budget::new(recovery.policy.clone());
-            let since = since.map_or(clock.now.into_std(), |since| clock.instant_of(since));
-            budget.handle_state(since, state);
-            let slot = Arc::new(Slot {
-                id: target.id.clone(),
-                name: target.name.clone(),
-                recovery: recovery.clone(),
-                counts: Arc::clone(&counts),
-                live: Mutex::new(RecoveryState {
-                    budget,
-                    state,
-                    running: false,
-                    paused,
-                    maintenance_until,
-                    logged_attempts: 0,
-                    logged_exhausted: false,
-                    last: None,
-                }),
-                wake: Notify::new(),
-            });
-            tokio::spawn(task::drive(
-                Arc::clone(&slot),
-                store.clone(),
-                client.clone(),
-                escalate.clone(),
-                (state, since),
-            ));
+            if let Some(slot) = old.remove(&target.id) {
+                if slot.recovery == *recovery && slot.name == target.name {
+                    slots.insert(target.id.clone(), slot);
+                    continue;
+                }
+                slot.retired.cancel();
+            }
+            let slot = self.spawn(target, recovery, initial(&target.id), clock);
             slots.insert(target.id.clone(), slot);
         }
-        Recoverer {
-            slots: Arc::new(slots),
-            store,
-            counts,
+        for (id, slot) in old {
+            tracing::info!(target = %id, "recovery stopped: the target or its recovery action was removed");
+            slot.retired.cancel();
         }
+    }
+
+    fn spawn(
+        &self,
+        target: &Target,
+        recovery: &Recovery,
+        initial: Option<Initial>,
+        clock: Clock,
+    ) -> Arc<Slot> {
+        let Initial {
+            state,
+            since,
+            paused,
+            maintenance_until,
+        } = initial.unwrap_or(Initial {
+            state: State::Unknown,
+            since: None,
+            paused: false,
+            maintenance_until: None,
+        });
+        let mut budget = Budget::new(recovery.policy.clone());
+        let since = since.map_or(clock.now.into_std(), |since| clock.instant_of(since));
+        budget.handle_state(since, state);
+        let slot = Arc::new(Slot {
+            id: target.id.clone(),
+            name: target.name.clone(),
+            recovery: recovery.clone(),
+            counts: Arc::clone(&self.counts),
+            live: Mutex::new(RecoveryState {
+                budget,
+                state,
+                running: false,
+                paused,
+                maintenance_until,
+                logged_attempts: 0,
+                logged_exhausted: false,
+                last: None,
+            }),
+            wake: Notify::new(),
+            retired: CancellationToken::new(),
+        });
+        let driving = task::drive(
+            Arc::clone(&slot),
+            self.store.clone(),
+            self.client.clone(),
+            self.escalate.clone(),
+            (state, since),
+        );
+        let retired = slot.retired.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                biased;
+                () = retired.cancelled() => {}
+                () = driving => {}
+            }
+        });
+        slot
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Slot>>> {
+        // Plain data: a panic elsewhere leaves nothing half-written worth refusing.
+        self.slots.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn slot(&self, target: &str) -> Option<Arc<Slot>> {
+        self.read().get(target).cloned()
     }
 
     /// What recovery did since the start, for `/metrics`.
@@ -328,13 +385,13 @@ impl Recoverer {
 
     /// Whether `target` has a recovery action.
     pub fn covers(&self, target: &str) -> bool {
-        self.slots.contains_key(target)
+        self.read().contains_key(target)
     }
 
     /// `target` is now in `to` (call it once the transition is stored). Targets without a
     /// recovery action are ignored.
     pub fn transition(&self, target: &str, to: State) {
-        let Some(slot) = self.slots.get(target) else {
+        let Some(slot) = self.slot(target) else {
             return;
         };
         {
@@ -348,7 +405,7 @@ impl Recoverer {
     /// `target` was paused or resumed, or put in or out of maintenance (call it once the
     /// change is stored). While paused or in maintenance nothing is attempted.
     pub fn flags(&self, target: &str, paused: bool, maintenance_until: Option<SystemTime>) {
-        let Some(slot) = self.slots.get(target) else {
+        let Some(slot) = self.slot(target) else {
             return;
         };
         {
@@ -361,15 +418,15 @@ impl Recoverer {
 
     /// `target`'s budget now; `None` when it has no recovery action.
     pub fn status(&self, target: &str) -> Option<BudgetView> {
-        let slot = self.slots.get(target)?;
+        let slot = self.slot(target)?;
         let live = slot.lock();
-        Some(view(slot, &live, Clock::read()))
+        Some(view(&slot, &live, Clock::read()))
     }
 
     /// A person resets `target`'s budget: its attempts and escalation are forgotten, and if
     /// it still fails the action runs again at once. The reset is logged with `who`.
     pub async fn reset(&self, target: &str, who: &str) -> Option<BudgetView> {
-        let slot = self.slots.get(target)?;
+        let slot = self.slot(target)?;
         let clock = Clock::read();
         let (shown, record) = {
             let mut live = slot.lock();
@@ -378,8 +435,15 @@ impl Recoverer {
             live.logged_attempts = 0;
             live.logged_exhausted = false;
             let action = format!("reset by {who}");
-            let record = log::row(slot, clock.wall, ActionKind::Reset, action, before, "reset");
-            (view(slot, &live, clock), record)
+            let record = log::row(
+                &slot,
+                clock.wall,
+                ActionKind::Reset,
+                action,
+                before,
+                "reset",
+            );
+            (view(&slot, &live, clock), record)
         };
         tracing::info!(target = %slot.id, %who, "recovery budget reset");
         log::log(self.store.as_ref(), record).await;

@@ -66,6 +66,8 @@ pub(super) async fn persist(
             }
             // Back: what depended on it and still fails is its own trouble now.
             Record::Unblocked { target, state } => recovery.transition(&target, state),
+            // Removed by a reload: its history stays; its alerts and group membership go.
+            Record::Retired { target } => notifier.retired(&target).await,
             Record::Marker {
                 target,
                 at,

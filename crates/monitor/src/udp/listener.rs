@@ -108,7 +108,21 @@ impl Tally {
 /// heartbeat protocol may lose datagrams, and a later one carries the same news.
 pub async fn listen(
     socket: UdpSocket,
+    verifier: Verifier,
+    beats: mpsc::Sender<Vec<Beat>>,
+    counters: Arc<Counters>,
+    clock: impl Fn() -> u64 + Send + 'static,
+) -> io::Result<()> {
+    let (_keep, updates) = mpsc::channel(1);
+    listen_with_updates(socket, verifier, updates, beats, counters, clock).await
+}
+
+/// [`listen`], taking a new [`Verifier`] from `updates` whenever one comes (a reload
+/// changed the sources); it takes over the replay windows of the ids it keeps.
+pub async fn listen_with_updates(
+    socket: UdpSocket,
     mut verifier: Verifier,
+    mut updates: mpsc::Receiver<Verifier>,
     beats: mpsc::Sender<Vec<Beat>>,
     counters: Arc<Counters>,
     clock: impl Fn() -> u64 + Send + 'static,
@@ -132,6 +146,11 @@ pub async fn listen(
                 tracing::info!("udp heartbeat consumer gone; listener stops");
                 return Ok(());
             }
+        }
+        while let Ok(mut next) = updates.try_recv() {
+            next.keep_windows(&mut verifier);
+            tracing::info!(sources = next.len(), "udp heartbeat sources reloaded");
+            verifier = next;
         }
         let now_ms = clock();
         let mut batch = Vec::new();

@@ -39,7 +39,7 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
-pub use listener::{Counters, MAX_BATCH, listen};
+pub use listener::{Counters, MAX_BATCH, listen, listen_with_updates};
 pub use verifier::{AddSourceError, Beat, DEFAULT_MAX_SKEW, Reject, Verifier};
 pub use wire::{
     EncodeError, HEADER_LEN, MAGIC, MAX_DATAGRAM, MAX_ID_LEN, MIN_DATAGRAM, MIN_KEY_LEN, TAG_LEN,

@@ -192,6 +192,16 @@ impl Verifier {
         Ok(())
     }
 
+    /// Take over `old`'s replay windows for the ids both know (a reload replaced the
+    /// verifier): a datagram accepted before the reload is not accepted again after it.
+    pub fn keep_windows(&mut self, old: &mut Verifier) {
+        for (id, source) in &mut self.sources {
+            if let Some(kept) = old.sources.remove(id) {
+                source.window = kept.window;
+            }
+        }
+    }
+
     /// How many sources are configured.
     pub fn len(&self) -> usize {
         self.sources.len()

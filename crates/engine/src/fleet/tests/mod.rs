@@ -3,6 +3,7 @@
 //! and keeps every record, so a test reads like the timeline it checks.
 
 mod beats;
+mod reload;
 mod rules;
 
 use std::collections::HashMap;
@@ -172,6 +173,7 @@ impl Sim {
         let due = Due {
             index,
             due: self.now.mono,
+            incarnation: self.fleet.table[index].incarnation,
         };
         self.fleet
             .handle_result(self.now, due, outcome(kind), parts);

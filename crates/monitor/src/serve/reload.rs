@@ -85,6 +85,25 @@ pub(crate) struct Running {
 /// What cannot change without a restart, by the name people write in the file.
 fn needs_restart(running: &Config, next: &Config) -> Vec<&'static str> {
     let (a, b) = (&running.server, &next.server);
+    // Every field named, so that a new `[server]` key fails to compile here until someone
+    // says whether a reload applies it. `canaries` does apply (the fleet's topology).
+    let crate::config::Server {
+        listen: _,
+        udp_listen: _,
+        data_dir: _,
+        api_token: _,
+        read_token: _,
+        ping_body_limit: _,
+        ping_bytes_per_target: _,
+        ping_rate: _,
+        max_connections: _,
+        public_url: _,
+        max_concurrency: _,
+        udp_max_skew: _,
+        agent_check_listen: _,
+        canaries: _,
+        drain_delay: _,
+    } = b;
     let mut fields = Vec::new();
     let mut differ = |differs: bool, name: &'static str| {
         if differs {
@@ -119,6 +138,7 @@ fn needs_restart(running: &Config, next: &Config) -> Vec<&'static str> {
         a.agent_check_listen != b.agent_check_listen,
         "server.agent_check_listen",
     );
+    differ(a.drain_delay != b.drain_delay, "server.drain_delay");
     differ(running.retention != next.retention, "[retention]");
     differ(
         running.notify != next.notify,

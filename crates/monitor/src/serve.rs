@@ -91,7 +91,7 @@ pub async fn run(
             )
         })
         .collect();
-    tracing::info!(targets = config.targets.len(), restored = restored.len(), data_dir = %dir.display(), "starting the monitor");
+    let restored_count = restored.len();
 
     let http = reqwest::Client::new();
     let specs = config
@@ -138,7 +138,20 @@ pub async fn run(
 
     let reader = Arc::new(reader);
     let store_check = Arc::clone(&reader);
+    // The monitor counts as started (its /startupz, and READY=1 to systemd under
+    // `Type=notify`) once its HTTP listener is bound.
+    let (listening, bound) = tokio::sync::watch::channel(false);
     let health = Health::builder()
+        .on_startup("listening", move || {
+            let mut bound = bound.clone();
+            async move {
+                bound
+                    .wait_for(|bound| *bound)
+                    .await
+                    .map(|_| ())
+                    .map_err(|_| "the monitor stopped before it listened")
+            }
+        })
         .service_id("vitals-monitor")
         .version(env!("CARGO_PKG_VERSION"))
         .check(
@@ -195,7 +208,6 @@ pub async fn run(
                 addr: addr.to_string(),
                 source,
             })?;
-        tracing::info!(%addr, "answering HAProxy agent checks");
         let engine = engine.clone();
         tokio::spawn(async move {
             if let Err(error) = crate::agent_check::serve(listener, engine).await {
@@ -226,7 +238,17 @@ pub async fn run(
             source,
         })?;
     let addr = listener.local_addr().map_err(ServeError::Server)?;
-    tracing::info!(%addr, "monitor listening");
+    // The one start-up line: what listens where, on which store, with what.
+    tracing::info!(
+        http = %addr,
+        udp = %config.server.udp_listen.map_or("off".to_string(), |a| a.to_string()),
+        agent_check = %config.server.agent_check_listen.map_or("off".to_string(), |a| a.to_string()),
+        store = %dir.join(store::DB_FILE).display(),
+        targets = config.targets.len(),
+        restored = restored_count,
+        "vitals monitor listening on http://{addr}"
+    );
+    listening.send_replace(true);
     on_listening(addr);
     // The library's `Health::serve` without limits; the monitor's own server, with them.
     http::serve(

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use vitals_supervise::{config, reaper};
+use vitals_supervise::{ProbeKind, config, reaper};
 
 /// The exit code when the configuration or arguments are refused (as `docker run` does,
 /// apart from the child's own codes).
@@ -23,6 +23,16 @@ pub struct SuperviseArgs {
     /// Answer HAProxy agent checks here; overrides `agentCheck`.
     #[arg(long)]
     agent_check: Option<SocketAddr>,
+    /// A startup probe, with Kubernetes' default timing: http://…, https://… or
+    /// tcp://host:port (the file's table, if any, keeps its timing).
+    #[arg(long, value_name = "URL")]
+    startup: Option<String>,
+    /// A liveness probe: http://…, https://… or tcp://host:port.
+    #[arg(long, value_name = "URL")]
+    liveness: Option<String>,
+    /// A readiness probe: http://…, https://… or tcp://host:port.
+    #[arg(long, value_name = "URL")]
+    readiness: Option<String>,
     /// Reap orphaned descendants as PID 1 does (always on when running as PID 1).
     #[arg(long)]
     subreaper: bool,
@@ -52,6 +62,19 @@ pub async fn run(args: SuperviseArgs) -> ExitCode {
             return ExitCode::from(REFUSED);
         }
     };
+    let flags = [
+        (ProbeKind::Startup, &args.startup),
+        (ProbeKind::Liveness, &args.liveness),
+        (ProbeKind::Readiness, &args.readiness),
+    ];
+    for (kind, spec) in flags {
+        if let Some(spec) = spec
+            && let Err(error) = plan.set_probe_from_flag(kind, spec)
+        {
+            eprintln!("{error}\nvitals supervise: the arguments were refused; nothing started");
+            return ExitCode::from(REFUSED);
+        }
+    }
     plan.listen = args.listen.or(plan.listen);
     plan.agent_check = args.agent_check.or(plan.agent_check);
     let command = plan.command.join(" ");

@@ -442,3 +442,43 @@ async fn as_pid_1_in_a_pid_namespace_it_reaps_orphans() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn probes_can_be_given_as_flags() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let readiness = format!("tcp://{addr}");
+    let mut supervisor = Running::start(
+        vitals().args([
+            "supervise",
+            "--listen",
+            "127.0.0.1:0",
+            "--readiness",
+            &readiness,
+            "--",
+            "sleep",
+            "300",
+        ]),
+        Ready::Line(BANNER),
+    )
+    .await
+    .unwrap();
+    let base = supervisor
+        .banner()
+        .split("readiness on ")
+        .nth(1)
+        .and_then(|rest| rest.split("/readyz").next())
+        .unwrap()
+        .to_owned();
+    // The first run is at the child's start (initialDelaySeconds 0).
+    until("ready through the flag's TCP probe", WITHIN, async || {
+        holds(readyz(&base).await, |(code, _)| *code == 200)
+    })
+    .await;
+    supervisor.signal(Signal::SIGTERM).unwrap();
+    assert_eq!(supervisor.wait(WITHIN).await.unwrap().code(), Some(143));
+
+    let (code, stderr) = exit_code(&["supervise", "--liveness", "ftp://x", "--", "true"]).await;
+    assert_eq!(code, Some(125), "{stderr}");
+    assert!(stderr.contains("--liveness \"ftp://x\""), "{stderr}");
+}

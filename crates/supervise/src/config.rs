@@ -481,20 +481,13 @@ fn http_probe(
         "{scheme}://{}{slash}{path}",
         host_port(http.host.as_deref(), port)
     );
-    // As kubelet: any status from 200 to 399 passes, and HTTPS certificates are not
-    // verified (a probe asks "does it answer", not "who is it").
-    let client = match reqwest::Client::builder()
-        .user_agent(concat!("vitals-supervise/", env!("CARGO_PKG_VERSION")))
-        .danger_accept_invalid_certs(true)
-        .build()
-    {
-        Ok(client) => client,
-        Err(error) => {
-            problem(0..0, "httpGet", format!("cannot make an HTTP client: {error}"));
+    let mut probe = match kubelet_http(&url) {
+        Ok(probe) => probe,
+        Err(why) => {
+            problem(0..0, "httpGet", why);
             return None;
         }
     };
-    let mut probe = Http::with_client(client, url.clone()).expect_status(200..=399);
     for header in http.http_headers.iter().flatten() {
         probe = match probe.header(&header.name, &header.value) {
             Ok(probe) => probe,
@@ -508,6 +501,62 @@ fn http_probe(
         what: format!("GET {url}"),
         probe: Arc::new(probe),
     })
+}
+
+/// An HTTP probe judged as kubelet judges one: any status from 200 to 399 passes, and HTTPS
+/// certificates are not verified (a probe asks "does it answer", not "who is it").
+fn kubelet_http(url: &str) -> Result<Http, String> {
+    let client = reqwest::Client::builder()
+        .user_agent(concat!("vitals-supervise/", env!("CARGO_PKG_VERSION")))
+        .danger_accept_invalid_certs(true)
+        .build()
+        .map_err(|error| format!("cannot make an HTTP client: {error}"))?;
+    Ok(Http::with_client(client, url.to_string()).expect_status(200..=399))
+}
+
+impl Plan {
+    /// Set the `kind` probe from a command-line flag: `http://host:port/path`,
+    /// `https://…` or `tcp://host:port`. The probe's timing stays the file's, or Kubernetes'
+    /// defaults when the file has no such probe.
+    pub fn set_probe_from_flag(&mut self, kind: ProbeKind, spec: &str) -> Result<(), ConfigError> {
+        let refused = |why: String| {
+            ConfigError::Invalid(vec![format!("--{} {spec:?}: {why}", kind.as_str())])
+        };
+        let plan = if spec.starts_with("http://") || spec.starts_with("https://") {
+            ProbePlan {
+                what: format!("GET {spec}"),
+                probe: Arc::new(kubelet_http(spec).map_err(refused)?),
+            }
+        } else if let Some(addr) = spec.strip_prefix("tcp://") {
+            let port = addr.rsplit_once(':').map(|(_, port)| port.parse::<u16>());
+            if !matches!(port, Some(Ok(port)) if port > 0) {
+                return Err(refused(
+                    "a TCP probe is tcp://host:port, like tcp://127.0.0.1:5432".to_string(),
+                ));
+            }
+            ProbePlan {
+                what: format!("tcp {addr}"),
+                probe: Arc::new(Tcp::new(addr)),
+            }
+        } else {
+            return Err(refused(
+                "give http://…, https://… or tcp://host:port (exec probes go in --config)"
+                    .to_string(),
+            ));
+        };
+        let timing = match kind {
+            ProbeKind::Startup => &mut self.settings.startup,
+            ProbeKind::Liveness => &mut self.settings.liveness,
+            ProbeKind::Readiness => &mut self.settings.readiness,
+        };
+        timing.get_or_insert_with(ProbeTiming::default);
+        let index = ProbeKind::ALL
+            .iter()
+            .position(|k| *k == kind)
+            .unwrap_or_default();
+        self.probes[index] = Some(plan);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -626,6 +675,23 @@ exec = { command = ["true"] }
         let cli = parse("svc.toml", "", vec!["b".into()]).unwrap();
         assert_eq!(cli.command, ["b"]);
         assert!(bare(vec![]).is_err());
+    }
+
+    #[test]
+    fn flags_set_probes_with_kubernetes_defaults() {
+        let mut plan = bare(vec!["./server".into()]).unwrap();
+        plan.set_probe_from_flag(ProbeKind::Readiness, "http://127.0.0.1:8000/readyz")
+            .unwrap();
+        plan.set_probe_from_flag(ProbeKind::Liveness, "tcp://127.0.0.1:8000")
+            .unwrap();
+        assert_eq!(plan.settings.readiness, Some(ProbeTiming::default()));
+        assert_eq!(plan.probe(ProbeKind::Liveness).unwrap().what, "tcp 127.0.0.1:8000");
+        let error = plan
+            .set_probe_from_flag(ProbeKind::Startup, "tcp://nowhere")
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("--startup \"tcp://nowhere\""), "{error}");
+        assert!(plan.set_probe_from_flag(ProbeKind::Startup, "ftp://x").is_err());
     }
 
     #[test]

@@ -107,7 +107,7 @@ pub async fn run(plan: Plan, on_listening: impl FnOnce(Bound)) -> Result<i32, Su
                 Action::Spawn => match spawn(&plan.command) {
                     Ok(spawned) => {
                         let pid = spawned.pgid();
-                        tracing::info!(pid, command = %plan.command.join(" "), "child started");
+                        tracing::info!(pid = ?pid, command = %plan.command.join(" "), "child started");
                         child = Some(spawned);
                     }
                     Err(error) => {

@@ -349,9 +349,12 @@ pub struct Supervisor {
     /// Restarts in the current crash loop (the back-off step).
     loop_step: u32,
     last_exit: Option<Exit>,
-    /// Why the previous child was stopped by us, if it was.
+    /// The current child is being stopped because a probe failed (a failure under
+    /// OnFailure, whatever its exit code).
     stopped_by_probe: bool,
     shutting_down: bool,
+    /// A child has run (and exited) before: a later failure to start is part of a crash
+    /// loop, a first one is a wrong command.
     ever_started: bool,
     /// When the current (or last) child was started.
     started_at: Option<Instant>,
@@ -645,7 +648,6 @@ impl Supervisor {
             started,
             probes,
         };
-        self.ever_started = true;
         self.stopped_by_probe = false;
         self.actions.push_back(Action::Spawn);
     }
@@ -686,6 +688,7 @@ impl Supervisor {
             .started_at
             .map_or(Duration::ZERO, |since| now.saturating_duration_since(since));
         self.last_exit = Some(exit);
+        self.ever_started = true;
         self.generation += 1;
         if self.shutting_down {
             self.actions.push_back(Action::Note(format!(

@@ -248,10 +248,12 @@ pub async fn watch(health: Health, notifier: Notifier, watchdog: Option<Duration
     });
     loop {
         let phase = health.phase();
-        let snapshot = health.snapshot();
-        let liveness = health.verdict(&snapshot, Scope::Group(Group::Liveness), &[]);
-        let readiness = health.verdict(&snapshot, Scope::Group(Group::Readiness), &[]);
-        let line = status_line(&phase, &readiness, &liveness);
+        let line = {
+            let snapshot = health.snapshot();
+            let liveness = health.verdict(&snapshot, Scope::Group(Group::Liveness), &[]);
+            let readiness = health.verdict(&snapshot, Scope::Group(Group::Readiness), &[]);
+            status_line(&phase, &readiness, &liveness)
+        };
         if let Some(message) = told.update(&phase, line) {
             send(&notifier, &message).await;
         }
@@ -264,8 +266,10 @@ pub async fn watch(health: Health, notifier: Notifier, watchdog: Option<Duration
             // The liveness verdict is judged again at each tick (a stale result fails
             // without any new snapshot), so the ping reflects the verdict of this moment.
             _ = tick(&mut ticks) => {
-                let snapshot = health.snapshot();
-                let live = health.verdict(&snapshot, Scope::Group(Group::Liveness), &[]).status;
+                let live = {
+                    let snapshot = health.snapshot();
+                    health.verdict(&snapshot, Scope::Group(Group::Liveness), &[]).status
+                };
                 if live != Status::Fail {
                     send(&notifier, "WATCHDOG=1").await;
                 } else {
@@ -287,7 +291,7 @@ async fn tick(ticks: &mut Option<tokio::time::Interval>) {
 
 async fn send(notifier: &Notifier, message: &str) {
     match notifier.send(message).await {
-        Ok(()) => tracing::debug!(message, "told systemd"),
+        Ok(()) => tracing::debug!(notification = message, "told systemd"),
         Err(error) => tracing::warn!(%error, "could not notify systemd"),
     }
 }

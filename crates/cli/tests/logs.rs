@@ -18,7 +18,7 @@ fn config(dir: &Path) -> std::path::PathBuf {
     std::fs::write(
         &config,
         format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\n\n[[target]]\nid = \"web\"\nkind = \"tcp\"\naddress = \"127.0.0.1:9\"\ninterval = \"1h\"\n",
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\n",
             dir.join("data").display().to_string()
         ),
     )
@@ -59,7 +59,7 @@ async fn text_logs_off_a_terminal_have_no_colour_codes_and_one_start_up_line() {
     let line = listening[0];
     assert!(line.contains(" INFO "), "{line}");
     assert!(line.contains("vitals.db"), "the store is named: {line}");
-    assert!(line.contains("targets=1"), "{line}");
+    assert!(line.contains("targets=0"), "{line}");
     // A new store's three migrations are not news at INFO.
     assert!(!stderr.contains("schema migrated"), "{stderr}");
     // Start-up says one thing at INFO before the listening line.

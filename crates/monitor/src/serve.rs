@@ -246,6 +246,7 @@ pub async fn run(
         store = %dir.join(store::DB_FILE).display(),
         targets = config.targets.len(),
         restored = restored_count,
+        alert_channels = config.notify.channels.len(),
         "vitals monitor listening on http://{addr}"
     );
     listening.send_replace(true);

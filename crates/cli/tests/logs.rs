@@ -68,7 +68,10 @@ async fn text_logs_off_a_terminal_have_no_colour_codes_and_one_start_up_line() {
         .take_while(|line| !line.contains("vitals monitor listening"))
         .filter(|line| line.contains(" INFO "))
         .collect();
-    assert!(before.is_empty(), "noise before the start-up line: {before:?}");
+    assert!(
+        before.is_empty(),
+        "noise before the start-up line: {before:?}"
+    );
 }
 
 #[tokio::test]
@@ -81,7 +84,12 @@ async fn json_logs_are_one_object_per_line() {
             .unwrap_or_else(|error| panic!("not JSON ({error}): {line}\n{stderr}"));
         assert!(object["level"].is_string(), "{line}");
         assert!(object["timestamp"].is_string(), "{line}");
-        messages.push(object["fields"]["message"].as_str().unwrap_or("").to_owned());
+        messages.push(
+            object["fields"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned(),
+        );
     }
     assert!(
         messages

@@ -87,7 +87,11 @@ fn parent_and_state(pid: u32) -> Option<(u32, String)> {
 fn children_of(parent: u32) -> Vec<(u32, String, String)> {
     let mut children = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
         };
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
@@ -105,8 +109,7 @@ fn children_of(parent: u32) -> Vec<(u32, String, String)> {
 }
 
 #[tokio::test]
-async fn the_childs_readiness_is_served_on_readyz_and_the_agent_check_and_sigterm_is_passed_on()
-{
+async fn the_childs_readiness_is_served_on_readyz_and_the_agent_check_and_sigterm_is_passed_on() {
     let dir = tempfile::tempdir().unwrap();
     let port = vitals_testkit::free_port().unwrap();
     let config = write(
@@ -167,7 +170,10 @@ async fn the_childs_readiness_is_served_on_readyz_and_the_agent_check_and_sigter
     assert!(body.contains("readiness probe fails: "), "{body}");
     assert!(body.contains("503"), "the child's answer is quoted: {body}");
     let line = agent_says().await;
-    assert!(line.starts_with("down ready #readiness probe fails"), "{line}");
+    assert!(
+        line.starts_with("down ready #readiness probe fails"),
+        "{line}"
+    );
     // Unready is not dead: nothing was restarted.
     assert_eq!(status(&base).await["restarts"], 0);
 
@@ -200,7 +206,11 @@ async fn a_failed_liveness_probe_terms_the_child_then_kills_its_whole_group_and_
     );
     let (mut supervisor, base) = supervise(&config, &["sh", "-c", &script]).await;
     let first: u32 = until("the child to start", WITHIN, async || {
-        read(&dir.path().join("starts")).lines().next()?.parse().ok()
+        read(&dir.path().join("starts"))
+            .lines()
+            .next()?
+            .parse()
+            .ok()
     })
     .await;
     until("the child and its sleep in the group", WITHIN, async || {
@@ -239,10 +249,7 @@ async fn a_probe_past_its_timeout_fails_and_restart_policy_never_exits_with_the_
         "restartPolicy = \"Never\"\n[livenessProbe]\nexec = { command = [\"sleep\", \"5\"] }\ntimeoutSeconds = 0.2\nperiodSeconds = 0.5\nfailureThreshold = 1\n",
     );
     let config = config.display().to_string();
-    let (code, stderr) = exit_code(&[
-        "supervise", "--config", &config, "--", "sleep", "300",
-    ])
-    .await;
+    let (code, stderr) = exit_code(&["supervise", "--config", &config, "--", "sleep", "300"]).await;
     // sleep dies of the SIGTERM: 128 + 15.
     assert_eq!(code, Some(143), "{stderr}");
     assert!(stderr.contains("no answer within 200ms"), "{stderr}");
@@ -261,8 +268,7 @@ async fn a_failed_startup_probe_stops_the_child() {
         ),
     );
     let config = config.display().to_string();
-    let (code, stderr) =
-        exit_code(&["supervise", "--config", &config, "--", "sleep", "300"]).await;
+    let (code, stderr) = exit_code(&["supervise", "--config", &config, "--", "sleep", "300"]).await;
     assert_eq!(code, Some(143), "{stderr}");
     assert!(stderr.contains("startup probe failed 3 times"), "{stderr}");
 }
@@ -274,16 +280,30 @@ async fn restart_policies_decide_between_restarting_and_exiting_with_the_childs_
     let never = write(dir.path(), "never.toml", "restartPolicy = \"Never\"\n")
         .display()
         .to_string();
-    let (code, stderr) = exit_code(&["supervise", "--config", &never, "--", "sh", "-c", "exit 3"]).await;
+    let (code, stderr) =
+        exit_code(&["supervise", "--config", &never, "--", "sh", "-c", "exit 3"]).await;
     assert_eq!(code, Some(3), "{stderr}");
 
     // OnFailure: the first run fails and is restarted at once; the second succeeds: exit 0.
-    let on_failure = write(dir.path(), "on-failure.toml", "restartPolicy = \"OnFailure\"\n")
-        .display()
-        .to_string();
-    let script = format!("echo run >> {d}/runs; test -e {d}/once && exit 0; touch {d}/once; exit 1");
-    let (code, stderr) =
-        exit_code(&["supervise", "--config", &on_failure, "--", "sh", "-c", &script]).await;
+    let on_failure = write(
+        dir.path(),
+        "on-failure.toml",
+        "restartPolicy = \"OnFailure\"\n",
+    )
+    .display()
+    .to_string();
+    let script =
+        format!("echo run >> {d}/runs; test -e {d}/once && exit 0; touch {d}/once; exit 1");
+    let (code, stderr) = exit_code(&[
+        "supervise",
+        "--config",
+        &on_failure,
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ])
+    .await;
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(read(&dir.path().join("runs")).lines().count(), 2);
 
@@ -310,12 +330,17 @@ async fn restart_policies_decide_between_restarting_and_exiting_with_the_childs_
 async fn signals_are_forwarded_to_the_child_and_its_exit_code_is_the_supervisors() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
-    let config = write(dir.path(), "svc.toml", "terminationGracePeriodSeconds = 10\n");
+    let config = write(
+        dir.path(),
+        "svc.toml",
+        "terminationGracePeriodSeconds = 10\n",
+    );
     let mut traps = String::new();
     for name in ["HUP", "QUIT", "USR1", "USR2"] {
         traps.push_str(&format!("trap 'echo {name} >> {d}/got' {name}; "));
     }
-    let script = format!("{traps} trap 'exit 42' TERM; touch {d}/up; while true; do sleep 0.05; done");
+    let script =
+        format!("{traps} trap 'exit 42' TERM; touch {d}/up; while true; do sleep 0.05; done");
     let (mut supervisor, _base) = supervise(&config, &["sh", "-c", &script]).await;
     until("the child to set its traps", WITHIN, async || {
         dir.path().join("up").exists()
@@ -355,7 +380,10 @@ async fn a_command_that_cannot_start_is_127_and_a_bad_config_125_with_every_erro
     let (code, stderr) = exit_code(&["supervise", "--config", &config, "--", "true"]).await;
     assert_eq!(code, Some(125), "{stderr}");
     assert!(stderr.contains("svc.toml:1:17: restartPolicy"), "{stderr}");
-    assert!(stderr.contains("livenessProbe.tcpSocket.port: 0 is not a port"), "{stderr}");
+    assert!(
+        stderr.contains("livenessProbe.tcpSocket.port: 0 is not a port"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
@@ -377,7 +405,8 @@ async fn orphans_of_the_child_are_reaped_by_the_subreaper() {
     // Handed to the reaper (the supervisor itself is not a subreaper)…
     let (parent, _) = until("the orphan to be reparented", WITHIN, async || {
         holds(parent_and_state(orphan), |seen| {
-            seen.as_ref().is_some_and(|(parent, _)| *parent == reaper.pid())
+            seen.as_ref()
+                .is_some_and(|(parent, _)| *parent == reaper.pid())
         })
     })
     .await
@@ -405,7 +434,9 @@ async fn as_pid_1_in_a_pid_namespace_it_reaps_orphans() {
         .into_iter()
         .find(|path| Path::new(path).exists());
     let Some(unshare) = unshare.filter(|_| root) else {
-        eprintln!("skipped: needs root and unshare(1) to run vitals supervise as PID 1 in a new pid namespace");
+        eprintln!(
+            "skipped: needs root and unshare(1) to run vitals supervise as PID 1 in a new pid namespace"
+        );
         return;
     };
     let script = "sh -c 'sleep 1 &'; exec sleep 300";
@@ -429,17 +460,23 @@ async fn as_pid_1_in_a_pid_namespace_it_reaps_orphans() {
             .filter(|(_, name, _)| name == "sleep")
             .collect::<Vec<_>>()
     };
-    until("the orphaned sleep to be handed to PID 1", WITHIN, async || {
-        !sleeps(pid1).is_empty()
-    })
+    until(
+        "the orphaned sleep to be handed to PID 1",
+        WITHIN,
+        async || !sleeps(pid1).is_empty(),
+    )
     .await;
-    until("the orphan to be reaped, not left a zombie", WITHIN, async || {
-        holds(children_of(pid1), |children| {
-            children
-                .iter()
-                .all(|(_, name, state)| name != "sleep" && state != "Z")
-        })
-    })
+    until(
+        "the orphan to be reaped, not left a zombie",
+        WITHIN,
+        async || {
+            holds(children_of(pid1), |children| {
+                children
+                    .iter()
+                    .all(|(_, name, state)| name != "sleep" && state != "Z")
+            })
+        },
+    )
     .await;
 }
 

@@ -83,7 +83,13 @@ async fn vitals_serve_notifies_ready_once_listening_pings_the_watchdog_and_says_
     monitor.signal(Signal::SIGTERM).unwrap();
     let got = until(&socket, |m| m.contains("STOPPING=1")).await;
     assert!(got.last().unwrap().contains("STATUS=draining"), "{got:?}");
-    assert!(monitor.wait(Duration::from_secs(30)).await.unwrap().success());
+    assert!(
+        monitor
+            .wait(Duration::from_secs(30))
+            .await
+            .unwrap()
+            .success()
+    );
 }
 
 #[tokio::test]
@@ -119,7 +125,9 @@ async fn vitals_supervise_notifies_ready_when_the_child_is_ready() {
     std::fs::write(dir.path().join("ready"), "").unwrap();
     let got = until(&socket, |m| m.contains("READY=1")).await;
     assert!(
-        got.last().unwrap().contains("STATUS=child running: readiness probe passes"),
+        got.last()
+            .unwrap()
+            .contains("STATUS=child running: readiness probe passes"),
         "{got:?}"
     );
     let inherited = std::fs::read_to_string(dir.path().join("inherited")).unwrap();
@@ -170,7 +178,9 @@ fn the_example_units_pass_systemd_analyze_verify() {
     {
         Ok(output) => output,
         Err(error) => {
-            eprintln!("skipped: systemd-analyze is not available ({error}); install systemd to check the units");
+            eprintln!(
+                "skipped: systemd-analyze is not available ({error}); install systemd to check the units"
+            );
             return;
         }
     };

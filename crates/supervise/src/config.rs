@@ -203,7 +203,11 @@ pub fn parse(path: &str, text: &str, command: Vec<String>) -> Result<Plan, Confi
 
     let command = match (&spec.command, command.is_empty()) {
         (Some(file), true) if file.get_ref().is_empty() => {
-            problem(file.span(), "command", "is empty; name the program to run".into());
+            problem(
+                file.span(),
+                "command",
+                "is empty; name the program to run".into(),
+            );
             Vec::new()
         }
         (Some(file), true) => file.get_ref().clone(),
@@ -272,7 +276,11 @@ pub fn parse(path: &str, text: &str, command: Vec<String>) -> Result<Plan, Confi
     let tables = [
         (ProbeKind::Startup, "startupProbe", &spec.startup_probe),
         (ProbeKind::Liveness, "livenessProbe", &spec.liveness_probe),
-        (ProbeKind::Readiness, "readinessProbe", &spec.readiness_probe),
+        (
+            ProbeKind::Readiness,
+            "readinessProbe",
+            &spec.readiness_probe,
+        ),
     ];
     for (index, (kind, name, table)) in tables.into_iter().enumerate() {
         let Some(table) = table else { continue };
@@ -310,7 +318,9 @@ fn seconds(value: f64, positive: bool) -> Result<Duration, String> {
     const YEAR: f64 = 365.0 * 86_400.0;
     if !value.is_finite() || value < 0.0 || (positive && value == 0.0) || value > YEAR {
         let least = if positive { "more than 0" } else { "0 or more" };
-        return Err(format!("{value} is out of range; give {least} seconds, at most a year"));
+        return Err(format!(
+            "{value} is out of range; give {least} seconds, at most a year"
+        ));
     }
     Duration::try_from_secs_f64(value).map_err(|error| format!("{value}: {error}"))
 }
@@ -322,22 +332,33 @@ fn probe(
 ) -> (ProbeTiming, Option<ProbePlan>) {
     let spec = table.get_ref();
     let mut timing = ProbeTiming::default();
-    let mut set = |field: &str, value: &Option<Spanned<f64>>, positive: bool, into: &mut Duration| {
-        if let Some(value) = value {
-            match seconds(*value.get_ref(), positive) {
-                Ok(duration) => *into = duration,
-                Err(why) => problem(value.span(), field, why),
+    let mut set =
+        |field: &str, value: &Option<Spanned<f64>>, positive: bool, into: &mut Duration| {
+            if let Some(value) = value {
+                match seconds(*value.get_ref(), positive) {
+                    Ok(duration) => *into = duration,
+                    Err(why) => problem(value.span(), field, why),
+                }
             }
-        }
-    };
+        };
     set(
         "initialDelaySeconds",
         &spec.initial_delay_seconds,
         false,
         &mut timing.initial_delay,
     );
-    set("periodSeconds", &spec.period_seconds, true, &mut timing.period);
-    set("timeoutSeconds", &spec.timeout_seconds, true, &mut timing.timeout);
+    set(
+        "periodSeconds",
+        &spec.period_seconds,
+        true,
+        &mut timing.period,
+    );
+    set(
+        "timeoutSeconds",
+        &spec.timeout_seconds,
+        true,
+        &mut timing.timeout,
+    );
     let mut count = |field: &str, value: &Option<Spanned<i64>>, into: &mut u32| {
         if let Some(value) = value {
             match u32::try_from(*value.get_ref()) {
@@ -418,7 +439,8 @@ fn probe(
         problem(
             grpc.span(),
             "grpc",
-            "gRPC probes are not supported by vitals supervise yet; use httpGet, tcpSocket or exec".into(),
+            "gRPC probes are not supported by vitals supervise yet; use httpGet, tcpSocket or exec"
+                .into(),
         );
         None
     } else {
@@ -662,7 +684,10 @@ exec = { command = ["true"] }
         .unwrap_err()
         .to_string();
         assert!(error.contains("periodSecond"), "{error}");
-        assert!(error.contains("periodSeconds"), "the right name is offered: {error}");
+        assert!(
+            error.contains("periodSeconds"),
+            "the right name is offered: {error}"
+        );
         assert!(error.contains("line 3"), "{error}");
     }
 
@@ -685,13 +710,19 @@ exec = { command = ["true"] }
         plan.set_probe_from_flag(ProbeKind::Liveness, "tcp://127.0.0.1:8000")
             .unwrap();
         assert_eq!(plan.settings.readiness, Some(ProbeTiming::default()));
-        assert_eq!(plan.probe(ProbeKind::Liveness).unwrap().what, "tcp 127.0.0.1:8000");
+        assert_eq!(
+            plan.probe(ProbeKind::Liveness).unwrap().what,
+            "tcp 127.0.0.1:8000"
+        );
         let error = plan
             .set_probe_from_flag(ProbeKind::Startup, "tcp://nowhere")
             .unwrap_err()
             .to_string();
         assert!(error.starts_with("--startup \"tcp://nowhere\""), "{error}");
-        assert!(plan.set_probe_from_flag(ProbeKind::Startup, "ftp://x").is_err());
+        assert!(
+            plan.set_probe_from_flag(ProbeKind::Startup, "ftp://x")
+                .is_err()
+        );
     }
 
     #[test]

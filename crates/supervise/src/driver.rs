@@ -86,8 +86,7 @@ pub async fn run(plan: Plan, on_listening: impl FnOnce(Bound)) -> Result<i32, Su
     if let Some(listener) = http {
         let router = crate::endpoints::router(published.clone());
         tokio::spawn(async move {
-            if let Err(error) =
-                vitals::serve_router(listener, router, std::future::pending()).await
+            if let Err(error) = vitals::serve_router(listener, router, std::future::pending()).await
             {
                 tracing::error!(%error, "the supervisor's HTTP endpoints stopped");
             }
@@ -292,9 +291,15 @@ fn send_signal(pid: i32, sig: Sig) {
         Sig::Usr1 => Signal::USR1,
         Sig::Usr2 => Signal::USR2,
     };
-    let Some(pid) = Pid::from_raw(pid) else { return };
+    let Some(pid) = Pid::from_raw(pid) else {
+        return;
+    };
     match kill_process(pid, signal) {
-        Ok(()) => tracing::debug!(pid = pid.as_raw_nonzero().get(), signal = sig.as_str(), "signal sent to the child"),
+        Ok(()) => tracing::debug!(
+            pid = pid.as_raw_nonzero().get(),
+            signal = sig.as_str(),
+            "signal sent to the child"
+        ),
         // It exited meanwhile; its exit is on its way.
         Err(rustix::io::Errno::SRCH) => {}
         Err(error) => tracing::warn!(%error, signal = sig.as_str(), "cannot signal the child"),

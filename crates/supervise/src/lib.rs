@@ -29,4 +29,6 @@ pub mod reaper;
 
 pub use config::{ConfigError, Plan};
 pub use driver::{Bound, Published, SuperviseError, run};
-pub use machine::{Action, Exit, ProbeKind, ProbeTiming, RestartPolicy, Settings, Sig, Supervisor, View};
+pub use machine::{
+    Action, Exit, ProbeKind, ProbeTiming, RestartPolicy, Settings, Sig, Supervisor, View,
+};

@@ -26,7 +26,11 @@ pub enum ProbeKind {
 }
 
 impl ProbeKind {
-    pub const ALL: [ProbeKind; 3] = [ProbeKind::Startup, ProbeKind::Liveness, ProbeKind::Readiness];
+    pub const ALL: [ProbeKind; 3] = [
+        ProbeKind::Startup,
+        ProbeKind::Liveness,
+        ProbeKind::Readiness,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -197,7 +201,14 @@ pub enum Sig {
 }
 
 impl Sig {
-    pub const FORWARDED: [Sig; 6] = [Sig::Term, Sig::Int, Sig::Hup, Sig::Quit, Sig::Usr1, Sig::Usr2];
+    pub const FORWARDED: [Sig; 6] = [
+        Sig::Term,
+        Sig::Int,
+        Sig::Hup,
+        Sig::Quit,
+        Sig::Usr1,
+        Sig::Usr2,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -390,11 +401,9 @@ impl Supervisor {
     pub fn poll_timeout(&self) -> Option<Instant> {
         match &self.child {
             Child::Waiting { at } => Some(*at),
-            Child::Running { probes, .. } => probes
-                .iter()
-                .flatten()
-                .filter_map(|probe| probe.next)
-                .min(),
+            Child::Running { probes, .. } => {
+                probes.iter().flatten().filter_map(|probe| probe.next).min()
+            }
             Child::Stopping {
                 kill_at, killed, ..
             } => (!killed).then_some(*kill_at),
@@ -644,10 +653,7 @@ impl Supervisor {
             }
         }
         self.started_at = Some(now);
-        self.child = Child::Running {
-            started,
-            probes,
-        };
+        self.child = Child::Running { started, probes };
         self.stopped_by_probe = false;
         self.actions.push_back(Action::Spawn);
     }

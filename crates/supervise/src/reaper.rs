@@ -86,7 +86,10 @@ pub async fn run(subreaper: bool) -> Result<i32, ReaperError> {
         .ok_or_else(|| ReaperError::Wait(std::io::Error::other("the child has no pid")))?;
     // `child` is never waited for through std: `waitpid` below reaps it with the rest.
     drop(child);
-    tracing::debug!(supervisor = supervisor.as_raw_nonzero().get(), "reaping orphans");
+    tracing::debug!(
+        supervisor = supervisor.as_raw_nonzero().get(),
+        "reaping orphans"
+    );
     loop {
         if let Some(code) = reap(supervisor)? {
             return Ok(code);

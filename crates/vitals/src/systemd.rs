@@ -197,7 +197,11 @@ impl Told {
 
 /// The `STATUS=` line: the phase, and when ready, the readiness verdict with what fails; a
 /// failing liveness verdict is named too, since it withholds the watchdog pings.
-pub(crate) fn status_line(phase: &Phase, readiness: &Verdict<'_>, liveness: &Verdict<'_>) -> String {
+pub(crate) fn status_line(
+    phase: &Phase,
+    readiness: &Verdict<'_>,
+    liveness: &Verdict<'_>,
+) -> String {
     let failing = |verdict: &Verdict<'_>, status: Status| {
         verdict
             .checks
@@ -342,8 +346,14 @@ mod tests {
     fn the_watchdog_pings_at_half_its_timeout_for_its_own_process_only() {
         let half = |usec, pid| watchdog_interval(usec, pid, 42);
         assert_eq!(half(Some("30000000"), None), Some(Duration::from_secs(15)));
-        assert_eq!(half(Some("30000000"), Some("42")), Some(Duration::from_secs(15)));
-        assert_eq!(half(Some("30000000"), Some("")), Some(Duration::from_secs(15)));
+        assert_eq!(
+            half(Some("30000000"), Some("42")),
+            Some(Duration::from_secs(15))
+        );
+        assert_eq!(
+            half(Some("30000000"), Some("")),
+            Some(Duration::from_secs(15))
+        );
         // The variables were inherited from a parent that systemd watches.
         assert_eq!(half(Some("30000000"), Some("41")), None);
         assert_eq!(half(Some("0"), None), None);
@@ -358,7 +368,8 @@ mod tests {
             progress: "running startup hook \"migrate\"".to_string(),
         };
         assert_eq!(
-            told.update(&starting, "starting: migrate".into()).as_deref(),
+            told.update(&starting, "starting: migrate".into())
+                .as_deref(),
             Some("STATUS=starting: migrate")
         );
         assert_eq!(told.update(&starting, "starting: migrate".into()), None);

@@ -111,7 +111,10 @@ async fn ready_after_hooks_watchdog_only_while_alive_stopping_on_drain() {
     health.shutdown();
     let stopping = until(&socket, |m| m.contains("STOPPING=1")).await;
     assert!(
-        stopping.last().unwrap().starts_with("STOPPING=1\nSTATUS=draining"),
+        stopping
+            .last()
+            .unwrap()
+            .starts_with("STOPPING=1\nSTATUS=draining"),
         "{stopping:?}"
     );
 }

@@ -319,7 +319,10 @@ fn the_startup_probe_gates_liveness_and_readiness_whose_delays_start_when_it_pas
     assert!(
         !sim.log.iter().any(|(_, a)| matches!(
             a,
-            Action::Probe { kind: ProbeKind::Liveness | ProbeKind::Readiness, .. }
+            Action::Probe {
+                kind: ProbeKind::Liveness | ProbeKind::Readiness,
+                ..
+            }
         )),
         "{:?}",
         sim.log
@@ -336,7 +339,15 @@ fn the_startup_probe_gates_liveness_and_readiness_whose_delays_start_when_it_pas
     let startups = sim
         .log
         .iter()
-        .filter(|(_, a)| matches!(a, Action::Probe { kind: ProbeKind::Startup, .. }))
+        .filter(|(_, a)| {
+            matches!(
+                a,
+                Action::Probe {
+                    kind: ProbeKind::Startup,
+                    ..
+                }
+            )
+        })
         .count();
     assert_eq!(startups, 4);
 }
@@ -373,9 +384,15 @@ fn restart_policy_on_failure_exits_on_success_and_restarts_on_failure() {
     };
     let mut sim = Sim::new(settings.clone());
     assert_eq!(without_notes(sim.exit(Exit::Code(3))), vec![Action::Spawn]);
-    assert_eq!(without_notes(sim.exit(Exit::Code(0))), vec![Action::Exit(0)]);
+    assert_eq!(
+        without_notes(sim.exit(Exit::Code(0))),
+        vec![Action::Exit(0)]
+    );
     let mut sim = Sim::new(settings);
-    assert_eq!(without_notes(sim.exit(Exit::Signal(11))), vec![Action::Spawn]);
+    assert_eq!(
+        without_notes(sim.exit(Exit::Signal(11))),
+        vec![Action::Spawn]
+    );
 }
 
 #[test]
@@ -470,23 +487,35 @@ fn signals_are_forwarded_and_term_ends_supervision_with_the_childs_code() {
         assert_eq!(without_notes(sim.signal(sig)), vec![Action::Signal(sig)]);
     }
     assert!(sim.view().ready);
-    assert_eq!(without_notes(sim.signal(Sig::Term)), vec![Action::Signal(Sig::Term)]);
+    assert_eq!(
+        without_notes(sim.signal(Sig::Term)),
+        vec![Action::Signal(Sig::Term)]
+    );
     assert!(!sim.view().ready, "not ready once stopping");
     assert!(sim.view().shutting_down);
     // Not restarted, whatever the policy: the supervisor exits with the child's code.
-    assert_eq!(without_notes(sim.exit(Exit::Code(0))), vec![Action::Exit(0)]);
+    assert_eq!(
+        without_notes(sim.exit(Exit::Code(0))),
+        vec![Action::Exit(0)]
+    );
 
     let mut sim = Sim::new(Settings {
         grace: secs(10.0),
         ..Settings::default()
     });
-    assert_eq!(without_notes(sim.signal(Sig::Int)), vec![Action::Signal(Sig::Int)]);
+    assert_eq!(
+        without_notes(sim.signal(Sig::Int)),
+        vec![Action::Signal(Sig::Int)]
+    );
     let seen = sim.run_until(10.0);
     assert_eq!(
         without_notes(seen.into_iter().map(|(_, a)| a).collect()),
         vec![Action::KillGroup]
     );
-    assert_eq!(without_notes(sim.exit(Exit::Signal(9))), vec![Action::Exit(137)]);
+    assert_eq!(
+        without_notes(sim.exit(Exit::Signal(9))),
+        vec![Action::Exit(137)]
+    );
 }
 
 #[test]
@@ -507,13 +536,20 @@ fn term_during_a_probe_kill_keeps_the_kill_and_exits_instead_of_restarting() {
         ..Settings::default()
     });
     sim.probe(ProbeKind::Liveness, false);
-    assert_eq!(without_notes(sim.signal(Sig::Term)), vec![Action::Signal(Sig::Term)]);
-    assert_eq!(without_notes(sim.exit(Exit::Signal(15))), vec![Action::Exit(143)]);
+    assert_eq!(
+        without_notes(sim.signal(Sig::Term)),
+        vec![Action::Signal(Sig::Term)]
+    );
+    assert_eq!(
+        without_notes(sim.exit(Exit::Signal(15))),
+        vec![Action::Exit(143)]
+    );
 }
 
 #[test]
 fn a_command_that_cannot_start_is_exit_127_not_a_crash_loop() {
     let mut sim = Sim::new(Settings::default());
-    sim.sup.handle_spawn_failed(sim.now, "No such file or directory");
+    sim.sup
+        .handle_spawn_failed(sim.now, "No such file or directory");
     assert_eq!(without_notes(sim.drain()), vec![Action::Exit(127)]);
 }

@@ -241,6 +241,7 @@ impl HealthBuilder {
             }),
         };
         // Under systemd (`NOTIFY_SOCKET`): READY=1, watchdog pings, STOPPING=1, STATUS=.
+        #[cfg(unix)]
         crate::systemd::start_from_env(&health);
         Ok(health)
     }

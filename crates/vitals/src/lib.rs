@@ -69,6 +69,7 @@ mod metrics;
 mod scheduler;
 mod serve;
 mod snapshot;
+#[cfg(unix)]
 pub mod systemd;
 mod view;
 

@@ -2,6 +2,7 @@
 //! `READY=1` only once the startup hooks pass, `WATCHDOG=1` only while liveness passes,
 //! `STOPPING=1` on drain, `STATUS=` with the verdict; and an abstract socket (`@name`).
 
+#![cfg(unix)]
 #![allow(clippy::unwrap_used)]
 
 mod common;

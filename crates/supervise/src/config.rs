@@ -116,6 +116,7 @@ struct ProbeSpec {
     timeout_seconds: Option<Spanned<f64>>,
     success_threshold: Option<Spanned<i64>>,
     failure_threshold: Option<Spanned<i64>>,
+    termination_grace_period_seconds: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -381,6 +382,20 @@ fn probe(
         &spec.failure_threshold,
         &mut timing.failure_threshold,
     );
+    if let Some(grace) = &spec.termination_grace_period_seconds {
+        if kind == ProbeKind::Readiness {
+            problem(
+                grace.span(),
+                "terminationGracePeriodSeconds",
+                "is for liveness and startup probes only (as in Kubernetes): a failed readiness probe stops nothing".into(),
+            );
+        } else {
+            match seconds(*grace.get_ref(), false) {
+                Ok(grace) => timing.grace = Some(grace),
+                Err(why) => problem(grace.span(), "terminationGracePeriodSeconds", why),
+            }
+        }
+    }
     if kind != ProbeKind::Readiness
         && timing.success_threshold != 1
         && let Some(value) = &spec.success_threshold
@@ -655,6 +670,7 @@ successThreshold = 2
 [readinessProbe]
 tcpSocket = { port = 80 }
 exec = { command = ["true"] }
+terminationGracePeriodSeconds = 5
 "#,
         );
         let expected = [
@@ -664,6 +680,7 @@ exec = { command = ["true"] }
             "svc.toml:7:17: livenessProbe.periodSeconds: 0 is out of range",
             "svc.toml:8:20: livenessProbe.successThreshold: must be 1 for a liveness probe",
             "readinessProbe: has 2 handlers",
+            "svc.toml:13:33: readinessProbe.terminationGracePeriodSeconds: is for liveness and startup probes only",
         ];
         for want in expected {
             assert!(

@@ -64,6 +64,9 @@ pub struct ProbeTiming {
     pub success_threshold: u32,
     /// `failureThreshold` (3): consecutive failures that make the probe fail.
     pub failure_threshold: u32,
+    /// The probe-level `terminationGracePeriodSeconds` (liveness and startup only): the
+    /// grace after this probe's failure, instead of the supervisor's.
+    pub grace: Option<Duration>,
 }
 
 impl Default for ProbeTiming {
@@ -74,6 +77,7 @@ impl Default for ProbeTiming {
             timeout: Duration::from_secs(1),
             success_threshold: 1,
             failure_threshold: 3,
+            grace: None,
         }
     }
 }
@@ -501,6 +505,7 @@ impl Supervisor {
         };
         let failures = probe.run;
         let said = probe.output.clone();
+        let grace = probe.timing.grace.unwrap_or(self.settings.grace);
         match (kind, changed) {
             (ProbeKind::Startup, Verdict::Success) => {
                 *started = true;
@@ -519,7 +524,7 @@ impl Supervisor {
                     "{} probe failed {failures} times in a row: {said}",
                     kind.as_str()
                 );
-                self.stop(now, why, true);
+                self.stop_with(now, why, true, Sig::Term, grace);
             }
             (ProbeKind::Readiness, Verdict::Success) => {
                 self.actions.push_back(Action::Note("ready".to_string()));
@@ -551,7 +556,8 @@ impl Supervisor {
         }
         match &mut self.child {
             Child::Running { .. } if stops => {
-                self.stop_with(now, format!("received {}", sig.as_str()), false, sig);
+                let grace = self.settings.grace;
+                self.stop_with(now, format!("received {}", sig.as_str()), false, sig, grace);
             }
             Child::Running { .. } | Child::Stopping { .. } => {
                 self.actions.push_back(Action::Signal(sig));
@@ -658,14 +664,9 @@ impl Supervisor {
         self.actions.push_back(Action::Spawn);
     }
 
-    /// SIGTERM now, SIGKILL of the group at the end of the grace period.
-    fn stop(&mut self, now: Instant, why: String, by_probe: bool) {
-        self.stop_with(now, why, by_probe, Sig::Term);
-    }
-
-    fn stop_with(&mut self, now: Instant, why: String, by_probe: bool, sig: Sig) {
+    /// `sig` now, SIGKILL of the group at the end of `grace`.
+    fn stop_with(&mut self, now: Instant, why: String, by_probe: bool, sig: Sig, grace: Duration) {
         self.stopped_by_probe |= by_probe;
-        let grace = self.settings.grace;
         self.actions.push_back(Action::Note(format!(
             "stopping the child: {why}; {} now, SIGKILL to its group after {grace:?}",
             sig.as_str()

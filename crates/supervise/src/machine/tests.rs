@@ -246,6 +246,39 @@ fn a_child_that_exits_within_its_grace_is_not_killed() {
 }
 
 #[test]
+fn a_probe_level_grace_period_overrides_the_supervisors_for_that_probe() {
+    let mut sim = Sim::new(Settings {
+        liveness: Some(ProbeTiming {
+            grace: Some(secs(2.0)),
+            ..timing(1.0, 1)
+        }),
+        grace: secs(30.0),
+        ..Settings::default()
+    });
+    let (at, _) = sim.probe(ProbeKind::Liveness, false);
+    assert_eq!(at, 0.0);
+    let seen = sim.run_until(30.0);
+    assert_eq!(
+        seen.into_iter()
+            .filter(|(_, a)| *a == Action::KillGroup)
+            .map(|(t, _)| t)
+            .collect::<Vec<_>>(),
+        vec![2.0]
+    );
+    // A SIGTERM to the supervisor keeps the supervisor's own grace.
+    let mut sim = Sim::new(Settings {
+        liveness: Some(ProbeTiming {
+            grace: Some(secs(2.0)),
+            ..timing(1.0, 1)
+        }),
+        grace: secs(30.0),
+        ..Settings::default()
+    });
+    sim.signal(Sig::Term);
+    assert_eq!(sim.sup.poll_timeout(), Some(sim.t0 + secs(30.0)));
+}
+
+#[test]
 fn a_zero_grace_kills_at_once() {
     let mut sim = Sim::new(Settings {
         liveness: Some(timing(1.0, 1)),

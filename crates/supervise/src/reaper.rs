@@ -17,7 +17,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use rustix::process::{Pid, Signal, WaitOptions, getpid, kill_process, waitpid};
+use rustix::process::{Pid, Signal, WaitOptions, getpid, kill_process, wait};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Set in the environment of the supervisor the reaper starts, so it does not start another.
@@ -118,7 +118,9 @@ pub async fn run(subreaper: bool) -> Result<i32, ReaperError> {
 /// Reap every child that has exited; the supervisor's exit code once it is among them.
 fn reap(supervisor: Pid) -> Result<Option<i32>, ReaperError> {
     loop {
-        match waitpid(None, WaitOptions::NOHANG) {
+        // `wait`, not `waitpid(None, …)`: rustix maps None to 0, which is "this process group
+        // only", and the supervisor runs in a group of its own.
+        match wait(WaitOptions::NOHANG) {
             Ok(Some((pid, status))) if pid == supervisor => {
                 let code = status
                     .exit_status()

@@ -324,7 +324,8 @@ enum Child {
     Running {
         /// The startup probe has passed (or there is none).
         started: bool,
-        probes: [Option<Probe>; 3],
+        /// Boxed: the other states are a few words.
+        probes: Box<[Option<Probe>; 3]>,
     },
     /// Told to stop with SIGTERM at `since`; SIGKILL to the group at `kill_at` unless it
     /// exits first.
@@ -659,7 +660,10 @@ impl Supervisor {
             }
         }
         self.started_at = Some(now);
-        self.child = Child::Running { started, probes };
+        self.child = Child::Running {
+            started,
+            probes: Box::new(probes),
+        };
         self.stopped_by_probe = false;
         self.actions.push_back(Action::Spawn);
     }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use support::vitals;
-use vitals_testkit::{Ready, Running, Signal, group_alive, holds, until};
+use vitals_testkit::{Ready, Running, Signal, children_of, group_alive, holds, proc_stat, until};
 
 const BANNER: &str = "vitals supervise: running ";
 const WITHIN: Duration = Duration::from_secs(20);
@@ -25,16 +25,19 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 /// `vitals supervise --config CONFIG --listen 127.0.0.1:0 -- COMMAND…`, once it runs; and
 /// its base URL from the banner.
 async fn supervise(config: &Path, command: &[&str]) -> (Running, String) {
-    let running = Running::start(
+    start(
         vitals()
             .args(["supervise", "--listen", "127.0.0.1:0", "--config"])
             .arg(config)
             .arg("--")
             .args(command),
-        Ready::Line(BANNER),
     )
     .await
-    .unwrap();
+}
+
+/// Starts a `vitals supervise` command that listens; the base URL from its banner.
+async fn start(command: &mut tokio::process::Command) -> (Running, String) {
+    let running = Running::start(command, Ready::Line(BANNER)).await.unwrap();
     let base = running
         .banner()
         .split("readiness on ")
@@ -74,38 +77,6 @@ async fn exit_code(args: &[&str]) -> (Option<i32>, String) {
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
-}
-
-/// The parent of `pid` and its state letter, from `/proc/PID/stat`.
-fn parent_and_state(pid: u32) -> Option<(u32, String)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
-    Some((rest.get(1)?.parse().ok()?, (*rest.first()?).to_owned()))
-}
-
-/// Every process whose parent is `parent`: (pid, command name, state).
-fn children_of(parent: u32) -> Vec<(u32, String, String)> {
-    let mut children = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let rest: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-        if rest.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(parent) {
-            children.push((pid, stat[open + 1..close].to_owned(), rest[0].to_owned()));
-        }
-    }
-    children
 }
 
 #[tokio::test]
@@ -403,18 +374,17 @@ async fn orphans_of_the_child_are_reaped_by_the_subreaper() {
     })
     .await;
     // Handed to the reaper (the supervisor itself is not a subreaper)…
-    let (parent, _) = until("the orphan to be reparented", WITHIN, async || {
-        holds(parent_and_state(orphan), |seen| {
-            seen.as_ref()
-                .is_some_and(|(parent, _)| *parent == reaper.pid())
+    let seen = until("the orphan to be reparented", WITHIN, async || {
+        holds(proc_stat(orphan), |seen| {
+            seen.as_ref().is_some_and(|p| p.parent == reaper.pid())
         })
     })
     .await
     .unwrap();
-    assert_eq!(parent, reaper.pid());
+    assert_eq!(seen.parent, reaper.pid());
     // …and reaped when it exits: no zombie stays behind.
     until("the orphan to be reaped", WITHIN, async || {
-        holds(parent_and_state(orphan), Option::is_none)
+        holds(proc_stat(orphan), Option::is_none)
     })
     .await;
     // SIGTERM reaches the service through the reaper and the supervisor.
@@ -451,13 +421,13 @@ async fn as_pid_1_in_a_pid_namespace_it_reaps_orphans() {
     .unwrap();
     // unshare's child is PID 1 of the namespace: the reaper.
     let pid1 = until("PID 1 of the namespace", WITHIN, async || {
-        children_of(outer.pid()).first().map(|(pid, _, _)| *pid)
+        children_of(outer.pid()).first().map(|p| p.pid)
     })
     .await;
     let sleeps = |pid1| {
         children_of(pid1)
             .into_iter()
-            .filter(|(_, name, _)| name == "sleep")
+            .filter(|p| p.name == "sleep")
             .collect::<Vec<_>>()
     };
     until(
@@ -471,9 +441,7 @@ async fn as_pid_1_in_a_pid_namespace_it_reaps_orphans() {
         WITHIN,
         async || {
             holds(children_of(pid1), |children| {
-                children
-                    .iter()
-                    .all(|(_, name, state)| name != "sleep" && state != "Z")
+                children.iter().all(|p| p.name != "sleep" && p.state != "Z")
             })
         },
     )
@@ -485,28 +453,17 @@ async fn probes_can_be_given_as_flags() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let readiness = format!("tcp://{addr}");
-    let mut supervisor = Running::start(
-        vitals().args([
-            "supervise",
-            "--listen",
-            "127.0.0.1:0",
-            "--readiness",
-            &readiness,
-            "--",
-            "sleep",
-            "300",
-        ]),
-        Ready::Line(BANNER),
-    )
-    .await
-    .unwrap();
-    let base = supervisor
-        .banner()
-        .split("readiness on ")
-        .nth(1)
-        .and_then(|rest| rest.split("/readyz").next())
-        .unwrap()
-        .to_owned();
+    let (mut supervisor, base) = start(vitals().args([
+        "supervise",
+        "--listen",
+        "127.0.0.1:0",
+        "--readiness",
+        &readiness,
+        "--",
+        "sleep",
+        "300",
+    ]))
+    .await;
     // The first run is at the child's start (initialDelaySeconds 0).
     until("ready through the flag's TCP probe", WITHIN, async || {
         holds(readyz(&base).await, |(code, _)| *code == 200)

@@ -5,10 +5,8 @@
 //! wedged child itself; systemd's watchdog watches the supervisor). The sending is the
 //! library's ([`vitals::systemd::Notifier`]); only what to say is here.
 
-use std::time::Duration;
-
 use tokio::sync::watch;
-use vitals::systemd::{Notifier, watchdog_interval_from_env};
+use vitals::systemd::{Notifier, Watchdog};
 
 use crate::driver::Published;
 
@@ -47,7 +45,7 @@ impl Told {
 pub(crate) fn start_from_env(published: watch::Receiver<Published>) {
     match Notifier::from_env() {
         Ok(Some(notifier)) => {
-            tokio::spawn(tell(notifier, published, watchdog_interval_from_env()));
+            tokio::spawn(tell(notifier, published, Watchdog::from_env()));
         }
         Ok(None) => {}
         Err(error) => tracing::warn!(%error, "not notifying systemd"),
@@ -57,10 +55,9 @@ pub(crate) fn start_from_env(published: watch::Receiver<Published>) {
 async fn tell(
     notifier: Notifier,
     mut published: watch::Receiver<Published>,
-    watchdog: Option<Duration>,
+    mut watchdog: Watchdog,
 ) {
     let mut told = Told::default();
-    let mut ticks = watchdog.map(tokio::time::interval);
     loop {
         let message = told.update(&published.borrow_and_update());
         if let Some(message) = message {
@@ -68,17 +65,8 @@ async fn tell(
         }
         tokio::select! {
             changed = published.changed() => if changed.is_err() { return },
-            () = tick(&mut ticks) => send(&notifier, "WATCHDOG=1").await,
+            () = watchdog.tick() => send(&notifier, "WATCHDOG=1").await,
         }
-    }
-}
-
-async fn tick(ticks: &mut Option<tokio::time::Interval>) {
-    match ticks {
-        Some(ticks) => {
-            ticks.tick().await;
-        }
-        None => std::future::pending().await,
     }
 }
 

@@ -165,6 +165,40 @@ fn watchdog_interval(usec: Option<&str>, pid: Option<&str>, own_pid: u32) -> Opt
     Some(Duration::from_micros(usec) / 2)
 }
 
+/// The watchdog's beat: a tick every interval, or never when systemd set no watchdog.
+#[derive(Debug)]
+pub struct Watchdog {
+    ticks: Option<tokio::time::Interval>,
+}
+
+impl Watchdog {
+    /// Ticks every `interval` (the first at once); never with `None`.
+    pub fn every(interval: Option<Duration>) -> Watchdog {
+        Watchdog {
+            ticks: interval.map(|every| {
+                let mut ticks = tokio::time::interval(every);
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                ticks
+            }),
+        }
+    }
+
+    /// At half of `WATCHDOG_USEC`, as [`watchdog_interval_from_env`] reads it.
+    pub fn from_env() -> Watchdog {
+        Watchdog::every(watchdog_interval_from_env())
+    }
+
+    /// The next tick; pending forever without a watchdog.
+    pub async fn tick(&mut self) {
+        match &mut self.ticks {
+            Some(ticks) => {
+                ticks.tick().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+}
+
 /// What systemd has been told, so each message is sent once and only on a change.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct Told {
@@ -245,11 +279,7 @@ pub async fn watch(health: Health, notifier: Notifier, watchdog: Option<Duration
     let mut phases = health.subscribe_phase();
     let mut snapshots = health.subscribe();
     let mut told = Told::default();
-    let mut ticks = watchdog.map(|every| {
-        let mut ticks = tokio::time::interval(every);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticks
-    });
+    let mut watchdog = Watchdog::every(watchdog);
     loop {
         let phase = health.phase();
         let line = {
@@ -269,7 +299,7 @@ pub async fn watch(health: Health, notifier: Notifier, watchdog: Option<Duration
             _ = snapshots.changed() => {}
             // The liveness verdict is judged again at each tick (a stale result fails
             // without any new snapshot), so the ping reflects the verdict of this moment.
-            _ = tick(&mut ticks) => {
+            () = watchdog.tick() => {
                 let live = {
                     let snapshot = health.snapshot();
                     health.verdict(&snapshot, Scope::Group(Group::Liveness), &[]).status
@@ -281,15 +311,6 @@ pub async fn watch(health: Health, notifier: Notifier, watchdog: Option<Duration
                 }
             }
         }
-    }
-}
-
-async fn tick(ticks: &mut Option<tokio::time::Interval>) {
-    match ticks {
-        Some(ticks) => {
-            ticks.tick().await;
-        }
-        None => std::future::pending().await,
     }
 }
 

@@ -87,7 +87,7 @@ async fn the_childs_readiness_is_served_on_readyz_and_the_agent_check_and_sigter
         dir.path(),
         "svc.toml",
         &format!(
-            "agentCheck = \"127.0.0.1:0\"\n[readinessProbe]\nhttpGet = {{ path = \"/readyz\", port = {port} }}\nperiodSeconds = 0.1\nfailureThreshold = 1\n"
+            "agentCheck = \"127.0.0.1:0\"\n[readinessProbe]\nhttpGet = {{ path = \"/readyz\", port = {port} }}\nperiodSeconds = 0.1\nfailureThreshold = 3\n"
         ),
     );
     let demo = env!("CARGO_BIN_EXE_vitals");

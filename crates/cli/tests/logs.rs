@@ -40,6 +40,18 @@ async fn serve_and_stop(args: &[&str], dir: &Path) -> String {
     )
     .await
     .unwrap();
+    // Its SIGTERM handler is in place once it answers (the banner comes a moment earlier).
+    let base = monitor.banner()["vitals monitor on ".len()..]
+        .split(' ')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    vitals_testkit::until(
+        "the monitor to answer",
+        Duration::from_secs(20),
+        async || reqwest::get(format!("{base}/livez")).await.is_ok(),
+    )
+    .await;
     monitor.signal(Signal::SIGTERM).unwrap();
     let status = monitor.wait(Duration::from_secs(30)).await.unwrap();
     assert!(status.success(), "{status:?}: {}", monitor.stderr());

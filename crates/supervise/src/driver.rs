@@ -95,7 +95,7 @@ pub async fn run(plan: Plan, on_listening: impl FnOnce(Bound)) -> Result<i32, Su
     if let Some(listener) = agent {
         tokio::spawn(crate::endpoints::agent_check(listener, published.clone()));
     }
-    crate::notify::start_from_env(published.clone());
+    let telling = crate::notify::start_from_env(published.clone());
     on_listening(bound);
 
     let (results_tx, mut results) = mpsc::channel::<ProbeResult>(16);
@@ -147,6 +147,11 @@ pub async fn run(plan: Plan, on_listening: impl FnOnce(Bound)) -> Result<i32, Su
                 Action::Note(note) => tracing::info!("{note}"),
                 Action::Exit(code) => {
                     publish(&published_tx, &machine, None);
+                    // Let systemd hear the last of it (STOPPING=1) before the process ends.
+                    drop(published_tx);
+                    if let Some(telling) = telling {
+                        let _ = tokio::time::timeout(Duration::from_secs(1), telling).await;
+                    }
                     return Ok(code);
                 }
             }

@@ -42,13 +42,23 @@ impl Told {
     }
 }
 
-pub(crate) fn start_from_env(published: watch::Receiver<Published>) {
+/// Tell systemd about every view published, when `NOTIFY_SOCKET` is set. The task ends
+/// once the sender is dropped and the last view has been told: await it before exiting, so
+/// that `STOPPING=1` is not lost to a quick exit.
+pub(crate) fn start_from_env(
+    published: watch::Receiver<Published>,
+) -> Option<tokio::task::JoinHandle<()>> {
     match Notifier::from_env() {
-        Ok(Some(notifier)) => {
-            tokio::spawn(tell(notifier, published, Watchdog::from_env()));
+        Ok(Some(notifier)) => Some(tokio::spawn(tell(
+            notifier,
+            published,
+            Watchdog::from_env(),
+        ))),
+        Ok(None) => None,
+        Err(error) => {
+            tracing::warn!(%error, "not notifying systemd");
+            None
         }
-        Ok(None) => {}
-        Err(error) => tracing::warn!(%error, "not notifying systemd"),
     }
 }
 

@@ -105,8 +105,8 @@ pub async fn run(plan: Plan, on_listening: impl FnOnce(Bound)) -> Result<i32, Su
             match action {
                 Action::Spawn => match spawn(&plan.command) {
                     Ok(spawned) => {
-                        let pid = spawned.pgid();
-                        tracing::info!(pid = ?pid, command = %plan.command.join(" "), "child started");
+                        let pid = spawned.pgid().unwrap_or_default();
+                        tracing::info!(pid, command = %plan.command.join(" "), "child started");
                         child = Some(spawned);
                     }
                     Err(error) => {

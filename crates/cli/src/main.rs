@@ -5,6 +5,7 @@ mod demo;
 mod lb;
 mod monitor;
 mod probe;
+mod supervise;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -21,8 +22,18 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "vitals", version)]
 struct Cli {
+    /// How to write logs on standard error: `text` (coloured only on a terminal, and never
+    /// when NO_COLOR is set) or `json` (one object per line, for log shippers).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "VITALS_LOG_FORMAT")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,6 +92,16 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Run a command and probe it with Kubernetes' semantics: startup, liveness and readiness
+    /// probes, restart policy, CrashLoopBackOff; its readiness on /readyz (see
+    /// docs/SUPERVISE.md).
+    ///
+    /// Exits with the child's code when the restart policy says so (Never, or OnFailure after
+    /// a success), or after SIGTERM/SIGINT once the child has exited; 125 when the
+    /// configuration is refused, 127 when the command cannot be started.
+    ///
+    /// Example: vitals supervise --config examples/supervise.toml -- vitals demo
+    Supervise(supervise::SuperviseArgs),
     /// Validate a monitor or load balancer configuration without starting anything.
     ///
     /// Prints every error with its file, line and field, all at once, and exits 1; warns of
@@ -98,18 +119,31 @@ enum Command {
     },
 }
 
+/// Logs on standard error at `RUST_LOG` (default `info`). Colour codes only on a terminal:
+/// files and the journal got escape sequences before (issue 14, item 6).
+fn init_logs(format: LogFormat) {
+    use std::io::IsTerminal;
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => {
+            let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
+            logs.with_ansi(std::io::stderr().is_terminal() && !no_color)
+                .init();
+        }
+        LogFormat::Json => logs.json().with_ansi(false).init(),
+    }
+}
+
 /// See the workspace's Cargo.toml: glibc's malloc was a sixth of the monitor's CPU.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     // Usage errors exit 1, as `vitals probe` documents (clap's own default is 2, which there
     // means "could not connect"); help and version exit 0.
     let cli = match Cli::try_parse() {
@@ -120,8 +154,10 @@ async fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    init_logs(cli.log_format);
     let result = match cli.command {
         Command::Probe(args) => return probe::run(args).await,
+        Command::Supervise(args) => return supervise::run(args).await,
         Command::Serve { config } => monitor::serve(config).await,
         Command::Lb { config, check } => lb::run(config, check).await,
         Command::CheckConfig { file, .. } if lb::is_lb_file(&file) => lb::check_config(&file),

@@ -26,7 +26,7 @@ fn the_top_level_says_what_vitals_is_and_where_to_start() {
 
 #[test]
 fn every_command_gives_an_example() {
-    for command in ["demo", "probe", "serve", "lb", "check-config"] {
+    for command in ["demo", "probe", "serve", "lb", "check-config", "supervise"] {
         let text = help(&[command]);
         assert!(
             text.contains(&format!("Example: vitals {command}")),

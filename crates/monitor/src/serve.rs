@@ -88,7 +88,7 @@ pub async fn run_from(
     }
 
     let restored: HashMap<String, Restored> = reload::restored(saved);
-    tracing::info!(targets = config.targets.len(), restored = restored.len(), data_dir = %dir.display(), "starting the monitor");
+    let restored_count = restored.len();
 
     let http = reqwest::Client::new();
     let specs = config
@@ -127,8 +127,21 @@ pub async fn run_from(
 
     let reader = Arc::new(reader);
     let store_check = Arc::clone(&reader);
+    // The monitor counts as started (its /startupz, and READY=1 to systemd under
+    // `Type=notify`) once its HTTP listener is bound.
+    let (listening, bound) = tokio::sync::watch::channel(false);
     let health = Health::builder()
         .drain_delay(config.server.drain_delay)
+        .on_startup("listening", move || {
+            let mut bound = bound.clone();
+            async move {
+                bound
+                    .wait_for(|bound| *bound)
+                    .await
+                    .map(|_| ())
+                    .map_err(|_| "the monitor stopped before it listened")
+            }
+        })
         .service_id("vitals-monitor")
         .version(env!("CARGO_PKG_VERSION"))
         .check(
@@ -188,7 +201,6 @@ pub async fn run_from(
                 addr: addr.to_string(),
                 source,
             })?;
-        tracing::info!(%addr, "answering HAProxy agent checks");
         let engine = engine.clone();
         tokio::spawn(async move {
             if let Err(error) = crate::agent_check::serve(listener, engine).await {
@@ -250,7 +262,18 @@ pub async fn run_from(
             source,
         })?;
     let addr = listener.local_addr().map_err(ServeError::Server)?;
-    tracing::info!(%addr, "monitor listening");
+    // The one start-up line: what listens where, on which store, with what.
+    tracing::info!(
+        http = %addr,
+        udp = %config.server.udp_listen.map_or("off".to_string(), |a| a.to_string()),
+        agent_check = %config.server.agent_check_listen.map_or("off".to_string(), |a| a.to_string()),
+        store = %dir.join(store::DB_FILE).display(),
+        targets = config.targets.len(),
+        restored = restored_count,
+        alert_channels = config.notify.channels.len(),
+        "vitals monitor listening on http://{addr}"
+    );
+    listening.send_replace(true);
     on_listening(addr);
     // The library's `Health::serve` without limits; the monitor's own server, with them.
     http::serve(

@@ -70,7 +70,9 @@ pub use error::Error;
 pub use panics::panics;
 pub use port::{ReservedPort, free_port, reserve_port};
 pub use postgres::Postgres;
-pub use process::{Signal, group_alive, is_running, signal, wait_for_exit};
+pub use process::{
+    ProcStat, Signal, children_of, group_alive, is_running, proc_stat, signal, wait_for_exit,
+};
 pub use promtool::promtool_check;
 pub use redis::Redis;
 pub use running::{Ready, Running};

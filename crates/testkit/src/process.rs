@@ -59,39 +59,66 @@ pub fn is_running(pid: u32) -> bool {
     }
 }
 
+/// One process as `/proc/PID/stat` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcStat {
+    pub pid: u32,
+    /// The command name (`comm`), at most 15 bytes.
+    pub name: String,
+    /// `R`, `S`, `D`, `Z` (zombie: exited, not reaped yet), …
+    pub state: String,
+    pub parent: u32,
+    pub group: u32,
+}
+
+/// What `/proc/PID/stat` says of `pid`; `None` once it is gone (reaped).
+pub fn proc_stat(pid: u32) -> Option<ProcStat> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(pid, &stat)
+}
+
+/// "pid (comm) state ppid pgrp …"; comm may hold spaces and parentheses.
+fn parse_stat(pid: u32, stat: &str) -> Option<ProcStat> {
+    let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+    let rest: Vec<&str> = stat.get(close + 1..)?.split_whitespace().collect();
+    Some(ProcStat {
+        pid,
+        name: stat.get(open + 1..close)?.to_string(),
+        state: (*rest.first()?).to_string(),
+        parent: rest.get(1)?.parse().ok()?,
+        group: rest.get(2)?.parse().ok()?,
+    })
+}
+
+/// Every process on the machine, from `/proc`.
+fn all_processes() -> Vec<ProcStat> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(proc_stat)
+        .collect()
+}
+
 /// The live (not zombie) processes of process group `pgid`, as (pid, command name), read
 /// from `/proc/*/stat`. A zombie has done all it will do, and reaping it is its parent's (or
 /// init's) business, so it does not count.
 pub fn group_alive(pgid: u32) -> Vec<(u32, String)> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut alive = Vec::new();
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // "pid (comm) state ppid pgrp …"; comm may hold spaces and parentheses.
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let comm = stat[open + 1..close].to_string();
-        let rest: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-        let (Some(state), Some(group)) = (rest.first(), rest.get(2)) else {
-            continue;
-        };
-        if *state != "Z" && group.parse::<u32>().ok() == Some(pgid) {
-            alive.push((pid, comm));
-        }
-    }
-    alive
+    all_processes()
+        .into_iter()
+        .filter(|p| p.state != "Z" && p.group == pgid)
+        .map(|p| (p.pid, p.name))
+        .collect()
+}
+
+/// The children of `parent`, zombies included (a reaper's test looks for them).
+pub fn children_of(parent: u32) -> Vec<ProcStat> {
+    all_processes()
+        .into_iter()
+        .filter(|p| p.parent == parent)
+        .collect()
 }
 
 /// Waits up to `timeout` for `child` to exit and reaps it.

@@ -230,7 +230,7 @@ impl HealthBuilder {
         if !self.hooks.is_empty() {
             tokio::spawn(run_hooks(self.hooks, phase.clone()));
         }
-        Ok(Health {
+        let health = Health {
             inner: Arc::new(Inner {
                 checks: self.checks,
                 board,
@@ -239,7 +239,11 @@ impl HealthBuilder {
                 phase,
                 options: self.options,
             }),
-        })
+        };
+        // Under systemd (`NOTIFY_SOCKET`): READY=1, watchdog pings, STOPPING=1, STATUS=.
+        #[cfg(unix)]
+        crate::systemd::start_from_env(&health);
+        Ok(health)
     }
 }
 

@@ -45,6 +45,13 @@
 //! `/readyz/database`, and `/metrics`. `?verbose`, `?exclude=NAME` and `?fresh=1` work as in
 //! kube-apiserver.
 //!
+//! # systemd
+//!
+//! Started by systemd with `Type=notify`, a service tells it `READY=1` once its startup hooks
+//! pass, pings `WatchdogSec=` only while its liveness verdict passes, says `STOPPING=1` when
+//! it drains and shows its verdict in `systemctl status`; see [`systemd`]. Nothing to call:
+//! [`HealthBuilder::start`] reads `NOTIFY_SOCKET` and `WATCHDOG_USEC`.
+//!
 //! # What it is not
 //!
 //! Not a monitor of other services (that is `vitals serve`) and not a supervisor: it tells
@@ -62,6 +69,8 @@ mod metrics;
 mod scheduler;
 mod serve;
 mod snapshot;
+#[cfg(unix)]
+pub mod systemd;
 mod view;
 
 pub use agent_check::AgentCheck;
@@ -70,6 +79,7 @@ pub use error::{BuildError, Problem};
 pub use health::{Health, HealthBuilder};
 pub use heartbeat::Heartbeat;
 pub use lifecycle::Phase;
+pub use serve::serve_router;
 pub use snapshot::{CheckSnapshot, Snapshot};
 pub use view::{CheckView, Scope, Verdict};
 

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
-use vitals_core::machine::{EventKind, Machine};
+use vitals_core::machine::{EventKind, Machine, State};
 use vitals_core::{Outcome, SplitMix64, Status};
 use vitals_probes::RunEnd;
 
@@ -64,10 +64,15 @@ impl Task {
             while let Some(event) = machine.poll_event() {
                 match &event.kind {
                     EventKind::Transition { from, to } => {
-                        tracing::info!(
-                            check = %self.check.name, from = from.as_str(), to = to.as_str(),
-                            reason = %event.reason, "check changed state"
-                        );
+                        // A check's first pass is what start-up is for, not news (issue 14).
+                        if (*from, *to) == (State::Unknown, State::Healthy) {
+                            tracing::debug!(check = %self.check.name, "check passed for the first time");
+                        } else {
+                            tracing::info!(
+                                check = %self.check.name, from = from.as_str(), to = to.as_str(),
+                                reason = %event.reason, "check changed state"
+                            );
+                        }
                         self.metrics.transition(self.index, *from, *to);
                     }
                     EventKind::FlappingStarted => {

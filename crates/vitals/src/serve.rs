@@ -118,6 +118,19 @@ impl Table {
     }
 }
 
+/// Serve `app` on `listener` with the default limits of [`Health::serve`](crate::Health::serve)
+/// (header read timeout 10 s, idle timeout 60 s, 512 connections with eviction of the idle)
+/// until `shutdown` resolves, then finish what is in flight. For programs that answer probes
+/// without a [`Health`](crate::Health) of their own, such as `vitals supervise`, which
+/// answers for its child.
+pub async fn serve_router(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve(listener, app, Limits::default(), shutdown).await
+}
+
 /// Serve `app` on `listener` with `limits` until `shutdown` resolves; then stop accepting,
 /// let each connection finish the request it is in, and return once all have closed.
 pub(crate) async fn serve(

@@ -222,7 +222,8 @@ impl Notifier {
         });
         let timer = tokio::spawn(timer(Arc::downgrade(&inner))).abort_handle();
         *inner.tasks.lock().unwrap_or_else(|e| e.into_inner()) = vec![timer];
-        tracing::info!(
+        // The start-up line names the channels; this is for debugging.
+        tracing::debug!(
             channels = notify.channels.len(),
             rules = notify.rules.len(),
             "notifications started"

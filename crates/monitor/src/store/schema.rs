@@ -359,7 +359,12 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
             .map_err(StoreError::sqlite("could not record the schema version"))?;
         tx.commit()
             .map_err(StoreError::sqlite("could not commit a schema migration"))?;
-        tracing::info!(path = %path.display(), version, "store schema migrated");
+        tracing::debug!(path = %path.display(), version, "store schema migrated");
+    }
+    // One line, and only when an existing store changed: a new store is the start-up line's
+    // business, and a line per migration step said nothing an operator acts on (issue 14).
+    if found > 0 && found < SCHEMA_VERSION {
+        tracing::info!(path = %path.display(), from = found, to = SCHEMA_VERSION, "store schema upgraded");
     }
     Ok(())
 }

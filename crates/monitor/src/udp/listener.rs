@@ -127,7 +127,7 @@ pub async fn listen_with_updates(
     counters: Arc<Counters>,
     clock: impl Fn() -> u64 + Send + 'static,
 ) -> io::Result<()> {
-    tracing::info!(
+    tracing::debug!(
         local = %socket.local_addr()?,
         sources = verifier.len(),
         "listening for udp heartbeats"

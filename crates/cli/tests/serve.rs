@@ -229,3 +229,27 @@ async fn a_second_interrupt_cuts_the_drain_short_and_the_monitor_says_it_stopped
     })
     .await;
 }
+
+/// A SIGTERM the moment the banner appears still drains and stops cleanly: the signal
+/// handlers are in place before anyone is told the monitor listens.
+#[tokio::test]
+async fn a_sigterm_right_after_the_banner_stops_the_monitor_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("early.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\ndrain_delay = \"0s\"\n",
+            dir.path().join("data").display().to_string()
+        ),
+    )
+    .unwrap();
+    let (mut monitor, _base) = serve(&path).await;
+    monitor.signal(Signal::SIGTERM).unwrap();
+    let status = monitor.wait(Duration::from_secs(30)).await.unwrap();
+    assert!(
+        status.success(),
+        "killed rather than drained: {status:?}\n{}",
+        monitor.stderr()
+    );
+}

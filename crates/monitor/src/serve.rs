@@ -273,6 +273,9 @@ pub async fn run_from(
         alert_channels = config.notify.channels.len(),
         "vitals monitor listening on http://{addr}"
     );
+    // Signals are listened for from here, before anyone is told the monitor listens: a
+    // SIGTERM right after the banner drains it rather than killing it.
+    let drained = health.drained();
     listening.send_replace(true);
     on_listening(addr);
     // The library's `Health::serve` without limits; the monitor's own server, with them.
@@ -280,7 +283,7 @@ pub async fn run_from(
         listener,
         app,
         http::Limits::monitor(config.server.max_connections),
-        health.drained(),
+        drained,
     )
     .await
     .map_err(ServeError::Server)?;

@@ -384,11 +384,13 @@ impl Health {
     /// SIGTERM or SIGINT during the drain ends it at once (the impatient Ctrl-C).
     pub fn drained(&self) -> impl Future<Output = ()> + Send + 'static {
         let health = self.clone();
+        // Listening from now, not from the first poll: a signal between this call and the
+        // server's first run (right after a start-up banner) still drains.
+        let mut signals = StopSignals::listen();
         async move {
             let mut phase = health.subscribe_phase();
             tokio::select! {
-                _ = terminate_signal() => {}
-                _ = tokio::signal::ctrl_c() => {}
+                _ = signals.next() => {}
                 _ = phase.wait_for(|phase| matches!(phase, Phase::Draining | Phase::Stopped)) => {}
             }
             health.shutdown();
@@ -396,11 +398,8 @@ impl Health {
                 () = tokio::time::sleep(health.inner.options.drain_delay) => {
                     tracing::info!("drain delay over; closing the listener");
                 }
-                _ = terminate_signal() => {
-                    tracing::info!("second SIGTERM: drain cut short; closing the listener");
-                }
-                _ = tokio::signal::ctrl_c() => {
-                    tracing::info!("second interrupt: drain cut short; closing the listener");
+                signal = signals.next() => {
+                    tracing::info!("second {signal}: drain cut short; closing the listener");
                 }
             }
             health.inner.phase.send_replace(Phase::Stopped);
@@ -441,21 +440,57 @@ impl Health {
     }
 }
 
-#[cfg(unix)]
-async fn terminate_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut sigterm) => {
-            sigterm.recv().await;
-        }
-        Err(error) => {
-            tracing::warn!(%error, "cannot listen for SIGTERM; drain on SIGINT or shutdown() only");
-            std::future::pending::<()>().await;
-        }
-    }
+/// SIGTERM and SIGINT, registered when made. A signal that cannot be listened for is logged
+/// once and never arrives; the other (and [`Health::shutdown`]) still drain.
+struct StopSignals {
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
 }
 
-#[cfg(not(unix))]
-async fn terminate_signal() {
-    std::future::pending::<()>().await;
+impl StopSignals {
+    #[cfg(unix)]
+    fn listen() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        let listen = |kind: SignalKind, name: &str| match signal(kind) {
+            Ok(signal) => Some(signal),
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for {name}; it will not drain the server");
+                None
+            }
+        };
+        StopSignals {
+            term: listen(SignalKind::terminate(), "SIGTERM"),
+            int: listen(SignalKind::interrupt(), "SIGINT"),
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn listen() -> Self {
+        StopSignals {}
+    }
+
+    /// The next SIGTERM or SIGINT, by name.
+    #[cfg(unix)]
+    async fn next(&mut self) -> &'static str {
+        async fn recv(signal: &mut Option<tokio::signal::unix::Signal>) {
+            match signal {
+                Some(signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            () = recv(&mut self.term) => "SIGTERM",
+            () = recv(&mut self.int) => "interrupt",
+        }
+    }
+
+    #[cfg(not(unix))]
+    async fn next(&mut self) -> &'static str {
+        let _ = tokio::signal::ctrl_c().await;
+        "interrupt"
+    }
 }

@@ -36,6 +36,8 @@
 //! - [`Running`]: any program (the `vitals` binary, a backend, a browser driver) started with
 //!   its output kept, waited for until it listens, printed when the test fails, killed and
 //!   reaped on drop.
+//! - [`grpc_python`] and [`grpc_health_server`]: gRPC's own health client and server
+//!   (PyPI's `grpcio-health-checking`), to test vitals' gRPC server and client against.
 //! - [`reserve_port`]: a loopback port held by a bound, non-listening socket (connections
 //!   refused) until the test listens on it; [`free_port`] for programs that bind a port
 //!   themselves.
@@ -51,6 +53,7 @@
 //! cores and may be compiling at the same time.
 
 mod error;
+mod grpc_python;
 mod panics;
 mod port;
 mod postgres;
@@ -63,6 +66,10 @@ mod until;
 mod webhook;
 
 pub use error::Error;
+pub use grpc_python::{
+    Certificates, grpc_health_command, grpc_health_once, grpc_health_script, grpc_health_server,
+    grpc_python, test_certificates,
+};
 pub use panics::panics;
 pub use port::{ReservedPort, free_port, reserve_port};
 pub use postgres::Postgres;

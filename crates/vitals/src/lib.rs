@@ -45,6 +45,10 @@
 //! `/readyz/database`, and `/metrics`. `?verbose`, `?exclude=NAME` and `?fresh=1` work as in
 //! kube-apiserver.
 //!
+//! With the `grpc` feature, the `grpc.health.v1` service answers from the same snapshot
+//! (the `grpc` module): `app.merge(health.grpc().router())` serves it beside the HTTP probes on one
+//! port.
+//!
 //! # What it is not
 //!
 //! Not a monitor of other services (that is `vitals serve`) and not a supervisor: it tells
@@ -55,6 +59,8 @@ mod check;
 mod checks_thread;
 mod endpoints;
 mod error;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 mod health;
 mod heartbeat;
 mod lifecycle;

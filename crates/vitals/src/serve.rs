@@ -19,7 +19,10 @@
 //!
 //! With the `grpc` feature it also speaks HTTP/2 (cleartext, prior knowledge: what gRPC
 //! clients send to a plain port), told apart from HTTP/1.1 by the first bytes, with pings
-//! every third of the idle timeout so that a quiet Watch stream keeps its connection.
+//! every third of the idle timeout so that a quiet Watch stream keeps its connection. A
+//! connection counts as busy only while a request waits for its response's head, so at the
+//! connection limit one whose only traffic is an open Watch stream may be evicted like an idle
+//! one; its client sees the stream end and watches again, as gRPC clients do.
 //!
 //! What it is not: a general-purpose server. No TLS (terminate it in front), no
 //! per-client rate limits. `TCP_NODELAY` is set on every connection: probe answers are one

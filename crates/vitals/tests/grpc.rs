@@ -523,3 +523,33 @@ async fn grpc_python_client_checks_watches_and_lists() {
     assert_eq!(unknown.line(1).await.as_deref(), Some("end"));
     assert_eq!(overall.stdout().len(), 5, "{:?}", overall.stdout());
 }
+
+/// A Watch stream can stay quiet far longer than the idle timeout: HTTP/2 pings every third
+/// of it keep the connection from counting as idle, so the next change still arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_watch_outlives_the_idle_timeout() {
+    let (database, cache) = (Switch::default(), Switch::default());
+    let health = service(&database, &cache)
+        .idle_timeout(Duration::from_millis(600))
+        .start()
+        .unwrap();
+    let (addr, _serving) = serve(&health).await;
+    let mut grpc = client(addr).await;
+    until("the server to be SERVING", WITHIN, async || {
+        (check(&mut grpc, "").await == Ok(ServingStatus::Serving)).then_some(())
+    })
+    .await;
+    let mut watch = grpc.watch(request("")).await.unwrap().into_inner();
+    assert_eq!(
+        status(watch.message().await.unwrap()),
+        Some(ServingStatus::Serving)
+    );
+    // Five idle timeouts without a message on the stream.
+    let quiet = tokio::time::timeout(Duration::from_secs(3), watch.message()).await;
+    assert!(quiet.is_err(), "{quiet:?}");
+    database.fail();
+    assert_eq!(
+        status(watch.message().await.unwrap()),
+        Some(ServingStatus::NotServing)
+    );
+}

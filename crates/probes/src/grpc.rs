@@ -32,7 +32,6 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use vitals_core::Report;
 
-use crate::text::error_chain;
 use crate::{BoxFuture, Probe};
 
 /// How long connecting may take before the check fails, unless the check's own timeout cuts
@@ -179,7 +178,7 @@ impl Grpc {
             format!(
                 "could not connect to {}: {}",
                 self.address,
-                error_chain(&error)
+                said_once(&error)
             )
         })
     }
@@ -228,7 +227,7 @@ impl Grpc {
                         format!(
                             "could not connect to {}: {}",
                             self.address,
-                            error_chain(&status)
+                            said_once(&status)
                         ),
                     )
                 } else {
@@ -267,6 +266,21 @@ impl Probe for Grpc {
     fn is_external(&self) -> bool {
         true
     }
+}
+
+/// An error and its causes, each said once: tonic and hyper wrap the same message in two
+/// layers ("tcp connect error: tcp connect error: Connection refused").
+fn said_once(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !parts.iter().any(|part| part.contains(&text)) {
+            parts.push(text);
+        }
+        next = cause.source();
+    }
+    parts.join(": ")
 }
 
 /// A status code as gRPC writes it: `NOT_FOUND`, `DEADLINE_EXCEEDED`.
@@ -447,6 +461,35 @@ mod tests {
             Ok(probe) => panic!("{address}: accepted as {probe:?}"),
             Err(error) => error.to_string(),
         }
+    }
+
+    #[derive(Debug)]
+    struct Layer(&'static str, Option<Box<Layer>>);
+
+    impl fmt::Display for Layer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|layer| layer as _)
+        }
+    }
+
+    #[test]
+    fn causes_are_said_once() {
+        let layer = |text, inner: Option<Layer>| Some(Layer(text, inner.map(Box::new)));
+        let refused = layer("Connection refused", None);
+        let error = layer(
+            "transport error",
+            layer("tcp connect error", layer("tcp connect error", refused)),
+        );
+        assert_eq!(
+            said_once(&error.unwrap_or_else(|| panic!("built"))),
+            "transport error: tcp connect error: Connection refused"
+        );
     }
 
     #[tokio::test]

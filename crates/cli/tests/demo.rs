@@ -27,16 +27,6 @@ async fn wait_for(client: &reqwest::Client, url: &str, code: u16) {
     .await;
 }
 
-/// `vitals probe --quiet URL`'s exit code.
-async fn grpc_probe(url: &str) -> Option<i32> {
-    let output = support::vitals()
-        .args(["probe", "--quiet", url])
-        .output()
-        .await
-        .unwrap();
-    output.status.code()
-}
-
 #[tokio::test]
 async fn the_demo_reacts_to_a_broken_dependency_and_drains_on_sigterm() {
     const BANNER: &str = "vitals demo on ";
@@ -66,8 +56,11 @@ async fn the_demo_reacts_to_a_broken_dependency_and_drains_on_sigterm() {
     wait_for(&client, &format!("{base}/readyz"), 200).await;
     // gRPC health on the same port, as the banner says (issue 14).
     let grpc = base.replacen("http://", "grpc://", 1);
-    assert_eq!(grpc_probe(&grpc).await, Some(0));
-    assert_eq!(grpc_probe(&format!("{grpc}/demo.Database")).await, Some(0));
+    assert_eq!(support::probe_code(&[&grpc]).await, Some(0));
+    assert_eq!(
+        support::probe_code(&[&format!("{grpc}/demo.Database")]).await,
+        Some(0)
+    );
 
     let response = client
         .post(format!("{base}/demo/database/down"))
@@ -78,11 +71,14 @@ async fn the_demo_reacts_to_a_broken_dependency_and_drains_on_sigterm() {
     wait_for(&client, &format!("{base}/readyz"), 503).await;
     assert_eq!(status(&client, &format!("{base}/livez")).await, Some(200));
     assert_eq!(
-        grpc_probe(&grpc).await,
+        support::probe_code(&[&grpc]).await,
         Some(4),
         "NOT_SERVING with the database down"
     );
-    assert_eq!(grpc_probe(&format!("{grpc}/liveness")).await, Some(0));
+    assert_eq!(
+        support::probe_code(&[&format!("{grpc}/liveness")]).await,
+        Some(0)
+    );
 
     client
         .post(format!("{base}/demo/database/up"))

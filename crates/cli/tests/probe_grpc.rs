@@ -3,40 +3,17 @@
 //! gRPC's own Python server over TLS — with grpc_health_probe's exit codes: 0 SERVING,
 //! 1 usage, 2 no connection, 3 the call failed, 4 not serving.
 
+mod support;
+
 use std::net::SocketAddr;
-use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tokio::process::Command;
+use support::{probe, probe_code, stdout};
 use vitals::probes::from_fn;
 use vitals::{Check, Health, Report, Thresholds};
 use vitals_testkit::{Signal, grpc_health_server, grpc_python, test_certificates, until};
-
-/// Run `vitals probe ARGS…`, assert its exit code, and return what it printed.
-async fn probe(args: &[&str], code: i32) -> Output {
-    let output = Command::new(env!("CARGO_BIN_EXE_vitals"))
-        .arg("probe")
-        .args(args)
-        .env_remove("RUST_LOG")
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("run vitals");
-    assert_eq!(
-        output.status.code(),
-        Some(code),
-        "vitals probe {args:?}\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-    );
-    output
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
 
 /// A vitals service whose one check (`database`, also the gRPC name `db`) passes while
 /// `healthy` holds; gRPC health and the HTTP probes on one port, and an app without gRPC on
@@ -95,14 +72,7 @@ async fn grpc_health_probe_exit_codes_against_a_vitals_service() {
     until(
         "the service to be SERVING",
         Duration::from_secs(20),
-        async || {
-            let output = Command::new(env!("CARGO_BIN_EXE_vitals"))
-                .args(["probe", &url])
-                .output()
-                .await
-                .expect("run vitals");
-            (output.status.code() == Some(0)).then_some(())
-        },
+        async || (probe_code(&[&url]).await == Some(0)).then_some(()),
     )
     .await;
     let ok = probe(&[&url], 0).await;
@@ -134,17 +104,11 @@ async fn grpc_health_probe_exit_codes_against_a_vitals_service() {
     );
 
     healthy.store(false, Ordering::SeqCst);
+    let db = format!("{url}/db");
     until(
         "the service to be NOT_SERVING",
         Duration::from_secs(20),
-        async || {
-            let output = Command::new(env!("CARGO_BIN_EXE_vitals"))
-                .args(["probe", &format!("{url}/db")])
-                .output()
-                .await
-                .expect("run vitals");
-            (output.status.code() == Some(4)).then_some(())
-        },
+        async || (probe_code(&[&db]).await == Some(4)).then_some(()),
     )
     .await;
     let unhealthy = probe(&[&url], 4).await;

@@ -12,52 +12,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use support::start;
 use vitals::probes::from_fn;
 use vitals::{Check, Health, Report, Thresholds};
-use vitals_testkit::{Signal, grpc_health_server, grpc_python, holds, test_certificates, until};
+use vitals_testkit::{Signal, grpc_health_server, grpc_python, test_certificates};
 
 const FAST: &str = "interval = \"200ms\"\ntimeout = \"100ms\"\njitter = \"0s\"\ninterval_changing = \"100ms\"\ninterval_down = \"200ms\"\n";
-
-struct Monitor {
-    base: String,
-    client: reqwest::Client,
-    _data: tempfile::TempDir,
-}
-
-impl Monitor {
-    async fn start(targets: &str) -> Monitor {
-        let data = tempfile::tempdir().unwrap();
-        let text = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\n\n{targets}",
-            data.path().display().to_string()
-        );
-        Monitor {
-            base: support::serve(&text).await,
-            client: reqwest::Client::new(),
-            _data: data,
-        }
-    }
-
-    async fn target(&self, id: &str) -> serde_json::Value {
-        self.client
-            .get(format!("{}/api/v1/targets/{id}", self.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
-    async fn wait_for_state(&self, id: &str, state: &str) -> serde_json::Value {
-        until(
-            format!("{id} to become {state}"),
-            Duration::from_secs(20),
-            async || holds(self.target(id).await, |target| target["state"] == state),
-        )
-        .await
-    }
-}
 
 /// A vitals service whose `database` check (also the gRPC name `db`) passes while `healthy`
 /// holds, with gRPC health beside its HTTP probes.
@@ -99,7 +59,7 @@ async fn service(healthy: Arc<AtomicBool>) -> SocketAddr {
 async fn grpc_targets_follow_the_services_serving_status() {
     let healthy = Arc::new(AtomicBool::new(true));
     let addr = service(Arc::clone(&healthy)).await;
-    let monitor = Monitor::start(&format!(
+    let monitor = start(&format!(
         "[[target]]\nid = \"orders\"\nkind = \"grpc\"\naddress = \"{addr}\"\n{FAST}\n\
          [[target]]\nid = \"orders-db\"\nkind = \"grpc\"\naddress = \"{addr}\"\nservice = \"db\"\n{FAST}\n\
          [[target]]\nid = \"nope\"\nkind = \"grpc\"\naddress = \"{addr}\"\nservice = \"nope\"\n{FAST}\n\
@@ -162,7 +122,7 @@ async fn grpc_targets_over_tls_against_grpcs_own_server() {
         .await
         .unwrap();
     let ca = certs.ca.display().to_string();
-    let monitor = Monitor::start(&format!(
+    let monitor = start(&format!(
         "[[target]]\nid = \"verified\"\nkind = \"grpc\"\naddress = \"{address}\"\ntls = true\ntls_ca_cert = {ca:?}\ntls_server_name = \"vitals.test\"\n{FAST}\n\
          [[target]]\nid = \"unverified\"\nkind = \"grpc\"\naddress = \"{address}\"\ntls = true\ntls_insecure_skip_verify = true\n{FAST}\n\
          [[target]]\nid = \"wrong-name\"\nkind = \"grpc\"\naddress = \"{address}\"\ntls = true\ntls_ca_cert = {ca:?}\n{FAST}\n"

@@ -91,6 +91,14 @@ async fn check(client: &mut HealthClient<Channel>, service: &str) -> Result<Serv
     }
 }
 
+/// Waits until Check of `""` answers SERVING (the first check runs have passed).
+async fn until_serving(grpc: &mut HealthClient<Channel>) {
+    until("the server to be SERVING", WITHIN, async || {
+        (check(grpc, "").await == Ok(ServingStatus::Serving)).then_some(())
+    })
+    .await;
+}
+
 fn status(message: Option<HealthCheckResponse>) -> Option<ServingStatus> {
     message.map(|message| message.status())
 }
@@ -102,10 +110,7 @@ async fn check_answers_from_the_snapshot_beside_the_http_probes_on_one_port() {
     let (addr, _serving) = serve(&health).await;
     let mut grpc = client(addr).await;
 
-    until("the server to be SERVING", WITHIN, async || {
-        (check(&mut grpc, "").await == Ok(ServingStatus::Serving)).then_some(())
-    })
-    .await;
+    until_serving(&mut grpc).await;
     for name in ["orders.v1.Orders", "db", "liveness", "readiness", "startup"] {
         assert_eq!(
             check(&mut grpc, name).await,
@@ -172,10 +177,7 @@ async fn watch_sends_the_current_status_first_then_only_changes() {
     let health = service(&database, &cache).start().unwrap();
     let (addr, _serving) = serve(&health).await;
     let mut grpc = client(addr).await;
-    until("the server to be SERVING", WITHIN, async || {
-        (check(&mut grpc, "").await == Ok(ServingStatus::Serving)).then_some(())
-    })
-    .await;
+    until_serving(&mut grpc).await;
 
     let mut watch = grpc.watch(request("")).await.unwrap().into_inner();
     assert_eq!(
@@ -238,10 +240,7 @@ async fn draining_turns_every_service_not_serving_at_once_and_ends_watches_when_
         .unwrap();
     let (addr, serving) = serve(&health).await;
     let mut grpc = client(addr).await;
-    until("the server to be SERVING", WITHIN, async || {
-        (check(&mut grpc, "").await == Ok(ServingStatus::Serving)).then_some(())
-    })
-    .await;
+    until_serving(&mut grpc).await;
     let names = ["", "liveness", "startup", "db", "orders.v1.Orders"];
     let mut watches = Vec::new();
     for name in names {
@@ -373,10 +372,7 @@ async fn it_mounts_on_a_plain_tonic_server() {
             .serve_with_incoming(incoming),
     );
     let mut grpc = client(addr).await;
-    until("the server to be SERVING", WITHIN, async || {
-        (check(&mut grpc, "").await == Ok(ServingStatus::Serving)).then_some(())
-    })
-    .await;
+    until_serving(&mut grpc).await;
     assert_eq!(check(&mut grpc, "nope").await, Err(Code::NotFound));
     let listed = vitals::grpc::list(grpc_channel(addr).await).await.unwrap();
     assert_eq!(listed.statuses.len(), 6, "{listed:?}");
@@ -535,10 +531,7 @@ async fn a_quiet_watch_outlives_the_idle_timeout() {
         .unwrap();
     let (addr, _serving) = serve(&health).await;
     let mut grpc = client(addr).await;
-    until("the server to be SERVING", WITHIN, async || {
-        (check(&mut grpc, "").await == Ok(ServingStatus::Serving)).then_some(())
-    })
-    .await;
+    until_serving(&mut grpc).await;
     let mut watch = grpc.watch(request("")).await.unwrap().into_inner();
     assert_eq!(
         status(watch.message().await.unwrap()),

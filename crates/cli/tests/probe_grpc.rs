@@ -277,3 +277,42 @@ fn help_documents_the_grpc_exit_codes() {
         );
     }
 }
+
+/// A server that accepts connections and never says a word: over cleartext HTTP/2 the
+/// connection is made and the call times out (3, DEADLINE_EXCEEDED); over TLS the handshake
+/// never completes, so there is no connection (2), as grpc_health_probe tells them apart.
+#[tokio::test]
+async fn a_silent_server_is_a_failed_call_in_cleartext_and_no_connection_over_tls() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let url = format!("grpc://{addr}");
+    let silent = probe(&["--timeout", "500ms", &url], 3).await;
+    assert!(
+        stdout(&silent).ends_with("no answer within 500ms (DEADLINE_EXCEEDED)\n"),
+        "{}",
+        stdout(&silent)
+    );
+    let tls = probe(
+        &[
+            "--timeout",
+            "500ms",
+            "--tls",
+            "--tls-insecure-skip-verify",
+            &url,
+        ],
+        2,
+    )
+    .await;
+    assert_eq!(
+        stdout(&tls),
+        format!("could not connect: no connection to {addr} within 500ms\n")
+    );
+}

@@ -145,6 +145,11 @@ pub async fn run(
                 .non_critical(),
         )
         .check(every(Check::new("disk", Disk::new(std::env::temp_dir()))).non_critical())
+        // gRPC health on the same port: "" follows readiness, and one name per dependency.
+        .grpc_service(
+            "demo.Database",
+            vitals::grpc::Source::Check("database".into()),
+        )
         .on_startup("warm-up", || async {
             tokio::time::sleep(Duration::from_secs(1)).await;
             Ok::<_, std::convert::Infallible>(())
@@ -164,10 +169,12 @@ pub async fn run(
         .route("/", get(move || std::future::ready(index.clone())))
         .route("/demo/{dependency}/{mode}", post(switch))
         .with_state(deps)
-        .merge(health.router());
+        .merge(health.router())
+        .merge(health.grpc().router());
     println!(
         "vitals demo on http://{addr}\n\
          \n  probes:   curl -i 'http://{addr}/readyz?verbose'   (also /livez /startupz /health /metrics)\
+         \n  gRPC:     vitals probe grpc://{addr}                (also /liveness /demo.Database)\
          \n  break:    curl -X POST http://{addr}/demo/database/down   (modes: up down slow hang; also cache)\
          \n  mend:     curl -X POST http://{addr}/demo/database/up\
          \n  stop:     Ctrl-C (readiness fails at once, the server drains for {}, then exits)\n",

@@ -1,5 +1,6 @@
 //! `vitals probe URL`: one check, one line, one exit code, for Docker `HEALTHCHECK` and
-//! Kubernetes exec probes.
+//! Kubernetes exec probes. `grpc://host:port[/service]` is a `grpc.health.v1` check with
+//! grpc_health_probe's exit codes, so it can stand in for it.
 //!
 //! This module only turns arguments into a probe from `vitals-probes` and the probe's answer
 //! into an exit code. It does not retry, remember or judge anything itself: a probe that
@@ -15,28 +16,37 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use axum::http::{Method, Uri};
-use vitals_probes::{Http, HttpAnswer, HttpFailure, Probe, Tcp};
+use vitals_probes::{Grpc, GrpcFailure, GrpcTls, Http, HttpAnswer, HttpFailure, Probe, Tcp};
 
 /// The exit codes, shown under `vitals probe --help`.
 const EXIT_CODES: &str = "\
-Exit codes:
-  0  healthy: the answer was as expected (a service reporting \"warn\" still serves)
+Exit codes (for grpc:// the same as grpc_health_probe's):
+  0  healthy: the answer was as expected (a service reporting \"warn\" still serves;
+     for gRPC, the service is SERVING)
   1  usage error: a bad URL or flag value
   2  could not connect: refused, DNS, TLS, or no response within --timeout
+     (gRPC: no connection within --timeout)
   3  unexpected response: a status outside --expect-status, or --body-contains not found
+     (gRPC: the call failed: NOT_FOUND for an unknown service, UNIMPLEMENTED for a server
+     without grpc.health.v1, DEADLINE_EXCEEDED when --timeout ran out after connecting)
   4  reported unhealthy: the service says so itself, in an application/health+json body
      with status \"fail\" or a kube-style ?verbose body ending in \"check failed\"
+     (gRPC: the answer is NOT_SERVING or UNKNOWN)
 
 Examples:
   vitals probe http://127.0.0.1:8080/readyz
   vitals probe --expect-status 200-399 --header 'Authorization: Bearer s3cret' http://127.0.0.1/
-  vitals probe tcp://127.0.0.1:5432";
+  vitals probe tcp://127.0.0.1:5432
+  vitals probe grpc://127.0.0.1:50051                  (the server as a whole, service \"\")
+  vitals probe grpc://127.0.0.1:50051/orders.v1.Orders
+  vitals probe --tls --tls-ca-cert ca.pem grpc://orders.internal:443/liveness";
 
 /// Arguments of `vitals probe`, kept as text until [`Settings::parse`] validates them.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXIT_CODES)]
 pub struct ProbeArgs {
-    /// http://host[:port]/path, https://…, or tcp://host:port.
+    /// http://host[:port]/path, https://…, tcp://host:port, or grpc://host:port[/service]
+    /// (grpcs://… for gRPC over TLS).
     pub url: String,
     /// Give up after this long: 500ms, 5s, 1m.
     #[arg(long, default_value = "5s", value_name = "DURATION")]
@@ -54,6 +64,21 @@ pub struct ProbeArgs {
     /// Require the response body to contain this text (case-sensitive). [HTTP only]
     #[arg(long, value_name = "TEXT")]
     pub body_contains: Option<String>,
+    /// Speak TLS (with ALPN h2), verifying the server against the system's roots.
+    /// [gRPC only]
+    #[arg(long)]
+    pub tls: bool,
+    /// Verify the server against the CA certificates in this PEM file instead. [gRPC, --tls]
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca_cert: Option<String>,
+    /// The name to send (SNI) and to verify the certificate against, when it is not the
+    /// host in the URL. [gRPC, --tls]
+    #[arg(long, value_name = "NAME")]
+    pub tls_server_name: Option<String>,
+    /// Accept any certificate: for self-signed test servers only, as anyone on the path
+    /// can then pose as the server. [gRPC, --tls]
+    #[arg(long, alias = "tls-no-verify")]
+    pub tls_insecure_skip_verify: bool,
     /// Print nothing; the exit code says it all.
     #[arg(long, short)]
     pub quiet: bool,
@@ -71,6 +96,7 @@ struct Settings {
 enum Target {
     Http(Box<Http>),
     Tcp(Tcp),
+    Grpc(Box<Grpc>),
 }
 
 impl Settings {
@@ -87,13 +113,43 @@ impl Settings {
         }
         let uri: Uri = args.url.parse().map_err(|error| {
             format!(
-                "bad URL {:?}: {error}; write http://host:port/path, https://… or tcp://host:port",
+                "bad URL {:?}: {error}; write http://host:port/path, https://…, tcp://host:port or grpc://host:port[/service]",
                 args.url
             )
         })?;
-        let target = match uri.scheme_str() {
+        let scheme = uri.scheme_str();
+        if !matches!(scheme, Some("grpc" | "grpcs")) {
+            let tls_flags = [
+                ("--tls", args.tls),
+                ("--tls-ca-cert", args.tls_ca_cert.is_some()),
+                ("--tls-server-name", args.tls_server_name.is_some()),
+                ("--tls-insecure-skip-verify", args.tls_insecure_skip_verify),
+            ];
+            if let Some((flag, _)) = tls_flags.iter().find(|(_, given)| *given) {
+                return Err(format!(
+                    "{flag} applies to grpc:// URLs only, not to {:?} (https:// brings its own TLS)",
+                    args.url
+                ));
+            }
+        }
+        let target = match scheme {
             Some("http" | "https") if uri.host().is_some_and(|host| !host.is_empty()) => {
                 Target::Http(Box::new(http(&args)?))
+            }
+            Some("grpc" | "grpcs") => {
+                let http_only = [
+                    ("--expect-status", args.expect_status.is_some()),
+                    ("--method", args.method.is_some()),
+                    ("--header", !args.headers.is_empty()),
+                    ("--body-contains", args.body_contains.is_some()),
+                ];
+                if let Some((flag, _)) = http_only.iter().find(|(_, given)| *given) {
+                    return Err(format!(
+                        "{flag} applies to http(s) URLs only, not to {:?}",
+                        args.url
+                    ));
+                }
+                Target::Grpc(Box::new(grpc(&uri, &args)?))
             }
             Some("tcp") => {
                 let http_only = [
@@ -112,7 +168,7 @@ impl Settings {
             }
             _ => {
                 return Err(format!(
-                    "bad URL {:?}: write http://host:port/path, https://… or tcp://host:port",
+                    "bad URL {:?}: write http://host:port/path, https://…, tcp://host:port or grpc://host:port[/service]",
                     args.url
                 ));
             }
@@ -150,6 +206,95 @@ fn http(args: &ProbeArgs) -> Result<Http, String> {
         probe = probe.body_contains(text.clone());
     }
     Ok(probe)
+}
+
+/// `grpc://host:port[/service]` (or `grpcs://`, TLS) and the TLS flags → the probe.
+fn grpc(uri: &Uri, args: &ProbeArgs) -> Result<Grpc, String> {
+    let url = &args.url;
+    let Some(authority) = uri.authority() else {
+        return Err(format!("bad URL {url:?}: write grpc://host:port[/service]"));
+    };
+    if authority.port_u16().is_none() || authority.host().is_empty() {
+        return Err(format!(
+            "bad URL {url:?}: a grpc:// URL needs a host and a port, as in grpc://127.0.0.1:50051"
+        ));
+    }
+    if uri.query().is_some() {
+        return Err(format!(
+            "bad URL {url:?}: a grpc:// URL has no query; write grpc://host:port[/service]"
+        ));
+    }
+    let service = uri.path().strip_prefix('/').unwrap_or(uri.path());
+    if service.contains('/') {
+        return Err(format!(
+            "bad URL {url:?}: the path is one service name (like orders.v1.Orders), without '/'"
+        ));
+    }
+    let tls = args.tls || uri.scheme_str() == Some("grpcs");
+    let sub_flags = [
+        ("--tls-ca-cert", args.tls_ca_cert.is_some()),
+        ("--tls-server-name", args.tls_server_name.is_some()),
+        ("--tls-insecure-skip-verify", args.tls_insecure_skip_verify),
+    ];
+    if !tls && let Some((flag, _)) = sub_flags.iter().find(|(_, given)| *given) {
+        return Err(format!(
+            "{flag} needs --tls (or a grpcs:// URL): without TLS there is no certificate to check"
+        ));
+    }
+    if args.tls_insecure_skip_verify && args.tls_ca_cert.is_some() {
+        return Err(
+            "--tls-insecure-skip-verify and --tls-ca-cert contradict each other: the CA file \
+             is for verifying; drop one"
+                .to_string(),
+        );
+    }
+    let tls = tls.then(|| GrpcTls {
+        ca_file: args.tls_ca_cert.as_ref().map(Into::into),
+        server_name: args.tls_server_name.clone(),
+        insecure_skip_verify: args.tls_insecure_skip_verify,
+    });
+    Grpc::new(authority.as_str(), service, tls).map_err(|error| error.to_string())
+}
+
+/// The exit code and the line to print for a gRPC check, from a connection (or its error)
+/// and the time left for the call.
+async fn judge_grpc(probe: &Grpc, timeout: Duration) -> (u8, String) {
+    let start = tokio::time::Instant::now();
+    let waited = humantime::format_duration(timeout);
+    let channel = match tokio::time::timeout(timeout, probe.connect()).await {
+        Ok(Ok(channel)) => channel,
+        Ok(Err(why)) => return (2, why),
+        Err(_) => {
+            return (
+                2,
+                format!(
+                    "could not connect: no connection to {} within {waited}",
+                    probe.address()
+                ),
+            );
+        }
+    };
+    let left = timeout.saturating_sub(start.elapsed());
+    match tokio::time::timeout(left, probe.observe_on(channel)).await {
+        Err(_) => (
+            3,
+            format!(
+                "health check of {:?} at {} failed: no answer within {waited} (DEADLINE_EXCEEDED)",
+                probe.service(),
+                probe.address()
+            ),
+        ),
+        Ok(answer) => {
+            let output = answer.report.output.unwrap_or_default();
+            let took = start.elapsed().as_millis();
+            match answer.failure {
+                None => (0, format!("healthy: {output} in {took} ms")),
+                Some(GrpcFailure::NoConnection) => (2, output),
+                Some(GrpcFailure::NotServing) => (4, format!("unhealthy: {output}")),
+                Some(_) => (3, output),
+            }
+        }
+    }
 }
 
 /// `200`, or `200-299`: one code or one range, each a code from 100 to 599.
@@ -235,6 +380,7 @@ pub async fn run(args: ProbeArgs) -> ExitCode {
                 Err(_) => no_answer(),
             }
         }
+        Target::Grpc(probe) => judge_grpc(probe, settings.timeout).await,
         Target::Tcp(probe) => {
             let start = tokio::time::Instant::now();
             match tokio::time::timeout(settings.timeout, probe.check()).await {

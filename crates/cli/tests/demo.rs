@@ -67,6 +67,13 @@ async fn the_demo_reacts_to_a_broken_dependency_and_drains_on_sigterm() {
         index.contains("/readyz") && index.contains("/demo/database/MODE"),
         "{index}"
     );
+    // gRPC health on the same port, as the banner says (issue 14).
+    let grpc = base.replacen("http://", "grpc://", 1);
+    assert_eq!(support::probe_code(&[&grpc]).await, Some(0));
+    assert_eq!(
+        support::probe_code(&[&format!("{grpc}/demo.Database")]).await,
+        Some(0)
+    );
 
     let response = client
         .post(format!("{base}/demo/database/down"))
@@ -76,6 +83,15 @@ async fn the_demo_reacts_to_a_broken_dependency_and_drains_on_sigterm() {
     assert_eq!(response.status(), 200);
     wait_for(&client, &format!("{base}/readyz"), 503).await;
     assert_eq!(status(&client, &format!("{base}/livez")).await, Some(200));
+    assert_eq!(
+        support::probe_code(&[&grpc]).await,
+        Some(4),
+        "NOT_SERVING with the database down"
+    );
+    assert_eq!(
+        support::probe_code(&[&format!("{grpc}/liveness")]).await,
+        Some(0)
+    );
 
     client
         .post(format!("{base}/demo/database/up"))

@@ -1,14 +1,15 @@
 //! `vitals probe` as Docker and Kubernetes run it: the real binary against real servers on
 //! 127.0.0.1, one exit code per case, as documented in `vitals probe --help`.
 
+mod support;
+
 use std::net::SocketAddr;
-use std::process::Output;
 
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use tokio::process::Command;
+use support::{probe, stderr, stdout};
 
 /// A server answering 200, 503 with a health+json "fail", 503 plain, and 404 elsewhere.
 async fn server() -> SocketAddr {
@@ -45,34 +46,6 @@ async fn server() -> SocketAddr {
     let addr = listener.local_addr().expect("listener address");
     tokio::spawn(async move { axum::serve(listener, app).await });
     addr
-}
-
-/// Run `vitals probe ARGS…`, assert its exit code, and return what it printed.
-async fn probe(args: &[&str], code: i32) -> Output {
-    let output = Command::new(env!("CARGO_BIN_EXE_vitals"))
-        .arg("probe")
-        .args(args)
-        .env_remove("RUST_LOG")
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("run vitals");
-    assert_eq!(
-        output.status.code(),
-        Some(code),
-        "vitals probe {args:?}\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-    );
-    output
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 #[tokio::test]

@@ -13,7 +13,10 @@ use vitals_core::detector::PhiConfig;
 use super::error::{Diag, Span};
 use super::fields::Fields;
 use super::keys::{Kind, target};
-use super::model::{Cadence, DetectorKind, Expect, HeartbeatSpec, HttpSpec, TargetKind, defaults};
+use super::model::{
+    Cadence, DetectorKind, Expect, GrpcSpec, GrpcTlsSpec, HeartbeatSpec, HttpSpec, TargetKind,
+    defaults,
+};
 use super::val::{At, PhiTuning, Reported};
 
 /// A target's keys, read.
@@ -36,6 +39,7 @@ pub(super) fn missing(kind: Kind, key: &str) -> String {
         (Kind::Postgres, _) => "url = \"postgres://monitor@127.0.0.1:5432/postgres\"",
         (Kind::Redis, _) => "url = \"redis://127.0.0.1:6379\"",
         (Kind::Tcp, _) => "address = \"127.0.0.1:5432\"",
+        (Kind::Grpc, _) => "address = \"127.0.0.1:50051\"",
         (Kind::Exec, _) => "command = [\"/usr/lib/nagios/plugins/check_load\", \"-w\", \"5\"]",
         (Kind::Heartbeat, _) => "period = \"1m\"",
     };
@@ -78,7 +82,80 @@ pub(super) fn spec(
                 .map(|at| at.value)
                 .collect(),
         },
+        Kind::Grpc => TargetKind::Grpc(grpc(diag, f, path)?),
         Kind::Heartbeat => TargetKind::Heartbeat(heartbeat(diag, f, path, udp_listen)?),
+    })
+}
+
+/// The longest gRPC service name, as the library's server accepts it.
+const MAX_SERVICE: usize = 256;
+
+fn grpc(diag: &mut Diag<'_>, f: &Target, path: &str) -> Result<GrpcSpec, Reported> {
+    use target::{ADDRESS, SERVICE, TLS, TLS_CA_CERT, TLS_INSECURE_SKIP_VERIFY, TLS_SERVER_NAME};
+    // Every key is read before any `?`, so that one bad value does not hide the others.
+    let address = f.get(ADDRESS);
+    let service = f.get(SERVICE);
+    let tls = f.get(TLS);
+    let ca_cert = f.get(TLS_CA_CERT);
+    let server_name = f.get(TLS_SERVER_NAME);
+    let skip_verify = f.get(TLS_INSECURE_SKIP_VERIFY);
+    let mut failed = false;
+    if let Ok(Some(at)) = &service
+        && (at.value.len() > MAX_SERVICE || at.value.chars().any(char::is_control))
+    {
+        diag.error(
+            &at.span,
+            SERVICE.field(path),
+            format!("must be at most {MAX_SERVICE} bytes without control characters, like \"orders.v1.Orders\""),
+        );
+        failed = true;
+    }
+    let tls_on = matches!(&tls, Ok(Some(at)) if at.value);
+    if !tls_on {
+        for key in [
+            TLS_CA_CERT.untyped(),
+            TLS_SERVER_NAME.untyped(),
+            TLS_INSECURE_SKIP_VERIFY.untyped(),
+        ] {
+            if let Some(span) = f.key_span(key) {
+                diag.error(
+                    &span,
+                    key.field(path),
+                    format!(
+                        "{} applies to TLS: add tls = true, or remove it",
+                        key.name()
+                    ),
+                );
+                failed = true;
+            }
+        }
+    }
+    if tls_on
+        && matches!(&skip_verify, Ok(Some(at)) if at.value)
+        && f.has(TLS_CA_CERT)
+        && let Some(span) = f.key_span(TLS_INSECURE_SKIP_VERIFY)
+    {
+        diag.error(
+            &span,
+            TLS_INSECURE_SKIP_VERIFY.field(path),
+            "contradicts tls_ca_cert, which is for verifying the server: remove one",
+        );
+        failed = true;
+    }
+    let (address, service, tls) = (address?, service?, tls?);
+    let (ca_cert, server_name, skip_verify) = (ca_cert?, server_name?, skip_verify?);
+    if failed {
+        return Err(Reported);
+    }
+    let tls = tls.is_some_and(|at| at.value).then(|| GrpcTlsSpec {
+        ca_cert: ca_cert.map(|at| at.value.into()),
+        server_name: server_name.map(|at| at.value),
+        insecure_skip_verify: skip_verify.is_some_and(|at| at.value),
+    });
+    Ok(GrpcSpec {
+        address: address.ok_or(Reported)?.value,
+        service: service.map_or_else(String::new, |at| at.value),
+        tls,
     })
 }
 

@@ -216,6 +216,8 @@ pub enum TargetKind {
     Vitals {
         url: String,
     },
+    /// `grpc.health.v1.Health/Check` of one service name.
+    Grpc(GrpcSpec),
     /// A passive target that pings the monitor.
     Heartbeat(HeartbeatSpec),
 }
@@ -230,9 +232,29 @@ impl TargetKind {
             TargetKind::Redis { .. } => "redis",
             TargetKind::Exec { .. } => "exec",
             TargetKind::Vitals { .. } => "vitals",
+            TargetKind::Grpc(_) => "grpc",
             TargetKind::Heartbeat(_) => "heartbeat",
         }
     }
+}
+
+/// A gRPC health check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrpcSpec {
+    /// `host:port`.
+    pub address: String,
+    /// The service name asked about; `""` (the server as a whole) unless set.
+    pub service: String,
+    /// TLS, when `tls = true`.
+    pub tls: Option<GrpcTlsSpec>,
+}
+
+/// TLS of a gRPC health check: the system's roots unless a CA file is given.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GrpcTlsSpec {
+    pub ca_cert: Option<std::path::PathBuf>,
+    pub server_name: Option<String>,
+    pub insecure_skip_verify: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -3,9 +3,11 @@
 //! state machine (fall, rise, down_after) judge a backend here and a target in the monitor.
 //!
 //! Each backend is an engine target `pool/backend` whose probe is [`Readiness`]: an HTTP GET
-//! of the pool's `health_path`. The probe also reports what it saw on a channel, because a
-//! 503 means more than "failed": it is the backend asking for no new requests (a service
-//! draining before it stops), which takes effect at once instead of after `fall` checks.
+//! of the pool's `health_path`, or with `health_check = "grpc"` a `grpc.health.v1` Check of
+//! its `grpc_service`. The probe also reports what it saw on a channel, because a 503 (or a
+//! gRPC `NOT_SERVING`) means more than "failed": it is the backend asking for no new requests
+//! (a service draining before it stops), which takes effect at once instead of after `fall`
+//! checks.
 //! [`drive`] feeds both the engine's transitions and those observations to the pools.
 //!
 //! Not here: routing decisions (`pool`), or the state machine itself (the core's).
@@ -14,10 +16,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
-use vitals_config::lb::LbConfig;
+use vitals_config::lb::{HealthCheck, LbConfig};
 use vitals_core::Report;
 use vitals_engine::{Mode, Record, RecordReceiver, TargetSpec, Transition};
-use vitals_probes::{BoxFuture, Http, Probe};
+use vitals_probes::{BoxFuture, Grpc, GrpcFailure, Http, Probe};
 
 use crate::metrics::{BackendLabels, CheckLabels, Metrics};
 use crate::pool::PoolState;
@@ -29,13 +31,20 @@ pub struct Observation {
     pub pool: usize,
     pub backend: usize,
     pub passed: bool,
-    /// The status code, when there was a response.
-    pub code: Option<u16>,
+    /// The backend said it takes no new requests: HTTP 503, or gRPC `NOT_SERVING`.
+    pub not_ready: bool,
 }
 
-/// The readiness probe of one backend: GET `http://address/health_path`, 2xx passes.
+/// How a backend is looked at.
+enum Look {
+    Http(Box<Http>),
+    Grpc(Box<Grpc>),
+}
+
+/// The readiness probe of one backend: GET `http://address/health_path`, 2xx passes; or a
+/// gRPC health Check, `SERVING` passes.
 pub struct Readiness {
-    http: Http,
+    look: Look,
     pool: usize,
     backend: usize,
     seen: mpsc::UnboundedSender<Observation>,
@@ -43,23 +52,37 @@ pub struct Readiness {
 
 impl std::fmt::Debug for Readiness {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Readiness")
-            .field("url", &self.http.url())
-            .finish_non_exhaustive()
+        let mut f = f.debug_struct("Readiness");
+        match &self.look {
+            Look::Http(http) => f.field("url", &http.url()),
+            Look::Grpc(grpc) => f.field("grpc", &**grpc),
+        };
+        f.finish_non_exhaustive()
     }
 }
 
 impl Probe for Readiness {
     fn check(&self) -> BoxFuture<'_, Report> {
         Box::pin(async move {
-            let answer = self.http.observe().await;
+            let (report, passed, not_ready) = match &self.look {
+                Look::Http(http) => {
+                    let answer = http.observe().await;
+                    let passed = answer.failure.is_none();
+                    (answer.report, passed, answer.code == Some(503))
+                }
+                Look::Grpc(grpc) => {
+                    let answer = grpc.observe().await;
+                    let not_ready = answer.failure == Some(GrpcFailure::NotServing);
+                    (answer.report, answer.failure.is_none(), not_ready)
+                }
+            };
             let _ = self.seen.send(Observation {
                 pool: self.pool,
                 backend: self.backend,
-                passed: answer.failure.is_none(),
-                code: answer.code,
+                passed,
+                not_ready,
             });
-            answer.report
+            report
         })
     }
 
@@ -74,15 +97,29 @@ pub fn target_id(pool: &str, backend: &str) -> String {
 }
 
 /// One engine target per backend, in pool then backend order, with a shared HTTP client
-/// (keep-alive to each backend, so a check costs no handshake).
-pub fn specs(config: &LbConfig, seen: &mpsc::UnboundedSender<Observation>) -> Vec<TargetSpec> {
+/// (keep-alive to each backend, so a check costs no handshake), or one HTTP/2 connection per
+/// backend for gRPC checks.
+pub fn specs(
+    config: &LbConfig,
+    seen: &mpsc::UnboundedSender<Observation>,
+) -> Result<Vec<TargetSpec>, vitals_probes::GrpcError> {
     let client = reqwest::Client::new();
     let mut specs = Vec::new();
     for (p, pool) in config.pools.iter().enumerate() {
         for (b, backend) in pool.backends.iter().enumerate() {
-            let url = format!("http://{}{}", backend.address, pool.health_path);
+            let look = match &pool.health_check {
+                HealthCheck::Http => {
+                    let url = format!("http://{}{}", backend.address, pool.health_path);
+                    Look::Http(Box::new(Http::with_client(client.clone(), url)))
+                }
+                HealthCheck::Grpc { service } => Look::Grpc(Box::new(Grpc::new(
+                    backend.address.to_string(),
+                    service.clone(),
+                    None,
+                )?)),
+            };
             let probe = Readiness {
-                http: Http::with_client(client.clone(), url),
+                look,
                 pool: p,
                 backend: b,
                 seen: seen.clone(),
@@ -99,7 +136,7 @@ pub fn specs(config: &LbConfig, seen: &mpsc::UnboundedSender<Observation>) -> Ve
             });
         }
     }
-    specs
+    Ok(specs)
 }
 
 /// Feeds the engine's transitions and the readiness observations to the pools, until both
@@ -127,7 +164,7 @@ pub async fn drive(
                 let Some(o) = observation else { break };
                 let Some(pool) = pools.get(o.pool) else { continue };
                 let now = now();
-                let said_503 = o.code == Some(503);
+                let said_503 = o.not_ready;
                 let (pool_id, name) = {
                     let mut state = lock(pool);
                     let was = state.backends.get(o.backend).is_some_and(|b| b.not_ready);

@@ -74,6 +74,8 @@ pub enum LbError {
     },
     #[error("the admin API stopped: {0}")]
     Admin(#[source] std::io::Error),
+    #[error("cannot check backends over gRPC: {0}")]
+    Grpc(#[source] vitals_probes::GrpcError),
 }
 
 /// Where the balancer listens, once bound.
@@ -140,7 +142,7 @@ pub async fn run(
     };
 
     let (seen_tx, seen_rx) = mpsc::unbounded_channel();
-    let specs = health::specs(&config, &seen_tx);
+    let specs = health::specs(&config, &seen_tx).map_err(LbError::Grpc)?;
     let mut index = HashMap::new();
     for (p, pool) in config.pools.iter().enumerate() {
         for (b, backend) in pool.backends.iter().enumerate() {

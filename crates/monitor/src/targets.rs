@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use vitals_probes::{Exec, Http, Postgres, Probe, Redis, Tcp, VitalsHealth};
+use vitals_probes::{Exec, Grpc, GrpcTls, Http, Postgres, Probe, Redis, Tcp, VitalsHealth};
 
 use crate::config::{DetectorKind, Expect, Target, TargetKind};
 use crate::engine::{Expectation, Mode, TargetSpec};
@@ -69,6 +69,17 @@ pub fn spec(target: &Target, http: &reqwest::Client) -> Result<TargetSpec, Targe
                 .ok_or_else(|| fail("command is empty".to_string()))?;
             active(Arc::new(
                 Exec::new(program.clone()).args(args.iter().cloned()),
+            ))
+        }
+        TargetKind::Grpc(grpc) => {
+            let tls = grpc.tls.as_ref().map(|tls| GrpcTls {
+                ca_file: tls.ca_cert.clone(),
+                server_name: tls.server_name.clone(),
+                insecure_skip_verify: tls.insecure_skip_verify,
+            });
+            active(Arc::new(
+                Grpc::new(grpc.address.clone(), grpc.service.clone(), tls)
+                    .map_err(|error| fail(error.to_string()))?,
             ))
         }
         TargetKind::Vitals { url } => Mode::Service {

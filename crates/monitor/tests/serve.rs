@@ -12,54 +12,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use vitals_testkit::{holds, until};
-
-struct Monitor {
-    base: String,
-    client: reqwest::Client,
-    _data: tempfile::TempDir,
-}
-
-async fn start(targets: &str) -> Monitor {
-    let data = tempfile::tempdir().unwrap();
-    let text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\napi_token = \"s3cret-token-0123456789\"\nping_body_limit = 1000\n\n{targets}",
-        data.path().display().to_string()
-    );
-    Monitor {
-        base: support::serve(&text).await,
-        client: reqwest::Client::new(),
-        _data: data,
-    }
-}
-
-impl Monitor {
-    /// The JSON body of GET `path` (`/api/v1/…`).
-    async fn json(&self, path: &str) -> serde_json::Value {
-        let url = format!("{}{path}", self.base);
-        self.client
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
-    async fn target(&self, id: &str) -> serde_json::Value {
-        self.json(&format!("/api/v1/targets/{}", id.replace('/', "%2F")))
-            .await
-    }
-
-    async fn wait_for_state(&self, id: &str, state: &str) -> serde_json::Value {
-        let what = format!("{id} to become {state}");
-        until(what, Duration::from_secs(20), async || {
-            holds(self.target(id).await, |target| target["state"] == state)
-        })
-        .await
-    }
-}
+use support::{Monitor, start};
+use vitals_testkit::until;
 
 fn curl(args: &[&str]) -> (bool, String) {
     let output = Command::new("curl")

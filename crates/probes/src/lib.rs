@@ -14,6 +14,7 @@
 //! | [`Tcp`] | a TCP connect to `host:port` | yes |
 //! | [`Http`] | an HTTP request: status code, body text, a JSONPath value, response time | yes |
 //! | [`VitalsHealth`] | a service's `application/health+json` verdict and its checks | yes |
+//! | [`Grpc`] | `grpc.health.v1` Check of a service name (feature `grpc`) | yes |
 //! | [`Exec`] | a command's exit code, the Nagios plugin way (0 pass, 1 warn, 2 fail) | yes |
 //! | [`Postgres`] | `SELECT 1` through a pool | yes |
 //! | [`Redis`] | `PING` through a connection manager | yes |
@@ -38,6 +39,8 @@ pub use vitals_core::Report;
 mod exec;
 mod func;
 mod group;
+#[cfg(feature = "grpc")]
+mod grpc;
 #[cfg(feature = "http")]
 mod http;
 mod limits;
@@ -58,6 +61,8 @@ mod vitals_health;
 pub use exec::{ChildOutput, Exec, OUTPUT_LIMIT as EXEC_OUTPUT_LIMIT, wait_with_output};
 pub use func::{FnProbe, from_fn};
 pub use group::{GroupChild, spawn_in_group};
+#[cfg(feature = "grpc")]
+pub use grpc::{Grpc, GrpcAnswer, GrpcError, GrpcFailure, GrpcTls, code_name};
 #[cfg(feature = "http")]
 pub use http::{Http, HttpAnswer, HttpError, HttpFailure};
 pub use limits::{Limits, LimitsError};
@@ -72,6 +77,9 @@ pub use system::{Disk, Memory};
 pub use tcp::Tcp;
 pub use text::{error_chain, error_root, fmt_duration};
 pub use threshold::Threshold;
+/// The generated `grpc.health.v1` types the gRPC probe speaks (from `tonic-health`).
+#[cfg(feature = "grpc")]
+pub use tonic_health::pb as grpc_health_pb;
 #[cfg(feature = "http")]
 pub use vitals_health::VitalsHealth;
 

@@ -38,6 +38,8 @@
 //!   reaped on drop.
 //! - [`DnsServer`]: a small authoritative DNS server on a loopback UDP port, with A, AAAA and
 //!   SRV records the test sets and changes (DNS discovery against a real resolver).
+//! - [`grpc_python`] and [`grpc_health_server`]: gRPC's own health client and server
+//!   (PyPI's `grpcio-health-checking`), to test vitals' gRPC server and client against.
 //! - [`reserve_port`]: a loopback port held by a bound, non-listening socket (connections
 //!   refused) until the test listens on it; [`free_port`] for programs that bind a port
 //!   themselves.
@@ -54,6 +56,7 @@
 
 mod dns;
 mod error;
+mod grpc_python;
 mod panics;
 mod port;
 mod postgres;
@@ -67,6 +70,10 @@ mod webhook;
 
 pub use dns::{DnsRecord, DnsServer};
 pub use error::Error;
+pub use grpc_python::{
+    Certificates, grpc_health_command, grpc_health_once, grpc_health_script, grpc_health_server,
+    grpc_python, test_certificates,
+};
 pub use panics::panics;
 pub use port::{ReservedPort, free_port, reserve_port};
 pub use postgres::Postgres;

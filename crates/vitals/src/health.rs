@@ -32,6 +32,8 @@ pub(crate) struct Options {
     pub(crate) serve: crate::serve::Limits,
     /// Run the checks on a thread of their own; `None`: when the runtime is multi-threaded.
     pub(crate) checks_thread: Option<bool>,
+    #[cfg(feature = "grpc")]
+    pub(crate) grpc: crate::grpc::Options,
 }
 
 /// Registers checks and startup hooks, then starts them. See the crate documentation for a
@@ -56,6 +58,8 @@ impl HealthBuilder {
                 fresh_min_interval: Duration::from_secs(1),
                 serve: crate::serve::Limits::default(),
                 checks_thread: None,
+                #[cfg(feature = "grpc")]
+                grpc: crate::grpc::Options::default(),
             },
         }
     }
@@ -149,8 +153,35 @@ impl HealthBuilder {
         self
     }
 
+    /// Answer the gRPC health service name `name` (such as `orders.v1.Orders`) from
+    /// `source`: a group's verdict or one check's status. `""`, `liveness`, `readiness` and
+    /// `startup` are built in (see [`crate::grpc`]). Checked when the builder starts: the
+    /// check must be registered, the name new.
+    #[cfg(feature = "grpc")]
+    pub fn grpc_service(mut self, name: impl Into<String>, source: crate::grpc::Source) -> Self {
+        self.options.grpc.services.push((name.into(), source));
+        self
+    }
+
+    /// At most this many gRPC Watch streams at once; one more is refused with
+    /// `RESOURCE_EXHAUSTED`. Default [`crate::grpc::DEFAULT_MAX_WATCHERS`].
+    #[cfg(feature = "grpc")]
+    pub fn grpc_max_watchers(mut self, max: usize) -> Self {
+        self.options.grpc.max_watchers = max;
+        self
+    }
+
     fn problems(&self) -> Vec<Problem> {
         let mut problems: Vec<Problem> = self.checks.iter().flat_map(Check::problems).collect();
+        #[cfg(feature = "grpc")]
+        {
+            let names: Vec<&str> = self
+                .checks
+                .iter()
+                .map(|check| check.name.as_str())
+                .collect();
+            problems.extend(crate::grpc::problems(&self.options.grpc, &names));
+        }
         let serve = &self.options.serve;
         let mut server = |field: &'static str, message: &str| {
             problems.push(Problem {
@@ -230,8 +261,14 @@ impl HealthBuilder {
         if !self.hooks.is_empty() {
             tokio::spawn(run_hooks(self.hooks, phase.clone()));
         }
+        #[cfg(feature = "grpc")]
+        let grpc = crate::grpc::Table::new(&self.options.grpc, |name| {
+            self.checks.iter().position(|check| check.name == name)
+        });
         let health = Health {
             inner: Arc::new(Inner {
+                #[cfg(feature = "grpc")]
+                grpc,
                 checks: self.checks,
                 board,
                 run_now,
@@ -260,6 +297,8 @@ struct Inner {
     metrics: Arc<Metrics>,
     phase: watch::Sender<Phase>,
     options: Options,
+    #[cfg(feature = "grpc")]
+    grpc: crate::grpc::Table,
 }
 
 impl fmt::Debug for Health {
@@ -301,6 +340,11 @@ impl Health {
 
     pub(crate) fn options(&self) -> &Options {
         &self.inner.options
+    }
+
+    #[cfg(feature = "grpc")]
+    pub(crate) fn grpc_table(&self) -> &crate::grpc::Table {
+        &self.inner.grpc
     }
 
     /// The index of the check named `name`.
@@ -409,6 +453,9 @@ impl Health {
     /// Serve `app` on `listener` until drained (see [`Health::drained`]). Mount
     /// [`Health::router`] in `app` to serve the probes; pass `health.router()` alone for a
     /// standalone probe server.
+    ///
+    /// With the `grpc` feature it also speaks HTTP/2 (cleartext, as gRPC clients do), so
+    /// `app.merge(health.grpc().router())` serves gRPC health on the same port.
     ///
     /// HTTP/1.1 with a header read timeout, an idle timeout and a connection limit (see
     /// [`HealthBuilder::header_read_timeout`], [`HealthBuilder::idle_timeout`],

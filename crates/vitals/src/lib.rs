@@ -52,6 +52,10 @@
 //! it drains and shows its verdict in `systemctl status`; see [`systemd`]. Nothing to call:
 //! [`HealthBuilder::start`] reads `NOTIFY_SOCKET` and `WATCHDOG_USEC`.
 //!
+//! With the `grpc` feature, the `grpc.health.v1` service answers from the same snapshot
+//! (the `grpc` module): `app.merge(health.grpc().router())` serves it beside the HTTP probes on one
+//! port.
+//!
 //! # What it is not
 //!
 //! Not a monitor of other services (that is `vitals serve`) and not a supervisor: it tells
@@ -62,6 +66,8 @@ mod check;
 mod checks_thread;
 mod endpoints;
 mod error;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 mod health;
 mod heartbeat;
 mod lifecycle;

@@ -17,7 +17,14 @@
 //!   eviction frees a file descriptor when `accept` fails for lack of one. Connections in the
 //!   middle of a request are never evicted.
 //!
-//! What it is not: a general-purpose server. No HTTP/2, no TLS (terminate it in front), no
+//! With the `grpc` feature it also speaks HTTP/2 (cleartext, prior knowledge: what gRPC
+//! clients send to a plain port), told apart from HTTP/1.1 by the first bytes, with pings
+//! every third of the idle timeout so that a quiet Watch stream keeps its connection. A
+//! connection counts as busy only while a request waits for its response's head, so at the
+//! connection limit one whose only traffic is an open Watch stream may be evicted like an idle
+//! one; its client sees the stream end and watches again, as gRPC clients do.
+//!
+//! What it is not: a general-purpose server. No TLS (terminate it in front), no
 //! per-client rate limits. `TCP_NODELAY` is set on every connection: probe answers are one
 //! small write each, and Nagle's algorithm would only delay them.
 
@@ -233,10 +240,15 @@ async fn handle(
             }
         })
     };
+    #[cfg(not(feature = "grpc"))]
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .serve_connection(io, service);
+    #[cfg(feature = "grpc")]
+    let builder = http1_and_2(&limits);
+    #[cfg(feature = "grpc")]
+    let connection = builder.serve_connection(io, service);
     let mut connection = std::pin::pin!(connection);
     let idle = idle_watch(&conn, limits.idle_timeout);
     let mut idle = std::pin::pin!(idle);
@@ -267,6 +279,33 @@ async fn handle(
         }
     }
 }
+
+/// With gRPC: HTTP/1.1 as without, and HTTP/2 (prior knowledge, as gRPC clients speak it
+/// over plain TCP) told apart by the connection's first bytes. HTTP/2 pings every third of
+/// the idle timeout keep a quiet Watch stream's connection from counting as idle, and find a
+/// peer that vanished; the stream limit bounds what one connection can open.
+#[cfg(feature = "grpc")]
+fn http1_and_2(
+    limits: &Limits,
+) -> hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor> {
+    let mut builder =
+        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval((limits.idle_timeout / 3).max(Duration::from_millis(100)))
+        .keep_alive_timeout(limits.header_read_timeout)
+        .max_concurrent_streams(MAX_STREAMS);
+    builder
+}
+
+/// Concurrent HTTP/2 streams on one connection (probes and Watch streams).
+#[cfg(feature = "grpc")]
+const MAX_STREAMS: u32 = 128;
 
 /// Resolves once no byte has moved on `conn` for `timeout` (checked every half timeout).
 async fn idle_watch(conn: &Conn, timeout: Duration) {

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, dead_code)] // test helpers; each test file uses some
 
 use std::path::Path;
+use std::process::Output;
 
 use tokio::process::Command;
 use vitals_testkit::{Ready, Running};
@@ -71,4 +72,43 @@ pub fn reasons(target: &serde_json::Value) -> Vec<String> {
         .iter()
         .filter_map(|t| t["reason"].as_str().map(str::to_owned))
         .collect()
+}
+
+/// Run `vitals probe ARGS…`, assert its exit code, and return what it printed.
+pub async fn probe(args: &[&str], code: i32) -> Output {
+    let output = vitals()
+        .arg("probe")
+        .args(args)
+        .env_remove("RUST_LOG")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("run vitals");
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "vitals probe {args:?}\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    output
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The exit code of `vitals probe --quiet ARGS…`, for waiting on a state.
+pub async fn probe_code(args: &[&str]) -> Option<i32> {
+    let output = vitals()
+        .args(["probe", "--quiet"])
+        .args(args)
+        .output()
+        .await
+        .expect("run vitals");
+    output.status.code()
 }

@@ -27,6 +27,8 @@ schema! {
         ID: Id = "id";
         BALANCE: Str = "balance";
         HEALTH_PATH: Str = "health_path";
+        HEALTH_CHECK: Str = "health_check";
+        GRPC_SERVICE: Str = "grpc_service";
         PANIC_THRESHOLD: Number = "panic_threshold";
         SLOW_START: Duration = "slow_start";
         CONNECT_TIMEOUT: Duration = "connect_timeout";

@@ -47,17 +47,19 @@ pub enum Kind {
     Redis,
     Exec,
     Vitals,
+    Grpc,
     Heartbeat,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Http,
         Kind::Tcp,
         Kind::Postgres,
         Kind::Redis,
         Kind::Exec,
         Kind::Vitals,
+        Kind::Grpc,
         Kind::Heartbeat,
     ];
 
@@ -69,6 +71,7 @@ impl Kind {
             Kind::Redis => "redis",
             Kind::Exec => "exec",
             Kind::Vitals => "vitals",
+            Kind::Grpc => "grpc",
             Kind::Heartbeat => "heartbeat",
         }
     }
@@ -119,9 +122,10 @@ const POSTGRES: u8 = 1 << Kind::Postgres as u8;
 const REDIS: u8 = 1 << Kind::Redis as u8;
 const EXEC: u8 = 1 << Kind::Exec as u8;
 const VITALS: u8 = 1 << Kind::Vitals as u8;
+const GRPC: u8 = 1 << Kind::Grpc as u8;
 const HEARTBEAT: u8 = 1 << Kind::Heartbeat as u8;
 /// Targets the monitor probes on a schedule (everything but heartbeats).
-const ACTIVE: u8 = HTTP | TCP | POSTGRES | REDIS | EXEC | VITALS;
+const ACTIVE: u8 = HTTP | TCP | POSTGRES | REDIS | EXEC | VITALS | GRPC;
 /// Every kind: the kinds of every key outside `[[target]]`.
 pub const ANY: u8 = ACTIVE | HEARTBEAT;
 

@@ -95,7 +95,7 @@ schema! {
         URL: HttpUrl = "url" for HTTP | VITALS;
         POSTGRES_URL: PostgresUrl = "url" for POSTGRES;
         REDIS_URL: RedisUrl = "url" for REDIS;
-        ADDRESS: HostPort = "address" for TCP;
+        ADDRESS: HostPort = "address" for TCP | GRPC;
         COMMAND: Command = "command" for EXEC;
         // HTTP.
         METHOD: Method = "method" for HTTP;
@@ -105,6 +105,12 @@ schema! {
         JSON_PATH: Str = "json_path" for HTTP;
         JSON_EQUALS: Json = "json_equals" for HTTP;
         WARN_OVER: Duration = "warn_over" for HTTP;
+        // gRPC health checking.
+        SERVICE: Str = "service" for GRPC;
+        TLS: Bool = "tls" for GRPC;
+        TLS_CA_CERT: Path = "tls_ca_cert" for GRPC;
+        TLS_SERVER_NAME: Str = "tls_server_name" for GRPC;
+        TLS_INSECURE_SKIP_VERIFY: Bool = "tls_insecure_skip_verify" for GRPC;
         // Heartbeats.
         PING_ID: PingId = "ping_id" for HEARTBEAT;
         PERIOD: Duration = "period" for HEARTBEAT;
@@ -180,7 +186,7 @@ pub fn required(kind: Kind) -> &'static [TypedKey<target::Table, Untyped>] {
         Kind::Http | Kind::Vitals => const { &[target::URL.untyped()] },
         Kind::Postgres => const { &[target::POSTGRES_URL.untyped()] },
         Kind::Redis => const { &[target::REDIS_URL.untyped()] },
-        Kind::Tcp => const { &[target::ADDRESS.untyped()] },
+        Kind::Tcp | Kind::Grpc => const { &[target::ADDRESS.untyped()] },
         Kind::Exec => const { &[target::COMMAND.untyped()] },
         // Period or schedule, exactly one: checked with the pair.
         Kind::Heartbeat => &[],

@@ -39,7 +39,9 @@ use std::path::Path;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-pub use model::{Admin, Backend, Balance, IpNet, LbConfig, Listener, Outlier, Pool, defaults};
+pub use model::{
+    Admin, Backend, Balance, HealthCheck, IpNet, LbConfig, Listener, Outlier, Pool, defaults,
+};
 
 use super::build::Defaults;
 use super::error::{self, ConfigErrors, Diag};

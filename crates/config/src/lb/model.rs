@@ -171,8 +171,10 @@ pub struct Pool {
     /// Target id syntax; unique.
     pub id: String,
     pub balance: Balance,
-    /// Path of each backend's readiness endpoint, starting with `/`.
+    /// Path of each backend's readiness endpoint, starting with `/` (HTTP checks).
     pub health_path: String,
+    /// How backends are checked: HTTP GET of `health_path`, or gRPC health.
+    pub health_check: HealthCheck,
     pub schedule: Cadence,
     pub thresholds: Thresholds,
     /// Percent (0–100) of backends that must be in rotation; below it, traffic spreads over
@@ -191,6 +193,19 @@ pub struct Pool {
     pub outlier: Outlier,
     /// At least one; addresses unique.
     pub backends: Vec<Backend>,
+}
+
+/// How a pool checks its backends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthCheck {
+    /// GET `health_path`: 2xx passes, 503 drains.
+    Http,
+    /// `grpc.health.v1.Health/Check` of `service`: SERVING passes, NOT_SERVING drains.
+    Grpc { service: String },
+}
+
+impl HealthCheck {
+    pub const NAMES: [&'static str; 2] = ["http", "grpc"];
 }
 
 /// One instance of a service.

@@ -18,7 +18,7 @@ use super::super::keys::lb::NESTED;
 use super::super::keys::{TypedKey, backend, defaults as inherited, outlier, pool as key, ty};
 use super::super::val::{At, Reported};
 use super::super::value;
-use super::{Backend, Balance, IDEMPOTENT, Outlier, Pool, defaults};
+use super::{Backend, Balance, HealthCheck, IDEMPOTENT, Outlier, Pool, defaults};
 
 /// Methods that may be marked idempotent in `idempotent_methods`.
 const MARKABLE: [&str; 2] = ["POST", "PATCH"];
@@ -26,6 +26,73 @@ const MAX_WEIGHT: u32 = 1000;
 
 /// The id of `pool[i]` (when valid), for duplicate and reference checks.
 pub(super) type PoolRead = (Result<Pool, Reported>, Option<At<String>>);
+
+/// `health_check` and the key that goes with each: `health_path` for http, `grpc_service` for
+/// grpc.
+fn health_check(
+    diag: &mut Diag<'_>,
+    f: &Fields<key::Table>,
+    path: &str,
+) -> Result<HealthCheck, Reported> {
+    let service = f.get(key::GRPC_SERVICE)?;
+    let check = match f.get(key::HEALTH_CHECK)? {
+        None => HealthCheck::Http,
+        Some(at) if at.value == "http" => HealthCheck::Http,
+        Some(at) if at.value == "grpc" => HealthCheck::Grpc {
+            service: service
+                .as_ref()
+                .map_or_else(String::new, |at| at.value.clone()),
+        },
+        Some(at) => {
+            let hint = suggest(&at.value, HealthCheck::NAMES)
+                .map_or_else(String::new, |c| format!("did you mean {c:?}? "));
+            diag.error(
+                &at.span,
+                key::HEALTH_CHECK.field(path),
+                format!(
+                    "unknown health check {:?}; {hint}choose {}",
+                    at.value,
+                    HealthCheck::NAMES.join(" or ")
+                ),
+            );
+            return Err(Reported);
+        }
+    };
+    let mut failed = false;
+    match &check {
+        HealthCheck::Http => {
+            if let Some(span) = f.key_span(key::GRPC_SERVICE) {
+                diag.error(
+                    &span,
+                    key::GRPC_SERVICE.field(path),
+                    "grpc_service is for gRPC checks: add health_check = \"grpc\", or remove it",
+                );
+                failed = true;
+            }
+        }
+        HealthCheck::Grpc { service } => {
+            if let Some(span) = f.key_span(key::HEALTH_PATH) {
+                diag.error(
+                    &span,
+                    key::HEALTH_PATH.field(path),
+                    "health_path is for HTTP checks; a gRPC check names a service: use grpc_service",
+                );
+                failed = true;
+            }
+            if service.len() > 256 || service.chars().any(char::is_control) {
+                if let Some(span) = f.span(key::GRPC_SERVICE) {
+                    diag.error(
+                        &span,
+                        key::GRPC_SERVICE.field(path),
+                        "must be at most 256 bytes without control characters, like \"orders.v1.Orders\"",
+                    );
+                }
+                failed = true;
+            }
+        }
+    }
+    if failed { Err(Reported) } else { Ok(check) }
+}
 
 pub(super) fn pool(
     diag: &mut Diag<'_>,
@@ -108,6 +175,7 @@ pub(super) fn pool(
             Err(Reported)
         }
     });
+    let health_check = health_check(diag, &f, &path);
     let mut percent = |key: TypedKey<key::Table, ty::Number>, default: f64| {
         f.get(key).and_then(|at| match at {
             None => Ok(default),
@@ -175,6 +243,7 @@ pub(super) fn pool(
             id: id.clone()?.ok_or(Reported)?.value,
             balance: balance?,
             health_path: health_path?,
+            health_check: health_check?,
             schedule: schedule?,
             thresholds: thresholds?,
             panic_threshold: panic_threshold?,

@@ -184,3 +184,54 @@ fn a_network_of_no_bits_holds_every_address_of_its_family() {
     assert_eq!(IpNet::parse("::/129"), None);
     assert_eq!(IpNet::parse("10.0.0.1/x"), None);
 }
+
+/// `health_check = "grpc"` (issue 14): a pool checked over gRPC names a service, not a path.
+#[test]
+fn a_pool_can_be_checked_over_grpc() {
+    let backend = "[[pool.backend]]\naddress = \"127.0.0.1:9001\"\n";
+    let listener = "[[listener]]\nlisten = \"127.0.0.1:8080\"\npool = \"web\"\n";
+    let config = parse(
+        &format!("{listener}[[pool]]\nid = \"web\"\nhealth_check = \"grpc\"\ngrpc_service = \"orders.v1.Orders\"\n{backend}"),
+        "lb.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        config.pools[0].health_check,
+        HealthCheck::Grpc {
+            service: "orders.v1.Orders".into()
+        }
+    );
+    let plain = parse(
+        &format!("{listener}[[pool]]\nid = \"web\"\nhealth_check = \"grpc\"\n{backend}"),
+        "lb.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        plain.pools[0].health_check,
+        HealthCheck::Grpc {
+            service: String::new()
+        }
+    );
+    assert_eq!(
+        parse(GOOD, "lb.toml").unwrap().pools[0].health_check,
+        HealthCheck::Http
+    );
+
+    let text = format!(
+        "{listener}[[pool]]\nid = \"web\"\nhealth_check = \"grp\"\n{backend}[[pool]]\nid = \"api\"\nhealth_check = \"grpc\"\nhealth_path = \"/readyz\"\n{backend}[[pool]]\nid = \"db\"\ngrpc_service = \"x\"\n{backend}"
+    );
+    let errors = parse(&text, "lb.toml").unwrap_err().to_string();
+    let expected = [
+        "lb.toml:6:16: pool[0] (\"web\").health_check: unknown health check \"grp\"; did you mean \"grpc\"? choose http or grpc",
+        "lb.toml:12:1: pool[1] (\"api\").health_path: health_path is for HTTP checks; a gRPC check names a service: use grpc_service",
+        "lb.toml:17:1: pool[2] (\"db\").grpc_service: grpc_service is for gRPC checks: add health_check = \"grpc\", or remove it",
+    ];
+    let lines: Vec<&str> = errors.lines().collect();
+    assert_eq!(lines.len(), expected.len(), "{errors}");
+    for (line, expected) in lines.iter().zip(expected) {
+        assert!(
+            line.starts_with(expected),
+            "{line:?} should start with {expected:?}"
+        );
+    }
+}

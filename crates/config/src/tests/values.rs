@@ -245,3 +245,82 @@ fn columns_count_characters_from_one() {
     let positions: Vec<(usize, usize)> = errors.0.iter().map(|e| (e.line, e.column)).collect();
     assert_eq!(positions, [(2, 6), (6, 14)], "{errors}");
 }
+
+/// `kind = "grpc"` (issue 14): the TLS keys need `tls = true`, skipping verification
+/// contradicts a CA file, and a service name is one short printable name.
+#[test]
+fn grpc_targets_and_their_tls_keys() {
+    let config = ok(r#"
+[[target]]
+id = "plain"
+kind = "grpc"
+address = "127.0.0.1:50051"
+
+[[target]]
+id = "tls"
+kind = "grpc"
+address = "[::1]:443"
+service = "orders.v1.Orders"
+tls = true
+tls_ca_cert = "/etc/ca.pem"
+tls_server_name = "orders.internal"
+"#);
+    let TargetKind::Grpc(plain) = &config.targets[0].kind else {
+        panic!("grpc")
+    };
+    assert_eq!(
+        (plain.address.as_str(), plain.service.as_str(), &plain.tls),
+        ("127.0.0.1:50051", "", &None)
+    );
+    let TargetKind::Grpc(tls) = &config.targets[1].kind else {
+        panic!("grpc")
+    };
+    let settings = tls.tls.as_ref().expect("tls");
+    assert_eq!(tls.service, "orders.v1.Orders");
+    assert_eq!(
+        settings.ca_cert.as_deref(),
+        Some(std::path::Path::new("/etc/ca.pem"))
+    );
+    assert_eq!(settings.server_name.as_deref(), Some("orders.internal"));
+    assert!(!settings.insecure_skip_verify);
+
+    check(
+        r#"
+[[target]]
+id = "a"
+kind = "grpc"
+tls_ca_cert = "/etc/ca.pem"
+tls_server_name = "x"
+tls_insecure_skip_verify = true
+[[target]]
+id = "b"
+kind = "grpc"
+address = "h:1"
+tls = true
+tls_ca_cert = "/etc/ca.pem"
+tls_insecure_skip_verify = true
+service = "bad\u0007name"
+[[target]]
+id = "c"
+kind = "grpc"
+address = "h"
+url = "grpc://h:1"
+[[target]]
+id = "d"
+kind = "tcp"
+address = "h:1"
+service = "x"
+"#,
+        &[
+            "1 target[0] (\"a\").address: missing address; a grpc target needs it, like address = \"127.0.0.1:50051\"",
+            "4 target[0] (\"a\").tls_ca_cert: applies to TLS: add tls = true",
+            "5 target[0] (\"a\").tls_server_name: applies to TLS: add tls = true",
+            "6 target[0] (\"a\").tls_insecure_skip_verify: applies to TLS: add tls = true",
+            "13 target[1] (\"b\").tls_insecure_skip_verify: contradicts tls_ca_cert",
+            "14 target[1] (\"b\").service: at most 256 bytes without control characters",
+            "18 target[2] (\"c\").address: \"h\" has no port",
+            "19 target[2] (\"c\").url: it is for http, postgres, redis or vitals targets",
+            "24 target[3] (\"d\").service: it is for grpc targets",
+        ],
+    );
+}

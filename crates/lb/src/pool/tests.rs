@@ -18,6 +18,7 @@ fn pool(n: usize, tune: impl FnOnce(&mut Pool)) -> PoolState {
         id: "web".into(),
         balance: Balance::RoundRobin,
         health_path: "/readyz".into(),
+        health_check: vitals_config::lb::HealthCheck::Http,
         schedule: vitals_config::default_cadence(),
         thresholds: Thresholds::default(),
         panic_threshold: 0.0,

@@ -75,14 +75,31 @@ pub async fn start_lb_with(
     admin_keys: &str,
     listener_keys: &str,
 ) -> Lb {
+    let named: Vec<(&str, SocketAddr)> = backends
+        .iter()
+        .map(|b| (b.name.as_str(), b.address))
+        .collect();
+    start_lb_on(&named, pool_keys, admin_keys, listener_keys).await
+}
+
+/// [`start_lb`] over backends given by name and address (servers of the test's own).
+pub async fn start_lb_at(backends: &[(&str, SocketAddr)], pool_keys: &str) -> Lb {
+    start_lb_on(backends, pool_keys, "", "").await
+}
+
+async fn start_lb_on(
+    backends: &[(&str, SocketAddr)],
+    pool_keys: &str,
+    admin_keys: &str,
+    listener_keys: &str,
+) -> Lb {
     let port = free_port().unwrap();
     let mut text = format!(
         "[admin]\nlisten = \"127.0.0.1:0\"\n{admin_keys}\n\n[[listener]]\nlisten = \"127.0.0.1:{port}\"\npool = \"web\"\n{listener_keys}\n\n[[pool]]\nid = \"web\"\n{pool_keys}\n"
     );
-    for b in backends {
+    for (name, address) in backends {
         text.push_str(&format!(
-            "\n[[pool.backend]]\nid = \"{}\"\naddress = \"{}\"\n",
-            b.name, b.address
+            "\n[[pool.backend]]\nid = \"{name}\"\naddress = \"{address}\"\n"
         ));
     }
     let config =

@@ -476,3 +476,42 @@ async fn probes_can_be_given_as_flags() {
     assert_eq!(code, Some(125), "{stderr}");
     assert!(stderr.contains("--liveness \"ftp://x\""), "{stderr}");
 }
+
+/// A `grpc` probe as in a pod spec: the child's `grpc.health.v1` service decides readiness
+/// (here `vitals demo`, whose `readiness` service follows its readiness group).
+#[tokio::test]
+async fn a_grpc_readiness_probe_follows_the_childs_health_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = vitals_testkit::free_port().unwrap();
+    let config = write(
+        dir.path(),
+        "svc.toml",
+        &format!(
+            "[readinessProbe]\ngrpc = {{ port = {port}, service = \"readiness\" }}\nperiodSeconds = 0.1\nfailureThreshold = 3\n"
+        ),
+    );
+    let demo = env!("CARGO_BIN_EXE_vitals");
+    let listen = format!("127.0.0.1:{port}");
+    let (_supervisor, base) = supervise(
+        &config,
+        &[demo, "demo", "--listen", &listen, "--interval", "100ms"],
+    )
+    .await;
+    until("the supervisor's /readyz to pass", WITHIN, async || {
+        holds(readyz(&base).await, |(code, _)| *code == 200)
+    })
+    .await;
+    reqwest::Client::new()
+        .post(format!("http://{listen}/demo/database/down"))
+        .send()
+        .await
+        .unwrap();
+    let (_, body) = until("the supervisor's /readyz to fail", WITHIN, async || {
+        holds(readyz(&base).await, |(code, _)| *code == 503)
+    })
+    .await;
+    assert!(
+        body.contains("NOT_SERVING"),
+        "the child's answer is quoted: {body}"
+    );
+}

@@ -155,7 +155,8 @@ pub async fn drive(
                 if let Record::Transition(Transition { target, from, to, reason, .. }) = record
                     && let Some(&(p, b)) = index.get(&target)
                 {
-                    tracing::info!(backend = %target, from = from.as_str(), to = to.as_str(), %reason, "backend state changed");
+                    // The engine logs the change itself ("target changed state"); once is enough.
+                    tracing::debug!(backend = %target, from = from.as_str(), to = to.as_str(), %reason, "backend state changed");
                     let now = now();
                     lock(&pools[p]).handle_state(now, b, to);
                 }

@@ -25,8 +25,7 @@
 //! takes whole seconds; tests use it, and so can impatient people. Every problem is reported
 //! at once, each with file, line and column and the field's full name.
 //!
-//! What it is not: a pod spec. No images, volumes, environment or resources; a `grpc`
-//! probe is recognised and refused until vitals' gRPC probe lands.
+//! What it is not: a pod spec. No images, volumes, environment or resources.
 
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -36,7 +35,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
-use vitals_probes::{Exec, Http, Probe, Tcp};
+use vitals_probes::{Exec, Grpc, Http, Probe, Tcp};
 
 use crate::machine::{Backoff, ProbeKind, ProbeTiming, RestartPolicy, Settings};
 
@@ -110,7 +109,7 @@ struct ProbeSpec {
     http_get: Option<HttpGet>,
     tcp_socket: Option<TcpSocket>,
     exec: Option<ExecAction>,
-    grpc: Option<Spanned<toml::Value>>,
+    grpc: Option<Spanned<GrpcAction>>,
     initial_delay_seconds: Option<Spanned<f64>>,
     period_seconds: Option<Spanned<f64>>,
     timeout_seconds: Option<Spanned<f64>>,
@@ -141,6 +140,15 @@ struct HttpHeader {
 struct TcpSocket {
     port: Spanned<i64>,
     host: Option<String>,
+}
+
+/// Kubernetes' `GRPCAction`: `grpc.health.v1` `Check` of `service` (`""`, the server as a
+/// whole, unless set) on the child's `port`, in cleartext as kubelet does.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GrpcAction {
+    port: Spanned<i64>,
+    service: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -418,9 +426,7 @@ fn probe(
         problem(
             table.span(),
             "",
-            format!(
-                "has {handlers} handlers; give exactly one of httpGet, tcpSocket, exec (grpc is not supported yet)"
-            ),
+            format!("has {handlers} handlers; give exactly one of httpGet, tcpSocket, exec, grpc"),
         );
         return (timing, None);
     }
@@ -450,14 +456,21 @@ fn probe(
             }
         }
     } else if let Some(grpc) = &spec.grpc {
-        // TODO(issue 14, gRPC): build a grpc.health.v1 probe here once vitals-probes has one.
-        problem(
-            grpc.span(),
-            "grpc",
-            "gRPC probes are not supported by vitals supervise yet; use httpGet, tcpSocket or exec"
-                .into(),
-        );
-        None
+        let action = grpc.get_ref();
+        port(&action.port, "grpc.port", problem).and_then(|port| {
+            let addr = host_port(None, port);
+            let service = action.service.clone().unwrap_or_default();
+            match Grpc::new(addr.clone(), service.clone(), None) {
+                Ok(probe) => Some(ProbePlan {
+                    what: format!("grpc {addr} {service:?}"),
+                    probe: Arc::new(probe),
+                }),
+                Err(error) => {
+                    problem(grpc.span(), "grpc", error.to_string());
+                    None
+                }
+            }
+        })
     } else {
         None
     };
@@ -750,9 +763,20 @@ terminationGracePeriodSeconds = 5
         assert_eq!(plan.settings.grace, Duration::from_secs(10));
     }
 
-    #[test]
-    fn grpc_probes_are_recognised_and_refused_for_now() {
-        let problems = problems("command = [\"x\"]\n[livenessProbe]\ngrpc = { port = 9000 }\n");
-        assert!(problems[0].contains("livenessProbe.grpc"), "{problems:?}");
+    // A runtime, as in `vitals supervise`: tonic's channel is made (lazily) in one.
+    #[tokio::test]
+    async fn grpc_probes_take_a_port_and_an_optional_service() {
+        let text = "[livenessProbe]\ngrpc = { port = 9000, service = \"liveness\" }\n";
+        let plan = parse("svc.toml", text, vec!["x".into()]).unwrap();
+        assert!(plan.probes.iter().any(Option::is_some));
+        let zero = problems("command = [\"x\"]\n[livenessProbe]\ngrpc = { port = 0 }\n");
+        assert!(zero[0].contains("livenessProbe.grpc.port"), "{zero:?}");
+        // Kubernetes' GRPCAction has no host: the pod's own address (here 127.0.0.1).
+        let text = "command = [\"x\"]\n[livenessProbe]\ngrpc = { port = 9000, host = \"a\" }\n";
+        let error = parse("svc.toml", text, vec![]).unwrap_err().to_string();
+        assert!(
+            error.contains("line 3") && error.contains("unknown field `host`"),
+            "{error}"
+        );
     }
 }

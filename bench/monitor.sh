@@ -41,6 +41,7 @@
 #   UDP_SECONDS=10       length of the UDP run
 #   PING_TARGETS=1000    heartbeat targets the HTTP pings cycle over
 #   PING_DURATION=10s    length of the wrk run; PING_CONNECTIONS=32
+#   MAX_CONCURRENCY=1024 the monitor's server.max_concurrency in the active part (checks in flight)
 #   IDLE_TARGETS=100000  targets of the memory measurement
 #   PIN=1                monitor / HAProxy on CPU 1, load (HTTP servers, sender, wrk) on CPU 0
 #   PROFILE=1            also `perf record -g` the monitor over the active-check window and keep
@@ -69,6 +70,7 @@ UDP_SOURCES=${UDP_SOURCES:-1000}
 UDP_SECONDS=${UDP_SECONDS:-10}
 UDP_SENDERS=${UDP_SENDERS:-1}
 PING_TARGETS=${PING_TARGETS:-1000}
+MAX_CONCURRENCY=${MAX_CONCURRENCY:-1024}
 PING_DURATION=${PING_DURATION:-10s}
 PING_CONNECTIONS=${PING_CONNECTIONS:-32}
 IDLE_TARGETS=${IDLE_TARGETS:-100000}
@@ -326,7 +328,7 @@ if [[ -z ${SKIP_ACTIVE:-} ]]; then
     port=$(free_port)
     config=$tmp/active.toml
     {
-        server_header "$port" "$tmp/data-active" "max_concurrency = 1024"
+        server_header "$port" "$tmp/data-active" "max_concurrency = $MAX_CONCURRENCY"
         printf '\n[defaults]\ninterval = "%s"\ntimeout = "%s"\n' "$INTERVAL" "$TIMEOUT"
         for ((i = 0; i < TARGETS; i++)); do
             printf '\n[[target]]\nid = "t%06d"\nkind = "http"\nurl = "http://127.0.0.1:%s/t/%06d"\n' \

@@ -492,9 +492,18 @@ async fn a_grpc_readiness_probe_follows_the_childs_health_service() {
     );
     let demo = env!("CARGO_BIN_EXE_vitals");
     let listen = format!("127.0.0.1:{port}");
-    let (_supervisor, base) = supervise(
+    let (mut supervisor, base) = supervise(
         &config,
-        &[demo, "demo", "--listen", &listen, "--interval", "100ms"],
+        &[
+            demo,
+            "demo",
+            "--listen",
+            &listen,
+            "--interval",
+            "100ms",
+            "--drain-delay",
+            "100ms",
+        ],
     )
     .await;
     until("the supervisor's /readyz to pass", WITHIN, async || {
@@ -514,4 +523,8 @@ async fn a_grpc_readiness_probe_follows_the_childs_health_service() {
         body.contains("NOT_SERVING"),
         "the child's answer is quoted: {body}"
     );
+    // Stopped as a service manager would, so the child goes with it (a SIGKILLed supervisor
+    // leaves its child's group behind: docs/SUPERVISE.md).
+    supervisor.signal(Signal::SIGTERM).unwrap();
+    supervisor.wait(WITHIN).await.unwrap();
 }

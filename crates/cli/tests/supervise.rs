@@ -79,6 +79,20 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
+/// `vitals demo` on `listen` as the supervised child: checks every 100 ms, a 100 ms drain.
+fn demo_child(listen: &str) -> [&str; 8] {
+    [
+        env!("CARGO_BIN_EXE_vitals"),
+        "demo",
+        "--listen",
+        listen,
+        "--interval",
+        "100ms",
+        "--drain-delay",
+        "100ms",
+    ]
+}
+
 #[tokio::test]
 async fn the_childs_readiness_is_served_on_readyz_and_the_agent_check_and_sigterm_is_passed_on() {
     let dir = tempfile::tempdir().unwrap();
@@ -90,22 +104,8 @@ async fn the_childs_readiness_is_served_on_readyz_and_the_agent_check_and_sigter
             "agentCheck = \"127.0.0.1:0\"\n[readinessProbe]\nhttpGet = {{ path = \"/readyz\", port = {port} }}\nperiodSeconds = 0.1\nfailureThreshold = 3\n"
         ),
     );
-    let demo = env!("CARGO_BIN_EXE_vitals");
     let listen = format!("127.0.0.1:{port}");
-    let (mut supervisor, base) = supervise(
-        &config,
-        &[
-            demo,
-            "demo",
-            "--listen",
-            &listen,
-            "--interval",
-            "100ms",
-            "--drain-delay",
-            "100ms",
-        ],
-    )
-    .await;
+    let (mut supervisor, base) = supervise(&config, &demo_child(&listen)).await;
     let agent: std::net::SocketAddr = supervisor
         .banner()
         .split("agent check on ")
@@ -490,22 +490,8 @@ async fn a_grpc_readiness_probe_follows_the_childs_health_service() {
             "[readinessProbe]\ngrpc = {{ port = {port}, service = \"readiness\" }}\nperiodSeconds = 0.1\nfailureThreshold = 3\n"
         ),
     );
-    let demo = env!("CARGO_BIN_EXE_vitals");
     let listen = format!("127.0.0.1:{port}");
-    let (mut supervisor, base) = supervise(
-        &config,
-        &[
-            demo,
-            "demo",
-            "--listen",
-            &listen,
-            "--interval",
-            "100ms",
-            "--drain-delay",
-            "100ms",
-        ],
-    )
-    .await;
+    let (mut supervisor, base) = supervise(&config, &demo_child(&listen)).await;
     until("the supervisor's /readyz to pass", WITHIN, async || {
         holds(readyz(&base).await, |(code, _)| *code == 200)
     })

@@ -140,6 +140,8 @@ fn udp(addr: SocketAddr, sources: u64, seconds: u64, first: u64) {
     let (mut sent, mut failed, mut seq) = (0u64, 0u64, 0u64);
     let (mut source, mut time_ms) = (0usize, 0u64);
     let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(SEND_BATCH, None);
+    // The socket is connected: no address per datagram.
+    let addrs: [Option<SockaddrStorage>; SEND_BATCH] = [None; SEND_BATCH];
     while Instant::now() < until {
         time_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -170,12 +172,11 @@ fn udp(addr: SocketAddr, sources: u64, seconds: u64, first: u64) {
                 .iter()
                 .map(|datagram| [IoSlice::new(datagram)])
                 .collect();
-            let addrs = vec![None; filled];
             match sendmmsg(
                 socket.as_raw_fd(),
                 &mut headers,
                 &slices,
-                addrs,
+                &addrs[..filled],
                 [],
                 MsgFlags::empty(),
             ) {

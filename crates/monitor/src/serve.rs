@@ -17,7 +17,6 @@ use crate::recovery::{Escalation, EscalationHook, Initial, Recoverer};
 use crate::store::{self, Store, Writer};
 use crate::targets::{TargetError, spec};
 
-pub mod http;
 mod persist;
 pub(crate) mod reload;
 mod udp_sources;
@@ -278,11 +277,14 @@ pub async fn run_from(
     let drained = health.drained();
     listening.send_replace(true);
     on_listening(addr);
-    // The library's `Health::serve` without limits; the monitor's own server, with them.
-    http::serve(
+    // The library's server, with the monitor's connection limit.
+    vitals::serve_router_with(
         listener,
         app,
-        http::Limits::monitor(config.server.max_connections),
+        vitals::ServerLimits {
+            max_connections: config.server.max_connections,
+            ..vitals::ServerLimits::default()
+        },
         drained,
     )
     .await

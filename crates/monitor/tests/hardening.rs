@@ -360,9 +360,10 @@ async fn login_redirects_stay_home_and_the_cookie_is_secure_behind_https() {
 }
 
 /// Item 4: the monitor held 3,000 connections sending half a header forever and took any
-/// number of them. Now a head must arrive within 10 s, and connections past
-/// `max_connections` are told why and closed, so `/livez` answers again once the slow ones
-/// are cut.
+/// number of them. Now a head must arrive within 10 s, and at `max_connections` the
+/// connection waiting longest makes room, so `/livez` is answered within about a second.
+/// (Refusals with a reason, when every slot is busy, are tested with the server itself in
+/// `crates/vitals/tests/http_limits.rs`.)
 #[tokio::test(flavor = "multi_thread")]
 async fn slow_and_excess_connections_do_not_keep_the_monitor_from_answering() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -377,20 +378,16 @@ async fn slow_and_excess_connections_do_not_keep_the_monitor_from_answering() {
             .unwrap();
         slow.push(stream);
     }
-    let refused = until(
-        "a fourth connection to be refused",
+    // Every slot is held by a half-sent header; the one waiting longest makes room (after
+    // a second), so the probe is answered rather than refused or kept waiting for the
+    // header timeout.
+    until(
+        "/livez answered beside three slow connections",
         Duration::from_secs(5),
-        async || {
-            let response = monitor.get("/livez").await;
-            (response.status() == 503).then_some(response)
-        },
+        async || monitor.get("/livez").await.status() == 200,
     )
     .await;
-    let reason = refused.text().await.unwrap();
-    assert!(
-        reason.contains("too many open connections (server.max_connections = 3)"),
-        "{reason}"
-    );
+    // The slow ones are closed: evicted for the probe, or at the header timeout.
     for stream in &mut slow {
         let mut rest = Vec::new();
         let read = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut rest));

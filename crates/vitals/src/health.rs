@@ -29,7 +29,7 @@ pub(crate) struct Options {
     pub(crate) details_token: Option<String>,
     pub(crate) drain_delay: Duration,
     pub(crate) fresh_min_interval: Duration,
-    pub(crate) serve: crate::serve::Limits,
+    pub(crate) serve: crate::serve::ServerLimits,
     /// Run the checks on a thread of their own; `None`: when the runtime is multi-threaded.
     pub(crate) checks_thread: Option<bool>,
     #[cfg(feature = "grpc")]
@@ -56,7 +56,7 @@ impl HealthBuilder {
                 details_token: None,
                 drain_delay: Duration::from_secs(5),
                 fresh_min_interval: Duration::from_secs(1),
-                serve: crate::serve::Limits::default(),
+                serve: crate::serve::ServerLimits::default(),
                 checks_thread: None,
                 #[cfg(feature = "grpc")]
                 grpc: crate::grpc::Options::default(),
@@ -467,7 +467,8 @@ impl Health {
         listener: tokio::net::TcpListener,
         app: axum::Router,
     ) -> std::io::Result<()> {
-        crate::serve::serve(listener, app, self.inner.options.serve, self.drained()).await
+        crate::serve::serve_router_with(listener, app, self.inner.options.serve, self.drained())
+            .await
     }
 
     /// Answer HAProxy's agent checks on `listener` (`agent-check agent-port …`) from the

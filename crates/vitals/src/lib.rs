@@ -73,7 +73,7 @@ mod heartbeat;
 mod lifecycle;
 mod metrics;
 mod scheduler;
-mod serve;
+pub mod serve;
 mod snapshot;
 #[cfg(unix)]
 pub mod systemd;
@@ -85,7 +85,7 @@ pub use error::{BuildError, Problem};
 pub use health::{Health, HealthBuilder};
 pub use heartbeat::Heartbeat;
 pub use lifecycle::Phase;
-pub use serve::serve_router;
+pub use serve::{ServerLimits, serve_router, serve_router_with};
 pub use snapshot::{CheckSnapshot, Snapshot};
 pub use view::{CheckView, Scope, Verdict};
 

@@ -1,5 +1,9 @@
-//! The HTTP server behind [`Health::serve`](crate::Health::serve): hyper's HTTP/1.1 with the
-//! defences a probe port needs against slow clients and many clients (issue 11, item 4).
+//! The HTTP server of every vitals port that answers HTTP: [`Health::serve`](crate::Health::serve),
+//! `vitals supervise`'s probe port and the monitor's (`vitals serve`). hyper's HTTP/1.1 with the
+//! defences a port open to anyone needs against slow clients and many clients (issue 11,
+//! item 4: 3,000 connections sending half a header were held forever, and under
+//! `ulimit -n 1024` the server stopped answering). One server, so one set of defences to get
+//! right; [`ServerLimits`] holds its knobs.
 //!
 //! - **Header read timeout** (default 10 s): a request's headers must be complete within it,
 //!   counted from when the server starts waiting for them: on a new connection, and after the
@@ -10,12 +14,20 @@
 //!   stopped reading). Checked every half timeout, so it closes within 1.5 × the timeout.
 //! - **Connection limit** (default 512): at the limit the server accepts the next connection
 //!   only after closing the one that has waited longest for its next request, once it has
-//!   waited at least [`EVICTION_GRACE`]; until then new connections wait in the kernel's
-//!   backlog. A flood of connections that never finish a header (slowloris) therefore cannot
-//!   keep a kubelet's probe, which sends its request at once, out for more than about that
-//!   grace, and a burst of honest clients beyond the limit is delayed, not refused. The same
-//!   eviction frees a file descriptor when `accept` fails for lack of one. Connections in the
-//!   middle of a request are never evicted.
+//!   waited at least [`ServerLimits::evict_after`] (default 1 s); until then new connections
+//!   wait in the kernel's backlog. A flood of connections that never finish a header
+//!   (slowloris) therefore cannot keep a kubelet's probe, which sends its request at once, out
+//!   for more than about that long, and a burst of honest clients beyond the limit is delayed,
+//!   not refused. Connections in the middle of a request are never evicted: when every slot
+//!   is busy for longer than [`BACKLOG_WAIT`], the next connection is answered `503` with the
+//!   reason and `retry-after` (at most [`REFUSING`] such answers at once, each within
+//!   [`REFUSAL_TIME`]; beyond that it is closed unanswered), so a client learns why rather
+//!   than timing out.
+//! - **Accept failures** (out of file descriptors) free one by the same eviction and retry
+//!   after a pause, never a spin; the first is logged as a warning, the recovery as info.
+//! - **Shutdown**: stop accepting, let each connection finish the request it is in (an idle
+//!   one closes at once), and wait at most [`ServerLimits::drain`] (default 10 s) before
+//!   closing what is left.
 //!
 //! With the `grpc` feature it also speaks HTTP/2 (cleartext, prior knowledge: what gRPC
 //! clients send to a plain port), told apart from HTTP/1.1 by the first bytes, with pings
@@ -25,8 +37,8 @@
 //! one; its client sees the stream end and watches again, as gRPC clients do.
 //!
 //! What it is not: a general-purpose server. No TLS (terminate it in front), no
-//! per-client rate limits. `TCP_NODELAY` is set on every connection: probe answers are one
-//! small write each, and Nagle's algorithm would only delay them.
+//! per-client rate limits (the monitor's ping routes have their own). `TCP_NODELAY` is set on
+//! every connection: answers are small writes, and Nagle's algorithm would only delay them.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -39,31 +51,56 @@ use std::time::Duration;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 use tokio::time::Instant;
 
-/// How long a connection may wait for its next request before it may be closed to make room
-/// for a new one: long enough for any client that sends its request at once (a burst of
-/// connections is accepted faster than their tasks first run), short enough that a flood of
-/// half-sent headers delays a probe by about this much at most.
-pub(crate) const EVICTION_GRACE: Duration = Duration::from_secs(1);
+/// How long a connection over the limit waits in the backlog for a slot (one closing, or an
+/// idle one evicted) before it is answered `503`.
+pub const BACKLOG_WAIT: Duration = Duration::from_secs(1);
 
-/// The limits of [`serve`]; see the module documentation for what each one does.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Limits {
-    pub(crate) header_read_timeout: Duration,
-    pub(crate) idle_timeout: Duration,
-    pub(crate) max_connections: usize,
+/// Connections over the limit answered `503` at once; more are closed without an answer, so
+/// the answers themselves cannot hold many descriptors.
+pub const REFUSING: usize = 64;
+
+/// How long a refused connection may take to send its request head, read the `503` and close.
+pub const REFUSAL_TIME: Duration = Duration::from_secs(2);
+
+/// How much of a refused request head is read before the answer.
+const REFUSAL_HEAD: usize = 16 * 1024;
+
+/// The pause after a failed `accept` (typically out of descriptors) before the next.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+
+/// The limits of [`serve_router_with`]; see the module documentation for what each one does.
+/// [`Default`] gives the values every vitals server uses unless told otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// A request's headers must be complete within this (10 s).
+    pub header_read_timeout: Duration,
+    /// A connection moving no byte either way for this long is closed (60 s).
+    pub idle_timeout: Duration,
+    /// Open connections at most (512).
+    pub max_connections: usize,
+    /// At the limit, a connection that has waited this long for its next request (a head
+    /// still trickling in, or a kept-alive one between requests) may be closed to make room
+    /// (1 s): long enough for any client that sends its request at once (a burst of
+    /// connections is accepted faster than their tasks first run), short enough that a flood
+    /// of half-sent headers delays a probe by about this much at most.
+    pub evict_after: Duration,
+    /// How long shutdown waits for requests in flight before closing their connections (10 s).
+    pub drain: Duration,
 }
 
-impl Default for Limits {
+impl Default for ServerLimits {
     fn default() -> Self {
-        Limits {
+        ServerLimits {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_connections: 512,
+            evict_after: Duration::from_secs(1),
+            drain: Duration::from_secs(10),
         }
     }
 }
@@ -100,10 +137,10 @@ impl Table {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Close the connection idle the longest, if it has been idle for the grace at least (at
+    /// Close the connection idle the longest, if it has been idle for `grace` at least (at
     /// `now`, in milliseconds since the server started). False if none may be closed.
-    fn evict_oldest_idle(&self, now: u64) -> bool {
-        let grace = u64::try_from(EVICTION_GRACE.as_millis()).unwrap_or(u64::MAX);
+    fn evict_oldest_idle(&self, now: u64, grace: Duration) -> bool {
+        let grace = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
         let mut conns = self.lock();
         let oldest = conns
             .iter()
@@ -123,43 +160,63 @@ impl Table {
             None => false,
         }
     }
+
+    /// Close every connection now (the drain ran out).
+    fn close_all(&self) {
+        for conn in self.lock().values() {
+            conn.evict.notify_one();
+        }
+    }
 }
 
-/// Serve `app` on `listener` with the default limits of [`Health::serve`](crate::Health::serve)
-/// (header read timeout 10 s, idle timeout 60 s, 512 connections with eviction of the idle)
-/// until `shutdown` resolves, then finish what is in flight. For programs that answer probes
-/// without a [`Health`](crate::Health) of their own, such as `vitals supervise`, which
-/// answers for its child.
+/// Serve `app` on `listener` with [`ServerLimits::default`] until `shutdown` resolves, then
+/// finish what is in flight. For programs that answer probes without a
+/// [`Health`](crate::Health) of their own, such as `vitals supervise`, which answers for its
+/// child.
 pub async fn serve_router(
     listener: TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve(listener, app, Limits::default(), shutdown).await
+    serve_router_with(listener, app, ServerLimits::default(), shutdown).await
 }
 
-/// Serve `app` on `listener` with `limits` until `shutdown` resolves; then stop accepting,
-/// let each connection finish the request it is in, and return once all have closed.
-pub(crate) async fn serve(
+/// Serve `app` on `listener` within `limits` until `shutdown` resolves; then stop accepting,
+/// let each connection finish the request it is in, and return once all have closed or
+/// [`ServerLimits::drain`] has passed.
+pub async fn serve_router_with(
     listener: TcpListener,
     app: Router,
-    limits: Limits,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    limits: ServerLimits,
+    shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let started = Instant::now();
     let table = Arc::new(Table::default());
+    let refusing = Arc::new(Semaphore::new(REFUSING));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     let mut serial = 0u64;
+    // Since when every slot has been taken with none to evict; None while there is room.
+    let mut full_since: Option<Instant> = None;
+    let mut accept_failing = false;
     loop {
-        // At the limit, make room before accepting: the new connection waits in the backlog.
-        if table.len() >= limits.max_connections && !table.evict_oldest_idle(millis_since(started))
-        {
-            tokio::select! {
-                () = &mut shutdown => break,
-                () = tokio::time::sleep(Duration::from_millis(10)) => continue,
+        // At the limit, make room before accepting: the new connection waits in the backlog,
+        // for a while.
+        let full = table.len() >= limits.max_connections
+            && !table.evict_oldest_idle(millis_since(started), limits.evict_after);
+        let over_limit = if full {
+            let since = *full_since.get_or_insert_with(Instant::now);
+            if since.elapsed() < BACKLOG_WAIT {
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    () = tokio::time::sleep(Duration::from_millis(10)) => continue,
+                }
             }
-        }
+            true
+        } else {
+            full_since = None;
+            false
+        };
         let stream = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -168,15 +225,30 @@ pub(crate) async fn serve(
                 Err(error) => {
                     // Most likely out of file descriptors: free one by closing the connection
                     // idle the longest, and try again shortly.
-                    tracing::debug!(%error, "accept failed; evicting an idle connection");
-                    table.evict_oldest_idle(millis_since(started));
-                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    if !accept_failing {
+                        tracing::warn!(%error, "cannot accept connections; closing idle ones to make room");
+                        accept_failing = true;
+                    }
+                    table.evict_oldest_idle(millis_since(started), limits.evict_after);
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }
             },
         };
+        if std::mem::take(&mut accept_failing) {
+            tracing::info!("accepting connections again");
+        }
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+        if over_limit {
+            if let Ok(permit) = Arc::clone(&refusing).try_acquire_owned() {
+                tokio::spawn(async move {
+                    refuse(stream, limits.max_connections).await;
+                    drop(permit);
+                });
+            }
+            continue;
         }
         serial += 1;
         let conn = Arc::new(Conn {
@@ -198,8 +270,42 @@ pub(crate) async fn serve(
     drop(stop_rx);
     let _ = stop_tx.send(true);
     // Every connection task holds a receiver; they are all gone once each has closed.
-    stop_tx.closed().await;
+    if tokio::time::timeout(limits.drain, stop_tx.closed())
+        .await
+        .is_err()
+    {
+        tracing::warn!(drain = ?limits.drain, "connections still busy after the drain; closing them");
+        table.close_all();
+    }
     Ok(())
+}
+
+/// A connection over the limit: say why, briefly, and close.
+async fn refuse(mut stream: TcpStream, limit: usize) {
+    let reason = format!("too many open connections (max_connections = {limit}); retry shortly\n");
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{reason}",
+        reason.len()
+    );
+    let _ = tokio::time::timeout(REFUSAL_TIME, async {
+        // Answer the request, not the connection: a client that reads an answer before it
+        // has sent its request takes it for a protocol error. A head of any size will do.
+        let mut head = Vec::with_capacity(1024);
+        let mut chunk = [0u8; 1024];
+        while head.len() < REFUSAL_HEAD && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut chunk).await? {
+                0 => return Ok(()),
+                n => head.extend_from_slice(&chunk[..n]),
+            }
+        }
+        stream.write_all(answer.as_bytes()).await?;
+        stream.shutdown().await?;
+        // Read the rest before closing: closing with unread bytes resets the connection,
+        // and the client might lose the answer.
+        while stream.read(&mut chunk).await? > 0 {}
+        std::io::Result::Ok(())
+    })
+    .await;
 }
 
 /// Accept errors that concern one connection only (it was reset before we took it).
@@ -220,7 +326,7 @@ async fn handle(
     stream: TcpStream,
     app: Router,
     conn: Arc<Conn>,
-    limits: Limits,
+    limits: ServerLimits,
     started: Instant,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -286,7 +392,7 @@ async fn handle(
 /// peer that vanished; the stream limit bounds what one connection can open.
 #[cfg(feature = "grpc")]
 fn http1_and_2(
-    limits: &Limits,
+    limits: &ServerLimits,
 ) -> hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor> {
     let mut builder =
         hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());

@@ -1,15 +1,12 @@
 //! The `vitals` command: parses arguments, wires the library's parts together, and turns
 //! errors into messages and exit codes. No health-checking logic lives here.
 
-mod demo;
 mod lb;
 mod monitor;
 mod probe;
 mod supervise;
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -45,17 +42,7 @@ enum Command {
     /// watch /readyz, /health?verbose and /metrics react; `/` lists what it serves.
     ///
     /// Example: vitals demo --listen 127.0.0.1:9001
-    Demo {
-        /// Address to serve on.
-        #[arg(long, default_value = "127.0.0.1:8000")]
-        listen: SocketAddr,
-        /// How often the demo's checks run.
-        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
-        interval: Duration,
-        /// How long to keep serving after Ctrl-C or SIGTERM, with readiness failing.
-        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
-        drain_delay: Duration,
-    },
+    Demo(vitals_demo::Args),
     /// Check one URL once, for Docker HEALTHCHECK and Kubernetes exec probes.
     ///
     /// Exit codes: 0 healthy, 1 usage error, 2 could not connect, 3 unexpected response,
@@ -162,11 +149,7 @@ async fn main() -> ExitCode {
         Command::Lb { config, check } => lb::run(config, check).await,
         Command::CheckConfig { file, .. } if lb::is_lb_file(&file) => lb::check_config(&file),
         Command::CheckConfig { file, strict } => monitor::check_config(file, strict),
-        Command::Demo {
-            listen,
-            interval,
-            drain_delay,
-        } => demo::run(listen, interval, drain_delay).await,
+        Command::Demo(args) => vitals_demo::run(args).await.map_err(anyhow::Error::from),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

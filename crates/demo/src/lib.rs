@@ -1,15 +1,17 @@
-//! `vitals demo`: a service embedding the vitals library, with simulated dependencies that
-//! can be broken and mended over HTTP, so the probes can be watched reacting.
+//! The demo service: a service embedding the vitals library, with simulated dependencies
+//! that can be broken and mended over HTTP, so the probes can be watched reacting. Run as
+//! `vitals-demo` (this crate's binary: the quickest first build, the library and nothing
+//! else) or `vitals demo` (the same [`run`] inside the full command).
 //!
-//! The simulation lives here, in the binary, because it is a toy: the library and its tests
-//! use real servers.
+//! The simulation lives here, outside the library, because it is a toy: the library and its
+//! tests use real servers. Not a template for a real service (see `examples/order-service`).
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
-use anyhow::Context;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -114,11 +116,43 @@ async fn switch(
     (StatusCode::OK, format!("{name} is now {mode:?}\n"))
 }
 
-pub async fn run(
-    listen: SocketAddr,
-    interval: Duration,
-    drain_delay: Duration,
-) -> anyhow::Result<()> {
+/// The demo's options, shared by `vitals-demo` and `vitals demo`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Address to serve on.
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    pub listen: SocketAddr,
+    /// How often the demo's checks run.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub interval: Duration,
+    /// How long to keep serving after Ctrl-C or SIGTERM, with readiness failing.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub drain_delay: Duration,
+}
+
+/// Why the demo could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("invalid demo checks: {0}")]
+    Checks(#[from] vitals::BuildError),
+    #[error(
+        "cannot listen on {listen} (is another demo running? try --listen 127.0.0.1:0): {source}"
+    )]
+    Listen {
+        listen: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Serve the demo until Ctrl-C or SIGTERM, then drain and return.
+pub async fn run(args: Args) -> Result<(), DemoError> {
+    let Args {
+        listen,
+        interval,
+        drain_delay,
+    } = args;
     let deps = Dependencies {
         database: Simulated::default(),
         cache: Simulated::default(),
@@ -154,15 +188,14 @@ pub async fn run(
             tokio::time::sleep(Duration::from_secs(1)).await;
             Ok::<_, std::convert::Infallible>(())
         })
-        .start()
-        .context("invalid demo checks")?;
+        .start()?;
 
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| {
-            format!("cannot listen on {listen} (is another demo running? try --listen 127.0.0.1:0)")
-        })?;
-    let addr = listener.local_addr().context("no local address")?;
+        .map_err(|source| DemoError::Listen { listen, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| DemoError::Listen { listen, source })?;
     // `/` names this instance first, so requests through a balancer show which one answered.
     let index = format!("vitals demo on {addr}\n\n{INDEX}");
     let app = Router::new()
@@ -171,7 +204,10 @@ pub async fn run(
         .with_state(deps)
         .merge(health.router())
         .merge(health.grpc().router());
-    println!(
+    // Written, not `println!`ed: with its reader gone (`vitals-demo | head -1`) the demo
+    // goes on serving rather than panicking on a closed pipe.
+    let _ = writeln!(
+        std::io::stdout(),
         "vitals demo on http://{addr}\n\
          \n  probes:   curl -i 'http://{addr}/readyz?verbose'   (also /livez /startupz /health /metrics)\
          \n  gRPC:     vitals probe grpc://{addr}                (also /liveness /demo.Database)\
@@ -180,6 +216,5 @@ pub async fn run(
          \n  stop:     Ctrl-C (readiness fails at once, the server drains for {}, then exits)\n",
         humantime::format_duration(drain_delay)
     );
-    health.serve(listener, app).await.context("server failed")?;
-    Ok(())
+    health.serve(listener, app).await.map_err(DemoError::Serve)
 }

@@ -232,7 +232,9 @@ say "faults for ${DURATION}s: ping flood, flapping pings, $SLOW slowloris connec
         fds=$(find "/proc/$monitor/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
         ((rss > peak_rss)) && peak_rss=$rss
         ((fds > peak_fds)) && peak_fds=$fds
-        echo "$peak_rss $peak_fds $rss $fds" >"$tmp/peaks"
+        # Replaced whole, never truncated in place: the reader after the faults once caught
+        # the file empty.
+        echo "$peak_rss $peak_fds $rss $fds" >"$tmp/peaks.new" && mv "$tmp/peaks.new" "$tmp/peaks"
         sleep 1
     done
 ) &

@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "../../vitals/tests/haproxy/mod.rs"]
+#[path = "../../vitals/tests/it/haproxy/mod.rs"]
 mod haproxy;
 
 use std::sync::Arc;

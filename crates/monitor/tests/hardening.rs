@@ -363,7 +363,7 @@ async fn login_redirects_stay_home_and_the_cookie_is_secure_behind_https() {
 /// number of them. Now a head must arrive within 10 s, and at `max_connections` the
 /// connection waiting longest makes room, so `/livez` is answered within about a second.
 /// (Refusals with a reason, when every slot is busy, are tested with the server itself in
-/// `crates/vitals/tests/http_limits.rs`.)
+/// `crates/vitals/tests/it/http_limits.rs`.)
 #[tokio::test(flavor = "multi_thread")]
 async fn slow_and_excess_connections_do_not_keep_the_monitor_from_answering() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

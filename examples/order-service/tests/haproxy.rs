@@ -5,7 +5,7 @@
 
 mod common;
 
-#[path = "../../../crates/vitals/tests/haproxy/mod.rs"]
+#[path = "../../../crates/vitals/tests/it/haproxy/mod.rs"]
 mod haproxy;
 
 use std::time::Duration;

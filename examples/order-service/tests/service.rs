@@ -186,7 +186,7 @@ async fn a_probe_storm_adds_no_query_to_postgres() {
 
     // 1,000 requests, 200 at a time: below the server's connection limit (512), beyond which
     // new connections wait a second in the backlog for room, which a loaded machine can push
-    // past the client's timeout. The limit has tests of its own (crates/vitals/tests/serve.rs).
+    // past the client's timeout. The limit has tests of its own (crates/vitals/tests/it/serve.rs).
     let storm = futures_util::stream::iter((0..1000).map(|_| service.get("/readyz")));
     let answers: Vec<_> = storm.buffer_unordered(200).collect().await;
     assert!(answers.iter().all(|answer| answer.status == 200));

@@ -1,13 +1,11 @@
 //! The probe endpoints through the real router, on tokio's paused clock: hysteresis, degraded
 //! versus unhealthy, exclusions, verbose text, per-check paths, details token, lifecycle.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::{Switch, advance, get, get_with};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::{Switch, advance, get, get_with};
 use vitals::{Check, Health};
 
 fn secs(s: u64) -> Duration {

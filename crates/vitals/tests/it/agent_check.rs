@@ -4,20 +4,17 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-mod haproxy;
-
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use vitals::{Check, Health, Thresholds};
 
-use common::Switch;
-use haproxy::Haproxy;
+use crate::common::Switch;
+use crate::haproxy::Haproxy;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn haproxy_routes_on_the_services_verdict() {
-    let Some(binary) = haproxy::binary() else {
+    let Some(binary) = crate::haproxy::binary() else {
         return;
     };
     let database = Switch::default();

@@ -1,13 +1,11 @@
 //! The scheduler on tokio's paused clock: timeouts cut hanging checks, checks keep their own
 //! schedules, fresh reads coalesce and are rate-limited, registrations are validated.
 
-mod common;
-
 use std::future::pending;
 use std::time::Duration;
 
+use crate::common::{Switch, advance, get};
 use axum::http::StatusCode;
-use common::{Switch, advance, get};
 use vitals::probes::{Tcp, from_fn};
 use vitals::{Check, Health, Report, Thresholds};
 

@@ -8,8 +8,6 @@
 #![cfg(feature = "grpc")]
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -24,7 +22,7 @@ use vitals::grpc::pb::{HealthCheckRequest, HealthCheckResponse};
 use vitals::{Check, Group, Health, Thresholds};
 use vitals_testkit::{Ready, Running, grpc_health_command, grpc_health_once, grpc_python, until};
 
-use common::Switch;
+use crate::common::Switch;
 
 const WITHIN: Duration = Duration::from_secs(20);
 
@@ -405,7 +403,7 @@ async fn a_slow_reader_gets_the_latest_status_not_a_backlog() {
         )
         .start()
         .unwrap();
-    common::advance(0.1).await;
+    crate::common::advance(0.1).await;
     let grpc = health.grpc();
     let mut watch = grpc
         .watch(tonic::Request::new(request("")))
@@ -423,7 +421,7 @@ async fn a_slow_reader_gets_the_latest_status_not_a_backlog() {
         } else {
             database.pass();
         }
-        common::advance(1.0).await;
+        crate::common::advance(1.0).await;
     }
     assert_eq!(grpc.status(""), Some(ServingStatus::NotServing));
     assert_eq!(

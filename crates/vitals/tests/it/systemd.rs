@@ -5,11 +5,9 @@
 #![cfg(unix)]
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::time::Duration;
 
-use common::Switch;
+use crate::common::Switch;
 use tokio::net::UnixDatagram;
 use tokio::sync::watch;
 use vitals::systemd::{Notifier, watch as notify_systemd};

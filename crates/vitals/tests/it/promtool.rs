@@ -3,11 +3,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::time::Duration;
 
-use common::Switch;
+use crate::common::Switch;
 use vitals::{Check, Health};
 
 #[tokio::test]
@@ -33,7 +31,7 @@ async fn the_librarys_metrics_pass_promtool() {
         db.runs() > 0 && cache.runs() > 0
     })
     .await;
-    let answer = common::get(&health.router(), "/metrics").await;
+    let answer = crate::common::get(&health.router(), "/metrics").await;
     assert_eq!(answer.status, 200);
     vitals_testkit::promtool_check(&answer.body);
 }

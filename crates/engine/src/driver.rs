@@ -28,18 +28,30 @@ use crate::spec::{Mode, Restored, TargetSpec, Topology};
 const CHANGES_CAPACITY: usize = 4096;
 
 /// Schedule lag of active checks and records dropped under overload.
+///
+/// The lag (due → started) is the sum of three waits, kept apart so that a profile can say
+/// which one grows (issue 10): the timer task waking after the fleet's next timeout
+/// (`timer`), a spawned check task waiting for its first poll behind other ready tasks
+/// (`queue`), and waiting for a concurrency permit (`permit`).
 #[derive(Debug)]
 pub struct Lag {
     pub histogram: Histogram,
+    pub timer: Histogram,
+    pub queue: Histogram,
+    pub permit: Histogram,
     pub dropped_records: AtomicU64,
     pub checks: AtomicU64,
 }
 
 impl Default for Lag {
     fn default() -> Self {
+        // 100 µs to ~13 s.
+        let buckets = || Histogram::new(exponential_buckets(0.0001, 2.0, 18));
         Lag {
-            // 100 µs to ~13 s.
-            histogram: Histogram::new(exponential_buckets(0.0001, 2.0, 18)),
+            histogram: buckets(),
+            timer: buckets(),
+            queue: buckets(),
+            permit: buckets(),
             dropped_records: AtomicU64::new(0),
             checks: AtomicU64::new(0),
         }
@@ -298,11 +310,15 @@ impl Engine {
 
     /// Run the check that is `due` (its target in `specs`, the fleet's when it came due), and
     /// feed its outcome back.
-    async fn check(self, due: Due, specs: Arc<[TargetSpec]>) {
+    async fn check(self, due: Due, specs: Arc<[TargetSpec]>, spawned: tokio::time::Instant) {
+        let polled = tokio::time::Instant::now();
+        let lag = &self.shared.lag;
+        lag.queue.observe((polled - spawned).as_secs_f64());
         let Ok(_permit) = self.shared.concurrency.clone().acquire_owned().await else {
             return;
         };
         let started = tokio::time::Instant::now();
+        lag.permit.observe((started - polled).as_secs_f64());
         let lag = started
             .into_std()
             .saturating_duration_since(due.due)
@@ -345,24 +361,36 @@ async fn run_check(spec: &TargetSpec, clock: &Clock) -> (Outcome, Vec<(String, O
 /// let the fleet handle it, and start the checks it asks for. Holds the engine only while
 /// awake, so it ends once every [`Engine`] is dropped (dropping wakes it).
 async fn run(shared: Weak<Shared>, wake: Arc<Notify>) {
+    // When the last sleep was to end, if it ran to its end (not woken early).
+    let mut slept_until: Option<Instant> = None;
     loop {
         let next = {
             let Some(shared) = shared.upgrade() else {
                 return;
             };
             let engine = Engine { shared };
+            if let Some(until) = slept_until.take() {
+                let late = engine
+                    .shared
+                    .clock
+                    .now()
+                    .mono
+                    .saturating_duration_since(until);
+                engine.shared.lag.timer.observe(late.as_secs_f64());
+            }
             let (due, specs, next) = engine.feed(|fleet, now| {
                 fleet.handle_timeout(now);
                 let due: Vec<Due> = std::iter::from_fn(|| fleet.poll_check()).collect();
                 (due, fleet.shared_specs(), fleet.poll_timeout())
             });
+            let spawned = tokio::time::Instant::now();
             for due in due {
-                tokio::spawn(engine.clone().check(due, Arc::clone(&specs)));
+                tokio::spawn(engine.clone().check(due, Arc::clone(&specs), spawned));
             }
             next
         };
         tokio::select! {
-            () = sleep_until(next) => {}
+            () = sleep_until(next) => slept_until = next,
             () = wake.notified() => {}
         }
     }

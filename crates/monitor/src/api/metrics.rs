@@ -230,6 +230,26 @@ pub(super) async fn scrape(State(api): State<Api>, headers: HeaderMap) -> Respon
         "How late active checks start after they are due",
         lag.histogram.clone(),
     );
+    // The lag's parts, to tell which wait grows under load.
+    for (name, help, histogram) in [
+        (
+            "timer_late_seconds",
+            "How late the scheduler's timer wakes after the next check is due",
+            &lag.timer,
+        ),
+        (
+            "queue_seconds",
+            "How long a started check task waits for its first poll behind other ready tasks",
+            &lag.queue,
+        ),
+        (
+            "permit_seconds",
+            "How long a check waits for a slot under server.max_concurrency",
+            &lag.permit,
+        ),
+    ] {
+        scheduler_registry.register(name, help, histogram.clone());
+    }
     let _ = prometheus_text::encode(&mut text, &scheduler_registry);
     let mut checks_registry = Registry::with_prefix("vitals");
     api.engine.check_metrics().register(&mut checks_registry);

@@ -5,9 +5,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "../../vitals/tests/it/haproxy/mod.rs"]
-mod haproxy;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, SystemTime};
@@ -19,7 +16,7 @@ use vitals_monitor::agent_check;
 use vitals_monitor::engine::{Cadence, Engine, Mode, Options, TargetSpec, records};
 use vitals_probes::{Probe, from_fn};
 
-use haproxy::Haproxy;
+use vitals_testkit::Haproxy;
 
 /// A probe whose result the test sets: 0 pass, 1 warn, 2 fail.
 fn switch(result: &Arc<AtomicU8>) -> Arc<dyn Probe> {
@@ -38,7 +35,7 @@ fn switch(result: &Arc<AtomicU8>) -> Arc<dyn Probe> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn haproxy_routes_on_the_monitors_target_states() {
-    let Some(binary) = haproxy::binary() else {
+    let Some(binary) = Haproxy::binary() else {
         return;
     };
     let result = Arc::new(AtomicU8::new(0));

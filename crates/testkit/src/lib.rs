@@ -57,6 +57,7 @@
 mod dns;
 mod error;
 mod grpc_python;
+mod haproxy;
 mod panics;
 mod port;
 mod postgres;
@@ -74,6 +75,7 @@ pub use grpc_python::{
     Certificates, grpc_health_command, grpc_health_once, grpc_health_script, grpc_health_server,
     grpc_python, test_certificates,
 };
+pub use haproxy::Haproxy;
 pub use panics::panics;
 pub use port::{ReservedPort, free_port, reserve_port};
 pub use postgres::Postgres;

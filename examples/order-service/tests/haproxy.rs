@@ -5,14 +5,10 @@
 
 mod common;
 
-#[path = "../../../crates/vitals/tests/it/haproxy/mod.rs"]
-mod haproxy;
-
 use std::time::Duration;
 
 use common::{Service, servers};
-use haproxy::Haproxy;
-use vitals_testkit::{Signal, signal, until};
+use vitals_testkit::{Haproxy, Signal, signal, until};
 
 /// The queue check's outcomes of `kind` so far, from the service's `/metrics`.
 async fn queue_outcomes(service: &Service, kind: &str) -> u64 {
@@ -69,7 +65,7 @@ async fn assert_both_up(haproxy: &Haproxy, when: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cache_outage_takes_no_replica_out_of_haproxy_rotation() {
-    let Some(binary) = haproxy::binary() else {
+    let Some(binary) = Haproxy::binary() else {
         return;
     };
     let (pg, mut redis) = servers().await;
@@ -96,7 +92,7 @@ async fn a_cache_outage_takes_no_replica_out_of_haproxy_rotation() {
     for name in ["a", "b"] {
         until(
             format!("haproxy to show server {name} UP"),
-            haproxy::SETTLE,
+            Haproxy::SETTLE,
             async || {
                 let status = haproxy.stat(name, "status").await;
                 if status == "UP" { Ok(()) } else { Err(status) }

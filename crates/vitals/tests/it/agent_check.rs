@@ -10,11 +10,11 @@ use tokio::net::TcpListener;
 use vitals::{Check, Health, Thresholds};
 
 use crate::common::Switch;
-use crate::haproxy::Haproxy;
+use vitals_testkit::Haproxy;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn haproxy_routes_on_the_services_verdict() {
-    let Some(binary) = crate::haproxy::binary() else {
+    let Some(binary) = Haproxy::binary() else {
         return;
     };
     let database = Switch::default();

@@ -3,7 +3,6 @@
 //! one area (its own `//!` says which); `common` and `haproxy` are shared helpers.
 
 mod common;
-mod haproxy;
 
 mod agent_check;
 mod endpoints;

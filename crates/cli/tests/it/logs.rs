@@ -5,12 +5,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
-use support::vitals;
+use crate::support::vitals;
 use vitals_testkit::{Ready, Running, Signal};
 
 fn config(dir: &Path) -> std::path::PathBuf {

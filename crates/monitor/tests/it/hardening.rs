@@ -9,8 +9,6 @@
 
 #![allow(clippy::unwrap_used, missing_debug_implementations)] // test helpers
 
-mod support;
-
 use std::time::Duration;
 
 use vitals_testkit::{holds, until};
@@ -30,7 +28,7 @@ async fn start(server: &str, targets: &str) -> Monitor {
         data.path().display().to_string()
     );
     Monitor {
-        base: support::serve(&text).await,
+        base: crate::support::serve(&text).await,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

@@ -4,13 +4,11 @@
 
 #![allow(clippy::unwrap_used)] // test helpers
 
-mod support;
-
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::Path;
 use std::time::Duration;
 
-use support::{get, ids, reasons, serve};
+use crate::support::{get, ids, reasons, serve};
 use vitals_testkit::{DnsRecord, DnsServer, Signal, holds, until};
 
 fn config(path: &Path, data: &Path, discovery: &str) {

@@ -5,14 +5,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use support::start;
+use crate::support::start;
 use vitals::probes::from_fn;
 use vitals::{Check, Health, Report, Thresholds};
 use vitals_testkit::{Signal, grpc_health_server, grpc_python, test_certificates};

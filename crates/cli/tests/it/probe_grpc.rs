@@ -3,14 +3,12 @@
 //! gRPC's own Python server over TLS — with grpc_health_probe's exit codes: 0 SERVING,
 //! 1 usage, 2 no connection, 3 the call failed, 4 not serving.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use support::{probe, probe_code, stdout};
+use crate::support::{probe, probe_code, stdout};
 use vitals::probes::from_fn;
 use vitals::{Check, Health, Report, Thresholds};
 use vitals_testkit::{Signal, grpc_health_server, grpc_python, test_certificates, until};

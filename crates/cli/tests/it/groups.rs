@@ -5,12 +5,10 @@
 
 #![allow(clippy::unwrap_used, missing_debug_implementations)] // test helpers
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{ping, serve};
 use serde_json::Value;
-use support::{ping, serve};
 use vitals_testkit::{Signal, Webhook, holds, until};
 
 const MEMBERS: usize = 20;

@@ -4,13 +4,11 @@
 
 #![allow(clippy::unwrap_used)] // test helpers
 
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
+use crate::support::{get, ids, ping, reasons, serve};
 use serde_json::Value;
-use support::{get, ids, ping, reasons, serve};
 use vitals_testkit::{Signal, Webhook, holds, until};
 
 const TOKEN: &str = "reload-test-token";

@@ -5,12 +5,10 @@
 
 #![allow(clippy::unwrap_used, missing_debug_implementations)] // test helpers
 
-mod support;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
-use support::{ping, serve};
+use crate::support::{ping, serve};
 use vitals_testkit::{ReservedPort, Signal, Webhook, reserve_port, until};
 
 const WAIT: Duration = Duration::from_secs(20);

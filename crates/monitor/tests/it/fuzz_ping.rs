@@ -6,8 +6,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::time::Duration;
 
 use proptest::prelude::*;
@@ -101,7 +99,7 @@ period = "1h"
 "#,
         data.path().display().to_string()
     );
-    let base = runtime.block_on(support::serve(&text));
+    let base = runtime.block_on(crate::support::serve(&text));
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()

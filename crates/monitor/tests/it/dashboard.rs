@@ -5,8 +5,6 @@
 
 #![allow(clippy::unwrap_used, missing_debug_implementations)] // test helpers
 
-mod support;
-
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
@@ -37,7 +35,7 @@ async fn start_with(
         data.path().display().to_string()
     );
     Monitor {
-        base: support::serve(&text).await,
+        base: crate::support::serve(&text).await,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

@@ -4,11 +4,9 @@
 
 #![allow(clippy::unwrap_used)] // test helpers
 
-mod support;
-
 use std::time::Duration;
 
-use support::{ping, serve};
+use crate::support::{ping, serve};
 use vitals_testkit::{Signal, holds, until};
 
 async fn target(client: &reqwest::Client, base: &str, id: &str) -> serde_json::Value {

@@ -3,8 +3,6 @@
 
 #![allow(clippy::unwrap_used)] // test helpers
 
-mod support;
-
 use std::time::Duration;
 
 use vitals_testkit::{Ready, Running, Signal, holds, until};
@@ -31,7 +29,7 @@ async fn wait_for(client: &reqwest::Client, url: &str, code: u16) {
 async fn the_demo_reacts_to_a_broken_dependency_and_drains_on_sigterm() {
     const BANNER: &str = "vitals demo on ";
     let mut demo = Running::start(
-        support::vitals().args([
+        crate::support::vitals().args([
             "demo",
             "--listen",
             "127.0.0.1:0",
@@ -69,9 +67,9 @@ async fn the_demo_reacts_to_a_broken_dependency_and_drains_on_sigterm() {
     );
     // gRPC health on the same port, as the banner says (issue 14).
     let grpc = base.replacen("http://", "grpc://", 1);
-    assert_eq!(support::probe_code(&[&grpc]).await, Some(0));
+    assert_eq!(crate::support::probe_code(&[&grpc]).await, Some(0));
     assert_eq!(
-        support::probe_code(&[&format!("{grpc}/demo.Database")]).await,
+        crate::support::probe_code(&[&format!("{grpc}/demo.Database")]).await,
         Some(0)
     );
 
@@ -84,12 +82,12 @@ async fn the_demo_reacts_to_a_broken_dependency_and_drains_on_sigterm() {
     wait_for(&client, &format!("{base}/readyz"), 503).await;
     assert_eq!(status(&client, &format!("{base}/livez")).await, Some(200));
     assert_eq!(
-        support::probe_code(&[&grpc]).await,
+        crate::support::probe_code(&[&grpc]).await,
         Some(4),
         "NOT_SERVING with the database down"
     );
     assert_eq!(
-        support::probe_code(&[&format!("{grpc}/liveness")]).await,
+        crate::support::probe_code(&[&format!("{grpc}/liveness")]).await,
         Some(0)
     );
 
@@ -120,7 +118,7 @@ async fn the_demo_reacts_to_a_broken_dependency_and_drains_on_sigterm() {
 async fn the_quick_start_watches_the_demo_and_takes_a_ping() {
     const BANNER: &str = "vitals demo on ";
     let demo = Running::start(
-        support::vitals().args(["demo", "--listen", "127.0.0.1:0", "--interval", "200ms"]),
+        crate::support::vitals().args(["demo", "--listen", "127.0.0.1:0", "--interval", "200ms"]),
         Ready::Line(BANNER),
     )
     .await
@@ -130,7 +128,7 @@ async fn the_quick_start_watches_the_demo_and_takes_a_ping() {
         .trim_start_matches("http://")
         .trim_end_matches('/');
     let data = tempfile::tempdir().unwrap();
-    let example = include_str!("../../../examples/quickstart.toml");
+    let example = include_str!("../../../../examples/quickstart.toml");
     assert!(example.contains("127.0.0.1:8000") && example.contains("127.0.0.1:7070"));
     let config = example
         .replace("127.0.0.1:8000", demo_addr)
@@ -147,7 +145,7 @@ async fn the_quick_start_watches_the_demo_and_takes_a_ping() {
         );
     let path = data.path().join("quickstart.toml");
     std::fs::write(&path, config).unwrap();
-    let (_monitor, base) = support::serve(&path).await;
+    let (_monitor, base) = crate::support::serve(&path).await;
     let client = reqwest::Client::new();
 
     let state = async |id: &str| -> Option<String> {
@@ -180,7 +178,7 @@ async fn the_quick_start_watches_the_demo_and_takes_a_ping() {
         })
     })
     .await;
-    support::ping(&client, &base, "quickstart-job").await;
+    crate::support::ping(&client, &base, "quickstart-job").await;
     until("the job healthy", Duration::from_secs(20), async || {
         holds(state("job").await, |s| s.as_deref() == Some("healthy"))
     })

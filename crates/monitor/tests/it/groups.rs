@@ -6,8 +6,6 @@
 
 #![allow(clippy::unwrap_used, missing_debug_implementations)] // test helpers
 
-mod support;
-
 use std::fmt::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -141,7 +139,7 @@ async fn storm(n: usize, group_by: &str) -> [(Vec<Value>, Vec<Value>); 2] {
     let mut ports = Ports::open(n).await;
     let hooks = [Webhook::start().unwrap(), Webhook::start().unwrap()];
     let data = tempfile::tempdir().unwrap();
-    let monitor = support::serve(&config(
+    let monitor = crate::support::serve(&config(
         data.path(),
         &ports,
         [&hooks[0], &hooks[1]],

@@ -1,15 +1,13 @@
 //! `vitals probe` as Docker and Kubernetes run it: the real binary against real servers on
 //! 127.0.0.1, one exit code per case, as documented in `vitals probe --help`.
 
-mod support;
-
 use std::net::SocketAddr;
 
+use crate::support::{probe, stderr, stdout};
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use support::{probe, stderr, stdout};
 
 /// A server answering 200, 503 with a health+json "fail", 503 plain, and 404 elsewhere.
 async fn server() -> SocketAddr {

@@ -7,8 +7,6 @@
 
 #![allow(clippy::unwrap_used, missing_debug_implementations)] // test helpers
 
-mod support;
-
 use std::fmt::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -59,7 +57,7 @@ async fn monitor(data: &std::path::Path, text: &str) -> String {
         "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\n{text}",
         data.display().to_string()
     );
-    support::serve(&text).await
+    crate::support::serve(&text).await
 }
 
 async fn states(client: &reqwest::Client, monitor: &str) -> Vec<serde_json::Value> {

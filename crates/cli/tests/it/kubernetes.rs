@@ -10,8 +10,6 @@
 
 #![allow(clippy::unwrap_used)] // test
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -180,7 +178,7 @@ fn the_monitors_configmap_is_a_configuration_the_monitor_accepts() {
     let dir = tempfile::tempdir().unwrap();
     let toml = dir.path().join("vitals.toml");
     std::fs::write(&toml, data["vitals.toml"].as_str().unwrap()).unwrap();
-    let checked = support::vitals_blocking()
+    let checked = crate::support::vitals_blocking()
         .args(["check-config"])
         .arg(&toml)
         .output()

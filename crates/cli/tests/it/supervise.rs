@@ -5,12 +5,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use support::vitals;
+use crate::support::vitals;
 use vitals_testkit::{Ready, Running, Signal, children_of, group_alive, holds, proc_stat, until};
 
 const BANNER: &str = "vitals supervise: running ";

@@ -4,8 +4,6 @@
 
 #![allow(clippy::unwrap_used)] // test helpers
 
-mod support;
-
 use serde_json::Value;
 
 /// A monitor with `count` heartbeat targets, written in reverse order of id, so that the
@@ -20,7 +18,7 @@ async fn monitor(count: usize, data: &tempfile::TempDir) -> String {
             "\n[[target]]\nid = \"t-{i:03}\"\nkind = \"heartbeat\"\nperiod = \"1h\"\n"
         ));
     }
-    support::serve(&text).await
+    crate::support::serve(&text).await
 }
 
 /// Status, `Link` header and JSON body of GET `url`.

@@ -9,8 +9,6 @@
 
 #![allow(clippy::unwrap_used, missing_debug_implementations)] // test helpers
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -123,7 +121,7 @@ timeout = "5s"
 /// Starts `vitals serve` on the configuration `text`.
 async fn serve_text(text: &str) -> Monitor {
     Monitor {
-        base: support::serve(text).await,
+        base: crate::support::serve(text).await,
         client: reqwest::Client::new(),
     }
 }

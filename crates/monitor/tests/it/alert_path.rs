@@ -6,8 +6,6 @@
 
 #![allow(clippy::unwrap_used, missing_debug_implementations)] // test helpers
 
-mod support;
-
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -300,7 +298,7 @@ channels = ["hook"]
         data = data.path().display().to_string(),
         url = hook.url()
     );
-    let base = support::serve(&text).await;
+    let base = crate::support::serve(&text).await;
     let client = reqwest::Client::new();
     for path in ["job", "job/fail"] {
         let status = client

@@ -5,11 +5,9 @@
 
 #![allow(clippy::unwrap_used)] // test helpers
 
-mod support;
-
 use std::time::Duration;
 
-use support::vitals;
+use crate::support::vitals;
 use vitals_testkit::{Ready, Running, Signal, free_port, holds, until};
 
 const BAD: &str = r#"[admin]

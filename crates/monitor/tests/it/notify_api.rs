@@ -4,8 +4,6 @@
 
 #![allow(clippy::unwrap_used, missing_debug_implementations)] // test helpers
 
-mod support;
-
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -54,7 +52,7 @@ channels = ["hook"]
 "#,
         data = data.path().display().to_string()
     );
-    let base = support::serve(&text).await;
+    let base = crate::support::serve(&text).await;
     let client = reqwest::Client::new();
     let ping = async |path: &str| {
         let status = client

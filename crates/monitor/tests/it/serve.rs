@@ -5,14 +5,12 @@
 
 #![allow(clippy::unwrap_used, missing_debug_implementations)] // test helpers
 
-mod support;
-
 use std::process::Command;
 use std::time::Duration;
 
+use crate::support::{Monitor, start};
 use axum::Router;
 use axum::routing::get;
-use support::{Monitor, start};
 use vitals_testkit::until;
 
 fn curl(args: &[&str]) -> (bool, String) {
@@ -358,7 +356,7 @@ async fn udp_heartbeats_are_accepted_and_forgeries_counted() {
         data.path().display().to_string()
     );
     let monitor = Monitor {
-        base: support::serve(&text).await,
+        base: crate::support::serve(&text).await,
         client: reqwest::Client::new(),
         _data: data,
     };

@@ -323,9 +323,7 @@ fn heartbeat(
             period: period.value,
             grace: grace
                 .as_ref()
-                .map_or((period.value / 5).max(Duration::from_secs(1)), |at| {
-                    at.value
-                }),
+                .map_or(defaults::heartbeat_grace(period.value), |at| at.value),
         },
         (None, Some(cron)) => {
             let timezone = timezone.map_or(chrono_tz::UTC, |at| at.value);
@@ -402,7 +400,7 @@ fn phi(
     period: Duration,
     grace: Duration,
 ) -> Result<PhiConfig, Reported> {
-    let base = PhiConfig::default();
+    let base = PhiConfig::for_period(period);
     let config = PhiConfig {
         threshold: tuning.threshold.unwrap_or(base.threshold),
         max_samples: tuning.max_samples.map_or(base.max_samples, |n| n as usize),

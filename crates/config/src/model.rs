@@ -45,6 +45,16 @@ pub mod defaults {
     pub const INTERVAL_CHANGING: Duration = vitals_core::cadence::INTERVAL_CHANGING;
     /// The interval while down is at least this (and never below the interval).
     pub const INTERVAL_DOWN: Duration = vitals_core::cadence::INTERVAL_DOWN;
+    /// Grace of a heartbeat expected every `period`, unless set: a fifth of the period, at
+    /// least a second, but never more than two periods. The second's floor keeps a sender
+    /// beating every few seconds from being failed by one late datagram; below a second it
+    /// was a wall: a 100 ms sender was suspected only after 1.1 s, 16 times slower than a
+    /// LAN needs (issue 15). Two periods is the shortest grace the trace replay found free of
+    /// false suspicions on LAN and heavy-tailed traces at 100 ms (BENCHMARKS.md); stalls and
+    /// burst loss are what `confirm` is for.
+    pub fn heartbeat_grace(period: Duration) -> Duration {
+        (period / 5).max(Duration::from_secs(1).min(period.saturating_mul(2)))
+    }
     /// Grace of a cron heartbeat: healthchecks.io's default, since cron jobs usually ping when
     /// they finish and their run time varies.
     pub const CRON_GRACE: Duration = Duration::from_secs(3600);

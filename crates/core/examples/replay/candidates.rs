@@ -42,7 +42,11 @@ pub fn all() -> Vec<Candidate> {
     let period = Duration::from_secs_f64(PERIOD);
     let mut all = Vec::new();
     for grace in [20, 50, 100, 200, 500, 1000, 1500, 2000] {
-        let note = if grace == 1000 { " (monitor default before issue 15)" } else { "" };
+        let note = if grace == 1000 {
+            " (monitor default before issue 15)"
+        } else {
+            ""
+        };
         all.push(Candidate {
             family: "deadline",
             knobs: format!("grace {grace} ms{note}"),
@@ -76,7 +80,9 @@ pub fn all() -> Vec<Candidate> {
             for pause in [0, 500] {
                 all.push(Candidate {
                     family: "phi",
-                    knobs: format!("threshold {threshold}, min_std_dev {min_std} ms, pause {pause} ms"),
+                    knobs: format!(
+                        "threshold {threshold}, min_std_dev {min_std} ms, pause {pause} ms"
+                    ),
                     kind: Kind::Phi(PhiConfig {
                         threshold,
                         max_samples: 200,

@@ -75,7 +75,9 @@ fn main() {
     let clock = Clock(Instant::now());
     let seconds = args.hours * 3600.0;
     let candidates = candidates::all();
-    let mut csv = String::from("profile,detector,knobs,td_mean_ms,td_p99_ms,false_susp_per_h,confirmed_mean_ms,confirmed_p99_ms,false_deaths_per_h,stalled_per_h,unreachable_per_h\n");
+    let mut csv = String::from(
+        "profile,detector,knobs,td_mean_ms,td_p99_ms,false_susp_per_h,confirmed_mean_ms,confirmed_p99_ms,false_deaths_per_h,stalled_per_h,unreachable_per_h\n",
+    );
     println!(
         "# Trace replay: {} h per profile, 100 ms heartbeats, {} crashes each, seed {}\n",
         args.hours, args.crashes, args.seed
@@ -99,7 +101,11 @@ fn main() {
             let chunks: Vec<_> = candidates
                 .iter()
                 .enumerate()
-                .filter(|(_, c)| args.only.as_ref().is_none_or(|only| c.family.contains(only.as_str())))
+                .filter(|(_, c)| {
+                    args.only
+                        .as_ref()
+                        .is_none_or(|only| c.family.contains(only.as_str()))
+                })
                 .collect::<Vec<_>>()
                 .chunks(4)
                 .map(|chunk| chunk.to_vec())

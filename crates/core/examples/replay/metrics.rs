@@ -98,12 +98,17 @@ fn detect_after_crash<D: Detector>(
     c: f64,
     mut detector: D,
 ) -> f64 {
-    for &(arrival, sent) in trace.arrivals[i..].iter().take_while(|(a, _)| *a < c + 60.0) {
+    for &(arrival, sent) in trace.arrivals[i..]
+        .iter()
+        .take_while(|(a, _)| *a < c + 60.0)
+    {
         if sent < c {
             detector.handle_heartbeat(clock.at(arrival));
         }
     }
-    let suspect = detector.poll_timeout().map_or(f64::INFINITY, |t| clock.secs(t));
+    let suspect = detector
+        .poll_timeout()
+        .map_or(f64::INFINITY, |t| clock.secs(t));
     (suspect - c).max(0.0)
 }
 

@@ -130,10 +130,9 @@ impl Fleet {
             self.arm_deadline(index);
             return;
         }
-        let Mode::Passive { expectation, .. } = &self.specs[index].mode else {
+        if !matches!(self.specs[index].mode, Mode::Passive { .. }) {
             return;
-        };
-        let recheck = timers::recheck_after(expectation);
+        }
         let suspected = live
             .detector
             .as_ref()
@@ -151,6 +150,11 @@ impl Fleet {
             self.collapse(now, index, &mut records, true);
             self.finish(now, index, records, true);
         }
+        let Mode::Passive { expectation, .. } = &self.specs[index].mode else {
+            return;
+        };
+        let down = self.table[index].machine.state() == vitals_core::State::Down;
+        let recheck = timers::recheck_after(expectation, down);
         self.arm_at(index, now.mono + recheck);
     }
 }

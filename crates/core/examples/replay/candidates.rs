@@ -8,10 +8,16 @@ use vitals_core::{Deadline, PhiAccrual, PhiConfig};
 
 use crate::metrics::{self, Clock, Score};
 use crate::trace::{PERIOD, Trace};
+use crate::two_level;
 
+#[derive(Clone)]
 pub enum Kind {
-    Deadline { grace: Duration },
+    Deadline {
+        grace: Duration,
+    },
     Phi(PhiConfig),
+    /// The heartbeat detector's suspicion confirmed by a probe (`two_level.rs`).
+    TwoLevel(Box<Kind>),
 }
 
 pub struct Candidate {
@@ -30,6 +36,15 @@ impl Candidate {
             Kind::Phi(config) => metrics::heartbeat_only(clock, trace, crashes, || {
                 PhiAccrual::new(config.clone()).expect("swept configs are valid")
             }),
+            Kind::TwoLevel(inner) => match &**inner {
+                Kind::Deadline { grace } => {
+                    two_level::score(clock, trace, crashes, || Deadline::new(period, *grace))
+                }
+                Kind::Phi(config) => two_level::score(clock, trace, crashes, || {
+                    PhiAccrual::new(config.clone()).expect("swept configs are valid")
+                }),
+                Kind::TwoLevel(_) => Score::default(),
+            },
         }
     }
 }
@@ -42,10 +57,10 @@ pub fn all() -> Vec<Candidate> {
     let period = Duration::from_secs_f64(PERIOD);
     let mut all = Vec::new();
     for grace in [20, 50, 100, 200, 500, 1000, 1500, 2000] {
-        let note = if grace == 1000 {
-            " (monitor default before issue 15)"
-        } else {
-            ""
+        let note = match grace {
+            1000 => " (monitor default before issue 15)",
+            200 => " (monitor default since issue 15)",
+            _ => "",
         };
         all.push(Candidate {
             family: "deadline",
@@ -92,6 +107,33 @@ pub fn all() -> Vec<Candidate> {
                     }),
                 });
             }
+        }
+    }
+    for grace in [20, 50, 100, 200] {
+        let note = if grace == 200 {
+            " (monitor default)"
+        } else {
+            ""
+        };
+        all.push(Candidate {
+            family: "two-level",
+            knobs: format!("deadline grace {grace} ms{note} + TCP confirm"),
+            kind: Kind::TwoLevel(Box::new(Kind::Deadline { grace: ms(grace) })),
+        });
+    }
+    for threshold in [1.0, 3.0, 8.0] {
+        for min_std in [10, 25] {
+            all.push(Candidate {
+                family: "two-level",
+                knobs: format!("phi threshold {threshold}, min_std_dev {min_std} ms + TCP confirm"),
+                kind: Kind::TwoLevel(Box::new(Kind::Phi(PhiConfig {
+                    threshold,
+                    max_samples: 200,
+                    min_std_dev: ms(min_std),
+                    acceptable_pause: Duration::ZERO,
+                    first_heartbeat_estimate: period,
+                }))),
+            });
         }
     }
     all

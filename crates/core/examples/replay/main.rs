@@ -1,7 +1,7 @@
 //! Trace replay: vitals' failure detectors scored on synthetic heartbeat traces (issue 15).
 //!
 //! ```text
-//! cargo run --release -p vitals-core --example replay -- [--hours 4] [--seed 1] [--crashes 2000] [--csv out.csv]
+//! cargo run --release -p vitals-core --example replay -- [--hours 4] [--seed 1] [--crashes 2000] [--csv out.csv] [--svg out.svg] [--only two-level]
 //! ```
 //!
 //! Generates a trace per profile (`trace.rs`), replays each candidate detector on it with its
@@ -14,7 +14,9 @@
 
 mod candidates;
 mod metrics;
+mod plot;
 mod trace;
+mod two_level;
 
 use std::fmt::Write as _;
 use std::time::Instant;
@@ -28,6 +30,7 @@ struct Args {
     seed: u64,
     crashes: usize,
     csv: Option<String>,
+    svg: Option<String>,
     only: Option<String>,
 }
 
@@ -37,6 +40,7 @@ fn args() -> Result<Args, String> {
         seed: 1,
         crashes: 2000,
         csv: None,
+        svg: None,
         only: None,
     };
     let mut it = std::env::args().skip(1);
@@ -49,15 +53,16 @@ fn args() -> Result<Args, String> {
                 args.crashes = value()?.parse().map_err(|e| format!("--crashes: {e}"))?
             }
             "--csv" => args.csv = Some(value()?),
+            "--svg" => args.svg = Some(value()?),
             "--only" => args.only = Some(value()?),
             other => {
                 return Err(format!(
-                    "unknown argument {other:?}; try --hours, --seed, --crashes, --csv or --only"
+                    "unknown argument {other:?}; try --hours, --seed, --crashes, --csv, --svg or --only"
                 ));
             }
         }
     }
-    if !(args.hours > 0.0) {
+    if args.hours.is_nan() || args.hours <= 0.0 {
         return Err("--hours must be above 0".into());
     }
     Ok(args)
@@ -82,6 +87,7 @@ fn main() {
         "# Trace replay: {} h per profile, 100 ms heartbeats, {} crashes each, seed {}\n",
         args.hours, args.crashes, args.seed
     );
+    let mut panels = Vec::new();
     for profile in Profile::ALL {
         let trace = Trace::generate(profile, seconds, args.seed);
         let crashes = crash_times(&trace, args.crashes, args.seed);
@@ -157,6 +163,19 @@ fn main() {
             );
         }
         println!();
+        panels.push((
+            profile.name(),
+            scores
+                .iter()
+                .map(|(i, s)| (candidates[*i].family, *s))
+                .collect::<Vec<_>>(),
+        ));
+    }
+    if let Some(path) = args.svg
+        && let Err(error) = std::fs::write(&path, plot::svg(&panels))
+    {
+        eprintln!("replay: cannot write {path}: {error}");
+        std::process::exit(1);
     }
     if let Some(path) = args.csv
         && let Err(error) = std::fs::write(&path, csv)

@@ -74,7 +74,6 @@ pub struct Beat {
 /// A trace of `seconds` of heartbeats.
 #[derive(Debug, Clone)]
 pub struct Trace {
-    pub profile: Profile,
     pub seconds: f64,
     /// Every beat sent, in sending order.
     pub beats: Vec<Beat>,
@@ -139,19 +138,12 @@ impl Trace {
             .collect();
         arrivals.sort_by(|a, b| a.0.total_cmp(&b.0));
         Trace {
-            profile,
             seconds,
             beats,
             arrivals,
             stalls,
             bad,
         }
-    }
-
-    /// Whether the sender was stalled at `t`.
-    pub fn stalled_at(&self, t: f64) -> bool {
-        let i = self.stalls.partition_point(|&(start, _)| start <= t);
-        i > 0 && self.stalls[i - 1].1 > t
     }
 
     /// Whether the channel was in its bad state at `t`.

@@ -128,6 +128,7 @@ async fn a_silent_heartbeat_target_goes_overdue_and_recovers_on_the_next_ping() 
             mode: Mode::Passive {
                 ping_id: "5a1c".into(),
                 trusted_pings: true,
+                confirm: None,
                 expectation: Expectation::Period {
                     period: Duration::from_secs(60),
                     grace: Duration::from_secs(10),
@@ -520,6 +521,7 @@ async fn a_fast_heartbeat_keeps_one_passing_result_a_second_and_every_failure() 
             mode: Mode::Passive {
                 ping_id: "w".into(),
                 trusted_pings: true,
+                confirm: None,
                 expectation: Expectation::Period {
                     period: Duration::from_millis(10),
                     grace: Duration::from_millis(100),

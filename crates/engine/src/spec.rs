@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use vitals_core::Cadence;
 use vitals_core::machine::{State, Thresholds};
-use vitals_probes::{Probe, VitalsHealth};
+use vitals_probes::{Confirm, Probe, VitalsHealth};
 
 use crate::Expectation;
 
@@ -34,6 +34,9 @@ pub enum Mode {
         /// checked a key, or the operator trusts pings without one. UDP beats (verified)
         /// and silence always may.
         trusted_pings: bool,
+        /// Where to confirm a suspicion (issue 15): a silence alone then never fails the
+        /// target; a refusal there confirms it dead, an answer says it is stalled.
+        confirm: Option<Arc<Confirm>>,
     },
 }
 
@@ -63,11 +66,13 @@ impl std::fmt::Debug for Mode {
                 ping_id,
                 expectation,
                 trusted_pings,
+                confirm,
             } => f
                 .debug_struct("Passive")
                 .field("ping_id", ping_id)
                 .field("expectation", expectation)
                 .field("trusted_pings", trusted_pings)
+                .field("confirm", &confirm.as_ref().map(|c| c.describe()))
                 .finish(),
         }
     }

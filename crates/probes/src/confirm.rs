@@ -27,7 +27,10 @@ pub enum Confirm {
     /// An `http://` or `https://` URL, requested with GET through a client of its own
     /// (no connection is kept: a kept connection to a stopped process would say nothing).
     #[cfg(feature = "http")]
-    Http { url: String, client: reqwest::Client },
+    Http {
+        url: String,
+        client: reqwest::Client,
+    },
 }
 
 impl Confirm {
@@ -164,7 +167,9 @@ mod tests {
         let server = tokio::spawn(async move {
             let app = axum::Router::new().route(
                 "/",
-                axum::routing::get(|| async { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "no") }),
+                axum::routing::get(|| async {
+                    (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "no")
+                }),
             );
             axum::serve(listener, app).await
         });

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 use vitals_core::Cadence;
 use vitals_core::detector::Detector;
 use vitals_core::machine::{EventKind, Machine, State};
-use vitals_core::{Kind, Outcome};
+use vitals_core::{Confirmer, Kind, Outcome};
 
 use crate::metrics::{CheckMetrics, TargetMetrics};
 use crate::record::{Record, Transition};
@@ -25,6 +25,8 @@ pub(crate) struct Live {
     /// Wall time the current state was entered, for people and the API.
     pub(crate) since_wall: Option<SystemTime>,
     pub(crate) detector: Option<Box<dyn Detector + Send>>,
+    /// The second level of a heartbeat target with a `confirm` address.
+    pub(crate) confirmer: Option<Confirmer>,
     /// Bumped whenever the target's pending deadline is superseded (a heartbeat brought it
     /// forward), so stale timer entries are dropped.
     pub(crate) timer_generation: u64,
@@ -64,6 +66,7 @@ impl Live {
             last: None,
             since_wall: None,
             detector: None,
+            confirmer: None,
             timer_generation: 0,
             armed: None,
             paused: false,
@@ -92,6 +95,28 @@ impl Live {
         records: &mut Vec<Record>,
     ) {
         self.machine.handle_outcome(now, &outcome);
+        self.drain_events(target, wall, records);
+        self.keep(target, now, outcome, metrics, records);
+    }
+
+    /// A death confirmed by a second signal: down at once (see
+    /// `Machine::handle_confirmed_down`); the outcome is kept as any failure.
+    pub(crate) fn apply_confirmed_down(
+        &mut self,
+        target: &str,
+        now: Instant,
+        wall: SystemTime,
+        outcome: Outcome,
+        metrics: &CheckMetrics,
+        records: &mut Vec<Record>,
+    ) {
+        self.machine.handle_confirmed_down(now, &outcome);
+        self.drain_events(target, wall, records);
+        self.keep(target, now, outcome, metrics, records);
+    }
+
+    /// The machine's events as records.
+    fn drain_events(&mut self, target: &str, wall: SystemTime, records: &mut Vec<Record>) {
         while let Some(event) = self.machine.poll_event() {
             match event.kind {
                 EventKind::Transition { from, to } => {
@@ -123,7 +148,6 @@ impl Live {
                 }
             }
         }
-        self.keep(target, now, outcome, metrics, records);
     }
 
     /// [`Live::apply`] when `judged`, else [`Live::keep`] (the monitor is isolated and this is

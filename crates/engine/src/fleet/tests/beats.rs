@@ -372,3 +372,90 @@ fn flapping_pings_are_collapsed_into_few_transitions() {
     assert_eq!((last.from, last.to), (State::Healthy, State::Unhealthy));
     assert!(!last.reason.contains("collapsed"), "{}", last.reason);
 }
+
+fn confirmed(id: &str) -> TargetSpec {
+    let mut spec = TargetSpec {
+        thresholds: Thresholds::default(),
+        ..passive(id, secs(0.1), secs(0.1))
+    };
+    if let Mode::Passive { confirm, .. } = &mut spec.mode {
+        *confirm = Some(Arc::new(vitals_probes::Confirm::tcp("127.0.0.1:9")));
+    }
+    spec
+}
+
+#[test]
+fn a_suspected_sender_that_refuses_is_down_at_once() {
+    // Issue 15: with `confirm`, silence only raises suspicion; a refusal confirms it dead.
+    use State::*;
+    let mut sim = Sim::new(vec![confirmed("w")], Topology::default());
+    sim.beat("w", Signal::Beat(vitals_core::Status::Pass), None);
+    sim.run_until(0.2);
+    assert_eq!(sim.state("w"), Healthy, "suspected: nothing judged yet");
+    let due = sim.fleet.poll_confirm().expect("a confirmation at the suspicion");
+    assert_eq!(due.started, sim.at(0.2).mono);
+    sim.run_until(0.201);
+    assert_eq!(sim.fleet.poll_confirm(), None, "one at a time");
+    let now = sim.now;
+    sim.fleet.handle_confirmation(
+        now,
+        due,
+        vitals_core::Evidence::Refused("tcp://127.0.0.1:9 refused the connection".into()),
+    );
+    sim.drain();
+    assert_eq!(sim.state("w"), Down);
+    let reasons: Vec<String> = sim
+        .records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Transition(t) => Some(format!("{}>{} {}", t.from, t.to, t.reason)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        reasons[1..],
+        [
+            "healthy>unhealthy confirmed dead by a second signal",
+            "unhealthy>down confirmed dead by a second signal"
+        ]
+    );
+    sim.run_until(5.0);
+    assert_eq!(sim.fleet.poll_confirm(), None, "no more asking once dead");
+    sim.beat("w", Signal::Beat(vitals_core::Status::Pass), None);
+    assert_eq!(sim.state("w"), Recovering);
+}
+
+#[test]
+fn a_stalled_sender_is_degraded_then_back_and_never_down() {
+    use State::*;
+    let mut sim = Sim::new(vec![confirmed("w")], Topology::default());
+    sim.beat("w", Signal::Beat(vitals_core::Status::Pass), None);
+    // A 1.5 s SIGSTOP: every confirmation is answered by the kernel.
+    let mut t = 0.2;
+    while t < 1.5 {
+        sim.run_until(t);
+        while let Some(due) = sim.fleet.poll_confirm() {
+            let now = sim.now;
+            sim.fleet.handle_confirmation(
+                now,
+                due,
+                vitals_core::Evidence::Answered("tcp://127.0.0.1:9 answered in 0 ms".into()),
+            );
+            sim.drain();
+        }
+        assert_ne!(sim.state("w"), Down);
+        t += 0.05;
+    }
+    assert_eq!(sim.state("w"), Degraded);
+    sim.beat("w", Signal::Beat(vitals_core::Status::Pass), None);
+    assert_eq!(sim.state("w"), Healthy);
+    let states: Vec<State> = sim
+        .records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Transition(t) => Some(t.to),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(states, [Healthy, Degraded, Healthy]);
+}

@@ -68,6 +68,7 @@ fn passive(id: &str, period: Duration, grace: Duration) -> TargetSpec {
         mode: Mode::Passive {
             ping_id: id.into(),
             trusted_pings: true,
+            confirm: None,
             expectation: Expectation::Period { period, grace },
         },
         ..active(id, 1)

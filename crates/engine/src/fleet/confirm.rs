@@ -1,0 +1,131 @@
+//! Two-level detection for heartbeat targets with a `confirm` address (issue 15).
+//!
+//! When the heartbeat detector suspects such a target, its silence is not judged as a
+//! failure: the fleet asks the driver for a confirmation ([`Fleet::poll_confirm`]), and what
+//! the core's `Confirmer` concludes from the answer ([`Fleet::handle_confirmation`]) is what
+//! the state machine is fed: confirmed dead → down at once (alert, recovery); stalled or
+//! unreachable → warn (degraded), a failure once it lasts; merely suspected → nothing. While
+//! suspected the target is asked again every period, so a process that dies during a stall
+//! is confirmed then. A heartbeat ends it all: alive.
+//!
+//! What it is not: the prober (the driver runs `vitals_probes::Confirm`) or the rules (the
+//! core's `confirm` module has them, with their property tests).
+
+use std::time::{Duration, Instant};
+
+use vitals_core::{ConfirmConfig, Confirmer, Evidence, Judgement, Kind, Outcome};
+
+use super::timers::recheck_after;
+use super::{Fleet, Now};
+use crate::spec::{Mode, TargetSpec};
+
+/// A confirmation the driver should run now for target `index`; hand it back to
+/// [`Fleet::handle_confirmation`] with the evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConfirmDue {
+    pub index: usize,
+    /// When it was asked for: the evidence speaks to suspicions begun before.
+    pub started: Instant,
+    pub incarnation: u64,
+    /// How long the driver may wait for an answer.
+    pub within: Duration,
+}
+
+/// The second level of `spec`, if it has a `confirm` address.
+pub(super) fn confirmer_for(spec: &TargetSpec) -> Option<Confirmer> {
+    match &spec.mode {
+        Mode::Passive {
+            confirm: Some(_),
+            expectation,
+            ..
+        } => Some(Confirmer::new(ConfirmConfig::for_period(recheck_after(
+            expectation,
+            false,
+        )))),
+        _ => None,
+    }
+}
+
+impl Fleet {
+    /// The next confirmation to run, if any is due.
+    pub fn poll_confirm(&mut self) -> Option<ConfirmDue> {
+        self.confirms.pop_front()
+    }
+
+    /// The answer to the confirmation `due`, at `now`.
+    pub fn handle_confirmation(&mut self, now: Now, due: ConfirmDue, evidence: Evidence) {
+        let live = self.table.get_mut(due.index);
+        let Some(live) = live.filter(|live| live.incarnation == due.incarnation) else {
+            return; // a reload changed or moved the target meanwhile
+        };
+        let Some(confirmer) = live.confirmer.as_mut() else {
+            return;
+        };
+        tracing::debug!(target = %self.specs[due.index].id, ?evidence, "confirmation answered");
+        confirmer.handle_evidence(now.mono, due.started, evidence);
+        self.judge_confirmation(now, due.index);
+        self.ask_confirmation(now, due.index);
+    }
+
+    /// Start a confirmation of target `index` if its confirmer asks for one; returns when the
+    /// confirmer next wants to be asked.
+    pub(super) fn ask_confirmation(&mut self, now: Now, index: usize) -> Option<Instant> {
+        let live = &mut self.table[index];
+        let confirmer = live.confirmer.as_mut()?;
+        if confirmer.poll_probe(now.mono) {
+            let within = confirmer
+                .config()
+                .reprobe
+                .clamp(Duration::from_millis(250), Duration::from_secs(5));
+            self.confirms.push_back(ConfirmDue {
+                index,
+                started: now.mono,
+                incarnation: live.incarnation,
+                within,
+            });
+        }
+        confirmer.poll_timeout()
+    }
+
+    /// Feed target `index`'s machine what its second level concludes at `now`.
+    pub(super) fn judge_confirmation(&mut self, now: Now, index: usize) {
+        let live = &mut self.table[index];
+        let Some(confirmer) = live.confirmer.as_ref() else {
+            return;
+        };
+        let judgement = confirmer.judgement(now.mono);
+        let id = &self.specs[index].id;
+        let mut records = Vec::with_capacity(2);
+        match judgement {
+            Judgement::Nothing => return,
+            Judgement::Warn(text) | Judgement::Fail(text) if live.paused => {
+                let _ = text;
+                return;
+            }
+            Judgement::Warn(text) => {
+                let outcome = Outcome::new(Kind::Warn, now.wall, Duration::ZERO).with_output(text);
+                live.apply(id, now.mono, now.wall, outcome, &self.metrics, &mut records);
+            }
+            Judgement::Fail(text) => {
+                let outcome = Outcome::new(Kind::Fail, now.wall, Duration::ZERO).with_output(text);
+                live.apply(id, now.mono, now.wall, outcome, &self.metrics, &mut records);
+            }
+            Judgement::Down(text) => {
+                if live.machine.state() == vitals_core::State::Down {
+                    return;
+                }
+                let outcome = Outcome::new(Kind::Fail, now.wall, Duration::ZERO).with_output(text);
+                live.apply_confirmed_down(
+                    id,
+                    now.mono,
+                    now.wall,
+                    outcome,
+                    &self.metrics,
+                    &mut records,
+                );
+            }
+        }
+        self.collapse(now, index, &mut records, true);
+        self.finish(now, index, records, true);
+    }
+}

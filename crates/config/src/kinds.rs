@@ -276,6 +276,13 @@ fn heartbeat(
         }
         failed = true;
     }
+    if f.has(target::CONFIRM) && f.has(SCHEDULE) {
+        if let Some(span) = f.key_span(target::CONFIRM) {
+            diag.error(&span, target::CONFIRM.field(path),
+                "confirm needs a period: a cron job is not running between its runs, so nothing would answer; remove confirm, or use period for a long-running sender");
+        }
+        failed = true;
+    }
     if let Ok(Some(at)) = &period
         && at.value.is_zero()
     {
@@ -307,6 +314,7 @@ fn heartbeat(
     }
     let udp_key = f.get(UDP_KEY);
     let ping_key = f.get(target::PING_KEY);
+    let confirm = f.get(target::CONFIRM);
     let ping_id = match f.get(target::PING_ID) {
         Ok(None) if ping_id_may_be_public(f) => f.get(target::ID),
         other => other,
@@ -315,15 +323,17 @@ fn heartbeat(
     let (detector, detector_spans) = detector?.map_or((None, Vec::new()), |at| at.value);
     let (udp_key, ping_key) = (udp_key?.map(|at| at.value), ping_key?.map(|at| at.value));
     let ping_id = ping_id?.map(|at| at.value);
+    let confirm = confirm?.map(|at| at.value);
     if failed {
         return Err(Reported);
     }
     let expect = match (period, cron) {
         (Some(period), None) => Expect::Period {
             period: period.value,
-            grace: grace
-                .as_ref()
-                .map_or(defaults::heartbeat_grace(period.value), |at| at.value),
+            grace: grace.as_ref().map_or(
+                defaults::heartbeat_grace(period.value, confirm.is_some()),
+                |at| at.value,
+            ),
         },
         (None, Some(cron)) => {
             let timezone = timezone.map_or(chrono_tz::UTC, |at| at.value);
@@ -356,6 +366,7 @@ fn heartbeat(
         expect,
         detector,
         udp_key,
+        confirm,
     })
 }
 

@@ -87,6 +87,12 @@ pub fn spec(target: &Target, http: &reqwest::Client) -> Result<TargetSpec, Targe
             cadence: cadence.clone(),
         },
         TargetKind::Heartbeat(heartbeat) => Mode::Passive {
+            confirm: heartbeat.confirm.as_deref().map(|confirm| {
+                Arc::new(match confirm.strip_prefix("tcp://") {
+                    Some(address) => vitals_probes::Confirm::tcp(address),
+                    None => vitals_probes::Confirm::http(confirm),
+                })
+            }),
             // Filled in by `ping_ids::resolve` before targets are built.
             ping_id: heartbeat.ping_id.clone().ok_or_else(|| {
                 fail("has no ping id; crate::ping_ids::resolve generates one".to_string())

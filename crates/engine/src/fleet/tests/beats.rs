@@ -392,7 +392,10 @@ fn a_suspected_sender_that_refuses_is_down_at_once() {
     sim.beat("w", Signal::Beat(vitals_core::Status::Pass), None);
     sim.run_until(0.2);
     assert_eq!(sim.state("w"), Healthy, "suspected: nothing judged yet");
-    let due = sim.fleet.poll_confirm().expect("a confirmation at the suspicion");
+    let due = sim
+        .fleet
+        .poll_confirm()
+        .expect("a confirmation at the suspicion");
     assert_eq!(due.started, sim.at(0.2).mono);
     sim.run_until(0.201);
     assert_eq!(sim.fleet.poll_confirm(), None, "one at a time");

@@ -9,9 +9,10 @@
 //! - **Suspect**: the oldest try in flight on a backend has waited longer than
 //!   [`overdue_after`] — 10 × the backend's p99 over its last [`SAMPLES`] answers, at least
 //!   [`MIN_OVERDUE`] — and the backend answered nothing in that time; and some other backend
-//!   of the pool *did* answer in that time. A backend slow for everyone (its peers as slow)
-//!   is never suspect: taking it out would only move the load onto peers that are no better.
-//!   Nor is one with fewer than [`MIN_SAMPLES`] answers: there is no "recent latency" yet.
+//!   in rotation is not overdue itself (it answered in that time, or has nothing waiting). A
+//!   backend slow for everyone (every peer overdue too) is never suspect: taking it out would
+//!   only move the load onto peers that are no better; nor is the last one in rotation. Nor
+//!   is one with fewer than [`MIN_SAMPLES`] answers: there is no "recent latency" yet.
 //! - **Confirmed**: a connect to the backend's address. Refused or reset → gone: ejected for
 //!   the pool's base ejection, as a failed request would have it. Accepted (a stopped
 //!   process's kernel still completes the handshake) or no answer → stalled: out of rotation
@@ -132,12 +133,20 @@ impl PoolState {
             let Some(limit) = overdue[index] else {
                 continue;
             };
-            // Slow for everyone? Then nobody is suspect.
+            // Slow for everyone? Then nobody is suspect. A peer vouches for the pool when it
+            // is in rotation and not overdue by this backend's measure: it answered lately,
+            // or nothing of it is waiting that long.
             let peer_answers = self.backends.iter().enumerate().any(|(other, b)| {
-                other != index
-                    && b.watch
-                        .last_answer
-                        .is_some_and(|last| now.saturating_duration_since(last) <= limit)
+                let waiting = b
+                    .watch
+                    .started
+                    .front()
+                    .is_some_and(|&oldest| now.saturating_duration_since(oldest) > limit);
+                let answered = b
+                    .watch
+                    .last_answer
+                    .is_some_and(|last| now.saturating_duration_since(last) <= limit);
+                other != index && b.in_rotation(now) && (answered || !waiting)
             });
             let watch = &mut self.backends[index].watch;
             match watch.verdict {

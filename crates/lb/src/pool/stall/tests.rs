@@ -140,3 +140,16 @@ fn a_passing_readiness_check_ends_a_stall() {
     state.handle_check(now + ms(900), stuck, true, false);
     assert!(state.backends[stuck].in_rotation(now + ms(900)));
 }
+
+#[test]
+fn the_last_backend_in_rotation_is_never_suspect_and_idle_peers_vouch() {
+    let (mut state, t) = warmed(1);
+    state.pick(t, &[]).unwrap();
+    for step in 1..50 {
+        assert!(state.handle_stall_timeout(t + TICK * step).is_empty());
+    }
+    // Two backends, the other idle (no answer lately, nothing waiting): it vouches.
+    let (mut state, t) = warmed(2);
+    let stuck = state.pick(t, &[]).unwrap();
+    assert_eq!(state.handle_stall_timeout(t + ms(500)), [stuck]);
+}

@@ -129,8 +129,8 @@ impl PoolState {
             })
             .collect();
         let mut ask = Vec::new();
-        for index in 0..self.backends.len() {
-            let Some(limit) = overdue[index] else {
+        for (index, limit) in overdue.into_iter().enumerate() {
+            let Some(limit) = limit else {
                 continue;
             };
             // Slow for everyone? Then nobody is suspect. A peer vouches for the pool when it

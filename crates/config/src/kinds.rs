@@ -314,7 +314,6 @@ fn heartbeat(
     }
     let udp_key = f.get(UDP_KEY);
     let ping_key = f.get(target::PING_KEY);
-    let confirm = f.get(target::CONFIRM);
     let ping_id = match f.get(target::PING_ID) {
         Ok(None) if ping_id_may_be_public(f) => f.get(target::ID),
         other => other,
@@ -323,7 +322,6 @@ fn heartbeat(
     let (detector, detector_spans) = detector?.map_or((None, Vec::new()), |at| at.value);
     let (udp_key, ping_key) = (udp_key?.map(|at| at.value), ping_key?.map(|at| at.value));
     let ping_id = ping_id?.map(|at| at.value);
-    let confirm = confirm?.map(|at| at.value);
     if failed {
         return Err(Reported);
     }
@@ -331,7 +329,7 @@ fn heartbeat(
         (Some(period), None) => Expect::Period {
             period: period.value,
             grace: grace.as_ref().map_or(
-                defaults::heartbeat_grace(period.value, confirm.is_some()),
+                defaults::heartbeat_grace(period.value, f.has(target::CONFIRM)),
                 |at| at.value,
             ),
         },
@@ -366,7 +364,6 @@ fn heartbeat(
         expect,
         detector,
         udp_key,
-        confirm,
     })
 }
 

@@ -190,6 +190,10 @@ pub struct Target {
     pub thresholds: Thresholds,
     /// What to do when it fails (`[target.recover]`), if anything.
     pub recover: Option<Recovery>,
+    /// Where a suspicion is confirmed (issue 15): `tcp://host:port` or an HTTP URL. With it,
+    /// a heartbeat target's silence alone never fails it, and an active target whose check
+    /// fails is down at once when the confirmation is refused.
+    pub confirm: Option<String>,
 }
 
 /// The cadence of a target that sets nothing.
@@ -303,9 +307,6 @@ pub struct HeartbeatSpec {
     pub detector: DetectorKind,
     /// Key for authenticated UDP heartbeats (at least 16 bytes); UDP is refused without one.
     pub udp_key: Option<Vec<u8>>,
-    /// Where a suspicion is confirmed (issue 15): `tcp://host:port` or an HTTP URL. With it,
-    /// a silence alone never fails the target.
-    pub confirm: Option<String>,
 }
 
 /// When heartbeats are expected.

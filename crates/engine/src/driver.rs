@@ -327,11 +327,7 @@ impl Engine {
         specs: Arc<[TargetSpec]>,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
         Box::pin(async move {
-            let Some(Mode::Passive {
-                confirm: Some(confirm),
-                ..
-            }) = specs.get(due.index).map(|spec| &spec.mode)
-            else {
+            let Some(confirm) = specs.get(due.index).and_then(|spec| spec.mode.confirm()) else {
                 return;
             };
             let evidence = confirm.confirm(due.within).await;

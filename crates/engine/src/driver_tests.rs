@@ -76,6 +76,7 @@ async fn an_active_target_goes_down_on_schedule_and_comes_back() {
             mode: Mode::Active {
                 probe: switchable(&up),
                 cadence: cadence(),
+                confirm: None,
             },
         }],
         tx,
@@ -211,6 +212,7 @@ async fn a_restored_target_carries_on_from_its_saved_state() {
             mode: Mode::Active {
                 probe: switchable(&up),
                 cadence: cadence(),
+                confirm: None,
             },
         }],
         tx,
@@ -242,6 +244,7 @@ async fn a_killed_tcp_target_is_noticed() {
             mode: Mode::Active {
                 probe: Arc::new(Tcp::new(addr.to_string())),
                 cadence: fast,
+                confirm: None,
             },
         }],
         tx,
@@ -278,6 +281,7 @@ async fn subscribers_see_each_state_and_flag_change() {
             mode: Mode::Active {
                 probe: switchable(&up),
                 cadence: cadence(),
+                confirm: None,
             },
         }],
         tx,
@@ -304,6 +308,7 @@ async fn pause_and_maintenance_leave_marks_and_maintenance_ends_on_time() {
             mode: Mode::Active {
                 probe: switchable(&up),
                 cadence: cadence(),
+                confirm: None,
             },
         }],
         tx,
@@ -370,6 +375,7 @@ fn spec(id: &str, probe: Arc<dyn Probe>, interval: u64) -> TargetSpec {
                 interval_changing: Duration::from_secs(interval),
                 ..cadence()
             },
+            confirm: None,
         },
     }
 }

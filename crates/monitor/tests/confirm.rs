@@ -89,3 +89,32 @@ async fn a_stall_is_degraded_and_a_gone_process_is_down_at_once() {
         "no failing on the way down: {text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_active_target_whose_port_refuses_is_down_at_its_first_failure() {
+    // Issue 15: down at once, not after down_after (3) failed checks.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let app = axum::Router::new().route("/health", axum::routing::get(|| async { "ok" }));
+        axum::serve(listener, app).await
+    });
+    let monitor = support::start(&format!(
+        "[[target]]\nid = \"api\"\nkind = \"http\"\nurl = \"http://{addr}/health\"\ninterval = \"1s\"\ntimeout = \"500ms\"\nconfirm = \"tcp://{addr}\"\n"
+    ))
+    .await;
+    monitor.wait_for_state("api", "healthy").await;
+    server.abort();
+    let _ = server.await;
+    monitor.wait_for_state("api", "down").await;
+    let target = monitor.target("api").await;
+    let text = target.to_string();
+    assert!(text.contains("confirmed dead"), "{text}");
+    let failures = target["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] != "pass")
+        .count();
+    assert!(failures < 3, "down before down_after failures: {text}");
+}

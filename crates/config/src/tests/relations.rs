@@ -491,9 +491,13 @@ fn confirm_addresses_are_checked_where_they_are_written() {
         &["5 target[0] (\"c\").confirm: confirm needs a period"],
     );
     check(
-        "[[target]]\nid = \"t\"\nkind = \"tcp\"\naddress = \"h:1\"\nconfirm = \"tcp://h:1\"\n",
-        &["5 target[0] (\"t\").confirm: `confirm` does not belong to a tcp target"],
+        "[[target]]\nid = \"t\"\nkind = \"exec\"\ncommand = [\"true\"]\nconfirm = \"tcp://h:1\"\n",
+        &["5 target[0] (\"t\").confirm: `confirm` does not belong to a"],
     );
     check(&hb("\"tcp://127.0.0.1:9\""), &[]);
     check(&hb("\"http://127.0.0.1:9/livez\""), &[]);
+    check(
+        "[[target]]\nid = \"api\"\nkind = \"http\"\nurl = \"http://h:1/\"\nconfirm = \"tcp://h:1\"\n",
+        &[],
+    );
 }

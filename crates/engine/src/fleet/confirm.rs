@@ -1,4 +1,4 @@
-//! Two-level detection for heartbeat targets with a `confirm` address (issue 15).
+//! Two-level detection for targets with a `confirm` address (issue 15).
 //!
 //! When the heartbeat detector suspects such a target, its silence is not judged as a
 //! failure: the fleet asks the driver for a confirmation ([`Fleet::poll_confirm`]), and what
@@ -7,6 +7,11 @@
 //! unreachable → warn (degraded), a failure once it lasts; merely suspected → nothing. While
 //! suspected the target is asked again every period, so a process that dies during a stall
 //! is confirmed then. A heartbeat ends it all: alive.
+//!
+//! An active target with a `confirm` address is suspected by its failing checks: the first
+//! failure asks for a confirmation (again at most once per interval while they fail), and a
+//! refusal takes it down at once instead of after `down_after` failures. An answer changes
+//! nothing there: the checks go on judging it; a passing check ends the suspicion.
 //!
 //! What it is not: the prober (the driver runs `vitals_probes::Confirm`) or the rules (the
 //! core's `confirm` module has them, with their property tests).
@@ -31,7 +36,8 @@ pub struct ConfirmDue {
     pub within: Duration,
 }
 
-/// The second level of `spec`, if it has a `confirm` address.
+/// The second level of `spec`, if it has a `confirm` address: asked again every period
+/// of a heartbeat target, at most once per check interval of an active one.
 pub(super) fn confirmer_for(spec: &TargetSpec) -> Option<Confirmer> {
     match &spec.mode {
         Mode::Passive {
@@ -42,11 +48,31 @@ pub(super) fn confirmer_for(spec: &TargetSpec) -> Option<Confirmer> {
             expectation,
             false,
         )))),
+        Mode::Active {
+            confirm: Some(_),
+            cadence,
+            ..
+        } => Some(Confirmer::new(ConfirmConfig {
+            reprobe: cadence.interval_changing.min(cadence.interval),
+            lasting: Duration::MAX,
+        })),
         _ => None,
     }
 }
 
 impl Fleet {
+    /// An active target's check result, as the second level sees it: a failure is a
+    /// suspicion (and may ask for a confirmation), a pass ends it.
+    pub(super) fn suspect_by_check(&mut self, now: Now, index: usize, failed: bool) {
+        let Some(confirmer) = self.table[index].confirmer.as_mut() else {
+            return;
+        };
+        confirmer.handle_suspicion(now.mono, failed);
+        if failed {
+            self.ask_confirmation(now, index);
+        }
+    }
+
     /// The next confirmation to run, if any is due.
     pub fn poll_confirm(&mut self) -> Option<ConfirmDue> {
         self.confirms.pop_front()
@@ -94,10 +120,14 @@ impl Fleet {
             return;
         };
         let judgement = confirmer.judgement(now.mono);
-        let id = &self.specs[index].id;
+        let spec = &self.specs[index];
+        let id = &spec.id;
         let mut records = Vec::with_capacity(2);
+        // An active target's checks judge it; the confirmation only shortens the way down.
+        let active = !matches!(spec.mode, Mode::Passive { .. });
         match judgement {
             Judgement::Nothing => return,
+            Judgement::Warn(_) | Judgement::Fail(_) if active => return,
             Judgement::Warn(text) | Judgement::Fail(text) if live.paused => {
                 let _ = text;
                 return;

@@ -234,6 +234,7 @@ impl Fleet {
         }
         let mut records = Vec::with_capacity(2 + 2 * parts.len());
         let duration = outcome.duration;
+        let failed = outcome.status() == vitals_core::Status::Fail;
         self.judge(now, index, outcome, &mut records);
         if let Some(metrics) = &self.table[index].metrics {
             metrics.observe(duration);
@@ -243,6 +244,7 @@ impl Fleet {
         }
         self.schedule_check(now, index, due.due);
         self.finish(now, index, records, true);
+        self.suspect_by_check(now, index, failed);
     }
 
     /// Where the target of check `due` is now: its index, unless a reload moved it, or

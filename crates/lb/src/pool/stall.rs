@@ -56,6 +56,16 @@ pub enum Verdict {
     Stalled { since: Instant },
 }
 
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Normal => "normal",
+            Verdict::Suspect { .. } => "suspect",
+            Verdict::Stalled { .. } => "stalled",
+        }
+    }
+}
+
 /// One backend's watch: when its tries started, how fast it answered lately.
 #[derive(Debug, Clone, Default)]
 pub struct Watch {

@@ -145,8 +145,9 @@ impl Fleet {
         let mut next = None;
         if live.confirmer.is_some() {
             // Two-level: the silence raises suspicion only; what confirms it is judged.
+            let paused = live.paused;
             if let Some(confirmer) = live.confirmer.as_mut() {
-                confirmer.handle_suspicion(now.mono, suspected && judged);
+                confirmer.handle_suspicion(now.mono, suspected && judged && !paused);
             }
             next = self.ask_confirmation(now, index);
             self.judge_confirmation(now, index);

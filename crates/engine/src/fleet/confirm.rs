@@ -125,11 +125,14 @@ impl Fleet {
         let mut records = Vec::with_capacity(2);
         // An active target's checks judge it; the confirmation only shortens the way down.
         let active = !matches!(spec.mode, Mode::Passive { .. });
+        if live.paused {
+            return; // a paused target is not judged, as its silence is not
+        }
         match judgement {
             Judgement::Nothing => return,
             Judgement::Warn(_) | Judgement::Fail(_) if active => return,
-            Judgement::Warn(text) | Judgement::Fail(text) if live.paused => {
-                let _ = text;
+            // Degraded already: a warning a period would only fill the store.
+            Judgement::Warn(_) if live.machine.state() == vitals_core::State::Degraded => {
                 return;
             }
             Judgement::Warn(text) => {

@@ -461,4 +461,36 @@ fn a_stalled_sender_is_degraded_then_back_and_never_down() {
         })
         .collect();
     assert_eq!(states, [Healthy, Degraded, Healthy]);
+    // One warning stored for the stall, not one a period.
+    let warnings = results(&sim, "w")
+        .iter()
+        .filter(|(kind, _)| *kind == Kind::Warn)
+        .count();
+    assert_eq!(warnings, 1);
+}
+
+#[test]
+fn a_paused_target_is_not_confirmed_dead() {
+    use State::*;
+    let mut sim = Sim::new(vec![confirmed("w")], Topology::default());
+    sim.beat("w", Signal::Beat(vitals_core::Status::Pass), None);
+    let now = sim.now;
+    sim.fleet
+        .handle_command(
+            now,
+            super::super::Command::Pause {
+                target: 0,
+                paused: true,
+            },
+        )
+        .unwrap();
+    sim.drain();
+    sim.run_until(0.2);
+    if let Some(due) = sim.fleet.poll_confirm() {
+        let now = sim.now;
+        sim.fleet
+            .handle_confirmation(now, due, vitals_core::Evidence::Refused("refused".into()));
+        sim.drain();
+    }
+    assert_ne!(sim.state("w"), Down);
 }

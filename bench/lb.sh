@@ -36,8 +36,8 @@
 #   PARTS="throughput failover"  which measurements to run; add "stall" for issue 15's
 #                          repeated SIGSTOP (vitals only): STOP_TRIALS=50 times, under a
 #                          light load (wrk -c8), the time until b is out of rotation, and
-#                          whether it was taken out by its checks (state) or by its overdue
-#                          requests (the stall watch, pool/stall.rs)
+#                          whether its stall watch (pool/stall.rs: `stall` suspect or
+#                          stalled in the admin API) or its checks took it out
 #   BALANCERS="vitals haproxy nginx"
 
 set -euo pipefail
@@ -57,7 +57,10 @@ ms() { local v=$1; case $v in *ms) echo "${v%ms}" ;; *s) echo $(( ${v%s} * 1000 
 INTERVAL_MS=$(ms "$CHECK_INTERVAL")
 TIMEOUT_MS=$(ms "$CHECK_TIMEOUT")
 
-for tool in wrk haproxy nginx curl; do
+tools="wrk curl"
+[[ $BALANCERS == *haproxy* ]] && tools+=" haproxy"
+[[ $BALANCERS == *nginx* ]] && tools+=" nginx"
+for tool in $tools; do
   command -v $tool >/dev/null || { echo "bench/lb.sh: $tool is missing (apt-get install -y wrk haproxy nginx-light curl)" >&2; exit 1; }
 done
 for bin in vitals vitals-lb-testbackend; do
@@ -301,7 +304,7 @@ for _ in $(seq "$STOP_TRIALS"); do
   kill -STOP "${BPID[b]}"
   time_out vitals "$WORK/out.txt"
   outs+=("$(cut -d' ' -f1 "$WORK/out.txt")")
-  curl -s "http://127.0.0.1:$ADMIN_PORT/api/v1/pools" | grep -o '"name":"b"[^}]*' | grep -q '"state":"healthy"' || by_checks=$((by_checks + 1))
+  curl -s "http://127.0.0.1:$ADMIN_PORT/api/v1/pools" | grep -o '"name":"b"[^}]*' | grep -q '"stall":"s' || by_checks=$((by_checks + 1))
   kill -CONT "${BPID[b]}"
 done
 kill "$WRK" 2>/dev/null || true
@@ -311,7 +314,7 @@ n=$(echo "$sorted" | grep -c . || true)
 {
   echo "## Repeated SIGSTOP of b under light load ($STOP_TRIALS trials, checks every $CHECK_INTERVAL)"
   echo
-  echo "| trials | out of rotation: median | max | taken out by its checks (not the stall watch) |"
+  echo "| trials | out of rotation: median | max | out by its checks, not by the stall watch |"
   echo "|---:|---:|---:|---:|"
   echo "| $n | $(echo "$sorted" | sed -n "$(( (n + 1) / 2 ))p") ms | $(echo "$sorted" | tail -1) ms | $by_checks |"
   echo

@@ -148,14 +148,8 @@ impl Fleet {
                     return;
                 }
                 let outcome = Outcome::new(Kind::Fail, now.wall, Duration::ZERO).with_output(text);
-                live.apply_confirmed_down(
-                    id,
-                    now.mono,
-                    now.wall,
-                    outcome,
-                    &self.metrics,
-                    &mut records,
-                );
+                live.machine.handle_confirmed_down(now.mono, &outcome);
+                live.judged(id, now.mono, now.wall, outcome, &self.metrics, &mut records);
             }
         }
         self.collapse(now, index, &mut records, true);

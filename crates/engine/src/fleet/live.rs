@@ -95,13 +95,12 @@ impl Live {
         records: &mut Vec<Record>,
     ) {
         self.machine.handle_outcome(now, &outcome);
-        self.drain_events(target, wall, records);
-        self.keep(target, now, outcome, metrics, records);
+        self.judged(target, now, wall, outcome, metrics, records);
     }
 
-    /// A death confirmed by a second signal: down at once (see
-    /// `Machine::handle_confirmed_down`); the outcome is kept as any failure.
-    pub(crate) fn apply_confirmed_down(
+    /// After the machine judged `outcome` (by [`Live::apply`], or as a confirmed death,
+    /// `Machine::handle_confirmed_down`): its events as records, and the outcome kept.
+    pub(crate) fn judged(
         &mut self,
         target: &str,
         now: Instant,
@@ -110,13 +109,6 @@ impl Live {
         metrics: &CheckMetrics,
         records: &mut Vec<Record>,
     ) {
-        self.machine.handle_confirmed_down(now, &outcome);
-        self.drain_events(target, wall, records);
-        self.keep(target, now, outcome, metrics, records);
-    }
-
-    /// The machine's events as records.
-    fn drain_events(&mut self, target: &str, wall: SystemTime, records: &mut Vec<Record>) {
         while let Some(event) = self.machine.poll_event() {
             match event.kind {
                 EventKind::Transition { from, to } => {
@@ -148,6 +140,7 @@ impl Live {
                 }
             }
         }
+        self.keep(target, now, outcome, metrics, records);
     }
 
     /// [`Live::apply`] when `judged`, else [`Live::keep`] (the monitor is isolated and this is

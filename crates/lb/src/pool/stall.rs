@@ -129,8 +129,9 @@ impl PoolState {
             .backends
             .iter()
             .map(|b| {
-                let limit = b.watch.overdue_after()?;
+                // Only a backend with a try waiting is worth the p99's sort.
                 let oldest = *b.watch.started.front()?;
+                let limit = b.watch.overdue_after()?;
                 let quiet = b
                     .watch
                     .last_answer

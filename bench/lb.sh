@@ -33,7 +33,11 @@
 #   DURATION=10            seconds of each throughput run; CONNECTIONS=32
 #   FAIL_SECONDS=8         length of each failover run; EVENT_AT=2
 #   CHECK_INTERVAL=1s      CHECK_TIMEOUT=500ms
-#   PARTS="throughput failover"  which measurements to run
+#   PARTS="throughput failover"  which measurements to run; add "stall" for issue 15's
+#                          repeated SIGSTOP (vitals only): STOP_TRIALS=50 times, under a
+#                          light load (wrk -c8), the time until b is out of rotation, and
+#                          whether its stall watch (pool/stall.rs: `stall` suspect or
+#                          stalled in the admin API) or its checks took it out
 #   BALANCERS="vitals haproxy nginx"
 
 set -euo pipefail
@@ -53,7 +57,10 @@ ms() { local v=$1; case $v in *ms) echo "${v%ms}" ;; *s) echo $(( ${v%s} * 1000 
 INTERVAL_MS=$(ms "$CHECK_INTERVAL")
 TIMEOUT_MS=$(ms "$CHECK_TIMEOUT")
 
-for tool in wrk haproxy nginx curl; do
+tools="wrk curl"
+[[ $BALANCERS == *haproxy* ]] && tools+=" haproxy"
+[[ $BALANCERS == *nginx* ]] && tools+=" nginx"
+for tool in $tools; do
   command -v $tool >/dev/null || { echo "bench/lb.sh: $tool is missing (apt-get install -y wrk haproxy nginx-light curl)" >&2; exit 1; }
 done
 for bin in vitals vitals-lb-testbackend; do
@@ -279,6 +286,39 @@ for event in kill stop 5xx; do
     [ $event = 5xx ] && curl -s -X POST "http://127.0.0.1:${PORT[b]}/fail/off" >/dev/null
   done
 done
+fi
+
+# 3. Repeated SIGSTOP (issue 15): the stall watch against the active checks.
+if [[ $PARTS == *stall* ]]; then
+STOP_TRIALS=${STOP_TRIALS:-50}
+stop_backend b; start_backend b
+start_lb vitals
+$(core 1) wrk -t1 -c8 -d3600s --timeout 10s "http://127.0.0.1:$LB_PORT/" >/dev/null 2>&1 &
+WRK=$!
+PIDS+=("$WRK")
+outs=()
+by_checks=0
+for _ in $(seq "$STOP_TRIALS"); do
+  for _ in $(seq 300); do b_is_out vitals || break; sleep 0.02; done
+  sleep 0.5
+  kill -STOP "${BPID[b]}"
+  time_out vitals "$WORK/out.txt"
+  outs+=("$(cut -d' ' -f1 "$WORK/out.txt")")
+  curl -s "http://127.0.0.1:$ADMIN_PORT/api/v1/pools" | grep -o '"name":"b"[^}]*' | grep -q '"stall":"s' || by_checks=$((by_checks + 1))
+  kill -CONT "${BPID[b]}"
+done
+kill "$WRK" 2>/dev/null || true
+stop_lb
+sorted=$(printf '%s\n' "${outs[@]}" | grep -v '>' | sort -n)
+n=$(echo "$sorted" | grep -c . || true)
+{
+  echo "## Repeated SIGSTOP of b under light load ($STOP_TRIALS trials, checks every $CHECK_INTERVAL)"
+  echo
+  echo "| trials | out of rotation: median | max | out by its checks, not by the stall watch |"
+  echo "|---:|---:|---:|---:|"
+  echo "| $n | $(echo "$sorted" | sed -n "$(( (n + 1) / 2 ))p") ms | $(echo "$sorted" | tail -1) ms | $by_checks |"
+  echo
+} >> "$REPORT"
 fi
 
 mkdir -p bench/results

@@ -483,6 +483,7 @@ fn target(
             schedule: schedule?,
             thresholds: thresholds?,
             recover: f.get(target::RECOVER)?.map(|at| at.value),
+            confirm: f.get(target::CONFIRM)?.map(|at| at.value),
         })
     })();
     (target, info)

@@ -276,6 +276,13 @@ fn heartbeat(
         }
         failed = true;
     }
+    if f.has(target::CONFIRM) && f.has(SCHEDULE) {
+        if let Some(span) = f.key_span(target::CONFIRM) {
+            diag.error(&span, target::CONFIRM.field(path),
+                "confirm needs a period: a cron job is not running between its runs, so nothing would answer; remove confirm, or use period for a long-running sender");
+        }
+        failed = true;
+    }
     if let Ok(Some(at)) = &period
         && at.value.is_zero()
     {
@@ -321,11 +328,10 @@ fn heartbeat(
     let expect = match (period, cron) {
         (Some(period), None) => Expect::Period {
             period: period.value,
-            grace: grace
-                .as_ref()
-                .map_or((period.value / 5).max(Duration::from_secs(1)), |at| {
-                    at.value
-                }),
+            grace: grace.as_ref().map_or(
+                defaults::heartbeat_grace(period.value, f.has(target::CONFIRM)),
+                |at| at.value,
+            ),
         },
         (None, Some(cron)) => {
             let timezone = timezone.map_or(chrono_tz::UTC, |at| at.value);
@@ -402,7 +408,7 @@ fn phi(
     period: Duration,
     grace: Duration,
 ) -> Result<PhiConfig, Reported> {
-    let base = PhiConfig::default();
+    let base = PhiConfig::for_period(period);
     let config = PhiConfig {
         threshold: tuning.threshold.unwrap_or(base.threshold),
         max_samples: tuning.max_samples.map_or(base.max_samples, |n| n as usize),

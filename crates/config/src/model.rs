@@ -45,6 +45,19 @@ pub mod defaults {
     pub const INTERVAL_CHANGING: Duration = vitals_core::cadence::INTERVAL_CHANGING;
     /// The interval while down is at least this (and never below the interval).
     pub const INTERVAL_DOWN: Duration = vitals_core::cadence::INTERVAL_DOWN;
+    /// Grace of a heartbeat expected every `period`, unless set: a fifth of the period, at
+    /// least a second, but never more than two periods (one with `confirm`). The second's
+    /// floor keeps a sender beating every few seconds from being failed by one late
+    /// datagram; below a second it was a wall: a 100 ms sender was suspected only after
+    /// 1.1 s, 16 times slower than a LAN needs (issue 15). Two periods is the shortest grace
+    /// the trace replay found free of false suspicions on LAN and heavy-tailed traces at
+    /// 100 ms (BENCHMARKS.md); stalls and burst loss are what `confirm` is for. With
+    /// `confirm` a suspicion only costs a connect, so one period: a crash is confirmed in
+    /// about 150 ms instead of 250.
+    pub fn heartbeat_grace(period: Duration, confirmed: bool) -> Duration {
+        let periods = if confirmed { 1 } else { 2 };
+        (period / 5).max(Duration::from_secs(1).min(period.saturating_mul(periods)))
+    }
     /// Grace of a cron heartbeat: healthchecks.io's default, since cron jobs usually ping when
     /// they finish and their run time varies.
     pub const CRON_GRACE: Duration = Duration::from_secs(3600);
@@ -177,6 +190,10 @@ pub struct Target {
     pub thresholds: Thresholds,
     /// What to do when it fails (`[target.recover]`), if anything.
     pub recover: Option<Recovery>,
+    /// Where a suspicion is confirmed (issue 15): `tcp://host:port` or an HTTP URL. With it,
+    /// a heartbeat target's silence alone never fails it, and an active target whose check
+    /// fails is down at once when the confirmation is refused.
+    pub confirm: Option<String>,
 }
 
 /// The cadence of a target that sets nothing.

@@ -101,6 +101,7 @@ picks! {
     PostgresUrl: String = Val::Str(s) => s.clone();
     RedisUrl: String = Val::Str(s) => s.clone();
     HostPort: String = Val::Str(s) => s.clone();
+    ConfirmUrl: String = Val::Str(s) => s.clone();
     Method: String = Val::Str(s) => s.clone();
     Duration: Duration = Val::Duration(d) => *d;
     Count: u32 = Val::Count(n) => *n;

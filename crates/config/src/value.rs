@@ -76,6 +76,7 @@ pub(super) fn read(
             .map(|()| Val::Str(s))
         }),
         Ty::HostPort => string(value).and_then(|s| host_port(&s).map(|()| Val::Str(s))),
+        Ty::ConfirmUrl => string(value).and_then(|s| confirm_url(&s).map(|()| Val::Str(s))),
         Ty::Method => string(value).and_then(|s| method(&s)).map(Val::Str),
         Ty::SocketAddr => string(value)
             .and_then(|s| socket_addr(&s))
@@ -245,6 +246,24 @@ fn scheme_url(s: &str, schemes: &[&str], example: &str) -> Result<(), Problem> {
 }
 
 /// `host:port`, with IPv6 addresses in brackets.
+/// A heartbeat's `confirm`: `tcp://host:port` (a connect tells a gone process from a
+/// stalled one), or an HTTP URL (any answer is alive).
+fn confirm_url(s: &str) -> Result<(), Problem> {
+    match s.split_once("://") {
+        Some(("tcp", address)) => host_port(address).map_err(|problem| match problem {
+            Problem::Value(message) => Problem::Value(format!("in {s:?}: {message}")),
+            other => other,
+        }),
+        Some(("http" | "https", _)) => http_url(s),
+        Some((scheme, _)) => bad(format!(
+            "{scheme}:// cannot confirm a suspicion; write \"tcp://host:port\" (a port the process listens on) or an http:// URL"
+        )),
+        None => bad(format!(
+            "{s:?} has no scheme; write \"tcp://{s}\" (a port the process listens on) or an http:// URL"
+        )),
+    }
+}
+
 fn host_port(s: &str) -> Result<(), Problem> {
     if s.contains("://") {
         return bad(format!(

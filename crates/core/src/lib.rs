@@ -10,6 +10,8 @@
 //! - [`machine`], the hysteresis state machine (unknown, healthy, degraded, failing, unhealthy,
 //!   down, recovering) with fall / rise / down_after thresholds and flap detection;
 //! - [`detector`], heartbeat failure detectors (deadline and phi accrual);
+//! - [`confirm`], the second level: a suspicion confirmed (dead) or explained (stalled,
+//!   unreachable) by an independent signal;
 //! - [`graph`], the dependency graph between targets and its root-cause rule;
 //! - [`recovery`], the restart budget: when a recovery action may run, and when to escalate;
 //! - [`SplitMix64`], the seeded pseudo-random generator behind jitter and random choices;
@@ -21,6 +23,7 @@
 
 pub mod aggregate;
 pub mod cadence;
+pub mod confirm;
 pub mod detector;
 pub mod graph;
 pub mod health_json;
@@ -32,6 +35,7 @@ mod status;
 
 pub use aggregate::{Part, aggregate};
 pub use cadence::Cadence;
+pub use confirm::{ConfirmConfig, Confirmer, Evidence, Fact, Judgement};
 pub use detector::{Deadline, Detector, PhiAccrual, PhiConfig, Suspicion};
 pub use machine::{Event, EventKind, Machine, Saved, State, Thresholds};
 pub use outcome::{Kind, Observed, Outcome, Report};

@@ -384,6 +384,38 @@ impl Machine {
         self.update_flapping(now, outcome);
     }
 
+    /// A death confirmed by a second signal ([`confirm`](crate::confirm)): down at once,
+    /// whatever `fall` and `down_after` still count, because the evidence is no longer a
+    /// count of failures but a fact. A serving or unknown target passes through `unhealthy`
+    /// (two events, each along an edge of the diagram, as thresholds of 1 would make them),
+    /// a recovering one through the state it fell from. The outcome counts as a failure.
+    pub fn handle_confirmed_down(&mut self, now: Instant, outcome: &Outcome) {
+        let now = self.now.map_or(now, |latest| latest.max(now));
+        self.now = Some(now);
+        self.failures = self
+            .failures
+            .saturating_add(1)
+            .max(self.thresholds.down_after);
+        self.successes = 0;
+        if let Some(rule) = self.thresholds.window {
+            while self.recent.len() >= rule.of_last as usize {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(true);
+        }
+        let reason = || "confirmed dead by a second signal".to_string();
+        let path: &[State] = match self.state {
+            State::Down => &[],
+            State::Unhealthy => &[State::Down],
+            State::Recovering if self.recovering_from == State::Down => &[State::Down],
+            _ => &[State::Unhealthy, State::Down],
+        };
+        for &to in path {
+            self.enter(now, to, reason(), outcome);
+        }
+        self.update_flapping(now, outcome);
+    }
+
     /// The next queued event, oldest first.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()

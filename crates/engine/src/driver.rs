@@ -18,7 +18,7 @@ use vitals_core::{Outcome, Report};
 use vitals_probes::{RunEnd, run_once};
 
 use crate::clock::{Clock, Now};
-use crate::fleet::{Applied, Command, Desired, Due, Fleet, TargetView};
+use crate::fleet::{Applied, Command, ConfirmDue, Desired, Due, Fleet, TargetView};
 use crate::metrics::CheckMetrics;
 use crate::record::{PingRecord, Record, RecordSender};
 use crate::service;
@@ -333,6 +333,31 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Run the confirmation `due` asks for (issue 15) and feed its evidence back, then start
+    /// any the answer calls for. Not under the checks' semaphore: a confirmation is one
+    /// connect, and waiting behind a queue of checks would make it late when it matters.
+    fn confirm(
+        self,
+        due: ConfirmDue,
+        specs: Arc<[TargetSpec]>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            let Some(confirm) = specs.get(due.index).and_then(|spec| spec.mode.confirm()) else {
+                return;
+            };
+            let evidence = confirm.confirm(due.within).await;
+            let more = self.feed(|fleet, now| {
+                fleet.handle_confirmation(now, due, evidence);
+                std::iter::from_fn(|| fleet.poll_confirm()).collect::<Vec<_>>()
+            });
+            for due in more {
+                tokio::spawn(self.clone().confirm(due, Arc::clone(&specs)));
+            }
+        })
+    }
+}
+
 /// One check of an active target, through the probes' one runner: cut at its timeout, a panic
 /// a failed outcome. The outcome, and a service's own checks from its health body.
 async fn run_check(spec: &TargetSpec, clock: &Clock) -> (Outcome, Vec<(String, Outcome)>) {
@@ -378,14 +403,19 @@ async fn run(shared: Weak<Shared>, wake: Arc<Notify>) {
                     .saturating_duration_since(until);
                 engine.shared.lag.timer.observe(late.as_secs_f64());
             }
-            let (due, specs, next) = engine.feed(|fleet, now| {
+            let (due, confirms, specs, next) = engine.feed(|fleet, now| {
                 fleet.handle_timeout(now);
                 let due: Vec<Due> = std::iter::from_fn(|| fleet.poll_check()).collect();
-                (due, fleet.shared_specs(), fleet.poll_timeout())
+                let confirms: Vec<ConfirmDue> =
+                    std::iter::from_fn(|| fleet.poll_confirm()).collect();
+                (due, confirms, fleet.shared_specs(), fleet.poll_timeout())
             });
             let spawned = tokio::time::Instant::now();
             for due in due {
                 tokio::spawn(engine.clone().check(due, Arc::clone(&specs), spawned));
+            }
+            for due in confirms {
+                tokio::spawn(engine.clone().confirm(due, Arc::clone(&specs)));
             }
             next
         };

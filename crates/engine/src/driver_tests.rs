@@ -76,6 +76,7 @@ async fn an_active_target_goes_down_on_schedule_and_comes_back() {
             mode: Mode::Active {
                 probe: switchable(&up),
                 cadence: cadence(),
+                confirm: None,
             },
         }],
         tx,
@@ -128,6 +129,7 @@ async fn a_silent_heartbeat_target_goes_overdue_and_recovers_on_the_next_ping() 
             mode: Mode::Passive {
                 ping_id: "5a1c".into(),
                 trusted_pings: true,
+                confirm: None,
                 expectation: Expectation::Period {
                     period: Duration::from_secs(60),
                     grace: Duration::from_secs(10),
@@ -210,6 +212,7 @@ async fn a_restored_target_carries_on_from_its_saved_state() {
             mode: Mode::Active {
                 probe: switchable(&up),
                 cadence: cadence(),
+                confirm: None,
             },
         }],
         tx,
@@ -241,6 +244,7 @@ async fn a_killed_tcp_target_is_noticed() {
             mode: Mode::Active {
                 probe: Arc::new(Tcp::new(addr.to_string())),
                 cadence: fast,
+                confirm: None,
             },
         }],
         tx,
@@ -277,6 +281,7 @@ async fn subscribers_see_each_state_and_flag_change() {
             mode: Mode::Active {
                 probe: switchable(&up),
                 cadence: cadence(),
+                confirm: None,
             },
         }],
         tx,
@@ -303,6 +308,7 @@ async fn pause_and_maintenance_leave_marks_and_maintenance_ends_on_time() {
             mode: Mode::Active {
                 probe: switchable(&up),
                 cadence: cadence(),
+                confirm: None,
             },
         }],
         tx,
@@ -369,6 +375,7 @@ fn spec(id: &str, probe: Arc<dyn Probe>, interval: u64) -> TargetSpec {
                 interval_changing: Duration::from_secs(interval),
                 ..cadence()
             },
+            confirm: None,
         },
     }
 }
@@ -520,6 +527,7 @@ async fn a_fast_heartbeat_keeps_one_passing_result_a_second_and_every_failure() 
             mode: Mode::Passive {
                 ping_id: "w".into(),
                 trusted_pings: true,
+                confirm: None,
                 expectation: Expectation::Period {
                     period: Duration::from_millis(10),
                     grace: Duration::from_millis(100),

@@ -30,7 +30,9 @@ mod driver_tests;
 pub use clock::{Clock, Now};
 pub use driver::{Engine, Lag, Options, UnknownPing};
 pub use expect::Expectation;
-pub use fleet::{Applied, COLLAPSE_FOR, Command, Desired, Due, Fleet, MAX_MAINTENANCE, TargetView};
+pub use fleet::{
+    Applied, COLLAPSE_FOR, Command, ConfirmDue, Desired, Due, Fleet, MAX_MAINTENANCE, TargetView,
+};
 pub use metrics::CheckMetrics;
 pub use record::{
     PingRecord, RECORD_BYTES, Record, RecordReceiver, RecordSender, Signal, TimelineState,

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use vitals_core::Cadence;
 use vitals_core::machine::{State, Thresholds};
-use vitals_probes::{Probe, VitalsHealth};
+use vitals_probes::{Confirm, Probe, VitalsHealth};
 
 use crate::Expectation;
 
@@ -19,6 +19,9 @@ pub enum Mode {
     Active {
         probe: Arc<dyn Probe>,
         cadence: Cadence,
+        /// Where a failing check is confirmed (issue 15): refused there, the target is down
+        /// at once instead of after `down_after` failures.
+        confirm: Option<Arc<Confirm>>,
     },
     /// A vitals-library service: checked like `Active` through its health body, and each
     /// check the body names becomes a row of its own (`<id>/<check>`).
@@ -34,10 +37,21 @@ pub enum Mode {
         /// checked a key, or the operator trusts pings without one. UDP beats (verified)
         /// and silence always may.
         trusted_pings: bool,
+        /// Where to confirm a suspicion (issue 15): a silence alone then never fails the
+        /// target; a refusal there confirms it dead, an answer says it is stalled.
+        confirm: Option<Arc<Confirm>>,
     },
 }
 
 impl Mode {
+    /// Where its suspicions are confirmed, if anywhere (see `fleet::confirm`).
+    pub fn confirm(&self) -> Option<&Arc<Confirm>> {
+        match self {
+            Mode::Active { confirm, .. } | Mode::Passive { confirm, .. } => confirm.as_ref(),
+            Mode::Service { .. } => None,
+        }
+    }
+
     /// How often it is checked, when the monitor checks it.
     pub fn cadence(&self) -> Option<&Cadence> {
         match self {
@@ -50,9 +64,12 @@ impl Mode {
 impl std::fmt::Debug for Mode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Mode::Active { cadence, .. } => f
+            Mode::Active {
+                cadence, confirm, ..
+            } => f
                 .debug_struct("Active")
                 .field("cadence", cadence)
+                .field("confirm", &confirm.as_ref().map(|c| c.describe()))
                 .finish_non_exhaustive(),
             Mode::Service { service, cadence } => f
                 .debug_struct("Service")
@@ -63,11 +80,13 @@ impl std::fmt::Debug for Mode {
                 ping_id,
                 expectation,
                 trusted_pings,
+                confirm,
             } => f
                 .debug_struct("Passive")
                 .field("ping_id", ping_id)
                 .field("expectation", expectation)
                 .field("trusted_pings", trusted_pings)
+                .field("confirm", &confirm.as_ref().map(|c| c.describe()))
                 .finish(),
         }
     }

@@ -62,6 +62,8 @@ struct BackendView {
     /// The state machine's state from the active checks.
     state: &'static str,
     in_rotation: bool,
+    /// The stall watch (issue 15): "normal", "suspect" or "stalled".
+    stall: &'static str,
     drained: bool,
     /// Its readiness answered 503.
     not_ready: bool,
@@ -79,6 +81,7 @@ fn backend_view(state: &PoolState, index: usize, now: Instant) -> BackendView {
         weight: b.weight,
         state: b.health.as_str(),
         in_rotation: b.in_rotation(now),
+        stall: b.watch.verdict.as_str(),
         drained: b.drained,
         not_ready: b.not_ready,
         ejected_for_ms: b

@@ -132,6 +132,7 @@ pub fn specs(
                 mode: Mode::Active {
                     probe: Arc::new(probe),
                     cadence: pool.schedule.clone(),
+                    confirm: None,
                 },
             });
         }

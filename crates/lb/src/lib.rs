@@ -166,6 +166,20 @@ pub async fn run(
         Arc::clone(&metrics),
     ));
 
+    // Two-level detection of stalled backends (issue 15): overdue and silent → suspect,
+    // confirmed by a connect.
+    let stall_metrics = Arc::clone(&metrics);
+    tokio::spawn(pool::stall::drive(pools.clone(), move |pool, backend| {
+        tracing::warn!(pool = %pool, backend = %backend, "backend ejected: overdue, and its port refuses connections");
+        stall_metrics
+            .ejections
+            .get_or_create(&metrics::BackendLabels {
+                pool: pool.to_string(),
+                backend: backend.to_string(),
+            })
+            .inc();
+    }));
+
     let by_id: HashMap<&str, usize> = config
         .pools
         .iter()

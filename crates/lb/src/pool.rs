@@ -26,6 +26,8 @@ use vitals_core::machine::State;
 
 use crate::balance::{self, Candidate};
 
+pub mod stall;
+
 /// While slow start ramps a backend up, it gets at least this share of its weight, so that
 /// it sees some traffic at once (Envoy's `min_weight_percent`).
 const SLOW_START_FLOOR: f64 = 0.1;
@@ -59,6 +61,8 @@ pub struct BackendState {
     pub in_flight: u32,
     /// When it came back into rotation, for slow start.
     pub returned_at: Option<Instant>,
+    /// Its tries' waits and answers: suspect, stalled or normal (`stall`, issue 15).
+    pub watch: stall::Watch,
 }
 
 impl BackendState {
@@ -79,9 +83,9 @@ impl BackendState {
         self.drained || self.not_ready
     }
 
-    /// In rotation: healthy, not draining, not ejected.
+    /// In rotation: healthy, not draining, not ejected, not suspected of a stall.
     pub fn in_rotation(&self, now: Instant) -> bool {
-        self.healthy() && !self.draining() && !self.ejected(now)
+        self.healthy() && !self.draining() && !self.ejected(now) && !self.watch.is_out()
     }
 }
 
@@ -149,6 +153,7 @@ impl PoolState {
                     consecutive_failures: 0,
                     in_flight: 0,
                     returned_at: None,
+                    watch: stall::Watch::default(),
                 })
                 .collect(),
             scores: vec![0; pool.backends.len()],
@@ -183,6 +188,10 @@ impl PoolState {
             return;
         };
         b.not_ready = said_503;
+        if passed {
+            // The check got an answer: a stalled backend answers again.
+            b.watch.verdict = stall::Verdict::Normal;
+        }
         if passed && b.ejected(now) && !b.ejected_for_answers {
             b.ejected_until = None;
             b.consecutive_failures = 0;
@@ -232,11 +241,12 @@ impl PoolState {
             .map_or(0, |b| forgiven(b, self.outlier.base_ejection, now))
     }
 
-    /// A try on `index` started (picked) or ended.
-    pub fn release(&mut self, index: usize) {
+    /// A try on `index`, picked at `started`, ended.
+    pub fn release(&mut self, index: usize, started: Instant) {
         if let Some(b) = self.backends.get_mut(index) {
             b.in_flight = b.in_flight.saturating_sub(1);
         }
+        self.forget_try(index, started);
     }
 
     /// How many backends may be ejected at once: the configured share, but always one.
@@ -319,6 +329,7 @@ impl PoolState {
             return Err(self.unavailable(now, tried));
         };
         self.backends[index].in_flight += 1;
+        self.start_try(index, now);
         Ok(index)
     }
 
@@ -332,12 +343,17 @@ impl PoolState {
         let drained = count(&|b| b.drained);
         let not_ready = count(&|b| b.not_ready);
         let ejected = count(&|b| b.ejected(now));
+        let stalled = count(&|b| b.watch.is_out());
         for (k, what) in [
             (unhealthy, "failing their health checks"),
             (unknown, "not checked yet"),
             (drained, "drained by the admin"),
             (not_ready, "answering 503 on their readiness path"),
             (ejected, "ejected after failed requests"),
+            (
+                stalled,
+                "suspected of a stall (requests waiting far beyond their usual time)",
+            ),
         ] {
             if k > 0 {
                 parts.push(format!("{k} {what}"));

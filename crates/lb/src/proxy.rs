@@ -258,11 +258,13 @@ fn answer(status: StatusCode, text: String) -> Response<Body> {
 struct InFlight {
     state: Arc<Mutex<PoolState>>,
     index: usize,
+    /// When it was picked: the try's key in the pool's stall watch.
+    started: std::time::Instant,
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        lock(&self.state).release(self.index);
+        lock(&self.state).release(self.index, self.started);
     }
 }
 
@@ -316,7 +318,8 @@ async fn handle(
     let mut tried: Vec<usize> = Vec::new();
     let mut failure: Option<Response<Body>> = None;
     loop {
-        let picked = lock(&up.state).pick(now(), &tried);
+        let started = now();
+        let picked = lock(&up.state).pick(started, &tried);
         let index = match picked {
             Ok(index) => index,
             Err(unavailable) => {
@@ -341,6 +344,7 @@ async fn handle(
         let guard = InFlight {
             state: Arc::clone(&up.state),
             index,
+            started,
         };
         let streamed = stream.is_some();
         let body = match (&kept, stream.take()) {
@@ -394,7 +398,9 @@ async fn handle(
         let problem = match result {
             Ok(Ok(response)) => {
                 let status = response.status();
-                let ejected = lock(&up.state).handle_result(
+                let mut state = lock(&up.state);
+                state.handle_answer(now(), index, started);
+                let ejected = state.handle_result(
                     now(),
                     index,
                     if status.is_server_error() {
@@ -403,6 +409,7 @@ async fn handle(
                         Tried::Answered
                     },
                 );
+                drop(state);
                 if ejected.is_some() {
                     eject(&up, &route.name, "5xx answers in a row");
                 }

@@ -313,3 +313,72 @@ async fn the_admin_api_drains_and_undrains_a_backend() {
         "pool \"web\" has no backend \"z\"; its backends are a, b\n"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_backend_is_taken_out_by_its_overdue_requests_before_its_checks_fail() {
+    // Issue 15: active checks every 30 s cannot see the pause in this test's time; the
+    // stall watch does — a request waiting far beyond b's usual time while a and c answer,
+    // confirmed by a connect the stopped process's kernel still accepts.
+    let (a, b, c) = (
+        Backend::start("a").await,
+        Backend::start("b").await,
+        Backend::start("c").await,
+    );
+    let slow_checks = "interval = \"30s\"\ntimeout = \"1s\"\nrequest_timeout = \"10s\"\n";
+    let lb = start_lb(&[&a, &b, &c], slow_checks).await;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    all_in_rotation(&lb, &client, &["a", "b", "c"]).await;
+    // Enough answers from each for a p99.
+    let before = count(&client, &lb.base, 120).await;
+    assert!(before.get("b").is_some_and(|&n| n >= 30), "{before:?}");
+
+    signal(b.pid(), Signal::SIGSTOP).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let (client, url, stop) = (client.clone(), lb.base.clone(), Arc::clone(&stop));
+        tokio::spawn(async move {
+            let mut answers = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                answers.push(client.get(&url).send().await.map(|r| r.status().as_u16()));
+            }
+            answers
+        })
+    };
+    until("b is out of rotation", PATIENCE, async || {
+        !lb.in_rotation(&client, "b").await
+    })
+    .await;
+    assert_eq!(
+        lb.backend(&client, "b").await["state"],
+        "healthy",
+        "taken out by the stall watch, not by its checks"
+    );
+    let tries = lb.tries(&client, "b").await;
+    let out = count(&client, &lb.base, 30).await;
+    assert_eq!(
+        lb.tries(&client, "b").await,
+        tries,
+        "new requests while paused: {out:?}"
+    );
+
+    // SIGCONT: the request that waited is answered, and b is back.
+    signal(b.pid(), Signal::SIGCONT).unwrap();
+    until("b is back in rotation", PATIENCE, async || {
+        lb.in_rotation(&client, "b").await
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    let answers = load.await.unwrap();
+    assert!(
+        answers.iter().all(|a| matches!(a, Ok(200))),
+        "every request answered: {:?}",
+        answers
+            .iter()
+            .filter(|a| !matches!(a, Ok(200)))
+            .take(5)
+            .collect::<Vec<_>>()
+    );
+}

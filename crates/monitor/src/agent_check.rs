@@ -99,6 +99,7 @@ mod tests {
                         interval_changing: interval,
                         interval_down: interval,
                     },
+                    confirm: None,
                 },
             }],
             records(16).0,

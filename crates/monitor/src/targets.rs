@@ -25,9 +25,16 @@ pub fn spec(target: &Target, http: &reqwest::Client) -> Result<TargetSpec, Targe
         message,
     };
     let cadence = target.schedule.clone();
+    let confirm = target.confirm.as_deref().map(|confirm| {
+        Arc::new(match confirm.strip_prefix("tcp://") {
+            Some(address) => vitals_probes::Confirm::tcp(address),
+            None => vitals_probes::Confirm::http(confirm),
+        })
+    });
     let active = |probe: Arc<dyn Probe>| Mode::Active {
         probe,
         cadence: cadence.clone(),
+        confirm: confirm.clone(),
     };
     let mode = match &target.kind {
         TargetKind::Http(http) => {
@@ -87,6 +94,7 @@ pub fn spec(target: &Target, http: &reqwest::Client) -> Result<TargetSpec, Targe
             cadence: cadence.clone(),
         },
         TargetKind::Heartbeat(heartbeat) => Mode::Passive {
+            confirm: confirm.clone(),
             // Filled in by `ping_ids::resolve` before targets are built.
             ping_id: heartbeat.ping_id.clone().ok_or_else(|| {
                 fail("has no ping id; crate::ping_ids::resolve generates one".to_string())

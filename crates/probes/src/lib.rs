@@ -36,6 +36,7 @@ use std::pin::Pin;
 
 pub use vitals_core::Report;
 
+mod confirm;
 mod exec;
 mod func;
 mod group;
@@ -58,6 +59,7 @@ mod threshold;
 #[cfg(feature = "http")]
 mod vitals_health;
 
+pub use confirm::Confirm;
 pub use exec::{ChildOutput, Exec, OUTPUT_LIMIT as EXEC_OUTPUT_LIMIT, wait_with_output};
 pub use func::{FnProbe, from_fn};
 pub use group::{GroupChild, spawn_in_group};

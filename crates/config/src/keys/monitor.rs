@@ -121,6 +121,7 @@ schema! {
         UDP_KEY: HexKey = "udp_key" for HEARTBEAT;
         PING_KEY: Token = "ping_key" for HEARTBEAT;
         PUBLIC_PING_ID: Bool = "public_ping_id" for HEARTBEAT;
+        CONFIRM: ConfirmUrl = "confirm" for HEARTBEAT | HTTP | TCP | GRPC | VITALS;
     }
 
     /// `failures_in_window = { failures = 3, of_last = 10 }`.

@@ -193,6 +193,8 @@ value_types! {
         RedisUrl,
         /// host:port.
         HostPort,
+        /// Where a suspicion is confirmed: tcp://host:port, or an http:// or https:// URL.
+        ConfirmUrl,
         /// A program and its arguments, as a list.
         Command,
         /// An HTTP method.

@@ -325,7 +325,32 @@ udp_key = "000102030405060708090a0b0c0d0e0f"
         ),
         (10.0, secs(10), secs(2))
     );
+    assert_eq!(
+        phi.min_std_dev,
+        Duration::from_millis(2500),
+        "a quarter period"
+    );
     assert_eq!(worker.udp_key.as_ref().map(Vec::len), Some(16));
+}
+
+#[test]
+fn a_sub_second_heartbeat_gets_a_grace_of_two_periods() {
+    // Issue 15: a 1 s floor made a 100 ms sender suspected only after 1.1 s.
+    let grace = |period: &str| {
+        let config = ok(&format!(
+            "[[target]]\nid = \"hb\"\nkind = \"heartbeat\"\nperiod = \"{period}\"\n"
+        ));
+        let TargetKind::Heartbeat(hb) = &config.targets[0].kind else {
+            panic!("heartbeat")
+        };
+        hb.expect.grace()
+    };
+    let ms = Duration::from_millis;
+    assert_eq!(grace("100ms"), ms(200));
+    assert_eq!(grace("400ms"), ms(800));
+    assert_eq!(grace("1s"), ms(1000));
+    assert_eq!(grace("10s"), ms(2000));
+    assert_eq!(grace("1m"), ms(12_000));
 }
 
 #[test]

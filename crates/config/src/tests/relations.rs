@@ -460,3 +460,44 @@ read_token = "read-only-0123456789abcdef"
         ],
     );
 }
+
+#[test]
+fn confirm_addresses_are_checked_where_they_are_written() {
+    // Issue 15.
+    let hb = |confirm: &str| {
+        format!(
+            "[[target]]\nid = \"w\"\nkind = \"heartbeat\"\nperiod = \"100ms\"\nconfirm = {confirm}\n"
+        )
+    };
+    check(
+        &hb("\"udp://127.0.0.1:9\""),
+        &[
+            "5 target[0] (\"w\").confirm: udp:// cannot confirm a suspicion; write \"tcp://host:port\"",
+        ],
+    );
+    check(
+        &hb("\"127.0.0.1:9\""),
+        &[
+            "5 target[0] (\"w\").confirm: \"127.0.0.1:9\" has no scheme; write \"tcp://127.0.0.1:9\"",
+        ],
+    );
+    check(
+        &hb("\"tcp://127.0.0.1\""),
+        &["5 target[0] (\"w\").confirm: in \"tcp://127.0.0.1\": \"127.0.0.1\" has no port"],
+    );
+    check(&hb("9"), &["5 target[0] (\"w\").confirm: expected"]);
+    check(
+        "[[target]]\nid = \"c\"\nkind = \"heartbeat\"\nschedule = \"0 3 * * *\"\nconfirm = \"tcp://h:1\"\n",
+        &["5 target[0] (\"c\").confirm: confirm needs a period"],
+    );
+    check(
+        "[[target]]\nid = \"t\"\nkind = \"exec\"\ncommand = [\"true\"]\nconfirm = \"tcp://h:1\"\n",
+        &["5 target[0] (\"t\").confirm: `confirm` does not belong to a"],
+    );
+    check(&hb("\"tcp://127.0.0.1:9\""), &[]);
+    check(&hb("\"http://127.0.0.1:9/livez\""), &[]);
+    check(
+        "[[target]]\nid = \"api\"\nkind = \"http\"\nurl = \"http://h:1/\"\nconfirm = \"tcp://h:1\"\n",
+        &[],
+    );
+}

@@ -41,6 +41,9 @@ pub struct PhiConfig {
 }
 
 impl Default for PhiConfig {
+    /// Akka's tuning, made for its 1 s heartbeat (min_std_dev 100 ms). For any other period
+    /// use [`PhiConfig::for_period`]: at 100 ms heartbeats these defaults judge the sender
+    /// against a deviation of a whole period and a first estimate ten times too long.
     fn default() -> Self {
         PhiConfig {
             threshold: 8.0,
@@ -48,6 +51,29 @@ impl Default for PhiConfig {
             min_std_dev: Duration::from_millis(100),
             acceptable_pause: Duration::ZERO,
             first_heartbeat_estimate: Duration::from_secs(1),
+        }
+    }
+}
+
+impl PhiConfig {
+    /// The tuning for heartbeats every `period`: threshold 8 and a window of 200 as in Akka,
+    /// the period as the first estimate, and a least standard deviation of a quarter of it
+    /// (the deviation Akka seeds its window with), so that a sender beating every 100 ms is
+    /// judged on its own rhythm rather than one ten times slower.
+    ///
+    /// Why a quarter (issue 15, BENCHMARKS.md, `cargo run --release -p vitals-core --example
+    /// replay`): at 100 ms heartbeats, min_std_dev 100 ms (one period, as `default()` has)
+    /// suspects a crash after 573 ms on a LAN; 25 ms after 181 ms, still with no false
+    /// suspicion on the LAN and heavy-tailed (Pareto) traces, where 10 ms (103 ms) makes
+    /// dozens an hour. What no min_std_dev fixes is a sender that stalls for longer than
+    /// anything in its window: that is what `acceptable_pause` and a confirmation are for.
+    pub fn for_period(period: Duration) -> PhiConfig {
+        PhiConfig {
+            threshold: 8.0,
+            max_samples: 200,
+            min_std_dev: (period / 4).max(Duration::from_millis(1)),
+            acceptable_pause: Duration::ZERO,
+            first_heartbeat_estimate: period,
         }
     }
 }
@@ -531,6 +557,29 @@ mod tests {
             },
         );
         (config, prop::collection::vec(0u64..20_000, 0..60))
+    }
+
+    #[test]
+    fn a_fast_sender_is_judged_on_its_own_period() {
+        // Issue 15: the 1 s defaults suspected a crashed 100 ms sender only after ~570 ms.
+        let config = PhiConfig::for_period(ms(100));
+        assert_eq!(config.first_heartbeat_estimate, ms(100));
+        assert_eq!(config.min_std_dev, ms(25));
+        assert!(config.validate().is_ok());
+        let (detector, last) = fed(config, base(), std::iter::repeat_n(ms(100), 300));
+        let crossing = detector.poll_timeout().unwrap() - last;
+        assert!(crossing > ms(150) && crossing < ms(250), "{crossing:?}");
+        let (slow, last) = fed(
+            PhiConfig::default(),
+            base(),
+            std::iter::repeat_n(ms(100), 300),
+        );
+        assert!(slow.poll_timeout().unwrap() - last > ms(500));
+        // A period too short to divide still has some spread.
+        assert_eq!(
+            PhiConfig::for_period(Duration::from_nanos(3)).min_std_dev,
+            ms(1)
+        );
     }
 
     proptest! {

@@ -530,3 +530,41 @@ fn a_restored_machine_carries_on_where_the_saved_one_stopped() {
         }
     );
 }
+
+#[test]
+fn a_confirmed_death_is_down_at_once_along_the_diagram() {
+    // Issue 15: confirmed dead needs no count of failures.
+    let transitions = |prefix: &str| {
+        let mut machine = Machine::new(Thresholds::default()).unwrap();
+        let start = base();
+        for (i, letter) in prefix.chars().enumerate() {
+            machine.handle_outcome(start + Duration::from_secs(i as u64), &outcome(letter));
+        }
+        drain(&mut machine);
+        machine.handle_confirmed_down(start + Duration::from_secs(60), &outcome('F'));
+        let got: Vec<String> = drain(&mut machine)
+            .into_iter()
+            .filter_map(|e| match e.kind {
+                EventKind::Transition { from, to } => Some(format!("{from}>{to}")),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(machine.state(), State::Down);
+        assert!(machine.consecutive_failures() >= 3);
+        got.join(" ")
+    };
+    assert_eq!(transitions(""), "unknown>unhealthy unhealthy>down");
+    assert_eq!(transitions("P"), "healthy>unhealthy unhealthy>down");
+    assert_eq!(transitions("PF"), "failing>unhealthy unhealthy>down");
+    assert_eq!(transitions("PFF"), "unhealthy>down");
+    assert_eq!(transitions("PFFF"), "");
+    assert_eq!(transitions("PFFFP"), "recovering>down");
+    assert_eq!(transitions("PFFP"), "recovering>unhealthy unhealthy>down");
+    // And it comes back by rise passes, as from any down.
+    let mut machine = Machine::new(Thresholds::default()).unwrap();
+    let start = base();
+    machine.handle_confirmed_down(start, &outcome('F'));
+    machine.handle_outcome(start + Duration::from_secs(1), &outcome('P'));
+    machine.handle_outcome(start + Duration::from_secs(2), &outcome('P'));
+    assert_eq!(machine.state(), State::Healthy);
+}

@@ -279,6 +279,7 @@ fn rework(mut live: Live, spec: &TargetSpec, incarnation: u64, now: Now) -> Live
         Mode::Passive { expectation, .. } => Some(expectation.detector(now.mono, now.wall)),
         Mode::Active { .. } | Mode::Service { .. } => None,
     };
+    live.confirmer = super::confirm::confirmer_for(spec);
     // Stale deadline and held-window entries are dropped by generation.
     live.timer_generation += 1;
     live.collapse_generation += 1;

@@ -62,6 +62,9 @@ impl Fleet {
             if let Some(detector) = live.detector.as_mut() {
                 detector.handle_heartbeat(now.mono);
             }
+            if let Some(confirmer) = live.confirmer.as_mut() {
+                confirmer.handle_heartbeat(now.mono);
+            }
             live.last_beat = Some(now.mono);
             let output = match ping.signal {
                 Signal::Exit(code) if code != 0 => format!("job exited with status {code}"),
@@ -130,17 +133,25 @@ impl Fleet {
             self.arm_deadline(index);
             return;
         }
-        let Mode::Passive { expectation, .. } = &self.specs[index].mode else {
+        if !matches!(self.specs[index].mode, Mode::Passive { .. }) {
             return;
-        };
-        let recheck = timers::recheck_after(expectation);
+        }
         let suspected = live
             .detector
             .as_ref()
             .is_some_and(|detector| detector.suspicion(now.mono).is_suspected());
         // Silence while the monitor is isolated says more about its network.
         let judged = !self.isolated || self.topology.is_canary(index);
-        if suspected && !live.paused && judged {
+        let mut next = None;
+        if live.confirmer.is_some() {
+            // Two-level: the silence raises suspicion only; what confirms it is judged.
+            let paused = live.paused;
+            if let Some(confirmer) = live.confirmer.as_mut() {
+                confirmer.handle_suspicion(now.mono, suspected && judged && !paused);
+            }
+            next = self.ask_confirmation(now, index);
+            self.judge_confirmation(now, index);
+        } else if suspected && !live.paused && judged {
             let silent = now
                 .mono
                 .saturating_duration_since(live.last_beat.unwrap_or(live.created));
@@ -151,6 +162,11 @@ impl Fleet {
             self.collapse(now, index, &mut records, true);
             self.finish(now, index, records, true);
         }
-        self.arm_at(index, now.mono + recheck);
+        let Mode::Passive { expectation, .. } = &self.specs[index].mode else {
+            return;
+        };
+        let down = self.table[index].machine.state() == vitals_core::State::Down;
+        let recheck = now.mono + timers::recheck_after(expectation, down);
+        self.arm_at(index, next.map_or(recheck, |next| next.min(recheck)));
     }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 use vitals_core::Cadence;
 use vitals_core::detector::Detector;
 use vitals_core::machine::{EventKind, Machine, State};
-use vitals_core::{Kind, Outcome};
+use vitals_core::{Confirmer, Kind, Outcome};
 
 use crate::metrics::{CheckMetrics, TargetMetrics};
 use crate::record::{Record, Transition};
@@ -25,6 +25,8 @@ pub(crate) struct Live {
     /// Wall time the current state was entered, for people and the API.
     pub(crate) since_wall: Option<SystemTime>,
     pub(crate) detector: Option<Box<dyn Detector + Send>>,
+    /// The second level of a heartbeat target with a `confirm` address.
+    pub(crate) confirmer: Option<Confirmer>,
     /// Bumped whenever the target's pending deadline is superseded (a heartbeat brought it
     /// forward), so stale timer entries are dropped.
     pub(crate) timer_generation: u64,
@@ -64,6 +66,7 @@ impl Live {
             last: None,
             since_wall: None,
             detector: None,
+            confirmer: None,
             timer_generation: 0,
             armed: None,
             paused: false,
@@ -92,6 +95,20 @@ impl Live {
         records: &mut Vec<Record>,
     ) {
         self.machine.handle_outcome(now, &outcome);
+        self.judged(target, now, wall, outcome, metrics, records);
+    }
+
+    /// After the machine judged `outcome` (by [`Live::apply`], or as a confirmed death,
+    /// `Machine::handle_confirmed_down`): its events as records, and the outcome kept.
+    pub(crate) fn judged(
+        &mut self,
+        target: &str,
+        now: Instant,
+        wall: SystemTime,
+        outcome: Outcome,
+        metrics: &CheckMetrics,
+        records: &mut Vec<Record>,
+    ) {
         while let Some(event) = self.machine.poll_event() {
             match event.kind {
                 EventKind::Transition { from, to } => {

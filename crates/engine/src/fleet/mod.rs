@@ -29,6 +29,7 @@
 mod apply;
 mod beat;
 mod collapse;
+mod confirm;
 mod flags;
 mod live;
 mod timers;
@@ -53,6 +54,7 @@ use crate::spec::{Mode, Restored, TargetSpec, Topology};
 
 pub use apply::{Applied, Desired};
 pub use collapse::COLLAPSE_FOR;
+pub use confirm::ConfirmDue;
 pub use flags::{Command, MAX_MAINTENANCE};
 use live::Live;
 use timers::{Entry, Timers};
@@ -85,6 +87,8 @@ pub struct Fleet {
     timers: Timers,
     records: VecDeque<Record>,
     checks: VecDeque<Due>,
+    /// Confirmations the driver should run (see `confirm`).
+    confirms: VecDeque<ConfirmDue>,
     metrics: CheckMetrics,
     /// The last incarnation given out (see [`Due::incarnation`]).
     incarnations: u64,
@@ -149,6 +153,7 @@ impl Fleet {
             timers: Timers::default(),
             records: VecDeque::new(),
             checks: VecDeque::new(),
+            confirms: VecDeque::new(),
             metrics: CheckMetrics::default(),
             incarnations: 0,
             by_incarnation: None,
@@ -229,6 +234,7 @@ impl Fleet {
         }
         let mut records = Vec::with_capacity(2 + 2 * parts.len());
         let duration = outcome.duration;
+        let failed = outcome.status() == vitals_core::Status::Fail;
         self.judge(now, index, outcome, &mut records);
         if let Some(metrics) = &self.table[index].metrics {
             metrics.observe(duration);
@@ -238,6 +244,7 @@ impl Fleet {
         }
         self.schedule_check(now, index, due.due);
         self.finish(now, index, records, true);
+        self.suspect_by_check(now, index, failed);
     }
 
     /// Where the target of check `due` is now: its index, unless a reload moved it, or
@@ -400,6 +407,7 @@ fn new_live(spec: &TargetSpec, restored: Option<&Restored>, now: Now) -> Live {
     };
     Live {
         detector,
+        confirmer: confirm::confirmer_for(spec),
         ..restored_live(&spec.thresholds, restored, now)
     }
 }

@@ -108,12 +108,19 @@ impl Timers {
 
 /// While a passive target stays silent, one more failure per period (or per grace for cron
 /// schedules, at least a minute), so it walks failing → unhealthy → down at the pace its
-/// schedule makes sense of.
-pub(super) fn recheck_after(expectation: &Expectation) -> Duration {
+/// schedule makes sense of. A sub-second sender is judged at its own pace until it is down
+/// (a 100 ms sender used to take 2 s from failing to down, issue 15), and then at most once
+/// a second: a dead fast sender is not worth ten failed results a second in the store.
+pub(super) fn recheck_after(expectation: &Expectation, down: bool) -> Duration {
+    let floor = if down {
+        Duration::from_secs(1)
+    } else {
+        Duration::ZERO
+    };
     match expectation {
-        Expectation::Period { period, .. } => (*period).max(Duration::from_secs(1)),
+        Expectation::Period { period, .. } => (*period).max(floor),
         Expectation::Cron { grace, .. } => (*grace).max(Duration::from_secs(60)),
-        Expectation::Phi(config) => config.first_heartbeat_estimate.max(Duration::from_secs(1)),
+        Expectation::Phi(config) => config.first_heartbeat_estimate.max(floor),
     }
 }
 

@@ -9,11 +9,11 @@ use vitals_core::machine::{State, Thresholds};
 use super::PoolState;
 use super::Tried::{Answered, NoAnswer, ServerError};
 
-fn base() -> Instant {
+pub(super) fn base() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
-fn pool(n: usize, tune: impl FnOnce(&mut Pool)) -> PoolState {
+pub(super) fn pool(n: usize, tune: impl FnOnce(&mut Pool)) -> PoolState {
     let mut pool = Pool {
         id: "web".into(),
         balance: Balance::RoundRobin,
@@ -45,7 +45,7 @@ fn pool(n: usize, tune: impl FnOnce(&mut Pool)) -> PoolState {
     PoolState::new(&pool, 1)
 }
 
-fn healthy(state: &mut PoolState, now: Instant) {
+pub(super) fn healthy(state: &mut PoolState, now: Instant) {
     for i in 0..state.backends.len() {
         state.handle_state(now, i, State::Healthy);
     }
@@ -56,7 +56,7 @@ fn picks(state: &mut PoolState, now: Instant, n: usize) -> Vec<usize> {
     let mut seen = vec![0; state.backends.len()];
     for _ in 0..n {
         let i = state.pick(now, &[]).unwrap();
-        state.release(i);
+        state.release(i, now);
         seen[i] += 1;
     }
     seen
@@ -253,7 +253,7 @@ fn with_every_healthy_backend_ejected_the_pool_fails_open_to_them() {
     assert!(!state.backends[0].in_rotation(t));
     assert!(state.failing_open(t));
     assert_eq!(state.pick(t, &[]), Ok(0));
-    state.release(0);
+    state.release(0, t);
     // Not for backends the active checks call unhealthy, nor drained ones.
     let mut state = pool(2, |_| {});
     healthy(&mut state, t);

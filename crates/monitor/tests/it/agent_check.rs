@@ -55,6 +55,7 @@ async fn haproxy_routes_on_the_monitors_target_states() {
                     interval_changing: fast,
                     interval_down: fast,
                 },
+                confirm: None,
             },
         }],
         records,

@@ -7,6 +7,7 @@ mod support;
 
 mod agent_check;
 mod alert_path;
+mod confirm;
 mod dashboard;
 mod dashboard_browser;
 mod discovery;

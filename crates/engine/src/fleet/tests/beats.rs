@@ -55,6 +55,29 @@ fn a_sub_second_silence_is_said_in_milliseconds() {
 }
 
 #[test]
+fn a_sub_second_sender_is_judged_at_its_own_pace_until_down() {
+    // Issue 15: re-judged only every max(period, 1 s), a 100 ms sender killed at 0 was
+    // failing at 0.3 s, unhealthy at 1.3 s and down at 2.3 s.
+    use State::*;
+    let fast = TargetSpec {
+        thresholds: Thresholds::default(), // fall 2, down_after 3
+        ..passive("fast", secs(0.1), secs(0.2))
+    };
+    let mut sim = Sim::new(vec![fast], Topology::default());
+    sim.beat("fast", Signal::Beat(vitals_core::Status::Pass), None);
+    sim.run_until(0.3);
+    assert_eq!(sim.state("fast"), Failing);
+    sim.run_until(0.4);
+    assert_eq!(sim.state("fast"), Unhealthy);
+    sim.run_until(0.5);
+    assert_eq!(sim.state("fast"), Down);
+    // Down, it is re-judged once a second, not ten times.
+    let before = results(&sim, "fast").len();
+    sim.run_until(2.5);
+    assert_eq!(results(&sim, "fast").len() - before, 2);
+}
+
+#[test]
 fn beats_keep_a_target_healthy_and_its_deadline_moves_with_them() {
     let mut sim = Sim::new(
         vec![passive("job", secs(10.0), secs(5.0))],

@@ -3,6 +3,7 @@
 //! and keeps every record, so a test reads like the timeline it checks.
 
 mod beats;
+mod confirm;
 mod reload;
 mod rules;
 
@@ -58,6 +59,7 @@ fn active(id: &str, interval: u64) -> TargetSpec {
                 Report::fail("not run in a simulation")
             })),
             cadence: cadence(interval),
+            confirm: None,
         },
     }
 }
@@ -68,6 +70,7 @@ fn passive(id: &str, period: Duration, grace: Duration) -> TargetSpec {
         mode: Mode::Passive {
             ping_id: id.into(),
             trusted_pings: true,
+            confirm: None,
             expectation: Expectation::Period { period, grace },
         },
         ..active(id, 1)

@@ -218,6 +218,7 @@ fn heartbeat_targets_keep_their_deadline_unless_changed_and_ping_ids_follow_the_
     job.mode = Mode::Passive {
         ping_id: "job-2".into(),
         trusted_pings: true,
+        confirm: None,
         expectation: Expectation::Period {
             period: Duration::from_secs(120),
             grace,

@@ -168,12 +168,16 @@ pub type SharedRouting = Arc<RwLock<Routing>>;
 
 /// Reads the routing table; a panic elsewhere leaves plain data behind, which stays usable.
 pub fn read(routing: &SharedRouting) -> std::sync::RwLockReadGuard<'_, Routing> {
-    routing.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    routing
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Writes the routing table (a reload).
 pub fn write(routing: &SharedRouting) -> std::sync::RwLockWriteGuard<'_, Routing> {
-    routing.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    routing
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Feeds the engine's transitions and the readiness observations to the pools, until both

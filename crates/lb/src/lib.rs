@@ -26,8 +26,8 @@ pub mod balance;
 pub mod budget;
 pub mod headers;
 pub mod health;
-pub mod metrics;
 pub mod listen;
+pub mod metrics;
 pub mod pool;
 pub mod proxy;
 pub mod reload;
@@ -234,14 +234,13 @@ async fn run_with(
 
 /// Each SIGHUP reads the file again and applies it; what changed, or every error, is logged.
 async fn on_hangup(balancer: Arc<Balancer>, stop: CancellationToken) {
-    let mut hangups =
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-            Ok(signal) => signal,
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGHUP; reload through the admin API instead");
-                return;
-            }
-        };
+    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(signal) => signal,
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for SIGHUP; reload through the admin API instead");
+            return;
+        }
+    };
     loop {
         tokio::select! {
             received = hangups.recv() => if received.is_none() { return },

@@ -390,7 +390,8 @@ pub async fn handle(
                 if status == StatusCode::SWITCHING_PROTOCOLS
                     && let Some(upgrade) = upgrade.take()
                 {
-                    let mut answer = Response::new(Empty::new().map_err(|never| match never {}).boxed_unsync());
+                    let mut answer =
+                        Response::new(Empty::new().map_err(|never| match never {}).boxed_unsync());
                     *answer.status_mut() = status;
                     *answer.headers_mut() = response.headers().clone();
                     strip_hop_by_hop(answer.headers_mut());

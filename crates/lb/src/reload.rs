@@ -319,7 +319,9 @@ impl Balancer {
                         .map(|b| (old, b))
                 });
                 match before {
-                    Some((old, b)) if b.address == backend.address && health::same_checks(old, pool) => {
+                    Some((old, b))
+                        if b.address == backend.address && health::same_checks(old, pool) =>
+                    {
                         backends.unchanged += 1;
                         desired.push(Desired::Unchanged(id));
                         continue;
@@ -389,13 +391,15 @@ impl Balancer {
             let mut entry = match running.listeners.remove(&config.listen) {
                 Some(old) => {
                     let before = old.listening.route.load();
-                    if before.config == *config
-                        && Arc::ptr_eq(&before.upstream, upstream)
-                        && !stage.tls_new
-                    {
+                    let same = before.config == *config && !stage.tls_new;
+                    if same {
                         listeners.unchanged += 1;
                     } else {
                         listeners.changed.push(name);
+                    }
+                    // A listener of a changed pool is unchanged itself, but sends to the
+                    // pool's new data path.
+                    if !same || !Arc::ptr_eq(&before.upstream, upstream) {
                         old.listening.route.store(Arc::new(route));
                     }
                     old

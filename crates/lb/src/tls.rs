@@ -236,7 +236,9 @@ fn load(field: &str, path: &Path) -> Result<Arc<CertifiedKey>, TlsError> {
     let certified = CertifiedKey::from_der(chain, key, &provider).map_err(|e| {
         error(
             path,
-            format!("the private key does not fit the certificate, or its kind is not supported: {e}"),
+            format!(
+                "the private key does not fit the certificate, or its kind is not supported: {e}"
+            ),
         )
     })?;
     if let Ok(der) = certified.end_entity_cert() {

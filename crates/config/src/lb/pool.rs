@@ -267,11 +267,7 @@ pub(super) fn pool(
 }
 
 /// `backend_protocol`: `http1` (the default) or `h2`.
-fn protocol(
-    diag: &mut Diag<'_>,
-    f: &Fields<key::Table>,
-    path: &str,
-) -> Result<Protocol, Reported> {
+fn protocol(diag: &mut Diag<'_>, f: &Fields<key::Table>, path: &str) -> Result<Protocol, Reported> {
     match f.get(key::BACKEND_PROTOCOL)? {
         None => Ok(Protocol::Http1),
         Some(at) if at.value == "http1" => Ok(Protocol::Http1),
@@ -306,7 +302,10 @@ fn backend_tls(
     if !on {
         let mut failed = false;
         for (span, field) in [
-            (ca_file.as_ref().map(|at| at.span.clone()), key::BACKEND_CA_FILE.field(path)),
+            (
+                ca_file.as_ref().map(|at| at.span.clone()),
+                key::BACKEND_CA_FILE.field(path),
+            ),
             (
                 server_name.as_ref().map(|at| at.span.clone()),
                 key::BACKEND_SERVER_NAME.field(path),
@@ -352,7 +351,9 @@ fn rustls_name(name: &str) -> Option<()> {
         && name.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         });

@@ -147,24 +147,17 @@ async fn grpc_passes_through_the_balancer_with_its_trailers() {
         lb.in_rotation(&client, "a").await
     })
     .await;
-    let through = vitals_probes::Grpc::new(
-        lb.bound.listeners[0].0.to_string(),
-        String::new(),
-        None,
-    )
-    .unwrap();
+    let through =
+        vitals_probes::Grpc::new(lb.bound.listeners[0].0.to_string(), String::new(), None).unwrap();
     for _ in 0..3 {
         let answer = through.observe().await;
         assert_eq!(answer.failure, None, "{:?}", answer.report);
     }
-    let unknown = vitals_probes::Grpc::new(
-        lb.bound.listeners[0].0.to_string(),
-        "no.such.Service".into(),
-        None,
-    )
-    .unwrap()
-    .observe()
-    .await;
+    let unknown =
+        vitals_probes::Grpc::new(lb.bound.listeners[0].0.to_string(), "no.such.Service", None)
+            .unwrap()
+            .observe()
+            .await;
     assert!(unknown.failure.is_some(), "{:?}", unknown.report);
     let body = client.get(&lb.base).send().await.unwrap();
     assert_eq!(body.version(), reqwest::Version::HTTP_11);

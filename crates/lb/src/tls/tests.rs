@@ -125,3 +125,36 @@ fn every_file_is_named_by_its_index() {
     assert_eq!(refused.field, "listener[2].tls_certificates[1]");
     assert_eq!(refused.path, bad);
 }
+
+// Tokio's paused clock: the watcher's 2 s polls pass at once, and a sleep returns only once
+// the watcher has looked at the files in between.
+#[tokio::test(start_paused = true)]
+async fn a_renewed_file_is_read_again_and_a_broken_one_leaves_the_running_certificate() {
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let first = combined(dir.path(), "a.test");
+    let renewed = combined(dir.path(), "b.test");
+    let live = dir.path().join("live.pem");
+    std::fs::copy(&first, &live).unwrap();
+    let tls =
+        Arc::new(super::ServerTls::new("listener[0].tls_certificates", &[live.clone()]).unwrap());
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(Arc::clone(&tls).watch(stop.clone()));
+    let serving = |tls: &super::ServerTls| tls.sni.keys.load()[0].cert[0].clone();
+    let before = serving(&tls);
+
+    // A broken renewal (half written): logged, the running certificate stays.
+    std::fs::write(&live, "-----BEGIN CERTIFICATE-----\n").unwrap();
+    tokio::time::sleep(super::WATCH_EVERY * 2).await;
+    assert_eq!(serving(&tls), before);
+
+    // A good one is picked up.
+    std::fs::copy(&renewed, &live).unwrap();
+    vitals_testkit::until(
+        "the renewed certificate is served",
+        std::time::Duration::from_secs(15),
+        async || serving(&tls) != before,
+    )
+    .await;
+    stop.cancel();
+}

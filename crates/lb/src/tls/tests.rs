@@ -136,8 +136,9 @@ async fn a_renewed_file_is_read_again_and_a_broken_one_leaves_the_running_certif
     let renewed = combined(dir.path(), "b.test");
     let live = dir.path().join("live.pem");
     std::fs::copy(&first, &live).unwrap();
-    let tls =
-        Arc::new(super::ServerTls::new("listener[0].tls_certificates", &[live.clone()]).unwrap());
+    let tls = Arc::new(
+        super::ServerTls::new("listener[0].tls_certificates", std::slice::from_ref(&live)).unwrap(),
+    );
     let stop = tokio_util::sync::CancellationToken::new();
     tokio::spawn(Arc::clone(&tls).watch(stop.clone()));
     let serving = |tls: &super::ServerTls| tls.sni.keys.load()[0].cert[0].clone();

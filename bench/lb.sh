@@ -40,6 +40,9 @@
 #   CHECK_INTERVAL=1s      CHECK_TIMEOUT=500ms
 #   PARTS="throughput tls failover"  which measurements to run
 #   BALANCERS="vitals haproxy nginx"
+#   PROFILE=0              1: perf record vitals during its plain throughput run (call graphs,
+#                          the middle of the run) and append perf report's top symbols and
+#                          a breakdown by crate to the report (perf from linux-perf)
 
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,6 +55,7 @@ EVENT_AT=${EVENT_AT:-2}
 CHECK_INTERVAL=${CHECK_INTERVAL:-1s}
 CHECK_TIMEOUT=${CHECK_TIMEOUT:-500ms}
 PIN=${PIN:-1}
+PROFILE=${PROFILE:-0}
 PARTS=${PARTS:-throughput tls failover}
 BALANCERS=${BALANCERS:-vitals haproxy nginx}
 ms() { local v=$1; case $v in *ms) echo "${v%ms}" ;; *s) echo $(( ${v%s} * 1000 )) ;; esac; }
@@ -254,7 +258,18 @@ IFS='|' read -r rps p50 p99 failed total <<< "$(wrk_field "$WORK/direct.txt")"
 echo "| one backend directly | $rps | $p50 | $p99 | $failed |" >> "$REPORT"
 for lb in $BALANCERS; do
   start_lb $lb
+  if [ "$PROFILE" = 1 ] && [ "$lb" = vitals ]; then
+    ( sleep 1; perf record -F 2999 -g -p "$LBPID" -o "$WORK/perf.data" -- sleep $(( DURATION - 2 )) >/dev/null 2>&1 ) &
+    PERF=$!
+  fi
   wrk_run "$DURATION" "$WORK/tp-$lb.txt"
+  if [ "$PROFILE" = 1 ] && [ "$lb" = vitals ]; then
+    wait "$PERF" || true
+    perf report -i "$WORK/perf.data" --no-children -g none --sort dso,symbol --percent-limit 0.5 --stdio 2>/dev/null \
+      | grep -v "^#" | grep "%" | sed "s/ *$//" | head -45 > "$WORK/profile.txt" || true
+    perf report -i "$WORK/perf.data" --no-children -g none --sort dso --stdio 2>/dev/null \
+      | grep -v '^#' | grep '%' | head -12 > "$WORK/profile-dso.txt" || true
+  fi
   IFS='|' read -r rps p50 p99 failed total <<< "$(wrk_field "$WORK/tp-$lb.txt")"
   echo "| $lb | $rps | $p50 | $p99 | $failed |" >> "$REPORT"
   stop_lb
@@ -323,6 +338,19 @@ for event in kill stop 5xx; do
     [ $event = 5xx ] && curl -s -X POST "http://127.0.0.1:${PORT[b]}/fail/off" >/dev/null
   done
 done
+fi
+
+if [ -s "$WORK/profile.txt" ]; then
+  {
+    echo "## Where vitals spends its time (perf, plain throughput run)"
+    echo
+    echo '```'
+    cat "$WORK/profile-dso.txt"
+    echo
+    cat "$WORK/profile.txt"
+    echo '```'
+    echo
+  } >> "$REPORT"
 fi
 
 mkdir -p bench/results

@@ -4,8 +4,8 @@
 //!
 //! A listener's [`Route`] (its pool, certificates and limits) sits behind an [`ArcSwap`]:
 //! a reload stores a new one and the next request uses it, while connections and requests
-//! in flight carry on. Removing a listener stops its accept loop only; its open connections
-//! finish as they would at shutdown.
+//! in flight carry on. Removing a listener stops its accept loop and asks its open
+//! connections to close once their request in flight is answered, as at shutdown.
 //!
 //! Bounds: 30 s for a request head (HTTP/1.1) and 10 s for a TLS handshake, after which
 //! the connection is closed; an HTTP/2 connection has at most `max_concurrent_streams`
@@ -24,6 +24,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use vitals_config::lb::{IpNet, Listener};
 
 use crate::proxy::{Stopping, Upstream, handle};
@@ -77,7 +78,8 @@ pub struct Listening {
 }
 
 /// Accepts connections on `socket` and serves each on its own task until `stop` (this
-/// listener removed) or `stopping.stop` (the balancer stopping).
+/// listener removed, or the balancer stopping: a child of `stopping.stop`). Its open
+/// connections then answer the request in flight and close.
 pub async fn serve(
     socket: TcpListener,
     route: Arc<ArcSwap<Route>>,
@@ -105,7 +107,7 @@ pub async fn serve(
         stopping
             .connections
             .clone()
-            .spawn(connection(stream, peer, route, stopping));
+            .spawn(connection(stream, peer, route, stop.clone(), stopping));
     }
 }
 
@@ -114,16 +116,18 @@ async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     route: Arc<ArcSwap<Route>>,
+    stop: CancellationToken,
     stopping: Stopping,
 ) {
     let current = route.load_full();
+    let tunnels = stopping.connections;
     match &current.tls {
-        None => serve_http(TokioIo::new(stream), peer, &current, route, stopping).await,
+        None => serve_http(TokioIo::new(stream), peer, &current, route, stop, tunnels).await,
         Some(tls) => {
             let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor.accept(stream));
             match handshake.await {
                 Ok(Ok(stream)) => {
-                    serve_http(TokioIo::new(stream), peer, &current, route, stopping).await;
+                    serve_http(TokioIo::new(stream), peer, &current, route, stop, tunnels).await;
                 }
                 Ok(Err(error)) => {
                     tracing::debug!(%peer, %error, "TLS handshake failed");
@@ -136,16 +140,18 @@ async fn connection(
     }
 }
 
+/// Serves one connection until it closes, or until `stop` (then the request in flight is
+/// answered first). `tunnels` tracks its upgraded connections.
 async fn serve_http<I>(
     io: I,
     peer: SocketAddr,
     current: &Route,
     route: Arc<ArcSwap<Route>>,
-    stopping: Stopping,
+    stop: CancellationToken,
+    tunnels: TaskTracker,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let tunnels = stopping.connections.clone();
     let service = service_fn(move |request| {
         // Each request takes the route as it is now: a reload reaches kept-alive
         // connections at their next request.
@@ -162,7 +168,7 @@ async fn serve_http<I>(
     let mut connection = std::pin::pin!(connection);
     let result = tokio::select! {
         result = connection.as_mut() => result,
-        () = stopping.stop.cancelled() => {
+        () = stop.cancelled() => {
             // Finish the request in flight, then close (an idle keep-alive connection
             // closes at once).
             connection.as_mut().graceful_shutdown();

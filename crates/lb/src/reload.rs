@@ -15,7 +15,7 @@
 //!   probe and keep their state (`Desired::Spec` of a watched id), removed ones go;
 //! - listeners are matched by address: a kept one gets its new route (pool, certificates,
 //!   limits) for its next request, a new one starts accepting, a removed one stops
-//!   accepting and its open connections finish.
+//!   accepting and its connections close once their request in flight is answered.
 //!
 //! Requests in flight are never cut: they hold the data path they started on until they
 //! end. `[admin]` cannot change without a restart; the answer names what would have.
@@ -442,7 +442,7 @@ impl Balancer {
             kept.insert(config.listen, entry);
         }
         for (address, old) in running.listeners.drain() {
-            // Stops accepting; its open connections finish as at shutdown.
+            // Stops accepting; its connections answer their request in flight and close.
             old.listening.stop.cancel();
             listeners.removed.push(address.to_string());
         }

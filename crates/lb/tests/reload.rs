@@ -201,7 +201,18 @@ async fn a_listener_is_added_and_removed_by_a_reload() {
         serde_json::json!([format!("127.0.0.1:{second}")])
     );
     let url = format!("http://127.0.0.1:{second}/");
-    assert_eq!(reqwest::get(&url).await.unwrap().text().await.unwrap(), "a");
+    let kept_alive = reqwest::Client::new();
+    assert_eq!(
+        kept_alive
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "a"
+    );
 
     std::fs::write(&path, config(&[first], &[("a", a.address)], "")).unwrap();
     let (status, applied) = reload(&lb).await;
@@ -214,6 +225,13 @@ async fn a_listener_is_added_and_removed_by_a_reload() {
                 .await
                 .is_err()
         },
+    )
+    .await;
+    // Its kept-alive connection was closed too (it was idle): nothing serves on it.
+    until(
+        "the kept-alive connection is closed",
+        PATIENCE,
+        async || kept_alive.get(&url).send().await.is_err(),
     )
     .await;
     assert_eq!(

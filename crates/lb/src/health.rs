@@ -97,9 +97,10 @@ pub fn target_id(pool: &str, backend: &str) -> String {
     format!("{pool}/{backend}")
 }
 
-/// The engine target of one backend, checked as its pool says. `client` is shared by
-/// every HTTP check (keep-alive to each backend, so a check costs no handshake); a gRPC
-/// check holds one HTTP/2 connection per backend.
+/// The engine target of one backend, checked as its pool says (over TLS when the pool
+/// speaks TLS to its backends). `client` is shared by the pool's HTTP checks (keep-alive
+/// to each backend, so a check costs no handshake); a gRPC check holds one HTTP/2
+/// connection per backend.
 pub fn spec(
     pool: &Pool,
     backend: &Backend,
@@ -108,13 +109,18 @@ pub fn spec(
 ) -> Result<TargetSpec, vitals_probes::GrpcError> {
     let look = match &pool.health_check {
         HealthCheck::Http => {
-            let url = format!("http://{}{}", backend.address, pool.health_path);
+            let scheme = if pool.tls.is_some() { "https" } else { "http" };
+            let url = format!("{scheme}://{}{}", backend.address, pool.health_path);
             Look::Http(Box::new(Http::with_client(client.clone(), url)))
         }
         HealthCheck::Grpc { service } => Look::Grpc(Box::new(Grpc::new(
             backend.address.to_string(),
             service.clone(),
-            None,
+            pool.tls.as_ref().map(|tls| vitals_probes::GrpcTls {
+                ca_file: tls.ca_file.clone(),
+                server_name: tls.server_name.clone(),
+                insecure_skip_verify: false,
+            }),
         )?)),
     };
     let id = target_id(&pool.id, &backend.name);
@@ -141,6 +147,7 @@ pub fn same_checks(a: &Pool, b: &Pool) -> bool {
         && a.health_path == b.health_path
         && a.schedule == b.schedule
         && a.thresholds == b.thresholds
+        && a.tls == b.tls
 }
 
 /// Which pool state and backend each engine target feeds. A reload replaces it whole.

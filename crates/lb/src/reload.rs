@@ -307,8 +307,21 @@ impl Balancer {
         let mut desired = Vec::new();
         let mut backends = Changes::default();
         let mut wanted: Vec<String> = Vec::new();
-        for pool in &next.pools {
+        for (i, pool) in next.pools.iter().enumerate() {
             let old = running.upstreams.get(&pool.id).map(|up| &up.config);
+            // A TLS pool's checks go over TLS, verified as its data path verifies.
+            let checks = match &pool.tls {
+                None => self.checks.clone(),
+                Some(_) => {
+                    match crate::tls::check_client(pool, &format!("pool[{i}] ({:?})", pool.id)) {
+                        Ok(client) => client,
+                        Err(error) => {
+                            errors.push(error.to_string());
+                            continue;
+                        }
+                    }
+                }
+            };
             for backend in &pool.backends {
                 let id = health::target_id(&pool.id, &backend.name);
                 wanted.push(id.clone());
@@ -329,7 +342,7 @@ impl Balancer {
                     Some(_) => backends.changed.push(id.clone()),
                     None => backends.added.push(id.clone()),
                 }
-                match health::spec(pool, backend, &self.checks, &self.seen) {
+                match health::spec(pool, backend, &checks, &self.seen) {
                     Ok(spec) => desired.push(Desired::Spec(spec)),
                     Err(error) => errors.push(format!(
                         "pool {:?} backend {:?}: cannot check it over gRPC: {error}",

@@ -9,7 +9,9 @@
 //!   files again when they change (renewed by certbot, say); a bad renewal is logged and the
 //!   running certificates stay.
 //! - To backends ([`connector`]): optional per pool (`backend_tls`), verified against a CA
-//!   file or the system's roots, as HAProxy's `ssl verify required ca-file`.
+//!   file or the system's roots, as HAProxy's `ssl verify required ca-file`; readiness
+//!   checks of such a pool go over TLS too, verified alike ([`check_client`]), as HAProxy's
+//!   `check-ssl`.
 //!
 //! Every error names the field and the file, and says what to fix.
 //!
@@ -260,7 +262,120 @@ pub fn connector(pool: &Pool, field: &str) -> Result<HttpsConnector<HttpConnecto
     http.set_connect_timeout(Some(pool.connect_timeout));
     http.set_nodelay(true);
     http.enforce_http(false);
-    let provider = provider();
+    let config = client_config(pool, field)?;
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_or_http();
+    let builder = match pool.tls.as_ref().and_then(|tls| tls.server_name.clone()) {
+        Some(name) => match ServerName::try_from(name) {
+            Ok(name) => builder.with_server_name_resolver(FixedServerNameResolver::new(name)),
+            // The config checked the name; were it wrong, the backend's address is used.
+            Err(_) => builder,
+        },
+        None => builder,
+    };
+    Ok(match pool.protocol {
+        Protocol::Http1 => builder.enable_http1().wrap_connector(http),
+        Protocol::Http2 => builder.enable_http2().wrap_connector(http),
+    })
+}
+
+/// The client of a TLS pool's HTTP readiness checks: `https://address/health_path`, the
+/// backend's certificate verified as the data path verifies it (the pool's CA file, and
+/// `backend_server_name` when set), as HAProxy's `check-ssl`.
+pub fn check_client(pool: &Pool, field: &str) -> Result<reqwest::Client, TlsError> {
+    let mut config = client_config(pool, field)?;
+    if let Some(name) = pool.tls.as_ref().and_then(|tls| tls.server_name.clone())
+        && let Ok(name) = ServerName::try_from(name)
+    {
+        // The URL names the address; the certificate names the host: verify against it.
+        let inner = config.crypto_provider().clone();
+        let verifier = Named {
+            inner: rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots(pool, field)?),
+                inner,
+            )
+            .build()
+            .map_err(|e| TlsError {
+                field: field.to_owned(),
+                path: PathBuf::new(),
+                why: format!("cannot verify backends with these roots: {e}"),
+            })?,
+            name,
+        };
+        config
+            .dangerous()
+            .set_certificate_verifier(Arc::new(verifier));
+    }
+    reqwest::Client::builder()
+        .use_preconfigured_tls(config)
+        .build()
+        .map_err(|e| TlsError {
+            field: field.to_owned(),
+            path: PathBuf::new(),
+            why: format!("cannot build the readiness checks' client: {e}"),
+        })
+}
+
+/// Verifies a certificate for one fixed name, whatever address was dialled.
+#[derive(Debug)]
+struct Named {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    name: ServerName<'static>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for Named {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        self.inner
+            .verify_server_cert(end_entity, intermediates, &self.name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// A TLS client configuration for a pool's backends, without ALPN (the caller's).
+fn client_config(pool: &Pool, field: &str) -> Result<ClientConfig, TlsError> {
+    let roots = roots(pool, field)?;
+    ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError {
+            field: field.to_owned(),
+            path: PathBuf::new(),
+            why: format!("rustls refused its own defaults: {e}"),
+        })
+        .map(|builder| builder.with_root_certificates(roots).with_no_client_auth())
+}
+
+/// The roots a pool's backends are verified against: its CA file, else the system's; none
+/// for a pool without TLS.
+fn roots(pool: &Pool, field: &str) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
     if let Some(tls) = &pool.tls {
         match &tls.ca_file {
@@ -294,30 +409,7 @@ pub fn connector(pool: &Pool, field: &str) -> Result<HttpsConnector<HttpConnecto
             }
         }
     }
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError {
-            field: field.to_owned(),
-            path: PathBuf::new(),
-            why: format!("rustls refused its own defaults: {e}"),
-        })?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let builder = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(config)
-        .https_or_http();
-    let builder = match pool.tls.as_ref().and_then(|tls| tls.server_name.clone()) {
-        Some(name) => match ServerName::try_from(name) {
-            Ok(name) => builder.with_server_name_resolver(FixedServerNameResolver::new(name)),
-            // The config checked the name; were it wrong, the backend's address is used.
-            Err(_) => builder,
-        },
-        None => builder,
-    };
-    Ok(match pool.protocol {
-        Protocol::Http1 => builder.enable_http1().wrap_connector(http),
-        Protocol::Http2 => builder.enable_http2().wrap_connector(http),
-    })
+    Ok(roots)
 }
 
 #[cfg(test)]

@@ -331,3 +331,74 @@ async fn a_websocket_passes_through_and_a_drained_backend_keeps_its_open_one() {
     })
     .await;
 }
+
+/// A backend that speaks only TLS, with a certificate for `backend.test`: `/readyz` ready,
+/// everything else "secure".
+async fn tls_backend(tls: &Tls) -> SocketAddr {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    let server = Arc::new(vitals_lb::tls::ServerTls::new("backend", &tls.files).unwrap());
+    let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = socket.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = socket.accept().await else {
+                continue;
+            };
+            let server = Arc::clone(&server);
+            tokio::spawn(async move {
+                let Ok(stream) = server.acceptor.accept(stream).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(
+                    |request: hyper::Request<hyper::body::Incoming>| async move {
+                        let body = if request.uri().path() == "/readyz" {
+                            "ready"
+                        } else {
+                            "secure"
+                        };
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                            Bytes::from(body),
+                        )))
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    address
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_to_backends_is_verified_against_the_pools_ca_file() {
+    let tls = Tls::new(&["backend.test"]);
+    let backend = tls_backend(&tls).await;
+    let keys = |name: &str| {
+        format!(
+            "backend_tls = true\nbackend_ca_file = {:?}\nbackend_server_name = \"{name}\"\n{}",
+            tls.ca.display().to_string(),
+            fast()
+        )
+    };
+    // Checks and requests go over TLS, the certificate verified for backend.test.
+    let lb = start_lb_on(&[("s", backend)], &keys("backend.test"), "", "").await;
+    all_in_rotation(&lb, &["s"]).await;
+    assert_eq!(
+        reqwest::get(&lb.base).await.unwrap().text().await.unwrap(),
+        "secure"
+    );
+
+    // The same backend asked to be another.test: its certificate does not say so, so its
+    // checks fail and it never comes into rotation.
+    let wrong = start_lb_on(&[("s", backend)], &keys("other.test"), "", "").await;
+    let http = reqwest::Client::new();
+    until("the check has concluded", PATIENCE, async || {
+        wrong.backend(&http, "s").await["state"] != "unknown"
+    })
+    .await;
+    let view = wrong.backend(&http, "s").await;
+    assert_eq!(view["in_rotation"], false, "{view}");
+    assert_eq!(reqwest::get(&wrong.base).await.unwrap().status(), 503);
+}

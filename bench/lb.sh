@@ -266,9 +266,9 @@ for lb in $BALANCERS; do
   if [ "$PROFILE" = 1 ] && [ "$lb" = vitals ]; then
     wait "$PERF" || true
     perf report -i "$WORK/perf.data" --no-children -g none --sort dso,symbol --percent-limit 0.5 --stdio 2>/dev/null \
-      | grep -v "^#" | grep "%" | sed "s/ *$//" | head -45 > "$WORK/profile.txt" || true
+      | grep -v "^#" | grep "%" | sed "s/[[:space:]]*$//" | head -45 > "$WORK/profile.txt" || true
     perf report -i "$WORK/perf.data" --no-children -g none --sort dso --stdio 2>/dev/null \
-      | grep -v '^#' | grep '%' | head -12 > "$WORK/profile-dso.txt" || true
+      | grep -v '^#' | grep '%' | sed 's/[[:space:]]*$//' | head -12 > "$WORK/profile-dso.txt" || true
   fi
   IFS='|' read -r rps p50 p99 failed total <<< "$(wrk_field "$WORK/tp-$lb.txt")"
   echo "| $lb | $rps | $p50 | $p99 | $failed |" >> "$REPORT"

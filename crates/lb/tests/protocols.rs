@@ -12,11 +12,10 @@ mod support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use support::{Backend, Tls, WsBackend, h2_client, start_lb_on};
+use support::{Backend, Load, Tls, WsBackend, assert_none_failed, h2_client, start_lb_on};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use vitals_testkit::{Signal, signal, until, wait_for_exit};
@@ -113,27 +112,21 @@ async fn kill_9_of_one_backend_during_tls_http2_load_fails_no_request() {
     all_in_rotation(&lb, &["a", "b", "c"]).await;
     let client = h2_client(&tls.ca, "lb.test");
     let url: hyper::Uri = format!("https://127.0.0.1:{}/", port(&lb)).parse().unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut load = Vec::new();
     // 16 streams at once over one HTTP/2 connection.
-    for _ in 0..16 {
-        let (stop, client, url) = (Arc::clone(&stop), client.clone(), url.clone());
-        load.push(tokio::spawn(async move {
+    let load = Load::start(16, move || {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
             use http_body_util::BodyExt;
-            let mut answers = Vec::new();
-            while !stop.load(Ordering::Relaxed) {
-                answers.push(match client.get(url.clone()).await {
-                    Ok(r) if r.status() == 200 && r.version() == hyper::Version::HTTP_2 => {
-                        let body = r.into_body().collect().await.unwrap().to_bytes();
-                        String::from_utf8_lossy(&body).into_owned()
-                    }
-                    Ok(r) => format!("status {} {:?}", r.status(), r.version()),
-                    Err(e) => format!("error {e:?}"),
-                });
+            match client.get(url).await {
+                Ok(r) if r.status() == 200 && r.version() == hyper::Version::HTTP_2 => {
+                    let body = r.into_body().collect().await.unwrap().to_bytes();
+                    String::from_utf8_lossy(&body).into_owned()
+                }
+                Ok(r) => format!("status {} {:?}", r.status(), r.version()),
+                Err(e) => format!("error {e:?}"),
             }
-            answers
-        }));
-    }
+        }
+    });
     let http = reqwest::Client::new();
     until("b has served under load", PATIENCE, async || {
         lb.tries(&http, "b").await > 50
@@ -150,23 +143,8 @@ async fn kill_9_of_one_backend_during_tls_http2_load_fails_no_request() {
         lb.tries(&http, "a").await + lb.tries(&http, "c").await > after + 200
     })
     .await;
-    stop.store(true, Ordering::Relaxed);
-    let mut answers = Vec::new();
-    for task in load {
-        answers.extend(task.await.unwrap());
-    }
-    let failed: Vec<&String> = answers
-        .iter()
-        .filter(|a| !["a", "b", "c"].contains(&a.as_str()))
-        .collect();
-    assert!(answers.len() > 300, "only {} requests", answers.len());
-    assert!(
-        failed.is_empty(),
-        "{} of {} failed: {:?}",
-        failed.len(),
-        answers.len(),
-        &failed[..failed.len().min(5)]
-    );
+    let answers: Vec<String> = load.finish().await.concat();
+    assert_none_failed(&answers, &["a", "b", "c"], 300);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

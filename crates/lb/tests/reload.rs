@@ -11,11 +11,9 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use support::{Backend, start_lb_file};
+use support::{Backend, Load, assert_none_failed, start_lb_file};
 use vitals_testkit::{free_port, until};
 
 const PATIENCE: Duration = Duration::from_secs(15);
@@ -77,22 +75,7 @@ async fn a_backend_added_and_one_removed_under_load_fail_no_request() {
     in_rotation(&lb, "b").await;
 
     let client = reqwest::Client::new();
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut load = Vec::new();
-    for _ in 0..8 {
-        let (stop, client, url) = (Arc::clone(&stop), client.clone(), lb.base.clone());
-        load.push(tokio::spawn(async move {
-            let mut answers = Vec::new();
-            while !stop.load(Ordering::Relaxed) {
-                answers.push(match client.get(&url).send().await {
-                    Ok(r) if r.status() == 200 => r.text().await.unwrap(),
-                    Ok(r) => format!("status {} {}", r.status(), r.text().await.unwrap()),
-                    Err(e) => format!("error {e}"),
-                });
-            }
-            answers
-        }));
-    }
+    let load = Load::get(8, &client, &lb.base);
     until("a has served under load", PATIENCE, async || {
         lb.tries(&client, "a").await > 50
     })
@@ -117,10 +100,8 @@ async fn a_backend_added_and_one_removed_under_load_fail_no_request() {
         lb.tries(&client, "c").await > 50
     })
     .await;
-    stop.store(true, Ordering::Relaxed);
     let mut answers = Vec::new();
-    for task in load {
-        let sequence = task.await.unwrap();
+    for sequence in load.finish().await {
         // Each client's requests go one after another: once one has reached c (the new
         // configuration), none reaches a (gone from it).
         if let Some(first_c) = sequence.iter().position(|a| a == "c") {
@@ -132,17 +113,7 @@ async fn a_backend_added_and_one_removed_under_load_fail_no_request() {
         }
         answers.extend(sequence);
     }
-    let failed: Vec<&String> = answers
-        .iter()
-        .filter(|a| !["a", "b", "c"].contains(&a.as_str()))
-        .collect();
-    assert!(
-        failed.is_empty(),
-        "{} of {} failed: {:?}",
-        failed.len(),
-        answers.len(),
-        &failed[..failed.len().min(5)]
-    );
+    assert_none_failed(&answers, &["a", "b", "c"], 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -388,3 +388,77 @@ pub async fn count(client: &reqwest::Client, url: &str, n: usize) -> HashMap<Str
     }
     seen
 }
+
+/// Clients sending requests one after another until [`Load::finish`]: what each request
+/// got, per client, in order.
+pub struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<Vec<String>>>,
+}
+
+impl Load {
+    /// `clients` loops, each calling `send` (one request; its answer as text) in turn.
+    pub fn start<F, Fut>(clients: usize, send: F) -> Load
+    where
+        F: Fn() -> Fut + Clone + Send + 'static,
+        Fut: std::future::Future<Output = String> + Send,
+    {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let tasks = (0..clients)
+            .map(|_| {
+                let (stop, send) = (std::sync::Arc::clone(&stop), send.clone());
+                tokio::spawn(async move {
+                    let mut answers = Vec::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        answers.push(send().await);
+                    }
+                    answers
+                })
+            })
+            .collect();
+        Load { stop, tasks }
+    }
+
+    /// [`Load::start`] with GETs of `url`: the body of a 200, else the status or error.
+    pub fn get(clients: usize, client: &reqwest::Client, url: &str) -> Load {
+        let (client, url) = (client.clone(), url.to_string());
+        Load::start(clients, move || {
+            let (client, url) = (client.clone(), url.clone());
+            async move {
+                match client.get(&url).send().await {
+                    Ok(r) if r.status() == 200 => r.text().await.unwrap(),
+                    Ok(r) => format!("status {} {}", r.status(), r.text().await.unwrap()),
+                    Err(e) => format!("error {e}"),
+                }
+            }
+        })
+    }
+
+    /// Stops the clients; each one's answers, in order.
+    pub async fn finish(self) -> Vec<Vec<String>> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut all = Vec::new();
+        for task in self.tasks {
+            all.push(task.await.unwrap());
+        }
+        all
+    }
+}
+
+/// Asserts that every answer is one of `names` (a backend's), and that there were at least
+/// `at_least` of them.
+pub fn assert_none_failed(answers: &[String], names: &[&str], at_least: usize) {
+    let failed: Vec<&String> = answers
+        .iter()
+        .filter(|a| !names.contains(&a.as_str()))
+        .collect();
+    assert!(answers.len() >= at_least, "only {} requests", answers.len());
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {:?}",
+        failed.len(),
+        answers.len(),
+        &failed[..failed.len().min(5)]
+    );
+}

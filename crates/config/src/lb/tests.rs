@@ -66,6 +66,18 @@ fn a_good_file_is_read_with_defaults_filled_in() {
     assert!(!is_lb("[[target]]\nid = \"a\"\n"));
 }
 
+/// `errors` has exactly one line per `expected`, each starting with it.
+fn starts_each_line(errors: &str, expected: &[&str]) {
+    let lines: Vec<&str> = errors.lines().collect();
+    assert_eq!(lines.len(), expected.len(), "{errors}");
+    for (line, expected) in lines.iter().zip(expected) {
+        assert!(
+            line.starts_with(expected),
+            "{line:?} should start with {expected:?}"
+        );
+    }
+}
+
 #[test]
 fn every_mistake_is_reported_in_one_pass() {
     let text = r#"
@@ -111,14 +123,7 @@ address = "127.0.0.1:9003"
         "lb.toml:26:6: pool[1] (\"web\").id: duplicate id \"web\": pool[0] on line 11",
         "lb.toml:27:1: pool[1] (\"web\").retyr_budget: unknown key `retyr_budget`; did you mean `retry_budget`?",
     ];
-    let lines: Vec<&str> = errors.lines().collect();
-    assert_eq!(lines.len(), expected.len(), "{errors}");
-    for (line, expected) in lines.iter().zip(expected) {
-        assert!(
-            line.starts_with(expected),
-            "{line:?} should start with {expected:?}"
-        );
-    }
+    starts_each_line(&errors, &expected);
 }
 
 #[test]
@@ -226,14 +231,7 @@ fn a_pool_can_be_checked_over_grpc() {
         "lb.toml:12:1: pool[1] (\"api\").health_path: health_path is for HTTP checks; a gRPC check names a service: use grpc_service",
         "lb.toml:17:1: pool[2] (\"db\").grpc_service: grpc_service is for gRPC checks: add health_check = \"grpc\", or remove it",
     ];
-    let lines: Vec<&str> = errors.lines().collect();
-    assert_eq!(lines.len(), expected.len(), "{errors}");
-    for (line, expected) in lines.iter().zip(expected) {
-        assert!(
-            line.starts_with(expected),
-            "{line:?} should start with {expected:?}"
-        );
-    }
+    starts_each_line(&errors, &expected);
 }
 
 #[test]
@@ -301,12 +299,5 @@ address = "127.0.0.1:9002"
         "lb.toml:10:19: pool[0] (\"web\").backend_ca_file: is for TLS to backends: add backend_tls = true, or remove it",
         "lb.toml:17:23: pool[1] (\"api\").backend_server_name: \"not a name\" is not a DNS name or IP address",
     ];
-    let lines: Vec<&str> = errors.lines().collect();
-    assert_eq!(lines.len(), expected.len(), "{errors}");
-    for (line, expected) in lines.iter().zip(expected) {
-        assert!(
-            line.starts_with(expected),
-            "{line:?} should start with {expected:?}"
-        );
-    }
+    starts_each_line(&errors, &expected);
 }

@@ -9,7 +9,8 @@
 //!
 //! Bounds: 30 s for a request head (HTTP/1.1) and 10 s for a TLS handshake, after which
 //! the connection is closed; an HTTP/2 connection has at most `max_concurrent_streams`
-//! streams and a header list of at most `max_header_bytes`. A handshake of garbage or a
+//! streams and a header list of at most `max_header_bytes`, and one whose client stops
+//! answering PINGs (sent after 60 s of silence) is closed. A handshake of garbage or a
 //! malformed request ends that one connection.
 //!
 //! Not here: what a request does (`proxy`), which certificate answers (`tls`).
@@ -34,6 +35,10 @@ use crate::tls::ServerTls;
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// A client gets this long to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// An HTTP/2 connection silent this long is sent a PING…
+const H2_PING_EVERY: Duration = Duration::from_secs(60);
+/// …and closed when the answer does not come within this.
+const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// What a listener does with its connections; replaced whole by a reload.
 #[derive(Debug)]
@@ -59,7 +64,11 @@ impl Route {
             .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX))
             // A client that resets streams faster than it opens them (the "rapid reset"
             // flood) is cut off; hyper's default is 20 pending, which is this.
-            .max_pending_accept_reset_streams(20);
+            .max_pending_accept_reset_streams(20)
+            // A client gone without a word (power cut, a dropped NAT entry) is found by a
+            // PING unanswered, rather than holding its connection for ever.
+            .keep_alive_interval(H2_PING_EVERY)
+            .keep_alive_timeout(H2_PING_TIMEOUT);
         Route {
             upstream,
             trusted_proxies: Arc::from(config.trusted_proxies.clone()),

@@ -4,10 +4,15 @@
 #
 #   bench/lb.sh
 #
-# Two measurements for each balancer:
+# Three measurements for each balancer:
 #
 #   1. throughput and latency: wrk against the balancer, and against one backend directly
 #      (the overhead is the difference), fast local backends answering a few bytes;
+#   1b. the same over TLS (PARTS=tls): each balancer terminates TLS 1.3 with one ECDSA P-256
+#      certificate (HAProxy `ssl crt`, nginx `ssl_certificate`, vitals `tls_certificates`),
+#      all on the cipher suite TLS_AES_256_GCM_SHA384 with X25519 (the one rustls takes from
+#      wrk's OpenSSL offer; HAProxy and nginx are pinned to it), keep-alive as in 1; the
+#      suite each one negotiated is printed beside its numbers;
 #   2. failover: wrk runs for FAIL_SECONDS; after EVENT_AT seconds one of the three backends
 #      is (a) killed with SIGKILL, (b) paused with SIGSTOP, or (c) switched to answering 500
 #      while its readiness still passes. Reported: failed requests (wrk's non-2xx responses
@@ -33,12 +38,15 @@
 #   DURATION=10            seconds of each throughput run; CONNECTIONS=32
 #   FAIL_SECONDS=8         length of each failover run; EVENT_AT=2
 #   CHECK_INTERVAL=1s      CHECK_TIMEOUT=500ms
-#   PARTS="throughput failover"  which measurements to run; add "stall" for issue 15's
+#   PARTS="throughput tls failover"  which measurements to run; add "stall" for issue 15's
 #                          repeated SIGSTOP (vitals only): STOP_TRIALS=50 times, under a
 #                          light load (wrk -c8), the time until b is out of rotation, and
 #                          whether its stall watch (pool/stall.rs: `stall` suspect or
 #                          stalled in the admin API) or its checks took it out
 #   BALANCERS="vitals haproxy nginx"
+#   PROFILE=0              1: perf record vitals during its plain throughput run (call graphs,
+#                          the middle of the run) and append perf report's top symbols and
+#                          a breakdown by crate to the report (perf from linux-perf)
 
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,17 +59,16 @@ EVENT_AT=${EVENT_AT:-2}
 CHECK_INTERVAL=${CHECK_INTERVAL:-1s}
 CHECK_TIMEOUT=${CHECK_TIMEOUT:-500ms}
 PIN=${PIN:-1}
-PARTS=${PARTS:-throughput failover}
+PROFILE=${PROFILE:-0}
+PARTS=${PARTS:-throughput tls failover}
 BALANCERS=${BALANCERS:-vitals haproxy nginx}
 ms() { local v=$1; case $v in *ms) echo "${v%ms}" ;; *s) echo $(( ${v%s} * 1000 )) ;; esac; }
 INTERVAL_MS=$(ms "$CHECK_INTERVAL")
 TIMEOUT_MS=$(ms "$CHECK_TIMEOUT")
 
-tools="wrk curl"
-[[ $BALANCERS == *haproxy* ]] && tools+=" haproxy"
-[[ $BALANCERS == *nginx* ]] && tools+=" nginx"
-for tool in $tools; do
-  command -v $tool >/dev/null || { echo "bench/lb.sh: $tool is missing (apt-get install -y wrk haproxy nginx-light curl)" >&2; exit 1; }
+for tool in wrk curl openssl $BALANCERS; do
+  [ "$tool" = vitals ] && continue
+  command -v $tool >/dev/null || { echo "bench/lb.sh: $tool is missing (apt-get install -y wrk haproxy nginx-light curl openssl), or leave it out of BALANCERS" >&2; exit 1; }
 done
 for bin in vitals vitals-lb-testbackend; do
   [ -x "$BIN/$bin" ] || { echo "bench/lb.sh: $BIN/$bin is missing; run cargo build --release -p vitals-cli -p vitals-lb" >&2; exit 1; }
@@ -155,19 +162,39 @@ CFG
   } > "$WORK/nginx.conf"
 }
 
+# The TLS variants of the three configurations: one self-signed ECDSA P-256 certificate,
+# TLS 1.3 only, TLS_AES_256_GCM_SHA384.
+SUITE=TLS_AES_256_GCM_SHA384
+write_tls_configs() {
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj /CN=lb.test -addext subjectAltName=DNS:lb.test \
+    -keyout "$WORK/site.key" -out "$WORK/site.crt" 2>/dev/null
+  cat "$WORK/site.crt" "$WORK/site.key" > "$WORK/site.pem"
+  sed "s|^pool = \"web\"$|pool = \"web\"\ntls_certificates = [\"$WORK/site.pem\"]|" "$WORK/lb.toml" > "$WORK/lb-tls.toml"
+  sed -e "s|^global$|global\n  ssl-default-bind-ciphersuites $SUITE\n  ssl-default-bind-options ssl-min-ver TLSv1.3\n  ssl-default-bind-curves X25519|" \
+      -e "s|^  bind 127.0.0.1:$LB_PORT$|  bind 127.0.0.1:$LB_PORT ssl crt $WORK/site.pem alpn h2,http/1.1|" \
+      "$WORK/haproxy.cfg" > "$WORK/haproxy-tls.cfg"
+  sed -e "s|listen 127.0.0.1:$LB_PORT;|listen 127.0.0.1:$LB_PORT ssl; ssl_certificate $WORK/site.crt; ssl_certificate_key $WORK/site.key; ssl_protocols TLSv1.3; ssl_conf_command Ciphersuites $SUITE; ssl_ecdh_curve X25519;|" \
+      "$WORK/nginx.conf" > "$WORK/nginx-tls.conf"
+}
+
 LBPID=
+SCHEME=http
+# start_lb BALANCER [tls]
 start_lb() {
+  local tls=${2:-}
+  SCHEME=http; [ -n "$tls" ] && SCHEME=https
   case $1 in
-    vitals) TOKIO_WORKER_THREADS=1 $(core 0) "$BIN/vitals" lb --config "$WORK/lb.toml" >/dev/null 2>"$WORK/vitals.log" & ;;
-    haproxy) $(core 0) haproxy -db -f "$WORK/haproxy.cfg" >/dev/null 2>"$WORK/haproxy.log" & ;;
-    nginx) $(core 0) nginx -p "$WORK" -c "$WORK/nginx.conf" -e "$WORK/nginx-error.log" 2>/dev/null & ;;
+    vitals) TOKIO_WORKER_THREADS=1 $(core 0) "$BIN/vitals" lb --config "$WORK/lb${tls:+-tls}.toml" >/dev/null 2>"$WORK/vitals.log" & ;;
+    haproxy) $(core 0) haproxy -db -f "$WORK/haproxy${tls:+-tls}.cfg" >/dev/null 2>"$WORK/haproxy.log" & ;;
+    nginx) $(core 0) nginx -p "$WORK" -c "$WORK/nginx${tls:+-tls}.conf" -e "$WORK/nginx-error.log" 2>/dev/null & ;;
   esac
   LBPID=$!
   PIDS+=("$LBPID")
   # Ready once every backend has answered through it (checks have passed).
   for _ in $(seq 200); do
     local seen=""
-    for _ in 1 2 3 4 5 6; do seen+=$(curl -s "http://127.0.0.1:$LB_PORT/" || true); done
+    for _ in 1 2 3 4 5 6; do seen+=$(curl -sk "$SCHEME://127.0.0.1:$LB_PORT/" || true); done
     [[ $seen == *a* && $seen == *b* && $seen == *c* ]] && return
     sleep 0.05
   done
@@ -198,7 +225,7 @@ stop_lb() { kill "$LBPID" 2>/dev/null || true; wait "$LBPID" 2>/dev/null || true
 # wrk's numbers: requests/s, p50, p99, failed (non-2xx + socket errors).
 wrk_run() {
   local seconds=$1 out=$2
-  $(core 1) wrk -t1 -c"$CONNECTIONS" -d"${seconds}s" --timeout 5s --latency "http://127.0.0.1:$LB_PORT/" > "$out" 2>&1 || true
+  $(core 1) wrk -t1 -c"$CONNECTIONS" -d"${seconds}s" --timeout 5s --latency "$SCHEME://127.0.0.1:$LB_PORT/" > "$out" 2>&1 || true
 }
 wrk_field() {
   local out=$1
@@ -235,9 +262,38 @@ IFS='|' read -r rps p50 p99 failed total <<< "$(wrk_field "$WORK/direct.txt")"
 echo "| one backend directly | $rps | $p50 | $p99 | $failed |" >> "$REPORT"
 for lb in $BALANCERS; do
   start_lb $lb
+  if [ "$PROFILE" = 1 ] && [ "$lb" = vitals ]; then
+    ( sleep 1; perf record -F 2999 -g -p "$LBPID" -o "$WORK/perf.data" -- sleep $(( DURATION - 2 )) >/dev/null 2>&1 ) &
+    PERF=$!
+  fi
   wrk_run "$DURATION" "$WORK/tp-$lb.txt"
+  if [ "$PROFILE" = 1 ] && [ "$lb" = vitals ]; then
+    wait "$PERF" || true
+    perf report -i "$WORK/perf.data" --no-children -g none --sort dso,symbol --percent-limit 0.5 --stdio 2>/dev/null \
+      | grep -v "^#" | grep "%" | sed "s/[[:space:]]*$//" | head -45 > "$WORK/profile.txt" || true
+    perf report -i "$WORK/perf.data" --no-children -g none --sort dso --stdio 2>/dev/null \
+      | grep -v '^#' | grep '%' | sed 's/[[:space:]]*$//' | head -12 > "$WORK/profile-dso.txt" || true
+  fi
   IFS='|' read -r rps p50 p99 failed total <<< "$(wrk_field "$WORK/tp-$lb.txt")"
   echo "| $lb | $rps | $p50 | $p99 | $failed |" >> "$REPORT"
+  stop_lb
+done
+echo >> "$REPORT"
+fi
+
+# 1b. Throughput over TLS.
+if [[ $PARTS == *tls* ]]; then
+write_tls_configs
+echo "## Throughput and latency over TLS 1.3 ($DURATION s, $CONNECTIONS kept-alive connections)" >> "$REPORT"
+echo >> "$REPORT"
+echo "| target | requests/s | p50 | p99 | failed | negotiated |" >> "$REPORT"
+echo "|---|---|---|---|---|---|" >> "$REPORT"
+for lb in $BALANCERS; do
+  start_lb $lb tls
+  suite=$(openssl s_client -connect "127.0.0.1:$LB_PORT" -servername lb.test </dev/null 2>/dev/null | awk '/^New, / {print $2, $NF}')
+  wrk_run "$DURATION" "$WORK/tls-$lb.txt"
+  IFS='|' read -r rps p50 p99 failed total <<< "$(wrk_field "$WORK/tls-$lb.txt")"
+  echo "| $lb | $rps | $p50 | $p99 | $failed | $suite |" >> "$REPORT"
   stop_lb
 done
 echo >> "$REPORT"
@@ -319,6 +375,19 @@ n=$(echo "$sorted" | grep -c . || true)
   echo "| $n | $(echo "$sorted" | sed -n "$(( (n + 1) / 2 ))p") ms | $(echo "$sorted" | tail -1) ms | $by_checks |"
   echo
 } >> "$REPORT"
+fi
+
+if [ -s "$WORK/profile.txt" ]; then
+  {
+    echo "## Where vitals spends its time (perf, plain throughput run)"
+    echo
+    echo '```'
+    cat "$WORK/profile-dso.txt"
+    echo
+    cat "$WORK/profile.txt"
+    echo '```'
+    echo
+  } >> "$REPORT"
 fi
 
 mkdir -p bench/results

@@ -1,5 +1,6 @@
-//! `vitals lb --config lb.toml`: load and validate the load balancer's configuration, then
-//! run it until Ctrl-C or SIGTERM, which let the requests in flight finish. `vitals lb --check` and `vitals check-config` on a file
+//! `vitals lb --config lb.toml`: load and validate the load balancer's configuration (and
+//! the certificates it names), then run it until Ctrl-C or SIGTERM, which let the requests
+//! in flight finish; SIGHUP reads the file again and applies it. `vitals lb --check` and `vitals check-config` on a file
 //! with `[[listener]]` or `[[pool]]` validate it without starting.
 
 use std::path::{Path, PathBuf};
@@ -8,12 +9,22 @@ use anyhow::Context;
 use vitals_monitor::config::lb::{self, LbConfig};
 
 fn load(path: &Path) -> anyhow::Result<LbConfig> {
-    lb::load(path).map_err(|errors| {
+    let config = lb::load(path).map_err(|errors| {
         anyhow::anyhow!(
             "{errors}\n{} error(s); the load balancer did not start",
             errors.0.len()
         )
-    })
+    })?;
+    let errors = vitals_lb::check(&config);
+    if !errors.is_empty() {
+        anyhow::bail!(
+            "{}: {}\n{} error(s); the load balancer did not start",
+            path.display(),
+            errors.join(&format!("\n{}: ", path.display())),
+            errors.len()
+        );
+    }
+    Ok(config)
 }
 
 /// Whether the file at `path` is a load balancer configuration (for `check-config`).
@@ -24,6 +35,13 @@ pub fn is_lb_file(path: &Path) -> bool {
 /// `vitals check-config` on a load balancer file: every error, one per line.
 pub fn check_config(path: &Path) -> anyhow::Result<()> {
     match lb::load(path) {
+        Ok(config) if !vitals_lb::check(&config).is_empty() => {
+            let errors = vitals_lb::check(&config);
+            for error in &errors {
+                eprintln!("{}: {error}", path.display());
+            }
+            anyhow::bail!("{}: {} error(s)", path.display(), errors.len())
+        }
         Ok(config) => {
             let backends: usize = config.pools.iter().map(|p| p.backends.len()).sum();
             println!(
@@ -48,11 +66,24 @@ pub async fn run(path: PathBuf, check: bool) -> anyhow::Result<()> {
         return check_config(&path);
     }
     let config = load(&path)?;
-    vitals_lb::run(
+    let schemes: Vec<&str> = config
+        .listeners
+        .iter()
+        .map(|l| {
+            if l.tls_certificates.is_empty() {
+                "http"
+            } else {
+                "https"
+            }
+        })
+        .collect();
+    vitals_lb::run_file(
+        path,
         config,
         |bound| {
-            for (address, pool) in &bound.listeners {
-                println!("vitals lb on http://{address} (pool {pool})");
+            for (i, (address, pool)) in bound.listeners.iter().enumerate() {
+                let scheme = schemes.get(i).copied().unwrap_or("http");
+                println!("vitals lb on {scheme}://{address} (pool {pool})");
             }
             println!(
                 "vitals lb admin on http://{} (API: /api/v1/pools, metrics: /metrics)",

@@ -1,11 +1,11 @@
 //! The admin API, on its own listener: pools and backends as JSON, drain and undrain a
-//! backend, `/metrics`.
+//! backend, reload the configuration, `/metrics`.
 //!
 //! Guarded (issue 11, item 12), because a browser on the operator's desk can reach a
 //! loopback port too:
 //! - every request must name, in `Host`, an IP address, `localhost`, or one of
 //!   `[admin] hosts`: a page whose name resolves to 127.0.0.1 (DNS rebinding) is refused;
-//! - drain and undrain need `Authorization: Bearer <token>` when `[admin] token` is set
+//! - drain, undrain and reload need `Authorization: Bearer <token>` when `[admin] token` is set
 //!   (compared in constant time); without a token they are taken only on a loopback listener,
 //!   and never from a browser page of another site (an `Origin` that is not this host, or
 //!   `Sec-Fetch-Site: cross-site`), so a cross-site form cannot drain backends.
@@ -13,6 +13,9 @@
 //! - `GET /api/v1/pools` — every pool, each backend's state.
 //! - `POST /api/v1/pools/{pool}/backends/{backend}/drain` (and `/undrain`) — stop (or
 //!   resume) sending it new requests; requests in flight finish.
+//! - `POST /api/v1/reload` — read the configuration file again and apply it, as SIGHUP
+//!   does; 400 with every error when the file is refused (the running one stays), 409 when
+//!   the balancer was started without a file.
 //! - `GET /metrics` — Prometheus text.
 //!
 //! Not here: any routing decision; handlers read the pools and flip one flag.
@@ -20,6 +23,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use arc_swap::ArcSwap;
 use axum::Router;
 use axum::extract::{Path, Request, State};
 use axum::http::{Method, StatusCode, header};
@@ -31,11 +35,15 @@ use serde::Serialize;
 use crate::health::refresh_up;
 use crate::metrics::Metrics;
 use crate::pool::PoolState;
+use crate::reload::Balancer;
 use crate::{lock, now};
 
 #[derive(Debug, Clone)]
 pub struct Admin {
-    pub pools: Vec<Arc<Mutex<PoolState>>>,
+    /// Every pool's state, as the last configuration applied made them.
+    pub pools: Arc<ArcSwap<Vec<Arc<Mutex<PoolState>>>>>,
+    /// What a reload is applied to.
+    pub balancer: Arc<Balancer>,
     pub metrics: Arc<Metrics>,
     /// `[admin] token`: needed to drain and undrain.
     pub token: Option<String>,
@@ -101,6 +109,7 @@ pub fn router(admin: Admin) -> Router {
             "/api/v1/pools/{pool}/backends/{backend}/undrain",
             post(undrain),
         )
+        .route("/api/v1/reload", post(reload))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(admin.clone(), guard))
         .with_state(admin)
@@ -201,6 +210,7 @@ async fn pools(State(admin): State<Admin>) -> Json<Vec<PoolView>> {
     Json(
         admin
             .pools
+            .load()
             .iter()
             .map(|pool| {
                 let state = lock(pool);
@@ -230,8 +240,9 @@ fn set_drained(
     Path((pool, backend)): Path<(String, String)>,
     drained: bool,
 ) -> Response {
-    let Some(found) = admin.pools.iter().find(|p| lock(p).id == pool) else {
-        let ids: Vec<String> = admin.pools.iter().map(|p| lock(p).id.clone()).collect();
+    let pools = admin.pools.load();
+    let Some(found) = pools.iter().find(|p| lock(p).id == pool) else {
+        let ids: Vec<String> = pools.iter().map(|p| lock(p).id.clone()).collect();
         return (
             StatusCode::NOT_FOUND,
             format!("no pool {pool:?}; pools are {}\n", ids.join(", ")),
@@ -255,8 +266,31 @@ fn set_drained(
     Json(backend_view(&state, index, now())).into_response()
 }
 
+/// Reads the file again and applies it, as SIGHUP does.
+async fn reload(State(admin): State<Admin>) -> Response {
+    match admin.balancer.reload_file().await {
+        Ok(applied) => Json(applied).into_response(),
+        Err(refused) => {
+            tracing::warn!(message = %refused.message, errors = ?refused.errors, "reload refused");
+            let code = if refused.errors.is_empty() {
+                StatusCode::CONFLICT
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            (
+                code,
+                Json(serde_json::json!({
+                    "error": refused.message,
+                    "errors": refused.errors,
+                })),
+            )
+                .into_response()
+        }
+    }
+}
+
 async fn metrics(State(admin): State<Admin>) -> Response {
-    refresh_up(&admin.pools, &admin.metrics);
+    refresh_up(&admin.pools.load(), &admin.metrics);
     let mut text = String::new();
     if let Err(error) =
         // Prometheus' text format, as the monitor's: what `promtool check metrics` reads.

@@ -26,6 +26,15 @@ static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// Removes hop-by-hop headers, and any header the `Connection` header lists.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none (HTTP/1.1 keeps alive without `Connection`): look first,
+    // without hashing, since every removal hashes its name (issue 16's profile: twice per
+    // request, ten names each, was the balancer's most frequent hash).
+    let any = headers
+        .keys()
+        .any(|name| HOP_BY_HOP.contains(name) || name == "proxy-connection");
+    if !any {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -33,23 +42,36 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .flat_map(|v| v.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
         .collect();
+    // `TE: trailers` says the client takes trailers, which gRPC needs: it is the one TE
+    // passed on (as HTTP/2 allows, RFC 9113 §8.2.2).
+    let trailers = headers
+        .get_all(header::TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
     for name in named.iter().chain(HOP_BY_HOP.iter()) {
         headers.remove(name);
     }
     headers.remove("proxy-connection");
+    if trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
 }
 
 /// Appends `client` to `X-Forwarded-For` (one header, comma-separated, as is customary)
 /// when `client` is a `trusted` proxy; otherwise the header becomes `client` alone.
 pub fn forwarded_for(headers: &mut HeaderMap, client: IpAddr, trusted: bool) {
-    if !trusted {
-        headers.remove(&X_FORWARDED_FOR);
-    }
-    let previous: Vec<&str> = headers
-        .get_all(&X_FORWARDED_FOR)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
+    // From anyone else, whatever they sent is replaced (`insert` drops every old value).
+    let previous: Vec<&str> = if trusted {
+        headers
+            .get_all(&X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect()
+    } else {
+        Vec::new()
+    };
     let value = if previous.is_empty() {
         client.to_string()
     } else {
@@ -71,6 +93,20 @@ mod tests {
         h.insert("keep-alive", "timeout=5".parse().unwrap());
         h.insert("x-secret", "1".parse().unwrap());
         h.insert(header::TRANSFER_ENCODING, "chunked".parse().unwrap());
+        h.insert("x-kept", "1".parse().unwrap());
+        strip_hop_by_hop(&mut h);
+        let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, vec!["x-kept"]);
+    }
+
+    #[test]
+    fn te_trailers_is_the_one_te_passed_on() {
+        let mut h = HeaderMap::new();
+        h.insert(header::TE, "gzip, trailers".parse().unwrap());
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.get(header::TE).unwrap(), "trailers");
+        let mut h = HeaderMap::new();
+        h.insert(header::TE, "gzip".parse().unwrap());
         h.insert("x-kept", "1".parse().unwrap());
         strip_hop_by_hop(&mut h);
         let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();

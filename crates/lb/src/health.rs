@@ -8,15 +8,18 @@
 //! gRPC `NOT_SERVING`) means more than "failed": it is the backend asking for no new requests
 //! (a service draining before it stops), which takes effect at once instead of after `fall`
 //! checks.
-//! [`drive`] feeds both the engine's transitions and those observations to the pools.
+//! [`drive`] feeds both the engine's transitions and those observations to the pools,
+//! through a [`Routing`] table from target id to pool state that a reload swaps whole: the
+//! probes of unchanged backends keep running across a reload and find their backend again
+//! by id.
 //!
 //! Not here: routing decisions (`pool`), or the state machine itself (the core's).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::mpsc;
-use vitals_config::lb::{HealthCheck, LbConfig};
+use vitals_config::lb::{Backend, HealthCheck, Pool};
 use vitals_core::Report;
 use vitals_engine::{Mode, Record, RecordReceiver, TargetSpec, Transition};
 use vitals_probes::{BoxFuture, Grpc, GrpcFailure, Http, Probe};
@@ -26,10 +29,10 @@ use crate::pool::PoolState;
 use crate::{lock, now};
 
 /// What one readiness check saw.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Observation {
-    pub pool: usize,
-    pub backend: usize,
+    /// The engine's target id ([`target_id`]).
+    pub target: Arc<str>,
     pub passed: bool,
     /// The backend said it takes no new requests: HTTP 503, or gRPC `NOT_SERVING`.
     pub not_ready: bool,
@@ -45,8 +48,7 @@ enum Look {
 /// gRPC health Check, `SERVING` passes.
 pub struct Readiness {
     look: Look,
-    pool: usize,
-    backend: usize,
+    target: Arc<str>,
     seen: mpsc::UnboundedSender<Observation>,
 }
 
@@ -77,8 +79,7 @@ impl Probe for Readiness {
                 }
             };
             let _ = self.seen.send(Observation {
-                pool: self.pool,
-                backend: self.backend,
+                target: Arc::clone(&self.target),
                 passed,
                 not_ready,
             });
@@ -96,55 +97,101 @@ pub fn target_id(pool: &str, backend: &str) -> String {
     format!("{pool}/{backend}")
 }
 
-/// One engine target per backend, in pool then backend order, with a shared HTTP client
-/// (keep-alive to each backend, so a check costs no handshake), or one HTTP/2 connection per
-/// backend for gRPC checks.
-pub fn specs(
-    config: &LbConfig,
+/// The engine target of one backend, checked as its pool says (over TLS when the pool
+/// speaks TLS to its backends). `client` is shared by the pool's HTTP checks (keep-alive
+/// to each backend, so a check costs no handshake); a gRPC check holds one HTTP/2
+/// connection per backend.
+pub fn spec(
+    pool: &Pool,
+    backend: &Backend,
+    client: &reqwest::Client,
     seen: &mpsc::UnboundedSender<Observation>,
-) -> Result<Vec<TargetSpec>, vitals_probes::GrpcError> {
-    let client = reqwest::Client::new();
-    let mut specs = Vec::new();
-    for (p, pool) in config.pools.iter().enumerate() {
-        for (b, backend) in pool.backends.iter().enumerate() {
-            let look = match &pool.health_check {
-                HealthCheck::Http => {
-                    let url = format!("http://{}{}", backend.address, pool.health_path);
-                    Look::Http(Box::new(Http::with_client(client.clone(), url)))
-                }
-                HealthCheck::Grpc { service } => Look::Grpc(Box::new(Grpc::new(
-                    backend.address.to_string(),
-                    service.clone(),
-                    None,
-                )?)),
-            };
-            let probe = Readiness {
-                look,
-                pool: p,
-                backend: b,
-                seen: seen.clone(),
-            };
-            let id = target_id(&pool.id, &backend.name);
-            specs.push(TargetSpec {
-                name: id.clone(),
-                id,
-                thresholds: pool.thresholds.clone(),
-                mode: Mode::Active {
-                    probe: Arc::new(probe),
-                    cadence: pool.schedule.clone(),
-                    confirm: None,
-                },
-            });
+) -> Result<TargetSpec, vitals_probes::GrpcError> {
+    let look = match &pool.health_check {
+        HealthCheck::Http => {
+            let scheme = if pool.tls.is_some() { "https" } else { "http" };
+            let url = format!("{scheme}://{}{}", backend.address, pool.health_path);
+            Look::Http(Box::new(Http::with_client(client.clone(), url)))
         }
+        HealthCheck::Grpc { service } => Look::Grpc(Box::new(Grpc::new(
+            backend.address.to_string(),
+            service.clone(),
+            pool.tls.as_ref().map(|tls| vitals_probes::GrpcTls {
+                ca_file: tls.ca_file.clone(),
+                server_name: tls.server_name.clone(),
+                insecure_skip_verify: false,
+            }),
+        )?)),
+    };
+    let id = target_id(&pool.id, &backend.name);
+    let probe = Readiness {
+        look,
+        target: Arc::from(id.as_str()),
+        seen: seen.clone(),
+    };
+    Ok(TargetSpec {
+        name: id.clone(),
+        id,
+        thresholds: pool.thresholds.clone(),
+        mode: Mode::Active {
+            probe: Arc::new(probe),
+            cadence: pool.schedule.clone(),
+            confirm: None,
+        },
+    })
+}
+
+/// Whether two pools check their backends the same way: a backend at the same address
+/// keeps its probe (and its engine state) across a reload then.
+pub fn same_checks(a: &Pool, b: &Pool) -> bool {
+    a.health_check == b.health_check
+        && a.health_path == b.health_path
+        && a.schedule == b.schedule
+        && a.thresholds == b.thresholds
+        && a.tls == b.tls
+}
+
+/// Which pool state and backend each engine target feeds. A reload replaces it whole.
+#[derive(Debug, Default)]
+pub struct Routing {
+    pub targets: HashMap<String, (Arc<Mutex<PoolState>>, usize)>,
+}
+
+impl Routing {
+    /// The targets of `pools`.
+    pub fn of(pools: &[Arc<Mutex<PoolState>>]) -> Routing {
+        let mut targets = HashMap::new();
+        for pool in pools {
+            let state = lock(pool);
+            for (b, backend) in state.backends.iter().enumerate() {
+                targets.insert(target_id(&state.id, &backend.name), (Arc::clone(pool), b));
+            }
+        }
+        Routing { targets }
     }
-    Ok(specs)
+}
+
+/// The routing table shared by the driver (reads) and reloads (swaps).
+pub type SharedRouting = Arc<RwLock<Routing>>;
+
+/// Reads the routing table; a panic elsewhere leaves plain data behind, which stays usable.
+pub fn read(routing: &SharedRouting) -> std::sync::RwLockReadGuard<'_, Routing> {
+    routing
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Writes the routing table (a reload).
+pub fn write(routing: &SharedRouting) -> std::sync::RwLockWriteGuard<'_, Routing> {
+    routing
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Feeds the engine's transitions and the readiness observations to the pools, until both
 /// channels close. Results are only counted; transitions move backends in and out.
 pub async fn drive(
-    pools: Vec<Arc<Mutex<PoolState>>>,
-    index: HashMap<String, (usize, usize)>,
+    routing: SharedRouting,
     mut records: RecordReceiver,
     mut seen: mpsc::UnboundedReceiver<Observation>,
     metrics: Arc<Metrics>,
@@ -153,25 +200,27 @@ pub async fn drive(
         tokio::select! {
             record = records.recv() => {
                 let Some(record) = record else { break };
-                if let Record::Transition(Transition { target, from, to, reason, .. }) = record
-                    && let Some(&(p, b)) = index.get(&target)
-                {
+                if let Record::Transition(Transition { target, from, to, reason, .. }) = record {
+                    let routing = read(&routing);
+                    let Some((pool, b)) = routing.targets.get(&target) else { continue };
                     // The engine logs the change itself ("target changed state"); once is enough.
                     tracing::debug!(backend = %target, from = from.as_str(), to = to.as_str(), %reason, "backend state changed");
                     let now = now();
-                    lock(&pools[p]).handle_state(now, b, to);
+                    lock(pool).handle_state(now, *b, to);
                 }
             }
             observation = seen.recv() => {
                 let Some(o) = observation else { break };
-                let Some(pool) = pools.get(o.pool) else { continue };
+                let routing = read(&routing);
+                let Some((pool, backend)) = routing.targets.get(&*o.target) else { continue };
+                let backend = *backend;
                 let now = now();
                 let said_503 = o.not_ready;
                 let (pool_id, name) = {
                     let mut state = lock(pool);
-                    let was = state.backends.get(o.backend).is_some_and(|b| b.not_ready);
-                    state.handle_check(now, o.backend, o.passed, said_503);
-                    let name = state.backends.get(o.backend).map(|b| b.name.clone()).unwrap_or_default();
+                    let was = state.backends.get(backend).is_some_and(|b| b.not_ready);
+                    state.handle_check(now, backend, o.passed, said_503);
+                    let name = state.backends.get(backend).map(|b| b.name.clone()).unwrap_or_default();
                     if was != said_503 {
                         tracing::info!(pool = %state.id, backend = %name, not_ready = said_503, "readiness changed");
                     }
@@ -191,6 +240,8 @@ pub async fn drive(
 /// Sets the `backend_up` gauges from the pools' state (at scrape time).
 pub fn refresh_up(pools: &[Arc<Mutex<PoolState>>], metrics: &Metrics) {
     let now = now();
+    // Backends a reload removed leave the gauge.
+    metrics.up.clear();
     for pool in pools {
         let state = lock(pool);
         for b in &state.backends {

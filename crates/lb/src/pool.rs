@@ -161,6 +161,29 @@ impl PoolState {
         }
     }
 
+    /// A reload made this pool anew: each backend that `old` had too (same name, same
+    /// address) carries on where it was — health, drain, readiness, ejection and its count,
+    /// slow start — rather than start `unknown`. Requests in flight stay counted where they
+    /// were picked (`old`), so in-flight counts start at zero here.
+    pub fn carry(&mut self, old: &PoolState) {
+        for b in &mut self.backends {
+            let Some(was) = old
+                .backends
+                .iter()
+                .find(|o| o.name == b.name && o.address == b.address)
+            else {
+                continue;
+            };
+            *b = BackendState {
+                name: std::mem::take(&mut b.name),
+                address: b.address,
+                weight: b.weight,
+                in_flight: 0,
+                ..was.clone()
+            };
+        }
+    }
+
     pub fn index_of(&self, name: &str) -> Option<usize> {
         self.backends.iter().position(|b| b.name == name)
     }

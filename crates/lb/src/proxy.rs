@@ -1,6 +1,7 @@
-//! The data path: an HTTP/1.1 server per listener (hyper) that forwards each request to a
-//! backend the pool picks, through a pooled keep-alive client (hyper-util), and retries it
-//! on another backend when that is safe and the budget allows.
+//! The request path: each request a listener (`listen`) takes is forwarded to a backend the
+//! pool picks, through a pooled keep-alive client (hyper-util; HTTP/1.1 or HTTP/2, over TLS
+//! when the pool says so), and retried on another backend when that is safe and the budget
+//! allows. Trailers pass through (gRPC's status is one); upgrades are spliced (`upgrade`).
 //!
 //! A try may be retried when the request is idempotent (GET, HEAD, PUT, DELETE, OPTIONS, or
 //! marked so in the config), its body was small enough to keep (or empty), and no response
@@ -14,7 +15,8 @@
 //! cut at `request_timeout` while the client was still sending its body (a slow upload,
 //! answered 408).
 //!
-//! Not here: picking, ejection, budgets (`pool`, `budget`), health checks (`health`).
+//! Not here: accepting connections and TLS (`listen`, `tls`), picking, ejection, budgets
+//! (`pool`, `budget`), health checks (`health`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -30,15 +32,13 @@ use http::{Method, Request, Response, StatusCode, Uri, header};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Body as _, Frame, Incoming, SizeHint};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use vitals_config::lb::{IDEMPOTENT, IpNet, Pool, defaults};
+use vitals_config::lb::{IDEMPOTENT, IpNet, Pool, Protocol, defaults};
 
 use crate::budget::RetryBudget;
 use crate::headers::{forwarded_for, strip_hop_by_hop};
@@ -47,6 +47,8 @@ use prometheus_client::metrics::counter::Counter;
 
 use crate::metrics::{BackendLabels, Metrics, PoolLabels, RequestLabels};
 use crate::pool::{PoolState, Tried};
+use crate::tls::TlsError;
+use crate::upgrade;
 
 /// Bodies in both directions.
 pub type Body = UnsyncBoxBody<Bytes, hyper::Error>;
@@ -92,8 +94,6 @@ impl hyper::body::Body for Watched {
     }
 }
 
-/// A slow client gets this long to send a request's head; slowloris gets nothing more.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Idle keep-alive connections to backends are closed after this.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -103,7 +103,11 @@ pub struct Upstream {
     pub id: String,
     pub state: Arc<Mutex<PoolState>>,
     budget: Mutex<RetryBudget>,
-    client: Client<HttpConnector, Body>,
+    client: Client<HttpsConnector<HttpConnector>, Body>,
+    /// `https` when the pool speaks TLS to its backends.
+    scheme: uri::Scheme,
+    /// The pool as configured, to tell what a reload changes.
+    pub config: Pool,
     request_timeout: Duration,
     idempotent: Vec<Method>,
     /// Per backend, in pool order: what the request path needs without a lock or an
@@ -125,13 +129,20 @@ struct Route {
 const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "error"];
 
 impl Upstream {
-    pub fn new(pool: &Pool, state: Arc<Mutex<PoolState>>, metrics: Arc<Metrics>) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(pool.connect_timeout));
-        connector.set_nodelay(true);
+    /// The data path of `pool` (`field` names it in errors, like `pool[0] ("web")`). Fails
+    /// only when its TLS material does not load.
+    pub fn new(
+        pool: &Pool,
+        field: &str,
+        state: Arc<Mutex<PoolState>>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, TlsError> {
+        let connector = crate::tls::connector(pool, field)?;
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .http2_only(pool.protocol == Protocol::Http2)
             .build(connector);
         let idempotent = IDEMPOTENT
             .iter()
@@ -160,8 +171,14 @@ impl Upstream {
                 }),
             })
             .collect();
-        Upstream {
+        Ok(Upstream {
             routes,
+            scheme: if pool.tls.is_some() {
+                uri::Scheme::HTTPS
+            } else {
+                uri::Scheme::HTTP
+            },
+            config: pool.clone(),
             id: pool.id.clone(),
             state,
             budget: Mutex::new(RetryBudget::new(
@@ -173,7 +190,7 @@ impl Upstream {
             request_timeout: pool.request_timeout,
             idempotent,
             metrics,
-        }
+        })
     }
 }
 
@@ -183,60 +200,6 @@ impl Upstream {
 pub struct Stopping {
     pub stop: CancellationToken,
     pub connections: TaskTracker,
-}
-
-/// Accepts connections on `listener` and serves each on its own task until `stopping.stop`.
-/// A bad request (a head over `max_header_bytes`, malformed HTTP) gets hyper's 4xx and ends
-/// that connection only.
-pub async fn serve(
-    listener: TcpListener,
-    upstream: Arc<Upstream>,
-    max_header_bytes: usize,
-    trusted_proxies: Arc<[IpNet]>,
-    stopping: Stopping,
-) {
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = stopping.stop.cancelled() => return,
-        };
-        let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                // Out of file descriptors, usually: wait rather than spin.
-                tracing::warn!(%error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let upstream = Arc::clone(&upstream);
-        let trusted = Arc::clone(&trusted_proxies);
-        let stop = stopping.stop.clone();
-        stopping.connections.spawn(async move {
-            let service = service_fn(move |request| {
-                handle(Arc::clone(&upstream), Arc::clone(&trusted), peer, request)
-            });
-            let connection = http1::Builder::new()
-                .max_buf_size(max_header_bytes.max(8192))
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service);
-            let mut connection = std::pin::pin!(connection);
-            let result = tokio::select! {
-                result = connection.as_mut() => result,
-                () = stop.cancelled() => {
-                    // Finish the request in flight, then close (an idle keep-alive
-                    // connection closes at once).
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
-            };
-            if let Err(error) = result {
-                tracing::debug!(%peer, %error, "client connection ended with an error");
-            }
-        });
-    }
 }
 
 /// A short plain-text answer of the balancer's own.
@@ -268,14 +231,31 @@ impl Drop for InFlight {
     }
 }
 
-async fn handle(
+/// Answers one client request: forwards it (retried when safe), or says why it could not.
+/// `tunnels` tracks upgraded connections, so that a stopping balancer waits for them.
+pub async fn handle(
     up: Arc<Upstream>,
     trusted_proxies: Arc<[IpNet]>,
     peer: SocketAddr,
+    tunnels: TaskTracker,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let (mut parts, body) = request.into_parts();
+    let mut upgrade = upgrade::take(&mut parts);
     strip_hop_by_hop(&mut parts.headers);
+    if let Some(upgrade) = &upgrade {
+        upgrade::ask(&mut parts.headers, upgrade);
+    }
+    // HTTP/2 (and absolute-form HTTP/1.1) name the host in the URI: backends get it as
+    // `Host`, as the client meant it.
+    if !parts.headers.contains_key(header::HOST)
+        && let Some(host) = parts
+            .uri
+            .authority()
+            .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
+    {
+        parts.headers.insert(header::HOST, host);
+    }
     let trusted = trusted_proxies.iter().any(|net| net.contains(peer.ip()));
     forwarded_for(&mut parts.headers, peer.ip(), trusted);
     let path = parts
@@ -362,7 +342,7 @@ async fn handle(
             (None, None) => Empty::new().map_err(|never| match never {}).boxed_unsync(),
         };
         let mut uri = uri::Parts::default();
-        uri.scheme = Some(uri::Scheme::HTTP);
+        uri.scheme = Some(up.scheme.clone());
         uri.authority = Some(route.authority.clone());
         uri.path_and_query = Some(path.clone());
         let mut outgoing = Request::new(body);
@@ -396,7 +376,7 @@ async fn handle(
             return Ok(answer(status, text));
         }
         let problem = match result {
-            Ok(Ok(response)) => {
+            Ok(Ok(mut response)) => {
                 let status = response.status();
                 let mut state = lock(&up.state);
                 state.handle_answer(now(), index, started);
@@ -414,6 +394,18 @@ async fn handle(
                     eject(&up, &route.name, "5xx answers in a row");
                 }
                 route.tries[usize::from(status.as_u16() / 100).clamp(1, 5) - 1].inc();
+                if status == StatusCode::SWITCHING_PROTOCOLS
+                    && let Some(upgrade) = upgrade.take()
+                {
+                    let mut answer =
+                        Response::new(Empty::new().map_err(|never| match never {}).boxed_unsync());
+                    *answer.status_mut() = status;
+                    *answer.headers_mut() = response.headers().clone();
+                    strip_hop_by_hop(answer.headers_mut());
+                    upgrade::ask(answer.headers_mut(), &upgrade);
+                    upgrade::splice(upgrade, &mut response, guard, &tunnels);
+                    return Ok(answer);
+                }
                 let (mut rparts, rbody) = response.into_parts();
                 strip_hop_by_hop(&mut rparts.headers);
                 let rbody = rbody

@@ -15,12 +15,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use support::{Backend, count, start_lb};
+use support::{Backend, Load, assert_none_failed, count, start_lb};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use vitals_testkit::{Signal, signal, until, wait_for_exit};
 
-/// Fast checks, so that each test settles in well under a second of checks.
 /// Fast checks, so that each test settles in about a second, with room for a loaded machine
 /// (a check may take 200 ms, and three must fail in a row); `request_timeout`
 /// is how long one try may wait for an answer.
@@ -52,22 +51,7 @@ async fn kill_9_of_one_backend_under_load_fails_no_request() {
     let client = reqwest::Client::new();
     all_in_rotation(&lb, &client, &["a", "b", "c"]).await;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut load = Vec::new();
-    for _ in 0..8 {
-        let (stop, client, url) = (Arc::clone(&stop), client.clone(), lb.base.clone());
-        load.push(tokio::spawn(async move {
-            let mut answers = Vec::new();
-            while !stop.load(Ordering::Relaxed) {
-                answers.push(match client.get(&url).send().await {
-                    Ok(r) if r.status() == 200 => r.text().await.unwrap(),
-                    Ok(r) => format!("status {} {}", r.status(), r.text().await.unwrap()),
-                    Err(e) => format!("error {e}"),
-                });
-            }
-            answers
-        }));
-    }
+    let load = Load::get(8, &client, &lb.base);
     // Load runs against all three, then b dies mid-request.
     until("b has served under load", PATIENCE, async || {
         lb.tries(&client, "b").await > 50
@@ -84,23 +68,8 @@ async fn kill_9_of_one_backend_under_load_fails_no_request() {
         lb.tries(&client, "a").await + lb.tries(&client, "c").await > after + 200
     })
     .await;
-    stop.store(true, Ordering::Relaxed);
-    let mut answers = Vec::new();
-    for task in load {
-        answers.extend(task.await.unwrap());
-    }
-    let failed: Vec<&String> = answers
-        .iter()
-        .filter(|a| !["a", "b", "c"].contains(&a.as_str()))
-        .collect();
-    assert!(answers.len() > 300, "only {} requests", answers.len());
-    assert!(
-        failed.is_empty(),
-        "{} of {} failed: {:?}",
-        failed.len(),
-        answers.len(),
-        &failed[..failed.len().min(5)]
-    );
+    let answers: Vec<String> = load.finish().await.concat();
+    assert_none_failed(&answers, &["a", "b", "c"], 300);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -133,3 +133,33 @@ async fn an_unknown_grpc_service_keeps_a_backend_out() {
     assert_ne!(seen["state"], "healthy", "{seen}");
     assert!(!lb.in_rotation(&client, "a").await, "{seen}");
 }
+
+/// gRPC through the balancer (issue 16, item 2): a pool that speaks HTTP/2 to its backends
+/// passes a gRPC call and its trailers (`grpc-status` comes in them: a client that got none
+/// would fail the call), and an HTTP/1.1 request reaches the same HTTP/2 backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_passes_through_the_balancer_with_its_trailers() {
+    let (_a, a) = backend("a", Arc::new(AtomicBool::new(true))).await;
+    let pool = "health_check = \"grpc\"\nbackend_protocol = \"h2\"\ninterval = \"200ms\"\ntimeout = \"200ms\"\nfall = 3\nrise = 2\n";
+    let lb = support::start_lb_at(&[("a", a)], pool).await;
+    let client = reqwest::Client::new();
+    until("a in rotation", PATIENCE, async || {
+        lb.in_rotation(&client, "a").await
+    })
+    .await;
+    let through =
+        vitals_probes::Grpc::new(lb.bound.listeners[0].0.to_string(), String::new(), None).unwrap();
+    for _ in 0..3 {
+        let answer = through.observe().await;
+        assert_eq!(answer.failure, None, "{:?}", answer.report);
+    }
+    let unknown =
+        vitals_probes::Grpc::new(lb.bound.listeners[0].0.to_string(), "no.such.Service", None)
+            .unwrap()
+            .observe()
+            .await;
+    assert!(unknown.failure.is_some(), "{:?}", unknown.report);
+    let body = client.get(&lb.base).send().await.unwrap();
+    assert_eq!(body.version(), reqwest::Version::HTTP_11);
+    assert_eq!(body.text().await.unwrap(), "a");
+}

@@ -203,3 +203,130 @@ async fn vitals_lb_routes_to_a_healthy_backend_and_shows_it() {
     })
     .await;
 }
+
+/// A backend in this test: `/readyz` ready, everything else its name.
+async fn named_backend(name: &'static str) -> std::net::SocketAddr {
+    let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = socket.local_addr().unwrap();
+    let app = axum::Router::new()
+        .route("/readyz", axum::routing::get(|| async { "ready" }))
+        .fallback(move || async move { name });
+    tokio::spawn(async move { axum::serve(socket, app).await.unwrap() });
+    address
+}
+
+/// The errors wrk reports: non-2xx/3xx answers and socket errors of every kind.
+fn wrk_failures(report: &str) -> u64 {
+    let mut failed = 0;
+    for line in report.lines().map(str::trim) {
+        if let Some(n) = line.strip_prefix("Non-2xx or 3xx responses:") {
+            failed += n.trim().parse::<u64>().unwrap();
+        }
+        if let Some(errors) = line.strip_prefix("Socket errors:") {
+            // "connect 0, read 0, write 0, timeout 0"
+            for part in errors.split(',') {
+                failed += part
+                    .split_whitespace()
+                    .last()
+                    .unwrap()
+                    .parse::<u64>()
+                    .unwrap();
+            }
+        }
+    }
+    failed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_under_wrk_adds_and_removes_a_backend_without_failing_a_request() {
+    let (a, b, c) = (
+        named_backend("a").await,
+        named_backend("b").await,
+        named_backend("c").await,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (listen, admin) = (free_port().unwrap(), free_port().unwrap());
+    let file = |backends: &[(&str, std::net::SocketAddr)]| {
+        let mut text = format!(
+            "[admin]\nlisten = \"127.0.0.1:{admin}\"\n[[listener]]\nlisten = \"127.0.0.1:{listen}\"\npool = \"web\"\n[[pool]]\nid = \"web\"\ninterval = \"200ms\"\ntimeout = \"200ms\"\n"
+        );
+        for (name, address) in backends {
+            text.push_str(&format!(
+                "[[pool.backend]]\nid = \"{name}\"\naddress = \"{address}\"\n"
+            ));
+        }
+        text
+    };
+    let path = write(&dir, &file(&[("a", a), ("b", b)]));
+    let lb = Running::start(
+        vitals().args(["lb", "--config"]).arg(&path),
+        Ready::Line("vitals lb admin on "),
+    )
+    .await
+    .unwrap();
+    let client = reqwest::Client::new();
+    let wait = Duration::from_secs(15);
+    let pools = format!("http://127.0.0.1:{admin}/api/v1/pools");
+    let in_rotation = async |names: &[&str]| {
+        let pools: serde_json::Value = client
+            .get(&pools)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let backends = pools[0]["backends"].as_array().unwrap().clone();
+        backends.len() == names.len()
+            && names.iter().all(|name| {
+                backends
+                    .iter()
+                    .any(|b| b["name"] == *name && b["in_rotation"] == true)
+            })
+    };
+    until("a and b in rotation", wait, async || {
+        in_rotation(&["a", "b"]).await
+    })
+    .await;
+
+    let wrk = tokio::process::Command::new("wrk")
+        .args([
+            "-t1",
+            "-c16",
+            "-d6s",
+            &format!("http://127.0.0.1:{listen}/"),
+        ])
+        .output();
+    let wrk = tokio::spawn(wrk);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    std::fs::write(&path, file(&[("b", b), ("c", c)])).unwrap();
+    lb.signal(Signal::SIGHUP).unwrap();
+    until("b and c in rotation, a gone", wait, async || {
+        in_rotation(&["b", "c"]).await
+    })
+    .await;
+    let output = wrk
+        .await
+        .unwrap()
+        .expect("wrk runs (scripts/test installs it)");
+    let report = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(output.status.success(), "{report}");
+    assert!(report.contains("requests in"), "{report}");
+    assert_eq!(wrk_failures(&report), 0, "{report}");
+    let metrics = client
+        .get(format!("http://127.0.0.1:{admin}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l
+                .starts_with("vitals_lb_requests_total{pool=\"web\",backend=\"c\",class=\"2xx\"}")),
+        "c took no traffic after the reload:\n{metrics}"
+    );
+    lb.print_output();
+}

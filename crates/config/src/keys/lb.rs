@@ -19,6 +19,8 @@ schema! {
         POOL: Str = "pool";
         MAX_HEADER_BYTES: Bytes = "max_header_bytes";
         TRUSTED_PROXIES: List = "trusted_proxies";
+        TLS_CERTIFICATES: List = "tls_certificates";
+        MAX_CONCURRENT_STREAMS: Count = "max_concurrent_streams";
     }
 
     /// `[[pool]]`: its own keys, and the schedule and thresholds of `[defaults]`; `outlier`
@@ -36,6 +38,10 @@ schema! {
         RETRY_BUDGET: Number = "retry_budget";
         RETRY_MIN_PER_SECOND: Count = "retry_min_per_second";
         IDEMPOTENT_METHODS: List = "idempotent_methods";
+        BACKEND_PROTOCOL: Str = "backend_protocol";
+        BACKEND_TLS: Bool = "backend_tls";
+        BACKEND_CA_FILE: Path = "backend_ca_file";
+        BACKEND_SERVER_NAME: Str = "backend_server_name";
     }
 
     /// `[pool.outlier]`.

@@ -40,7 +40,8 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 pub use model::{
-    Admin, Backend, Balance, HealthCheck, IpNet, LbConfig, Listener, Outlier, Pool, defaults,
+    Admin, Backend, BackendTls, Balance, HealthCheck, IpNet, LbConfig, Listener, Outlier, Pool,
+    Protocol, defaults,
 };
 
 use super::build::Defaults;
@@ -283,6 +284,29 @@ fn listener(diag: &mut Diag<'_>, index: usize, value: &Spanned<DeValue<'_>>) -> 
                 .get(listener::MAX_HEADER_BYTES)?
                 .map_or(defaults::MAX_HEADER_BYTES, |at| at.value),
             trusted_proxies: trusted_proxies(diag, &path, f.get(listener::TRUSTED_PROXIES)?)?,
+            tls_certificates: f
+                .get(listener::TLS_CERTIFICATES)?
+                .map_or_else(Vec::new, |at| {
+                    at.value
+                        .into_iter()
+                        .map(|p| std::path::PathBuf::from(p.value))
+                        .collect()
+                }),
+            max_concurrent_streams: match f.get(listener::MAX_CONCURRENT_STREAMS)? {
+                None => defaults::MAX_CONCURRENT_STREAMS,
+                Some(at) if (1..=10_000).contains(&at.value) => at.value,
+                Some(at) => {
+                    diag.error(
+                        &at.span,
+                        listener::MAX_CONCURRENT_STREAMS.field(&path),
+                        format!(
+                            "{} is outside 1 to 10000; each open stream holds a request in the balancer",
+                            at.value
+                        ),
+                    );
+                    return Err(Reported);
+                }
+            },
         })
     })();
     let built = match (built, f.get(listener::MAX_HEADER_BYTES)) {

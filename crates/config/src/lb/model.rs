@@ -4,6 +4,7 @@
 //! Not here: TOML, spans or errors (see the parent module), or anything that runs.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use vitals_core::machine::Thresholds;
@@ -33,6 +34,9 @@ pub mod defaults {
     pub const MAX_EJECTION_PERCENT: f64 = 50.0;
     /// Request bodies up to this size are kept so that the request can be retried.
     pub const RETRY_BODY_BYTES: usize = 64 * 1024;
+    /// HTTP/2 streams one client connection may have open at once (HAProxy's
+    /// `tune.h2.max-concurrent-streams` is 100, nginx's `http2_max_concurrent_streams` 128).
+    pub const MAX_CONCURRENT_STREAMS: u32 = 100;
 }
 
 /// Everything `vitals lb` runs from.
@@ -111,16 +115,46 @@ impl IpNet {
     }
 }
 
-/// One HTTP/1.1 listening socket and the pool it sends to.
+/// One listening socket (HTTP/1.1 and HTTP/2, over TLS when it has certificates) and the
+/// pool it sends to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Listener {
     pub listen: SocketAddr,
     pub pool: String,
-    /// Requests with more header bytes than this get 431.
+    /// Requests with more header bytes than this get 431 (HTTP/1.1); an HTTP/2 header list
+    /// larger than this is refused too.
     pub max_header_bytes: usize,
     /// Peers whose `X-Forwarded-For` is kept (and appended to): proxies in front of the
     /// balancer. From anyone else the header is replaced by the peer's address.
     pub trusted_proxies: Vec<IpNet>,
+    /// PEM files, each a certificate chain and its private key (or the key in the same
+    /// name plus `.key`, as HAProxy's `crt`). Empty: plain TCP. The first one is the
+    /// default; the others are chosen by the name the client asks for (SNI).
+    pub tls_certificates: Vec<PathBuf>,
+    /// HTTP/2 streams one connection may have open at once.
+    pub max_concurrent_streams: u32,
+}
+
+/// How the balancer speaks to a pool's backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/1.1, keep-alive.
+    Http1,
+    /// HTTP/2 (prior knowledge over TCP; over TLS too, where ALPN offers only h2).
+    Http2,
+}
+
+impl Protocol {
+    pub const NAMES: [&'static str; 2] = ["http1", "h2"];
+}
+
+/// TLS to a pool's backends (HAProxy's `ssl verify required ca-file`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendTls {
+    /// The CA certificates (PEM) backends' certificates must chain to; none: the system's.
+    pub ca_file: Option<PathBuf>,
+    /// The name asked for (SNI) and verified; none: the backend's IP address.
+    pub server_name: Option<String>,
 }
 
 /// How a pool picks a backend.
@@ -191,6 +225,10 @@ pub struct Pool {
     /// Methods retried besides GET, HEAD, PUT, DELETE and OPTIONS (upper case).
     pub idempotent_methods: Vec<String>,
     pub outlier: Outlier,
+    /// How requests go to backends.
+    pub protocol: Protocol,
+    /// TLS to backends, when set.
+    pub tls: Option<BackendTls>,
     /// At least one; addresses unique.
     pub backends: Vec<Backend>,
 }

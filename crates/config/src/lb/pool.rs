@@ -18,7 +18,9 @@ use super::super::keys::lb::NESTED;
 use super::super::keys::{TypedKey, backend, defaults as inherited, outlier, pool as key, ty};
 use super::super::val::{At, Reported};
 use super::super::value;
-use super::{Backend, Balance, HealthCheck, IDEMPOTENT, Outlier, Pool, defaults};
+use super::{
+    Backend, BackendTls, Balance, HealthCheck, IDEMPOTENT, Outlier, Pool, Protocol, defaults,
+};
 
 /// Methods that may be marked idempotent in `idempotent_methods`.
 const MARKABLE: [&str; 2] = ["POST", "PATCH"];
@@ -229,6 +231,8 @@ pub(super) fn pool(
         }
         if failed { Err(Reported) } else { Ok(methods) }
     });
+    let protocol = protocol(diag, &f, &path);
+    let tls = backend_tls(diag, &f, &path);
     let outlier = outlier(diag, nested.outlier, &path);
     let backends = backends(diag, nested.backend, &path, &f.span);
     let pool = (|| {
@@ -254,10 +258,106 @@ pub(super) fn pool(
             retry_min_per_second: retry_min?.map_or(defaults::RETRY_MIN_PER_SECOND, |at| at.value),
             idempotent_methods: methods?,
             outlier: outlier?,
+            protocol: protocol?,
+            tls: tls?,
             backends: backends?,
         })
     })();
     (pool, id.ok().flatten())
+}
+
+/// `backend_protocol`: `http1` (the default) or `h2`.
+fn protocol(diag: &mut Diag<'_>, f: &Fields<key::Table>, path: &str) -> Result<Protocol, Reported> {
+    match f.get(key::BACKEND_PROTOCOL)? {
+        None => Ok(Protocol::Http1),
+        Some(at) if at.value == "http1" => Ok(Protocol::Http1),
+        Some(at) if at.value == "h2" => Ok(Protocol::Http2),
+        Some(at) => {
+            let hint = suggest(&at.value, Protocol::NAMES)
+                .map_or_else(String::new, |c| format!("did you mean {c:?}? "));
+            diag.error(
+                &at.span,
+                key::BACKEND_PROTOCOL.field(path),
+                format!(
+                    "unknown protocol {:?}; {hint}choose {}",
+                    at.value,
+                    Protocol::NAMES.join(" or ")
+                ),
+            );
+            Err(Reported)
+        }
+    }
+}
+
+/// `backend_tls`, with `backend_ca_file` and `backend_server_name`, which mean nothing
+/// without it.
+fn backend_tls(
+    diag: &mut Diag<'_>,
+    f: &Fields<key::Table>,
+    path: &str,
+) -> Result<Option<BackendTls>, Reported> {
+    let on = f.get(key::BACKEND_TLS)?.is_some_and(|at| at.value);
+    let ca_file = f.get(key::BACKEND_CA_FILE)?;
+    let server_name = f.get(key::BACKEND_SERVER_NAME)?;
+    if !on {
+        let mut failed = false;
+        for (span, field) in [
+            (
+                ca_file.as_ref().map(|at| at.span.clone()),
+                key::BACKEND_CA_FILE.field(path),
+            ),
+            (
+                server_name.as_ref().map(|at| at.span.clone()),
+                key::BACKEND_SERVER_NAME.field(path),
+            ),
+        ] {
+            if let Some(span) = span {
+                diag.error(
+                    &span,
+                    field,
+                    "is for TLS to backends: add backend_tls = true, or remove it",
+                );
+                failed = true;
+            }
+        }
+        return if failed { Err(Reported) } else { Ok(None) };
+    }
+    if let Some(at) = &server_name
+        && rustls_name(&at.value).is_none()
+    {
+        diag.error(
+            &at.span,
+            key::BACKEND_SERVER_NAME.field(path),
+            format!(
+                "{:?} is not a DNS name or IP address; write it like \"api.internal\"",
+                at.value
+            ),
+        );
+        return Err(Reported);
+    }
+    Ok(Some(BackendTls {
+        ca_file: ca_file.map(|at| std::path::PathBuf::from(at.value)),
+        server_name: server_name.map(|at| at.value),
+    }))
+}
+
+/// A name TLS can ask for: a DNS name (letters, digits, `-`, dots) or an IP address.
+fn rustls_name(name: &str) -> Option<()> {
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        return Some(());
+    }
+    let labels_ok = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    labels_ok.then_some(())
 }
 
 fn positive(

@@ -66,6 +66,18 @@ fn a_good_file_is_read_with_defaults_filled_in() {
     assert!(!is_lb("[[target]]\nid = \"a\"\n"));
 }
 
+/// `errors` has exactly one line per `expected`, each starting with it.
+fn starts_each_line(errors: &str, expected: &[&str]) {
+    let lines: Vec<&str> = errors.lines().collect();
+    assert_eq!(lines.len(), expected.len(), "{errors}");
+    for (line, expected) in lines.iter().zip(expected) {
+        assert!(
+            line.starts_with(expected),
+            "{line:?} should start with {expected:?}"
+        );
+    }
+}
+
 #[test]
 fn every_mistake_is_reported_in_one_pass() {
     let text = r#"
@@ -111,14 +123,7 @@ address = "127.0.0.1:9003"
         "lb.toml:26:6: pool[1] (\"web\").id: duplicate id \"web\": pool[0] on line 11",
         "lb.toml:27:1: pool[1] (\"web\").retyr_budget: unknown key `retyr_budget`; did you mean `retry_budget`?",
     ];
-    let lines: Vec<&str> = errors.lines().collect();
-    assert_eq!(lines.len(), expected.len(), "{errors}");
-    for (line, expected) in lines.iter().zip(expected) {
-        assert!(
-            line.starts_with(expected),
-            "{line:?} should start with {expected:?}"
-        );
-    }
+    starts_each_line(&errors, &expected);
 }
 
 #[test]
@@ -226,12 +231,73 @@ fn a_pool_can_be_checked_over_grpc() {
         "lb.toml:12:1: pool[1] (\"api\").health_path: health_path is for HTTP checks; a gRPC check names a service: use grpc_service",
         "lb.toml:17:1: pool[2] (\"db\").grpc_service: grpc_service is for gRPC checks: add health_check = \"grpc\", or remove it",
     ];
-    let lines: Vec<&str> = errors.lines().collect();
-    assert_eq!(lines.len(), expected.len(), "{errors}");
-    for (line, expected) in lines.iter().zip(expected) {
-        assert!(
-            line.starts_with(expected),
-            "{line:?} should start with {expected:?}"
-        );
-    }
+    starts_each_line(&errors, &expected);
+}
+
+#[test]
+fn tls_http2_and_backend_keys_are_read_and_their_mistakes_named() {
+    let good = r#"
+[[listener]]
+listen = "127.0.0.1:8443"
+pool = "web"
+tls_certificates = ["site.pem", "api.pem"]
+max_concurrent_streams = 50
+
+[[pool]]
+id = "web"
+backend_protocol = "h2"
+backend_tls = true
+backend_ca_file = "ca.pem"
+backend_server_name = "web.internal"
+[[pool.backend]]
+address = "127.0.0.1:9001"
+"#;
+    let config = parse(good, "lb.toml").unwrap();
+    let listener = &config.listeners[0];
+    assert_eq!(
+        listener.tls_certificates,
+        vec![
+            std::path::PathBuf::from("site.pem"),
+            std::path::PathBuf::from("api.pem")
+        ]
+    );
+    assert_eq!(listener.max_concurrent_streams, 50);
+    let pool = &config.pools[0];
+    assert_eq!(pool.protocol, super::Protocol::Http2);
+    assert_eq!(
+        pool.tls,
+        Some(super::BackendTls {
+            ca_file: Some("ca.pem".into()),
+            server_name: Some("web.internal".into()),
+        })
+    );
+
+    let bad = r#"
+[[listener]]
+listen = "127.0.0.1:8443"
+pool = "web"
+max_concurrent_streams = 0
+
+[[pool]]
+id = "web"
+backend_protocol = "h3"
+backend_ca_file = "ca.pem"
+[[pool.backend]]
+address = "127.0.0.1:9001"
+
+[[pool]]
+id = "api"
+backend_tls = true
+backend_server_name = "not a name"
+[[pool.backend]]
+address = "127.0.0.1:9002"
+"#;
+    let errors = parse(bad, "lb.toml").unwrap_err().to_string();
+    let expected = [
+        "lb.toml:5:26: listener[0].max_concurrent_streams: 0 is outside 1 to 10000",
+        "lb.toml:9:20: pool[0] (\"web\").backend_protocol: unknown protocol \"h3\"; did you mean \"h2\"? choose http1 or h2",
+        "lb.toml:10:19: pool[0] (\"web\").backend_ca_file: is for TLS to backends: add backend_tls = true, or remove it",
+        "lb.toml:17:23: pool[1] (\"api\").backend_server_name: \"not a name\" is not a DNS name or IP address",
+    ];
+    starts_each_line(&errors, &expected);
 }

@@ -226,9 +226,10 @@ impl PoolState {
 }
 
 /// The driver: every [`TICK`], ask each pool which backends to confirm, connect to them
-/// (outside the lock) and hand the answers back. Ends when the pools are dropped.
+/// (outside the lock) and hand the answers back. It reads the pools anew at every tick (a
+/// reload replaces them) and ends when they are dropped.
 pub async fn drive(
-    pools: Vec<Arc<Mutex<PoolState>>>,
+    pools: std::sync::Weak<arc_swap::ArcSwap<Vec<Arc<Mutex<PoolState>>>>>,
     on_eject: impl Fn(&str, &str) + Send + Sync + 'static,
 ) {
     let mut ticks = tokio::time::interval(TICK);
@@ -236,7 +237,10 @@ pub async fn drive(
     let on_eject = Arc::new(on_eject);
     loop {
         ticks.tick().await;
-        for pool in &pools {
+        let Some(pools) = pools.upgrade() else {
+            return;
+        };
+        for pool in pools.load().iter() {
             let now = tokio::time::Instant::now().into_std();
             let asked: Vec<(usize, std::net::SocketAddr, String)> = {
                 let mut state = crate::lock(pool);

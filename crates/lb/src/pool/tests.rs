@@ -33,6 +33,8 @@ pub(super) fn pool(n: usize, tune: impl FnOnce(&mut Pool)) -> PoolState {
             base_ejection: Duration::from_secs(10),
             max_ejection_percent: 50.0,
         },
+        protocol: vitals_config::lb::Protocol::Http1,
+        tls: None,
         backends: (0..n)
             .map(|i| Backend {
                 name: format!("b{i}"),

@@ -6,14 +6,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use support::Lb;
+use crate::support::Lb;
 use vitals::probes::from_fn;
 use vitals::{Check, Health, Report, Thresholds};
 use vitals_testkit::until;
@@ -63,7 +61,7 @@ async fn backend(name: &'static str, healthy: Arc<AtomicBool>) -> (Health, Socke
 
 async fn start(addrs: &[(&str, SocketAddr)]) -> Lb {
     let pool = "health_check = \"grpc\"\ninterval = \"200ms\"\ntimeout = \"200ms\"\ninterval_changing = \"200ms\"\ninterval_down = \"200ms\"\nfall = 3\nrise = 2\n";
-    support::start_lb_at(addrs, pool).await
+    crate::support::start_lb_at(addrs, pool).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,7 +121,7 @@ async fn an_unknown_grpc_service_keeps_a_backend_out() {
     let ok = Arc::new(AtomicBool::new(true));
     let (_a, a) = backend("a", Arc::clone(&ok)).await;
     let pool = "health_check = \"grpc\"\ngrpc_service = \"no.such.Service\"\ninterval = \"200ms\"\ntimeout = \"200ms\"\ninterval_changing = \"200ms\"\ninterval_down = \"200ms\"\nfall = 1\nrise = 1\n";
-    let lb = support::start_lb_at(&[("a", a)], pool).await;
+    let lb = crate::support::start_lb_at(&[("a", a)], pool).await;
     let client = reqwest::Client::new();
     let seen = until("a's check to have failed", PATIENCE, async || {
         let backend = lb.backend(&client, "a").await;
@@ -141,7 +139,7 @@ async fn an_unknown_grpc_service_keeps_a_backend_out() {
 async fn grpc_passes_through_the_balancer_with_its_trailers() {
     let (_a, a) = backend("a", Arc::new(AtomicBool::new(true))).await;
     let pool = "health_check = \"grpc\"\nbackend_protocol = \"h2\"\ninterval = \"200ms\"\ntimeout = \"200ms\"\nfall = 3\nrise = 2\n";
-    let lb = support::start_lb_at(&[("a", a)], pool).await;
+    let lb = crate::support::start_lb_at(&[("a", a)], pool).await;
     let client = reqwest::Client::new();
     until("a in rotation", PATIENCE, async || {
         lb.in_rotation(&client, "a").await

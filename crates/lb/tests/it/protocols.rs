@@ -8,14 +8,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::{Backend, Load, Tls, WsBackend, assert_none_failed, h2_client, start_lb_on};
 use futures_util::{SinkExt, StreamExt};
-use support::{Backend, Load, Tls, WsBackend, assert_none_failed, h2_client, start_lb_on};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use vitals_testkit::{Signal, signal, until, wait_for_exit};
@@ -26,7 +24,7 @@ fn fast() -> String {
     "interval = \"200ms\"\ntimeout = \"200ms\"\ninterval_changing = \"200ms\"\ninterval_down = \"200ms\"\nfall = 3\nrise = 2\nconnect_timeout = \"200ms\"\nrequest_timeout = \"300ms\"\n[pool.outlier]\nconsecutive_failures = 2\nbase_ejection = \"1s\"\n".into()
 }
 
-async fn all_in_rotation(lb: &support::Lb, names: &[&str]) {
+async fn all_in_rotation(lb: &crate::support::Lb, names: &[&str]) {
     let client = reqwest::Client::new();
     for name in names {
         until(&format!("{name} is in rotation"), PATIENCE, async || {
@@ -36,14 +34,14 @@ async fn all_in_rotation(lb: &support::Lb, names: &[&str]) {
     }
 }
 
-fn port(lb: &support::Lb) -> u16 {
+fn port(lb: &crate::support::Lb) -> u16 {
     lb.bound.listeners[0].0.port()
 }
 
 /// curl over TLS to `name` (resolved to the balancer): HTTP version and body.
 async fn curl(
     ca: &std::path::Path,
-    lb: &support::Lb,
+    lb: &crate::support::Lb,
     name: &str,
     version: &str,
 ) -> (String, String) {

@@ -8,12 +8,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use support::{Backend, Load, assert_none_failed, start_lb_file};
+use crate::support::{Backend, Load, assert_none_failed, start_lb_file};
 use vitals_testkit::{free_port, until};
 
 const PATIENCE: Duration = Duration::from_secs(15);
@@ -37,7 +35,7 @@ fn config(listeners: &[u16], backends: &[(&str, SocketAddr)], extra_pool_keys: &
     text
 }
 
-async fn reload(lb: &support::Lb) -> (u16, serde_json::Value) {
+async fn reload(lb: &crate::support::Lb) -> (u16, serde_json::Value) {
     let response = reqwest::Client::new()
         .post(format!("{}/api/v1/reload", lb.admin))
         .send()
@@ -47,7 +45,7 @@ async fn reload(lb: &support::Lb) -> (u16, serde_json::Value) {
     (status, response.json().await.unwrap())
 }
 
-async fn in_rotation(lb: &support::Lb, name: &str) {
+async fn in_rotation(lb: &crate::support::Lb, name: &str) {
     let client = reqwest::Client::new();
     until(&format!("{name} is in rotation"), PATIENCE, async || {
         lb.in_rotation(&client, name).await
@@ -150,7 +148,7 @@ async fn unchanged_backends_keep_their_state_across_a_reload() {
     assert_eq!(view["drained"], true, "{view}");
     assert_eq!(view["state"], "healthy", "{view}");
     in_rotation(&lb, "b").await;
-    let answers = support::count(&client, &lb.base, 20).await;
+    let answers = crate::support::count(&client, &lb.base, 20).await;
     assert_eq!(answers.get("b"), Some(&20), "{answers:?}");
 }
 

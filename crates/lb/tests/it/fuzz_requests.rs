@@ -6,13 +6,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{Backend, start_lb};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use support::{Backend, start_lb};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use vitals_testkit::until;

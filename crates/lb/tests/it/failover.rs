@@ -9,13 +9,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use support::{Backend, Load, assert_none_failed, count, start_lb};
+use crate::support::{Backend, Load, assert_none_failed, count, start_lb};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use vitals_testkit::{Signal, signal, until, wait_for_exit};
@@ -31,7 +29,7 @@ fn fast(request_timeout: &str) -> String {
 
 const PATIENCE: Duration = Duration::from_secs(15);
 
-async fn all_in_rotation(lb: &support::Lb, client: &reqwest::Client, names: &[&str]) {
+async fn all_in_rotation(lb: &crate::support::Lb, client: &reqwest::Client, names: &[&str]) {
     for name in names {
         until(&format!("{name} is in rotation"), PATIENCE, async || {
             lb.in_rotation(client, name).await

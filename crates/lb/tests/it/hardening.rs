@@ -5,11 +5,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::time::Duration;
 
-use support::{Backend, start_lb, start_lb_with};
+use crate::support::{Backend, start_lb, start_lb_with};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use vitals_testkit::until;
@@ -221,7 +219,7 @@ async fn the_admin_api_needs_its_token_and_refuses_other_hosts_and_sites() {
 async fn x_forwarded_for_is_kept_only_from_trusted_proxies() {
     let a = Backend::start("a").await;
     let client = reqwest::Client::new();
-    let forwarded = async |lb: &support::Lb| {
+    let forwarded = async |lb: &crate::support::Lb| {
         client
             .get(format!("{}/headers/x-forwarded-for", lb.base))
             .header("x-forwarded-for", "203.0.113.9")

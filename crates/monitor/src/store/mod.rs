@@ -51,9 +51,11 @@
 mod actions;
 mod codec;
 mod error;
+mod history_store;
 mod outbox;
 mod overview;
 mod ping_budget;
+mod postgres;
 mod read;
 mod rollup;
 mod schema;
@@ -74,8 +76,10 @@ use rusqlite::Connection;
 
 pub use actions::{ActionKind, ActionRecord};
 pub use error::StoreError;
+pub use history_store::{HistoryStore, SqliteHistory};
 pub use outbox::{AlertRecord, OutboxRow, Silence};
 pub use overview::History;
+pub use postgres::{MIGRATION_LOCK, PG_CONNECTIONS, PG_SCHEMA_VERSION, PG_TIMEOUT, PgStore};
 pub use rollup::{KEEP_PINGS, MINUTE_ROLLUP_DAYS, SETTLE};
 pub use schema::{BUSY_TIMEOUT, DB_FILE, SCHEMA_VERSION};
 pub use types::{

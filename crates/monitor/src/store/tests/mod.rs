@@ -8,6 +8,7 @@
 mod crash;
 mod measure;
 mod rollups;
+mod suite;
 mod uptime;
 mod writer;
 

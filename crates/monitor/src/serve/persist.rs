@@ -13,14 +13,14 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::{Record, RecordReceiver, Signal, Transition as Judged};
 use crate::recovery::Recoverer;
 use crate::store::{
-    CheckResult, Flags, Ping, PingKind, TargetState, TimelineState, Transition, Writer,
+    CheckResult, Flags, Ping, PingKind, RecordWriter, TargetState, TimelineState, Transition,
 };
 
 /// Hand the engine's records to the store writer, in order, then to the notifier and the
 /// recovery executor, with what root-cause analysis says of each transition.
 pub(super) async fn persist(
     mut records: RecordReceiver,
-    writer: Writer,
+    writer: RecordWriter,
     notifier: crate::notify::Notifier,
     recovery: Recoverer,
     stop: CancellationToken,
@@ -133,7 +133,7 @@ struct Loose {
 
 impl Loose {
     /// Gathers a result or a ping; true when that filled a batch, which went to the writer.
-    fn add(&mut self, record: Record, writer: &Writer) -> bool {
+    fn add(&mut self, record: Record, writer: &RecordWriter) -> bool {
         match record {
             // Passing results come without their output (see `Record::Result`).
             Record::Result { target, outcome } => self.results.push(CheckResult {
@@ -170,7 +170,7 @@ impl Loose {
         full
     }
 
-    fn send(&mut self, writer: &Writer) {
+    fn send(&mut self, writer: &RecordWriter) {
         if !self.results.is_empty() {
             writer.results(std::mem::take(&mut self.results));
         }
@@ -185,7 +185,7 @@ impl Loose {
 /// executor; then save the state to carry on from.
 async fn transition(
     judged: Judged,
-    writer: &Writer,
+    writer: &RecordWriter,
     notifier: &crate::notify::Notifier,
     recovery: &Recoverer,
 ) {

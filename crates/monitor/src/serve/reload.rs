@@ -91,6 +91,7 @@ fn needs_restart(running: &Config, next: &Config) -> Vec<&'static str> {
         listen: _,
         udp_listen: _,
         data_dir: _,
+        store: _,
         api_token: _,
         read_token: _,
         ping_body_limit: _,
@@ -113,6 +114,8 @@ fn needs_restart(running: &Config, next: &Config) -> Vec<&'static str> {
     differ(a.listen != b.listen, "server.listen");
     differ(a.udp_listen != b.udp_listen, "server.udp_listen");
     differ(a.data_dir != b.data_dir, "server.data_dir");
+    // `--store` sets it outside the file: a file without the key changes nothing.
+    differ(b.store.is_some() && a.store != b.store, "server.store");
     differ(a.api_token != b.api_token, "server.api_token");
     differ(a.read_token != b.read_token, "server.read_token");
     differ(

@@ -59,6 +59,7 @@ mod postgres;
 mod read;
 mod rollup;
 mod schema;
+mod sink;
 mod types;
 mod uptime;
 mod write;
@@ -79,9 +80,12 @@ pub use error::StoreError;
 pub use history_store::{HistoryStore, SqliteHistory};
 pub use outbox::{AlertRecord, OutboxRow, Silence};
 pub use overview::History;
-pub use postgres::{MIGRATION_LOCK, PG_CONNECTIONS, PG_SCHEMA_VERSION, PG_TIMEOUT, PgStore};
+pub use postgres::{
+    MIGRATION_LOCK, PG_CONNECTIONS, PG_SCHEMA_VERSION, PG_TIMEOUT, PgStore, PgWriter,
+};
 pub use rollup::{KEEP_PINGS, MINUTE_ROLLUP_DAYS, SETTLE};
 pub use schema::{BUSY_TIMEOUT, DB_FILE, SCHEMA_VERSION};
+pub use sink::RecordWriter;
 pub use types::{
     Bucket, CheckResult, Flags, Maintenance, Ping, PingKind, Rollup, TargetState, TimelineState,
     Transition, Uptime,

@@ -20,6 +20,7 @@
 mod read;
 mod schema;
 mod write;
+mod writer;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -29,6 +30,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, R
 use tokio_postgres::NoTls;
 
 pub use schema::{MIGRATION_LOCK, PG_SCHEMA_VERSION};
+pub use writer::PgWriter;
 
 use super::history_store::HistoryStore;
 use super::{CheckResult, Flags, Ping, StoreError, TargetState, Transition};
@@ -123,6 +125,67 @@ impl PgStore {
             .await
             .map_err(StoreError::postgres(WHAT))?;
         row.try_get(0).map_err(StoreError::postgres(WHAT))
+    }
+
+    /// One round trip (`SELECT 1`): the monitor's own `store` check.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        const WHAT: &str = "could not reach PostgreSQL";
+        let client = self.client(WHAT).await?;
+        client
+            .simple_query("SELECT 1")
+            .await
+            .map_err(StoreError::postgres(WHAT))?;
+        Ok(())
+    }
+
+    /// Deletes results older than `raw_days` (at least 1), pings older than that except each
+    /// target's latest [`KEEP_PINGS`](crate::store::KEEP_PINGS), and transitions older than
+    /// `rollup_days` except each target's last older one (it says what state the kept
+    /// history starts in). Returns the rows deleted. Idempotent, so replicas may run it at
+    /// the same time.
+    pub async fn prune(
+        &self,
+        now: std::time::SystemTime,
+        raw_days: u32,
+        rollup_days: u32,
+    ) -> Result<u64, StoreError> {
+        const WHAT: &str = "could not prune the PostgreSQL store";
+        let day = 86_400_000_i64;
+        let now = super::codec::millis(now, "maintenance time")?;
+        let raw = now - i64::from(raw_days.max(1)) * day;
+        let kept = now - i64::from(rollup_days.max(1)) * day;
+        let keep_pings = super::KEEP_PINGS;
+        let client = self.client(WHAT).await?;
+        let mut pruned = 0;
+        for (sql, cutoff) in [
+            ("DELETE FROM results WHERE at < $1", raw),
+            (
+                "DELETE FROM pings WHERE id IN (
+                   SELECT id FROM (
+                     SELECT id, at, row_number() OVER (PARTITION BY target ORDER BY at DESC, id DESC) AS n
+                       FROM pings) p
+                    WHERE p.at < $1 AND p.n > $2)",
+                raw,
+            ),
+            (
+                "DELETE FROM transitions t WHERE t.at < $1 AND EXISTS (
+                   SELECT 1 FROM transitions l
+                    WHERE l.target = t.target AND l.at < $1 AND (l.at, l.id) > (t.at, t.id))",
+                kept,
+            ),
+        ] {
+            let statement = client
+                .prepare_cached(sql)
+                .await
+                .map_err(StoreError::postgres(WHAT))?;
+            let done = if sql.contains("$2") {
+                client.execute(&statement, &[&cutoff, &keep_pings]).await
+            } else {
+                client.execute(&statement, &[&cutoff]).await
+            };
+            pruned += done.map_err(StoreError::postgres(WHAT))?;
+        }
+        Ok(pruned)
     }
 
     pub(crate) async fn client(&self, what: &'static str) -> Result<Object, StoreError> {

@@ -8,7 +8,6 @@
 //! an unreachable server).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
 use tempfile::TempDir;
@@ -48,29 +47,8 @@ pub(super) struct PgFixture {
 impl PgFixture {
     /// The URL of a new, empty schema in the shared server.
     pub(super) async fn fresh_url() -> String {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
         let base = vitals_testkit::shared_postgres_url().unwrap();
-        let nanos = std::time::SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let schema = format!(
-            "suite_{}_{}_{nanos}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let (client, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        let task = tokio::spawn(connection);
-        client
-            .batch_execute(&format!("CREATE SCHEMA {schema}"))
-            .await
-            .unwrap();
-        drop(client);
-        let _ = task.await;
-        let join = if base.contains('?') { '&' } else { '?' };
-        format!("{base}{join}options=-csearch_path%3D{schema}")
+        vitals_testkit::fresh_schema_url(&base).await.unwrap()
     }
 }
 
@@ -437,6 +415,60 @@ mod postgres {
         let text = err.to_string();
         assert!(text.contains("server.store"), "{text}");
         assert!(!text.contains("s3cret"), "{text}");
+    }
+
+    /// Retention in PostgreSQL: old results and pings go (each target keeps its latest
+    /// pings), old transitions go but each target's last older one.
+    #[tokio::test]
+    async fn prune_keeps_what_retention_says() {
+        use super::super::{DAY, at, result, transition};
+        use crate::store::{HistoryStore, KEEP_PINGS};
+        use vitals_core::Kind;
+        let store = PgStore::connect(&PgFixture::fresh_url().await)
+            .await
+            .unwrap();
+        store
+            .record_results(vec![
+                result("a", at(0), Kind::Pass, 1),
+                result("a", at(9 * DAY), Kind::Pass, 1),
+            ])
+            .await
+            .unwrap();
+        for (i, (from, to)) in [
+            ("unknown", "healthy"),
+            ("healthy", "down"),
+            ("down", "healthy"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            store
+                .record_transition(transition("a", at(i as u64 * DAY), from, to))
+                .await
+                .unwrap();
+        }
+        let pings = (0..KEEP_PINGS as u64 + 5)
+            .map(|i| super::ping("a", crate::store::PingKind::Success, i))
+            .collect();
+        store.record_pings(pings).await.unwrap();
+        // Raw 7 days, transitions 1 day, seen 10 days after BASE.
+        let pruned = store.prune(at(10 * DAY), 7, 1).await.unwrap();
+        assert_eq!(pruned, 1 + 5 + 2);
+        assert_eq!(store.recent_results("a".into(), 10).await.unwrap().len(), 1);
+        let kept = store.transitions("a".into(), 10).await.unwrap();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].to.as_str(), "healthy");
+        assert_eq!(kept[0].at, at(2 * DAY));
+        assert_eq!(
+            store
+                .last_pings("a".into(), usize::MAX)
+                .await
+                .unwrap()
+                .len(),
+            KEEP_PINGS as usize
+        );
+        // Again: nothing more to do.
+        assert_eq!(store.prune(at(10 * DAY), 7, 1).await.unwrap(), 0);
     }
 
     /// Nothing listens on a reserved port: the store is unavailable, within the timeout.

@@ -44,9 +44,17 @@
 //! - Nothing here panics on input: bad times, empty target ids and damaged values come back as
 //!   [`StoreError`]s.
 //!
+//! # Two stores, one interface
+//!
+//! [`HistoryStore`] is what a monitor writes and reads of its targets' history; SQLite
+//! ([`SqliteHistory`] over a [`Store`]) and PostgreSQL ([`PgStore`], `server.store =
+//! "postgres://…"`, shared by replicas) implement it, and one test suite
+//! (`tests/suite.rs`) runs against both. The record loop writes through a [`RecordWriter`]
+//! (the SQLite [`Writer`] thread or the [`PgWriter`] task). Rollups, uptime, the outbox and
+//! the dashboard's histories are SQLite's only for now.
+//!
 //! What this is not: the engine (it decides nothing about states; it stores the strings it is
-//! given), the JSON API, or a shared store for several monitor replicas (that is PostgreSQL's
-//! job, not built yet).
+//! given) or the JSON API.
 
 mod actions;
 mod codec;

@@ -89,7 +89,8 @@ pub use history_store::{HistoryStore, SqliteHistory};
 pub use outbox::{AlertRecord, OutboxRow, Silence};
 pub use overview::History;
 pub use postgres::{
-    MIGRATION_LOCK, PG_CONNECTIONS, PG_SCHEMA_VERSION, PG_TIMEOUT, PgStore, PgWriter,
+    Fence, Held, MIGRATION_LOCK, PG_CONNECTIONS, PG_SCHEMA_VERSION, PG_TIMEOUT, PgStore, PgWriter,
+    Replica,
 };
 pub use rollup::{KEEP_PINGS, MINUTE_ROLLUP_DAYS, SETTLE};
 pub use schema::{BUSY_TIMEOUT, DB_FILE, SCHEMA_VERSION};

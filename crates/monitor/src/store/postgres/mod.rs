@@ -17,6 +17,7 @@
 //! which PostgreSQL does not have yet; or a spool for when PostgreSQL is down (a call fails
 //! with [`StoreError::Unavailable`] or [`StoreError::Postgres`], and the caller decides).
 
+mod leases;
 mod read;
 mod schema;
 mod write;
@@ -29,6 +30,7 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
+pub use leases::{Fence, Held, Replica};
 pub use schema::{MIGRATION_LOCK, PG_SCHEMA_VERSION};
 pub use writer::PgWriter;
 

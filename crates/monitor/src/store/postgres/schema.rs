@@ -80,6 +80,25 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX pings_by_target ON pings (target, at);
     ",
+    // Version 2: replicas and the leases of their shards (docs/HA.md). Times are the
+    // server's clock in unix milliseconds, so replicas' clocks need not agree.
+    "
+    CREATE TABLE replicas (
+        id         TEXT PRIMARY KEY,
+        api        TEXT,
+        started_ms BIGINT NOT NULL,
+        seen_ms    BIGINT NOT NULL,
+        expires_ms BIGINT NOT NULL
+    );
+
+    CREATE TABLE leases (
+        shard      INTEGER PRIMARY KEY,
+        owner      TEXT,
+        expires_ms BIGINT NOT NULL DEFAULT 0,
+        epoch      BIGINT NOT NULL DEFAULT 0
+    );
+    INSERT INTO leases (shard) SELECT generate_series(0, 255);
+    ",
 ];
 
 /// The schema version this build writes.

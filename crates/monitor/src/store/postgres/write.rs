@@ -14,7 +14,7 @@ use crate::store::{CheckResult, Flags, Ping, StoreError, TargetState, Transition
 /// Interns target names: inserts the missing ones (committed on their own) and returns every
 /// name's id. A name inserted concurrently by another replica after this statement's snapshot
 /// is found by a second look.
-async fn target_ids<'a>(
+pub(super) async fn target_ids<'a>(
     store: &PgStore,
     names: impl IntoIterator<Item = &'a str>,
 ) -> Result<HashMap<String, i64>, StoreError> {

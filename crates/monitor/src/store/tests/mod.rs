@@ -6,6 +6,7 @@
 //! numbers in `docs/STORAGE.md`.
 
 mod crash;
+mod leases;
 mod measure;
 mod rollups;
 mod suite;

@@ -14,6 +14,7 @@ use crate::api::{self, Access, Api, Metrics};
 use crate::config::Config;
 use crate::engine::{self, Engine, Restored, Signal};
 use crate::recovery::{Escalation, EscalationHook, Initial, Recoverer};
+use crate::replicas::{self, Membership};
 use crate::store::{self, HistoryStore, PgStore, PgWriter, RecordWriter, Store, Writer};
 use crate::targets::{TargetError, spec};
 
@@ -77,10 +78,10 @@ pub async fn run_from(
     // directory holds the notifier's outbox and the ping ids either way.
     let writing = Store::open(&dir).map_err(store_error)?;
     let reader = Store::open_read_only(&dir).map_err(store_error)?;
-    let (writer, saved, shared) = match config.server.store.as_deref() {
+    let (writer, saved, shared, membership) = match config.server.store.as_deref() {
         None => {
             let saved = writing.load_states().map_err(store_error)?;
-            (RecordWriter::Sqlite(Writer::spawn(writing)), saved, None)
+            (RecordWriter::Sqlite(Writer::spawn(writing)), saved, None, None)
         }
         Some(url) => {
             drop(writing);
@@ -89,9 +90,22 @@ pub async fn run_from(
                 source,
             };
             let pg = PgStore::connect(url).await.map_err(pg_error)?;
+            let membership = Arc::new(Membership::new(replica_id(), replicas::DEFAULT_LEASE));
+            // Announced a round before planning, so replicas starting together see each
+            // other and each takes its own share at once.
+            pg.announce(&membership.me, None, membership.lease.as_millis() as i64)
+                .await
+                .map_err(pg_error)?;
+            tokio::time::sleep(membership.round()).await;
+            membership.run_round(&pg, None).await.map_err(pg_error)?;
+            tracing::info!(replica = %membership.me, shards = membership.held().len(), "joined the replicas");
             let saved = pg.load_states().await.map_err(pg_error)?;
-            let writer = PgWriter::spawn(pg.clone(), store::WriterConfig::default());
-            (RecordWriter::Postgres(writer), saved, Some(pg))
+            let writer = PgWriter::spawn(
+                pg.clone(),
+                store::WriterConfig::default(),
+                Some(Arc::clone(&membership)),
+            );
+            (RecordWriter::Postgres(writer), saved, Some(pg), Some(membership))
         }
     };
     // Heartbeats without a ping id get one nobody can guess, kept beside the database.
@@ -108,8 +122,14 @@ pub async fn run_from(
     let restored_count = restored.len();
 
     let http = reqwest::Client::new();
-    let specs = config
+    // With replicas, this one runs the targets of the shards it holds.
+    let owned: Vec<crate::config::Target> = config
         .targets
+        .iter()
+        .filter(|target| membership.as_ref().is_none_or(|m| m.owns(&target.id)))
+        .cloned()
+        .collect();
+    let specs = owned
         .iter()
         .map(|target| spec(target, &http))
         .collect::<Result<Vec<_>, _>>()?;
@@ -245,7 +265,7 @@ pub async fn run_from(
     let reloader = Arc::new(reload::Reloader {
         path,
         running: tokio::sync::Mutex::new(reload::Running {
-            targets: config.targets.clone(),
+            targets: owned,
             config: config.clone(),
             discovered: std::collections::BTreeMap::new(),
             tasks: HashMap::new(),
@@ -258,6 +278,8 @@ pub async fn run_from(
         dashboard: dashboard.clone(),
         udp: udp_sources,
         store: store_for_reload,
+        shared: shared.clone(),
+        membership: membership.clone(),
         metrics,
         this: std::sync::OnceLock::new(),
     });
@@ -278,6 +300,22 @@ pub async fn run_from(
             source,
         })?;
     let addr = listener.local_addr().map_err(ServeError::Server)?;
+    let leasing = match (&shared, &membership) {
+        (Some(pg), Some(membership)) => {
+            let reloader = Arc::clone(&reloader);
+            Some(tokio::spawn(replicas::lease_loop(
+                pg.clone(),
+                Arc::clone(membership),
+                Some(format!("http://{addr}")),
+                stopping.clone(),
+                move || {
+                    let reloader = Arc::clone(&reloader);
+                    async move { reloader.reshard().await }
+                },
+            )))
+        }
+        _ => None,
+    };
     // The one start-up line: what listens where, on which store, with what.
     tracing::info!(
         http = %addr,
@@ -310,6 +348,12 @@ pub async fn run_from(
     if let Err(error) = persisting.await {
         tracing::error!(%error, "the store's record loop failed");
     }
+    // Leaves the fleet: the others take this replica's shards at their next round.
+    if let Some(leasing) = leasing
+        && let Err(error) = leasing.await
+    {
+        tracing::error!(%error, "the lease loop failed");
+    }
     // Deliveries in hand finish and are recorded, so the next run does not repeat them.
     notifier.shutdown().await;
     maintaining.abort();
@@ -318,6 +362,20 @@ pub async fn run_from(
         tracing::error!(%error, "could not flush the store on shutdown");
     }
     Ok(())
+}
+
+/// This replica's name among the replicas: `VITALS_REPLICA`, or `HOSTNAME-PID`, so a
+/// restarted process is a new replica and the old one's leases run out.
+fn replica_id() -> String {
+    if let Ok(name) = std::env::var("VITALS_REPLICA")
+        && !name.trim().is_empty()
+    {
+        return name;
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "vitals".to_owned());
+    format!("{host}-{}", std::process::id())
 }
 
 /// The monitor's own `store` check: the history store answers a read.

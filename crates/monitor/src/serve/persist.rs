@@ -211,8 +211,14 @@ async fn transition(
         cause_kind: cause.as_ref().map(|c| c.kind.as_str().to_string()),
         cause_output: cause.and_then(|c| c.output),
     };
-    if let Err(error) = writer.transition(stored).await {
-        tracing::error!(%error, %target, "could not store a transition");
+    match writer.transition(stored).await {
+        Ok(_) => {}
+        // Its shard is another replica's now: that one judges, stores and alerts.
+        Err(error @ crate::store::StoreError::Fenced { .. }) => {
+            tracing::info!(%error, %target, "transition not stored nor alerted: the shard moved");
+            return;
+        }
+        Err(error) => tracing::error!(%error, %target, "could not store a transition"),
     }
     // Stored first, then notified: the alert's outbox rows are committed before this
     // returns.

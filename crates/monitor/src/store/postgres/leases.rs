@@ -241,6 +241,60 @@ impl PgStore {
         Ok(out)
     }
 
+    /// Saves `state` only if `fence` still holds (see [`PgStore::record_fenced`]).
+    pub async fn save_state_fenced(
+        &self,
+        fence: &Fence,
+        state: &TargetState,
+    ) -> Result<(), StoreError> {
+        const WHAT: &str = "could not save a fenced state";
+        let since = state
+            .since
+            .map(|t| millis(t, "state since"))
+            .transpose()?;
+        let name = codec::target_name(&state.target, "a target state")?;
+        let target = super::write::target_ids(self, [name]).await?[name];
+        let client = self.client(WHAT).await?;
+        let statement = client
+            .prepare_cached(&format!(
+                "INSERT INTO states (target, state, since, flapping, consecutive_failures,
+                                     consecutive_successes)
+                 SELECT $1, $2, $3, $4, $5, $6 FROM leases
+                  WHERE shard = $7 AND owner = $8 AND epoch = $9 AND expires_ms > {NOW_MS}
+                 ON CONFLICT (target) DO UPDATE SET
+                   state = excluded.state, since = excluded.since,
+                   flapping = excluded.flapping,
+                   consecutive_failures = excluded.consecutive_failures,
+                   consecutive_successes = excluded.consecutive_successes"
+            ))
+            .await
+            .map_err(StoreError::postgres(WHAT))?;
+        let written = client
+            .execute(
+                &statement,
+                &[
+                    &target,
+                    &state.state.as_str(),
+                    &since,
+                    &state.flapping,
+                    &i64::from(state.consecutive_failures),
+                    &i64::from(state.consecutive_successes),
+                    &i32::from(fence.shard),
+                    &fence.owner,
+                    &fence.epoch,
+                ],
+            )
+            .await
+            .map_err(StoreError::postgres(WHAT))?;
+        if written == 0 {
+            return Err(StoreError::Fenced {
+                shard: i32::from(fence.shard),
+                epoch: fence.epoch,
+            });
+        }
+        Ok(())
+    }
+
     /// Records a transition and then its target's state, in one transaction, only if
     /// `fence` still holds (the shard's lease is `fence.owner`'s, at `fence.epoch`,
     /// unexpired): otherwise [`StoreError::Fenced`] and nothing is written.

@@ -17,7 +17,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::PgStore;
+use super::{Fence, PgStore};
+use crate::replicas::Membership;
 use crate::store::history_store::HistoryStore;
 use crate::store::{
     CheckResult, Flags, Ping, StoreError, TargetState, Transition, WriterConfig, WriterStats,
@@ -28,8 +29,8 @@ type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 enum Command {
     Results(Vec<CheckResult>, usize),
     Pings(Vec<Ping>, usize),
-    Transition(Box<Transition>, Reply<i64>),
-    States(Vec<TargetState>, Reply<()>),
+    Transition(Box<Transition>, Option<Fence>, Reply<i64>),
+    States(Vec<(Option<Fence>, TargetState)>, Reply<()>),
     Flags(String, Flags, Reply<()>),
     Flush(Reply<()>),
 }
@@ -54,13 +55,20 @@ struct Shared {
 #[derive(Debug, Clone)]
 pub struct PgWriter {
     tx: mpsc::UnboundedSender<Command>,
+    /// With replicas: the shards this one holds. Writes for other shards are refused here,
+    /// and the store refuses stale epochs of the rest.
+    membership: Option<Arc<Membership>>,
     shared: Arc<Shared>,
     config: WriterConfig,
 }
 
 impl PgWriter {
     /// Starts the task on the current tokio runtime.
-    pub fn spawn(store: PgStore, config: WriterConfig) -> PgWriter {
+    pub fn spawn(
+        store: PgStore,
+        config: WriterConfig,
+        membership: Option<Arc<Membership>>,
+    ) -> PgWriter {
         let config = WriterConfig {
             max_batch: config.max_batch.max(1),
             ..config
@@ -68,22 +76,54 @@ impl PgWriter {
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared::default());
         tokio::spawn(run(store, rx, Arc::clone(&shared), config));
-        PgWriter { tx, shared, config }
+        PgWriter {
+            tx,
+            membership,
+            shared,
+            config,
+        }
     }
 
     /// Records a transition and waits for the commit; returns its id.
     pub async fn transition(&self, t: Transition) -> Result<i64, StoreError> {
-        self.call(|reply| Command::Transition(Box::new(t), reply))
+        let fence = self.fence(&t.target)?;
+        self.call(|reply| Command::Transition(Box::new(t), fence, reply))
             .await
+    }
+
+    /// The fence for `target`: `None` without replicas, [`StoreError::Fenced`] when its
+    /// shard is not held.
+    fn fence(&self, target: &str) -> Result<Option<Fence>, StoreError> {
+        let Some(membership) = &self.membership else {
+            return Ok(None);
+        };
+        match membership.fence(target) {
+            Some(fence) => Ok(Some(fence)),
+            None => Err(StoreError::Fenced {
+                shard: i32::from(crate::replicas::shard_of(target)),
+                epoch: 0,
+            }),
+        }
+    }
+
+    fn owned<T>(&self, rows: &mut Vec<T>, target: impl Fn(&T) -> &str) {
+        if let Some(membership) = &self.membership {
+            rows.retain(|row| membership.owns(target(row)));
+        }
     }
 
     /// Saves target states (flags untouched) and waits for the commit.
     pub async fn save_states(&self, states: Vec<TargetState>) -> Result<(), StoreError> {
-        self.call(|reply| Command::States(states, reply)).await
+        let fenced = states
+            .into_iter()
+            .map(|state| Ok((self.fence(&state.target)?, state)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.call(|reply| Command::States(fenced, reply)).await
     }
 
     /// Sets a target's flags and waits for the commit.
     pub async fn set_flags(&self, target: String, flags: Flags) -> Result<(), StoreError> {
+        self.fence(&target)?;
         self.call(|reply| Command::Flags(target, flags, reply))
             .await
     }
@@ -94,7 +134,8 @@ impl PgWriter {
     }
 
     /// Queues results; never blocks, never fails.
-    pub fn results(&self, batch: Vec<CheckResult>) {
+    pub fn results(&self, mut batch: Vec<CheckResult>) {
+        self.owned(&mut batch, |r| &r.target);
         let bytes = batch
             .iter()
             .map(|r| r.target.len() + r.output.as_ref().map_or(0, String::len))
@@ -115,7 +156,8 @@ impl PgWriter {
     }
 
     /// Queues pings; never blocks, never fails.
-    pub fn pings(&self, batch: Vec<Ping>) {
+    pub fn pings(&self, mut batch: Vec<Ping>) {
+        self.owned(&mut batch, |p| &p.target);
         let len = |s: &Option<String>| s.as_ref().map_or(0, String::len);
         let bytes = batch
             .iter()
@@ -242,6 +284,23 @@ impl Loose {
     }
 }
 
+/// Unfenced states in one statement; fenced ones each under their fence.
+async fn save_states(
+    store: &PgStore,
+    states: Vec<(Option<Fence>, TargetState)>,
+) -> Result<(), StoreError> {
+    let (fenced, plain): (Vec<_>, Vec<_>) = states.into_iter().partition(|(f, _)| f.is_some());
+    store
+        .save_states(plain.into_iter().map(|(_, s)| s).collect())
+        .await?;
+    for (fence, state) in fenced {
+        if let Some(fence) = fence {
+            store.save_state_fenced(&fence, &state).await?;
+        }
+    }
+    Ok(())
+}
+
 async fn run(
     store: PgStore,
     mut rx: mpsc::UnboundedReceiver<Command>,
@@ -280,11 +339,14 @@ async fn run(
                 loose.write(&store, &shared).await;
                 deadline = None;
                 match awaited {
-                    Command::Transition(t, reply) => {
+                    Command::Transition(t, None, reply) => {
                         let _ = reply.send(store.record_transition(*t).await);
                     }
+                    Command::Transition(t, Some(fence), reply) => {
+                        let _ = reply.send(store.record_fenced(&fence, &t, None).await);
+                    }
                     Command::States(states, reply) => {
-                        let _ = reply.send(store.save_states(states).await);
+                        let _ = reply.send(save_states(&store, states).await);
                     }
                     Command::Flags(target, flags, reply) => {
                         let _ = reply.send(store.set_flags(target, flags).await);

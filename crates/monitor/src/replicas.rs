@@ -86,7 +86,9 @@ impl Membership {
     }
 
     fn held_map(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<Shard, i64>> {
-        self.held.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.held
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Replaces the held set; true when the shards (not only epochs) changed.

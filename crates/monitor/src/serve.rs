@@ -81,7 +81,12 @@ pub async fn run_from(
     let (writer, saved, shared, membership) = match config.server.store.as_deref() {
         None => {
             let saved = writing.load_states().map_err(store_error)?;
-            (RecordWriter::Sqlite(Writer::spawn(writing)), saved, None, None)
+            (
+                RecordWriter::Sqlite(Writer::spawn(writing)),
+                saved,
+                None,
+                None,
+            )
         }
         Some(url) => {
             drop(writing);
@@ -105,7 +110,12 @@ pub async fn run_from(
                 store::WriterConfig::default(),
                 Some(Arc::clone(&membership)),
             );
-            (RecordWriter::Postgres(writer), saved, Some(pg), Some(membership))
+            (
+                RecordWriter::Postgres(writer),
+                saved,
+                Some(pg),
+                Some(membership),
+            )
         }
     };
     // Heartbeats without a ping id get one nobody can guess, kept beside the database.

@@ -248,10 +248,7 @@ impl PgStore {
         state: &TargetState,
     ) -> Result<(), StoreError> {
         const WHAT: &str = "could not save a fenced state";
-        let since = state
-            .since
-            .map(|t| millis(t, "state since"))
-            .transpose()?;
+        let since = state.since.map(|t| millis(t, "state since")).transpose()?;
         let name = codec::target_name(&state.target, "a target state")?;
         let target = super::write::target_ids(self, [name]).await?[name];
         let client = self.client(WHAT).await?;

@@ -82,19 +82,25 @@ async fn sigkill_then_restart_carries_on_from_postgresql() {
     first.signal(Signal::SIGKILL).unwrap();
     first.wait(Duration::from_secs(10)).await.unwrap();
 
+    // The restarted process is a new replica: the dead one's lease on the job's shard runs
+    // out first (4 s), then the job carries on from PostgreSQL.
     let (mut second, base) = serve_on(&config, &url).await;
-    let target: serde_json::Value = client
-        .get(format!("{base}/api/v1/targets/job"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        target["state"], "unhealthy",
-        "restored from PostgreSQL: {target}"
-    );
+    until(
+        "the job restored from PostgreSQL, unhealthy",
+        Duration::from_secs(15),
+        async || {
+            let target: serde_json::Value = client
+                .get(format!("{base}/api/v1/targets/job"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            holds(target, |t| t["state"] == "unhealthy")
+        },
+    )
+    .await;
     // Restoring wrote nothing: the known outage is not a new transition.
     assert_eq!(stored(&url, "job").await, expected);
     ping(&client, &base, "job-0123456789abcdef").await;

@@ -30,6 +30,15 @@ async fn replica(config: &std::path::Path, store: &str, name: &str) -> Running {
     .unwrap()
 }
 
+/// A replica's base URL, from its banner.
+fn base(replica: &Running) -> String {
+    replica.banner()["vitals monitor on ".len()..]
+        .split(' ')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 async fn client(url: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
@@ -145,6 +154,38 @@ async fn a_killed_replica_s_targets_carry_on_elsewhere_and_nothing_is_written_tw
         },
     )
     .await;
+
+    // Any replica shows the whole fleet.
+    let http = reqwest::Client::new();
+    let fleet: serde_json::Value = http
+        .get(format!("{}/api/v1/replicas", base(&r2)))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(fleet["replica"], "r2", "{fleet}");
+    assert_eq!(fleet["unowned_shards"], 0, "{fleet}");
+    let listed = fleet["replicas"].as_array().unwrap();
+    assert_eq!(listed.len(), 3, "{fleet}");
+    assert!(listed.iter().all(|r| r["live"] == true), "{fleet}");
+    let shards: i64 = listed.iter().map(|r| r["shards"].as_i64().unwrap()).sum();
+    assert_eq!(shards, 256, "{fleet}");
+    let metrics = http
+        .get(format!("{}/metrics", base(&r3)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("vitals_replicas_live 3"), "{metrics}");
+    assert!(
+        metrics.contains("vitals_fleet_shards_unowned 0"),
+        "{metrics}"
+    );
+    vitals_testkit::promtool_check(&metrics);
 
     // kill -9 r1: its shards are taken within the lease (4 s) and a round.
     let killed = Instant::now();

@@ -127,6 +127,20 @@ impl Membership {
         Ok(self.publish(next))
     }
 
+    /// The first rounds of a replica that starts: as many as it takes to hold its whole
+    /// share (at most `MAX_MOVES` shards come per round), so it checks its targets from the
+    /// start rather than a slice more every round.
+    pub async fn join(&self, store: &PgStore) -> Result<(), StoreError> {
+        for _ in 0..=(usize::from(shards::SHARDS) / MAX_MOVES) {
+            let before = self.held_map().len();
+            self.run_round(store, None).await?;
+            if self.held_map().len() == before {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Drops every shard (a lease not renewed in time); true when any was held.
     fn drop_all(&self) -> bool {
         self.publish(BTreeMap::new())

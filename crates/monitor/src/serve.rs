@@ -102,7 +102,7 @@ pub async fn run_from(
                 .await
                 .map_err(pg_error)?;
             tokio::time::sleep(membership.round()).await;
-            membership.run_round(&pg, None).await.map_err(pg_error)?;
+            membership.join(&pg).await.map_err(pg_error)?;
             tracing::info!(replica = %membership.me, shards = membership.held().len(), "joined the replicas");
             let saved = pg.load_states().await.map_err(pg_error)?;
             let writer = PgWriter::spawn(
@@ -272,6 +272,13 @@ pub async fn run_from(
     })
     .with_recovery(recovery.clone())
     .with_pings(&config);
+    let api = match (&shared, &membership) {
+        (Some(store), Some(membership)) => api.with_fleet(api::replicas::Fleet {
+            store: store.clone(),
+            membership: Arc::clone(membership),
+        }),
+        _ => api,
+    };
     let reloader = Arc::new(reload::Reloader {
         path,
         running: tokio::sync::Mutex::new(reload::Running {

@@ -315,3 +315,85 @@ async fn a_replica_paused_past_its_lease_writes_nothing_for_the_shards_it_lost()
     assert!(r1.wait(Duration::from_secs(30)).await.unwrap().success());
     assert!(r2.wait(Duration::from_secs(30)).await.unwrap().success());
 }
+
+/// Heartbeats sent to one replica reach the replica holding each target (forwarded), so a
+/// sender behind a load balancer loses none (issue 12, item 5).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pings_at_any_replica_reach_the_holder() {
+    let url = vitals_testkit::fresh_schema_url(&vitals_testkit::shared_postgres_url().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\n",
+        dir.path().join("data").display().to_string()
+    );
+    for i in 0..TARGETS {
+        text.push_str(&format!(
+            "\n[[target]]\nid = \"job-{i:02}\"\nkind = \"heartbeat\"\nping_id = \"job-{i:02}-0123456789abcdef\"\nperiod = \"1h\"\nfall = 1\nrise = 1\n"
+        ));
+    }
+    let config = dir.path().join("vitals.toml");
+    std::fs::write(&config, text).unwrap();
+    let (r1, r2) = tokio::join!(replica(&config, &url, "r1"), replica(&config, &url, "r2"));
+    let (mut r1, mut r2) = (r1, r2);
+    let db = client(&url).await;
+    until(
+        "both replicas hold shards",
+        Duration::from_secs(20),
+        async || {
+            holds(holders(&db).await, |h| {
+                h.len() == 2 && h.values().sum::<i64>() == 256
+            })
+        },
+    )
+    .await;
+    // Both replicas announced their API address (a round after listening), and each knows
+    // the other's.
+    until("both APIs announced", Duration::from_secs(10), async || {
+        let rows = db
+            .query("SELECT count(*) FROM replicas WHERE api IS NOT NULL", &[])
+            .await
+            .unwrap();
+        holds(rows[0].get::<_, i64>(0), |n| *n == 2)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let http = reqwest::Client::new();
+    let at = base(&r1);
+    for i in 0..TARGETS {
+        let answer = http
+            .get(format!("{at}/ping/job-{i:02}-0123456789abcdef"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200, "job-{i:02}");
+        let answer = http
+            .post(format!("{at}/ping/job-{i:02}-0123456789abcdef/fail"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200, "job-{i:02}");
+    }
+    let both = vec!["unknown>healthy".to_owned(), "healthy>unhealthy".to_owned()];
+    until(
+        "every job judged by its holder, once",
+        Duration::from_secs(10),
+        async || {
+            holds(chains(&db).await, |c| {
+                c.len() == TARGETS && c.values().all(|chain| *chain == both)
+            })
+        },
+    )
+    .await;
+    let unknown = http
+        .get(format!("{at}/ping/nobody-0123456789abcdef"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    r1.signal(Signal::SIGTERM).unwrap();
+    r2.signal(Signal::SIGTERM).unwrap();
+    assert!(r1.wait(Duration::from_secs(30)).await.unwrap().success());
+    assert!(r2.wait(Duration::from_secs(30)).await.unwrap().success());
+}

@@ -15,7 +15,7 @@
 //! What this is not: the decisions (`vitals_engine::shards`) or the fenced writes
 //! (`store::postgres::leases`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -38,6 +38,9 @@ pub struct Membership {
     pub me: String,
     pub lease: Duration,
     held: RwLock<BTreeMap<Shard, i64>>,
+    /// Each shard's live holder's API address, as of the last round: where a heartbeat for
+    /// a target this replica does not hold is forwarded.
+    elsewhere: RwLock<HashMap<Shard, String>>,
 }
 
 /// The shard a target id falls in: a service's checks (`service/check`) fall with their
@@ -52,6 +55,7 @@ impl Membership {
             me,
             lease,
             held: RwLock::new(BTreeMap::new()),
+            elsewhere: RwLock::new(HashMap::new()),
         }
     }
 
@@ -78,6 +82,16 @@ impl Membership {
             shard,
             epoch,
         })
+    }
+
+    /// The API address of the live replica holding `target`'s shard, when that is another
+    /// replica.
+    pub fn holder_api(&self, target_shard: Shard) -> Option<String> {
+        self.elsewhere
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&target_shard)
+            .cloned()
     }
 
     /// The shards held now, with their epochs.
@@ -112,6 +126,20 @@ impl Membership {
             .map(|r| r.id.as_str())
             .collect();
         let leases = store.leases().await?;
+        let apis: HashMap<&str, &str> = replicas
+            .iter()
+            .filter(|r| r.expires_ms > now && r.id != self.me)
+            .filter_map(|r| Some((r.id.as_str(), r.api.as_deref()?)))
+            .collect();
+        let elsewhere = leases
+            .iter()
+            .filter(|l| l.is_live(now))
+            .filter_map(|l| Some((l.shard, apis.get(l.owner.as_deref()?)?.to_string())))
+            .collect();
+        *self
+            .elsewhere
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = elsewhere;
         let plan = shards::plan(&self.me, &live, &leases, now, MAX_MOVES);
         let done = store.carry_out(&self.me, &plan, self.lease_ms()).await?;
         if !done.acquired.is_empty() || !done.released.is_empty() {

@@ -276,6 +276,10 @@ pub async fn run_from(
         (Some(store), Some(membership)) => api.with_fleet(api::replicas::Fleet {
             store: store.clone(),
             membership: Arc::clone(membership),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(2))
+                .build()
+                .unwrap_or_default(),
         }),
         _ => api,
     };

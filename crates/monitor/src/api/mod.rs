@@ -45,6 +45,8 @@ pub struct Access {
 pub struct Pings {
     pub(crate) gate: Arc<ArcSwap<ping_gate::PingGate>>,
     pub(crate) ids: Arc<ArcSwap<std::collections::HashMap<String, String>>>,
+    /// The target of each ping id, for forwarding a ping to the replica holding it.
+    pub(crate) targets: Arc<ArcSwap<std::collections::HashMap<String, String>>>,
 }
 
 impl Pings {
@@ -54,6 +56,18 @@ impl Pings {
         let now = tokio::time::Instant::now().into_std();
         let gate = ping_gate::PingGate::new(config, now).keeping_buckets(&self.gate.load());
         self.gate.store(Arc::new(gate));
+        self.targets.store(Arc::new(
+            config
+                .targets
+                .iter()
+                .filter_map(|target| match &target.kind {
+                    crate::config::TargetKind::Heartbeat(h) => {
+                        Some((h.ping_id.clone()?, target.id.clone()))
+                    }
+                    _ => None,
+                })
+                .collect(),
+        ));
         self.ids.store(Arc::new(
             config
                 .targets

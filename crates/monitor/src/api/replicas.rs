@@ -28,6 +28,8 @@ use crate::store::{PgStore, StoreError};
 pub struct Fleet {
     pub store: PgStore,
     pub membership: Arc<Membership>,
+    /// Forwards pings to the replica holding their target (`ping.rs`).
+    pub http: reqwest::Client,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -307,6 +307,12 @@ impl Reloader {
         config: &Config,
         mut targets: Vec<Target>,
     ) -> Result<Applied, Refused> {
+        // Pings are admitted for every target (key, rate), then run here or forwarded to
+        // the replica holding the target.
+        let every = Config {
+            targets: targets.clone(),
+            ..config.clone()
+        };
         if let Some(membership) = &self.membership {
             targets.retain(|target| membership.owns(&target.id));
         }
@@ -393,7 +399,7 @@ impl Reloader {
                 maintenance_until: view.maintenance_until,
             })
         });
-        self.pings.reload(&effective);
+        self.pings.reload(&every);
         self.dashboard.set_targets(&targets);
         if let Some((udp, verifier)) = verifier {
             udp.replace(verifier).await;

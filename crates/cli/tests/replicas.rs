@@ -10,7 +10,9 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use support::vitals;
 use vitals_testkit::{Ready, Running, Signal, holds, until};

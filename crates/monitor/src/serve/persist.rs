@@ -75,8 +75,14 @@ pub(super) async fn persist(
                 to,
                 reason,
             } => {
-                if let Err(error) = writer.transition(mark(&target, at, from, to, reason)).await {
-                    tracing::error!(%error, %target, "could not store a pause or maintenance mark");
+                match writer.transition(mark(&target, at, from, to, reason)).await {
+                    Ok(_) => {}
+                    // A shard handed to another replica: its targets leave this one, and
+                    // their marks are not this replica's to write.
+                    Err(crate::store::StoreError::Fenced { .. }) => {}
+                    Err(error) => {
+                        tracing::error!(%error, %target, "could not store a pause or maintenance mark")
+                    }
                 }
             }
             Record::Flapping {

@@ -9,26 +9,17 @@ mod support;
 
 use std::time::Duration;
 
-use support::{ping, vitals};
-use vitals_testkit::{Ready, Running, Signal, holds, until};
+use support::{ping, serve_with, vitals};
+use vitals_testkit::{Running, Signal, holds, until};
 
 async fn serve_on(config: &std::path::Path, store: &str) -> (Running, String) {
-    const BANNER: &str = "vitals monitor on ";
-    let monitor = Running::start(
+    serve_with(
         vitals()
             .args(["serve", "--config"])
             .arg(config)
             .args(["--store", store]),
-        Ready::Line(BANNER),
     )
     .await
-    .unwrap();
-    let base = monitor.banner()[BANNER.len()..]
-        .split(' ')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
-    (monitor, base)
 }
 
 /// `(from, to)` of every stored transition of `target`, oldest first, read from PostgreSQL.

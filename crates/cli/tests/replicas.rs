@@ -14,31 +14,21 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use support::vitals;
-use vitals_testkit::{Ready, Running, Signal, holds, until};
+use support::{serve_with, vitals};
+use vitals_testkit::{Running, Signal, holds, until};
 
 const TARGETS: usize = 24;
 
-async fn replica(config: &std::path::Path, store: &str, name: &str) -> Running {
-    Running::start(
+/// A replica and its base URL.
+async fn replica(config: &std::path::Path, store: &str, name: &str) -> (Running, String) {
+    serve_with(
         vitals()
             .args(["serve", "--config"])
             .arg(config)
             .args(["--store", store])
             .env("VITALS_REPLICA", name),
-        Ready::Line("vitals monitor on "),
     )
     .await
-    .unwrap()
-}
-
-/// A replica's base URL, from its banner.
-fn base(replica: &Running) -> String {
-    replica.banner()["vitals monitor on ".len()..]
-        .split(' ')
-        .next()
-        .unwrap_or_default()
-        .to_owned()
 }
 
 async fn client(url: &str) -> tokio_postgres::Client {
@@ -131,7 +121,7 @@ async fn a_killed_replica_s_targets_carry_on_elsewhere_and_nothing_is_written_tw
         replica(&config, &url, "r2"),
         replica(&config, &url, "r3")
     );
-    let (mut r1, mut r2, mut r3) = (r1, r2, r3);
+    let ((mut r1, _), (mut r2, r2_base), (mut r3, r3_base)) = (r1, r2, r3);
     let db = client(&url).await;
 
     // Every shard held by one of the three, and every target healthy, written once.
@@ -160,7 +150,7 @@ async fn a_killed_replica_s_targets_carry_on_elsewhere_and_nothing_is_written_tw
     // Any replica shows the whole fleet.
     let http = reqwest::Client::new();
     let fleet: serde_json::Value = http
-        .get(format!("{}/api/v1/replicas", base(&r2)))
+        .get(format!("{}/api/v1/replicas", r2_base))
         .send()
         .await
         .unwrap()
@@ -175,7 +165,7 @@ async fn a_killed_replica_s_targets_carry_on_elsewhere_and_nothing_is_written_tw
     let shards: i64 = listed.iter().map(|r| r["shards"].as_i64().unwrap()).sum();
     assert_eq!(shards, 256, "{fleet}");
     let metrics = http
-        .get(format!("{}/metrics", base(&r3)))
+        .get(format!("{}/metrics", r3_base))
         .send()
         .await
         .unwrap()
@@ -250,7 +240,7 @@ async fn a_replica_paused_past_its_lease_writes_nothing_for_the_shards_it_lost()
     let up = listen(&std_listener).await;
     let config = config(dir.path(), port);
     let (r1, r2) = tokio::join!(replica(&config, &url, "r1"), replica(&config, &url, "r2"));
-    let (mut r1, mut r2) = (r1, r2);
+    let ((mut r1, _), (mut r2, _)) = (r1, r2);
     let db = client(&url).await;
     let healthy = vec!["unknown>healthy".to_owned()];
     until(
@@ -338,7 +328,7 @@ async fn pings_at_any_replica_reach_the_holder() {
     let config = dir.path().join("vitals.toml");
     std::fs::write(&config, text).unwrap();
     let (r1, r2) = tokio::join!(replica(&config, &url, "r1"), replica(&config, &url, "r2"));
-    let (mut r1, mut r2) = (r1, r2);
+    let ((mut r1, r1_base), (mut r2, _)) = (r1, r2);
     let db = client(&url).await;
     until(
         "both replicas hold shards",
@@ -362,7 +352,7 @@ async fn pings_at_any_replica_reach_the_holder() {
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let http = reqwest::Client::new();
-    let at = base(&r1);
+    let at = r1_base;
     for i in 0..TARGETS {
         let answer = http
             .get(format!("{at}/ping/job-{i:02}-0123456789abcdef"))

@@ -330,20 +330,11 @@ impl PgStore {
                 epoch: fence.epoch,
             });
         }
+        let states = (t.from.as_str(), t.to.as_str());
         let row = tx
             .query_one(
-                "INSERT INTO transitions
-                   (target, at, from_state, to_state, reason, cause_kind, cause_output)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-                &[
-                    &target,
-                    &at,
-                    &t.from.as_str(),
-                    &t.to.as_str(),
-                    &t.reason,
-                    &t.cause_kind,
-                    &t.cause_output,
-                ],
+                super::write::INSERT_TRANSITION,
+                &super::write::transition_params(&target, &at, t, &states),
             )
             .await
             .map_err(StoreError::postgres(WHAT))?;

@@ -72,6 +72,29 @@ pub(super) async fn target_ids<'a>(
     })
 }
 
+/// One transition in, its id out: the same statement fenced or not.
+pub(super) const INSERT_TRANSITION: &str = "INSERT INTO transitions
+   (target, at, from_state, to_state, reason, cause_kind, cause_output)
+ VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id";
+
+/// The parameters of [`INSERT_TRANSITION`].
+pub(super) fn transition_params<'a>(
+    target: &'a i64,
+    at: &'a i64,
+    t: &'a Transition,
+    states: &'a (&'a str, &'a str),
+) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 7] {
+    [
+        target,
+        at,
+        &states.0,
+        &states.1,
+        &t.reason,
+        &t.cause_kind,
+        &t.cause_output,
+    ]
+}
+
 pub(super) async fn transition(store: &PgStore, t: &Transition) -> Result<i64, StoreError> {
     const WHAT: &str = "could not insert a transition";
     let at = millis(t.at, "transition time")?;
@@ -79,26 +102,12 @@ pub(super) async fn transition(store: &PgStore, t: &Transition) -> Result<i64, S
     let target = target_ids(store, [name]).await?[name];
     let client = store.client(WHAT).await?;
     let statement = client
-        .prepare_cached(
-            "INSERT INTO transitions
-               (target, at, from_state, to_state, reason, cause_kind, cause_output)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-        )
+        .prepare_cached(INSERT_TRANSITION)
         .await
         .map_err(StoreError::postgres(WHAT))?;
+    let states = (t.from.as_str(), t.to.as_str());
     let row = client
-        .query_one(
-            &statement,
-            &[
-                &target,
-                &at,
-                &t.from.as_str(),
-                &t.to.as_str(),
-                &t.reason,
-                &t.cause_kind,
-                &t.cause_output,
-            ],
-        )
+        .query_one(&statement, &transition_params(&target, &at, t, &states))
         .await
         .map_err(StoreError::postgres(WHAT))?;
     row.try_get(0).map_err(StoreError::postgres(WHAT))

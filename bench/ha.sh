@@ -90,8 +90,8 @@ start_replica() {
 }
 
 now_ms="(extract(epoch from clock_timestamp()) * 1000)::bigint"
-held_live() { psql "SELECT count(*) FROM leases WHERE owner IS NOT NULL AND expires_ms > $now_ms"; }
-holders() { psql "SELECT count(DISTINCT owner) FROM leases WHERE owner IS NOT NULL AND expires_ms > $now_ms"; }
+held_live() { psql "SELECT count(*) FROM leases WHERE owner IS NOT NULL AND expires_ms > $now_ms" 2>/dev/null || echo 0; }
+holders() { psql "SELECT count(DISTINCT owner) FROM leases WHERE owner IS NOT NULL AND expires_ms > $now_ms" 2>/dev/null || echo 0; }
 settle() {
     local want=$1 i
     for ((i = 0; i < 600; i++)); do

@@ -118,3 +118,90 @@ fn a_store_that_is_not_postgresql_is_refused_with_advice() {
     assert!(stderr.contains("not a PostgreSQL URL"), "{stderr}");
     assert!(!stderr.contains("hunter2"), "{stderr}");
 }
+
+/// PostgreSQL stopped under a running replica: its `/readyz` reports the store failing, it
+/// gives up its shards once its lease could not be renewed, and when PostgreSQL is back it
+/// holds them again and its `/readyz` passes (issue 12, item 6, as far as it is built).
+#[tokio::test]
+async fn postgresql_down_fails_readyz_and_drops_shards_until_it_returns() {
+    let mut pg = vitals_testkit::Postgres::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("vitals.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\n\n[[target]]\nid = \"job\"\nkind = \"heartbeat\"\nping_id = \"job-0123456789abcdef\"\nperiod = \"1h\"\n",
+            dir.path().join("data").display().to_string()
+        ),
+    )
+    .unwrap();
+    let client = reqwest::Client::new();
+    let (mut replica, base) = serve_on(&config, &pg.url()).await;
+    let ready = async |base: &str| {
+        client
+            .get(format!("{base}/readyz?verbose"))
+            .send()
+            .await
+            .unwrap()
+    };
+    assert_eq!(ready(&base).await.status(), 200);
+    let held = async |base: &str| -> serde_json::Value {
+        let metrics = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix("vitals_shards_held "))
+            .map(|n| serde_json::json!(n.trim().parse::<i64>().unwrap()))
+            .unwrap_or_default()
+    };
+    assert_eq!(held(&base).await, 256);
+
+    pg.stop().await.unwrap();
+    until(
+        "/readyz failing on the store",
+        Duration::from_secs(60),
+        async || {
+            let answer = ready(&base).await;
+            let status = answer.status();
+            let body = answer.text().await.unwrap();
+            holds((status, body), |(status, body)| {
+                *status == 503 && body.contains("store")
+            })
+        },
+    )
+    .await;
+    until(
+        "every shard given up",
+        Duration::from_secs(20),
+        async || holds(held(&base).await, |n| *n == 0),
+    )
+    .await;
+
+    pg.start_again().await.unwrap();
+    until(
+        "every shard held again",
+        Duration::from_secs(30),
+        async || holds(held(&base).await, |n| *n == 256),
+    )
+    .await;
+    until("/readyz passing", Duration::from_secs(60), async || {
+        holds(ready(&base).await.status(), |s| *s == 200)
+    })
+    .await;
+    // The target runs here again, from the store.
+    ping(&client, &base, "job-0123456789abcdef").await;
+    replica.signal(Signal::SIGTERM).unwrap();
+    assert!(
+        replica
+            .wait(Duration::from_secs(30))
+            .await
+            .unwrap()
+            .success()
+    );
+}

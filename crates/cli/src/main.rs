@@ -62,6 +62,10 @@ enum Command {
         /// The TOML configuration (see examples/vitals.toml).
         #[arg(long)]
         config: Option<std::path::PathBuf>,
+        /// Keep the history in PostgreSQL, shared by replicas (postgres://USER@HOST/DB;
+        /// docs/HA.md) instead of SQLite in the data directory; overrides server.store.
+        #[arg(long, env = "VITALS_STORE", value_name = "URL")]
+        store: Option<String>,
     },
     /// Run the load balancer: requests go to the healthy backends of each pool.
     ///
@@ -145,7 +149,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Probe(args) => return probe::run(args).await,
         Command::Supervise(args) => return supervise::run(args).await,
-        Command::Serve { config } => monitor::serve(config).await,
+        Command::Serve { config, store } => monitor::serve(config, store).await,
         Command::Lb { config, check } => lb::run(config, check).await,
         Command::CheckConfig { file, .. } if lb::is_lb_file(&file) => lb::check_config(&file),
         Command::CheckConfig { file, strict } => monitor::check_config(file, strict),

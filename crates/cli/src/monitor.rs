@@ -44,9 +44,18 @@ fn tokens_from_env(config: &mut Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
+pub async fn serve(path: Option<PathBuf>, store: Option<String>) -> anyhow::Result<()> {
     let mut config = load(path.as_ref())?;
     tokens_from_env(&mut config)?;
+    if let Some(url) = store {
+        if !config::is_postgres_url(&url) {
+            anyhow::bail!(
+                "--store {:?} is not a PostgreSQL URL; write postgres://USER:PASSWORD@HOST:5432/DATABASE, or leave it out to keep SQLite in the data directory",
+                vitals_probes::redact_url(&url)
+            );
+        }
+        config.server.store = Some(url);
+    }
     if path.is_none() {
         eprintln!(
             "vitals: no --config given; running on embedded defaults (data in {}, no targets). See examples/vitals.toml.",

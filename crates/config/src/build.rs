@@ -126,6 +126,17 @@ fn server(
     let agent_check_listen = f.get(server::AGENT_CHECK_LISTEN);
     let canaries = f.get(server::CANARIES);
     let data_dir = f.get(server::DATA_DIR);
+    let store = f.get(server::STORE).and_then(|at| match at {
+        Some(at) if !is_postgres_url(&at.value) => {
+            diag.error(
+                &at.span,
+                server::STORE.field("server"),
+                "is not a PostgreSQL URL; write postgres://USER:PASSWORD@HOST:5432/DATABASE, or leave it out to keep SQLite in data_dir",
+            );
+            Err(Reported)
+        }
+        other => Ok(other),
+    });
     let api_token = f
         .get(server::API_TOKEN)
         .and_then(|at| not_the_example(diag, at, server::API_TOKEN.field("server")));
@@ -196,6 +207,7 @@ fn server(
         listen: listen?.map_or(base.listen, |at| at.value),
         udp_listen: udp_listen?.map(|at| at.value),
         data_dir: data_dir?.map_or(base.data_dir, |at| at.value.into()),
+        store: store?.map(|at| at.value),
         api_token: api_token?.map(|at| at.value),
         read_token: read_token?.map(|at| at.value),
         ping_body_limit: ping_body_limit?.map_or(base.ping_body_limit, |at| at.value),
@@ -209,6 +221,14 @@ fn server(
         drain_delay: drain_delay?.map_or(base.drain_delay, |at| at.value),
     };
     Ok((server, canaries))
+}
+
+/// Whether `url` names PostgreSQL (`postgres://` or `postgresql://`, the two schemes libpq
+/// reads); the driver reads the rest when the monitor starts.
+pub fn is_postgres_url(url: &str) -> bool {
+    ["postgres://", "postgresql://"]
+        .iter()
+        .any(|scheme| url.len() > scheme.len() && url[..scheme.len()].eq_ignore_ascii_case(scheme))
 }
 
 /// The longest `drain_delay`: past it, a typo ("10h" for "10s") would hold shutdowns.

@@ -104,6 +104,7 @@ use std::path::Path;
 use toml::de::DeTable;
 
 pub use alert::AlertKind;
+pub use build::is_postgres_url;
 pub use discovery::{
     DEFAULT_DNS_REFRESH, DEFAULT_FILE_REFRESH, Discovery, DiscoverySource, DnsRecord, Found,
     instance_id,

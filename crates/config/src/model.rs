@@ -99,6 +99,9 @@ pub struct Server {
     pub udp_listen: Option<SocketAddr>,
     /// Where the SQLite database lives, relative to the working directory unless absolute.
     pub data_dir: PathBuf,
+    /// The shared store of replicas, `postgres://…` (docs/HA.md); `None` keeps SQLite in
+    /// `data_dir`.
+    pub store: Option<String>,
     /// Bearer token for changing operations (pause, resume, maintenance). With none set,
     /// changing operations are refused.
     pub api_token: Option<String>,
@@ -137,6 +140,7 @@ impl Default for Server {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, defaults::LISTEN_PORT)),
             udp_listen: None,
             data_dir: PathBuf::from(defaults::DATA_DIR),
+            store: None,
             api_token: None,
             read_token: None,
             ping_body_limit: defaults::PING_BODY_LIMIT,

@@ -22,6 +22,7 @@ mod fleet;
 mod metrics;
 mod record;
 mod service;
+pub mod shards;
 mod spec;
 
 #[cfg(test)]

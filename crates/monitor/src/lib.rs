@@ -24,6 +24,7 @@ pub mod discovery;
 pub mod notify;
 pub mod ping_ids;
 pub mod recovery;
+pub mod replicas;
 pub mod serve;
 pub mod store;
 pub mod targets;

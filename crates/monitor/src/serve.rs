@@ -14,7 +14,8 @@ use crate::api::{self, Access, Api, Metrics};
 use crate::config::Config;
 use crate::engine::{self, Engine, Restored, Signal};
 use crate::recovery::{Escalation, EscalationHook, Initial, Recoverer};
-use crate::store::{self, Store, Writer};
+use crate::replicas::{self, Membership};
+use crate::store::{self, HistoryStore, PgStore, PgWriter, RecordWriter, Store, Writer};
 use crate::targets::{TargetError, spec};
 
 mod persist;
@@ -72,10 +73,50 @@ pub async fn run_from(
         dir: dir.display().to_string(),
         source,
     };
+    // The history: SQLite in the data directory, or PostgreSQL shared by replicas. The data
+    // directory holds the notifier's outbox and the ping ids either way.
     let writing = Store::open(&dir).map_err(store_error)?;
-    let saved = writing.load_states().map_err(store_error)?;
     let reader = Store::open_read_only(&dir).map_err(store_error)?;
-    let writer = Writer::spawn(writing);
+    let (writer, saved, shared, membership) = match config.server.store.as_deref() {
+        None => {
+            let saved = writing.load_states().map_err(store_error)?;
+            (
+                RecordWriter::Sqlite(Writer::spawn(writing)),
+                saved,
+                None,
+                None,
+            )
+        }
+        Some(url) => {
+            drop(writing);
+            let pg_error = |source| ServeError::Store {
+                dir: vitals_probes::redact_url(url),
+                source,
+            };
+            let pg = PgStore::connect(url).await.map_err(pg_error)?;
+            let membership = Arc::new(Membership::new(replica_id(), replicas::DEFAULT_LEASE));
+            // Announced a round before planning, so replicas starting together see each
+            // other and each takes its own share at once.
+            pg.announce(&membership.me, None, membership.lease.as_millis() as i64)
+                .await
+                .map_err(pg_error)?;
+            tokio::time::sleep(membership.round()).await;
+            membership.join(&pg).await.map_err(pg_error)?;
+            tracing::info!(replica = %membership.me, shards = membership.held().len(), "joined the replicas");
+            let saved = pg.load_states().await.map_err(pg_error)?;
+            let writer = PgWriter::spawn(
+                pg.clone(),
+                store::WriterConfig::default(),
+                Some(Arc::clone(&membership)),
+            );
+            (
+                RecordWriter::Postgres(writer),
+                saved,
+                Some(pg),
+                Some(membership),
+            )
+        }
+    };
     // Heartbeats without a ping id get one nobody can guess, kept beside the database.
     for (target, ping_id) in crate::ping_ids::resolve(&dir, &mut config)? {
         tracing::info!(
@@ -90,8 +131,14 @@ pub async fn run_from(
     let restored_count = restored.len();
 
     let http = reqwest::Client::new();
-    let specs = config
+    // With replicas, this one runs the targets of the shards it holds.
+    let owned: Vec<crate::config::Target> = config
         .targets
+        .iter()
+        .filter(|target| membership.as_ref().is_none_or(|m| m.owns(&target.id)))
+        .cloned()
+        .collect();
+    let specs = owned
         .iter()
         .map(|target| spec(target, &http))
         .collect::<Result<Vec<_>, _>>()?;
@@ -118,14 +165,20 @@ pub async fn run_from(
         recovery.clone(),
         stopping.clone(),
     ));
-    let maintaining = tokio::spawn(maintain(dir.clone(), config.retention.clone()));
+    let maintaining = match &shared {
+        None => tokio::spawn(maintain(dir.clone(), config.retention.clone())),
+        Some(pg) => tokio::spawn(maintain_postgres(pg.clone(), config.retention.clone())),
+    };
     let capping = tokio::spawn(cap_ping_bodies(
         dir.clone(),
         config.server.ping_bytes_per_target,
     ));
 
     let reader = Arc::new(reader);
-    let store_check = Arc::clone(&reader);
+    let store_check = StoreCheck {
+        sqlite: Arc::clone(&reader),
+        postgres: shared.clone(),
+    };
     // The monitor counts as started (its /startupz, and READY=1 to systemd under
     // `Type=notify`) once its HTTP listener is bound.
     let (listening, bound) = tokio::sync::watch::channel(false);
@@ -147,18 +200,8 @@ pub async fn run_from(
             Check::new(
                 "store",
                 from_fn(move || {
-                    let store = Arc::clone(&store_check);
-                    async move {
-                        let read = tokio::task::spawn_blocking(move || {
-                            store.transitions("", 1).map(|_| ())
-                        })
-                        .await;
-                        match read {
-                            Ok(Ok(())) => Report::pass().with_output("sqlite answers"),
-                            Ok(Err(error)) => Report::fail(format!("sqlite: {error}")),
-                            Err(error) => Report::fail(format!("sqlite read panicked: {error}")),
-                        }
-                    }
+                    let store = store_check.clone();
+                    async move { store.check().await }
                 }),
             )
             .interval(Duration::from_secs(10)),
@@ -183,10 +226,13 @@ pub async fn run_from(
             .as_deref()
             .is_some_and(|url| url.starts_with("https://")),
     };
-    // The dashboard reads what the API reads, under the same read rule.
+    // The dashboard reads what the API reads, under the same read rule. With PostgreSQL the
+    // history is not read back yet (uptime and rollups are SQLite's): no store, rather than
+    // an empty one that would say "no history".
+    let history_reader = shared.is_none().then(|| Arc::clone(&reader));
     let dashboard = crate::dashboard::Dashboard::new(
         engine.clone(),
-        Some(Arc::clone(&reader)),
+        history_reader.clone(),
         &config.targets,
         access.clone(),
     )
@@ -212,7 +258,7 @@ pub async fn run_from(
     let store_for_reload = Arc::clone(&reader);
     let api = Api::new(
         engine.clone(),
-        Some(reader),
+        history_reader,
         udp,
         Arc::clone(&metrics),
         access.clone(),
@@ -225,10 +271,21 @@ pub async fn run_from(
     })
     .with_recovery(recovery.clone())
     .with_pings(&config);
+    let api = match (&shared, &membership) {
+        (Some(store), Some(membership)) => api.with_fleet(api::replicas::Fleet {
+            store: store.clone(),
+            membership: Arc::clone(membership),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(2))
+                .build()
+                .unwrap_or_default(),
+        }),
+        _ => api,
+    };
     let reloader = Arc::new(reload::Reloader {
         path,
         running: tokio::sync::Mutex::new(reload::Running {
-            targets: config.targets.clone(),
+            targets: owned,
             config: config.clone(),
             discovered: std::collections::BTreeMap::new(),
             tasks: HashMap::new(),
@@ -241,6 +298,8 @@ pub async fn run_from(
         dashboard: dashboard.clone(),
         udp: udp_sources,
         store: store_for_reload,
+        shared: shared.clone(),
+        membership: membership.clone(),
         metrics,
         this: std::sync::OnceLock::new(),
     });
@@ -261,12 +320,28 @@ pub async fn run_from(
             source,
         })?;
     let addr = listener.local_addr().map_err(ServeError::Server)?;
+    let leasing = match (&shared, &membership) {
+        (Some(pg), Some(membership)) => {
+            let reloader = Arc::clone(&reloader);
+            Some(tokio::spawn(replicas::lease_loop(
+                pg.clone(),
+                Arc::clone(membership),
+                Some(format!("http://{addr}")),
+                stopping.clone(),
+                move || {
+                    let reloader = Arc::clone(&reloader);
+                    async move { reloader.reshard().await }
+                },
+            )))
+        }
+        _ => None,
+    };
     // The one start-up line: what listens where, on which store, with what.
     tracing::info!(
         http = %addr,
         udp = %config.server.udp_listen.map_or("off".to_string(), |a| a.to_string()),
         agent_check = %config.server.agent_check_listen.map_or("off".to_string(), |a| a.to_string()),
-        store = %dir.join(store::DB_FILE).display(),
+        store = %shared.as_ref().map_or_else(|| dir.join(store::DB_FILE).display().to_string(), |pg| pg.url().to_owned()),
         targets = config.targets.len(),
         restored = restored_count,
         alert_channels = config.notify.channels.len(),
@@ -296,6 +371,12 @@ pub async fn run_from(
     if let Err(error) = persisting.await {
         tracing::error!(%error, "the store's record loop failed");
     }
+    // Leaves the fleet: the others take this replica's shards at their next round.
+    if let Some(leasing) = leasing
+        && let Err(error) = leasing.await
+    {
+        tracing::error!(%error, "the lease loop failed");
+    }
     // Deliveries in hand finish and are recorded, so the next run does not repeat them.
     notifier.shutdown().await;
     maintaining.abort();
@@ -304,6 +385,67 @@ pub async fn run_from(
         tracing::error!(%error, "could not flush the store on shutdown");
     }
     Ok(())
+}
+
+/// This replica's name among the replicas: `VITALS_REPLICA`, or `HOSTNAME-PID`, so a
+/// restarted process is a new replica and the old one's leases run out.
+fn replica_id() -> String {
+    if let Ok(name) = std::env::var("VITALS_REPLICA")
+        && !name.trim().is_empty()
+    {
+        return name;
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "vitals".to_owned());
+    format!("{host}-{}", std::process::id())
+}
+
+/// The monitor's own `store` check: the history store answers a read.
+#[derive(Clone)]
+struct StoreCheck {
+    sqlite: Arc<Store>,
+    postgres: Option<PgStore>,
+}
+
+impl StoreCheck {
+    async fn check(self) -> Report {
+        if let Some(pg) = self.postgres {
+            return match pg.ping().await {
+                Ok(()) => Report::pass().with_output("postgresql answers"),
+                Err(error) => Report::fail(format!("postgresql: {error}")),
+            };
+        }
+        let store = self.sqlite;
+        let read = tokio::task::spawn_blocking(move || store.transitions("", 1).map(|_| ())).await;
+        match read {
+            Ok(Ok(())) => Report::pass().with_output("sqlite answers"),
+            Ok(Err(error)) => Report::fail(format!("sqlite: {error}")),
+            Err(error) => Report::fail(format!("sqlite read panicked: {error}")),
+        }
+    }
+}
+
+/// Prune the PostgreSQL history every ten minutes (first after one): raw results and pings
+/// past `raw_days`, transitions past `rollup_days`. Several replicas may run it at once: a
+/// delete is idempotent.
+async fn maintain_postgres(store: PgStore, retention: crate::config::Retention) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(600));
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        match store
+            .prune(
+                std::time::SystemTime::now(),
+                retention.raw_days,
+                retention.rollup_days,
+            )
+            .await
+        {
+            Ok(pruned) => tracing::info!(pruned, "postgresql store pruned"),
+            Err(error) => tracing::error!(%error, "postgresql store maintenance failed"),
+        }
+    }
 }
 
 /// How much the kernel may queue for the heartbeat socket: at 300,000 beats/s a 100 ms

@@ -78,7 +78,7 @@ pub use grpc_python::{
 pub use haproxy::Haproxy;
 pub use panics::panics;
 pub use port::{ReservedPort, free_port, reserve_port};
-pub use postgres::Postgres;
+pub use postgres::{Postgres, fresh_schema_url};
 pub use process::{
     ProcStat, Signal, children_of, group_alive, is_running, proc_stat, signal, wait_for_exit,
 };

@@ -333,3 +333,34 @@ async fn connect(port: u16) -> Result<Client, tokio_postgres::Error> {
     });
     Ok(client)
 }
+
+/// A new, empty schema in the server at `base_url` (usually
+/// [`shared_postgres_url`](crate::shared_postgres_url)), and a URL whose connections use it
+/// (`options=-csearch_path=…`): tests of a program that creates its own tables share one
+/// server without seeing each other's rows. The schema is named after the process and a
+/// counter, and left behind (the server is a throwaway).
+pub async fn fresh_schema_url(base_url: &str) -> Result<String, Error> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let schema = format!(
+        "t_{}_{}_{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let failed = |what: String| move |source| Error::Postgres { what, source };
+    let (client, connection) = tokio_postgres::connect(base_url, NoTls)
+        .await
+        .map_err(failed(format!("could not connect to {base_url}")))?;
+    let task = tokio::spawn(connection);
+    client
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .map_err(failed(format!("could not create schema {schema}")))?;
+    drop(client);
+    let _ = task.await;
+    let join = if base_url.contains('?') { '&' } else { '?' };
+    Ok(format!("{base_url}{join}options=-csearch_path%3D{schema}"))
+}

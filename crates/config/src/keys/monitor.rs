@@ -12,6 +12,7 @@ schema! {
         LISTEN: SocketAddr = "listen";
         UDP_LISTEN: SocketAddr = "udp_listen";
         DATA_DIR: Path = "data_dir";
+        STORE: Str = "store";
         API_TOKEN: Token = "api_token";
         READ_TOKEN: Token = "read_token";
         PING_BODY_LIMIT: Bytes = "ping_body_limit";

@@ -425,6 +425,24 @@ rollup_days = 99999999999
 }
 
 #[test]
+fn the_store_is_sqlite_unless_a_postgres_url_is_given() {
+    assert_eq!(ok("").server.store, None);
+    let config = ok("[server]\nstore = \"postgres://vitals@db.internal:5432/vitals\"\n");
+    assert_eq!(
+        config.server.store.as_deref(),
+        Some("postgres://vitals@db.internal:5432/vitals")
+    );
+    check(
+        "[server]\nstore = \"mysql://vitals@db/vitals\"\n",
+        &["2 server.store: is not a PostgreSQL URL; write postgres://"],
+    );
+    check(
+        "[server]\nstore = \"postgres://\"\n",
+        &["2 server.store: is not a PostgreSQL URL"],
+    );
+}
+
+#[test]
 fn load_names_the_path_it_cannot_read() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.toml");

@@ -18,7 +18,7 @@ use prometheus_client::registry::Registry;
 
 use crate::notify::Notifier;
 use crate::recovery::Recoverer;
-use crate::store::{Store, Writer};
+use crate::store::{RecordWriter, Store};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DeliveryLabels {
@@ -36,7 +36,7 @@ struct ResultLabels {
 pub struct AlertPath {
     pub notifier: Option<Notifier>,
     pub recovery: Option<Recoverer>,
-    pub writer: Option<Writer>,
+    pub writer: Option<RecordWriter>,
     /// A read connection, for the outbox's depth and the database's size.
     pub store: Option<Arc<Store>>,
 }

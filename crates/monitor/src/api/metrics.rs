@@ -255,6 +255,9 @@ pub(super) async fn scrape(State(api): State<Api>, headers: HeaderMap) -> Respon
     api.engine.check_metrics().register(&mut checks_registry);
     let _ = prometheus_text::encode(&mut text, &checks_registry);
     super::alert_metrics::encode(&api.alert_path, &mut text).await;
+    if let Some(fleet) = &api.fleet {
+        super::replicas::encode(fleet, &mut text).await;
+    }
     (
         [(header::CONTENT_TYPE, prometheus_text::CONTENT_TYPE)],
         text,

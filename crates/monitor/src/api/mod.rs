@@ -9,6 +9,7 @@ mod pages;
 mod ping;
 mod ping_gate;
 pub mod reload;
+pub mod replicas;
 mod targets;
 
 use std::sync::{Arc, Mutex};
@@ -44,6 +45,8 @@ pub struct Access {
 pub struct Pings {
     pub(crate) gate: Arc<ArcSwap<ping_gate::PingGate>>,
     pub(crate) ids: Arc<ArcSwap<std::collections::HashMap<String, String>>>,
+    /// The target of each ping id, for forwarding a ping to the replica holding it.
+    pub(crate) targets: Arc<ArcSwap<std::collections::HashMap<String, String>>>,
 }
 
 impl Pings {
@@ -53,6 +56,18 @@ impl Pings {
         let now = tokio::time::Instant::now().into_std();
         let gate = ping_gate::PingGate::new(config, now).keeping_buckets(&self.gate.load());
         self.gate.store(Arc::new(gate));
+        self.targets.store(Arc::new(
+            config
+                .targets
+                .iter()
+                .filter_map(|target| match &target.kind {
+                    crate::config::TargetKind::Heartbeat(h) => {
+                        Some((h.ping_id.clone()?, target.id.clone()))
+                    }
+                    _ => None,
+                })
+                .collect(),
+        ));
         self.ids.store(Arc::new(
             config
                 .targets
@@ -92,6 +107,8 @@ pub struct Api {
     pub(crate) ping_rate: u32,
     /// What `POST /api/v1/reload` calls; none: the endpoint answers that reload is off.
     pub(crate) reload: Option<Arc<dyn reload::Reload>>,
+    /// The replicas sharing PostgreSQL; none: this monitor runs alone.
+    pub(crate) fleet: Option<replicas::Fleet>,
 }
 
 impl Api {
@@ -115,7 +132,14 @@ impl Api {
             ping_body_limit: crate::config::defaults::PING_BODY_LIMIT,
             ping_rate: 0,
             reload: None,
+            fleet: None,
         }
+    }
+
+    /// Shows the replicas sharing `fleet.store` (`/api/v1/replicas`, fleet gauges).
+    pub fn with_fleet(mut self, fleet: replicas::Fleet) -> Self {
+        self.fleet = Some(fleet);
+        self
     }
 
     /// Answers `POST /api/v1/reload` with `reload` (the monitor's configuration reload).
@@ -166,6 +190,7 @@ pub fn router(api: Api) -> Router {
         .route("/api/v1/targets/{id}", get(targets::one))
         .route("/api/v1/targets/{id}/checks/{check}", get(targets::part))
         .route("/api/v1/reload", post(reload::reload))
+        .route("/api/v1/replicas", get(replicas::list))
         .route("/api/v1/targets/{id}/pause", post(targets::pause))
         .route("/api/v1/targets/{id}/resume", post(targets::resume))
         .route("/api/v1/targets/{id}/actions", get(actions::list))

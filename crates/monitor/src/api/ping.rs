@@ -26,7 +26,7 @@ pub(crate) const KEY_HEADER: &str = "x-ping-key";
 /// `ping_body_limit` is 0 (the body is judged, not kept).
 const JUDGED_BODY_LIMIT: usize = 64 * 1024;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub(super) struct PingQuery {
     rid: Option<String>,
     key: Option<String>,
@@ -57,8 +57,11 @@ pub(super) async fn success(
     } else {
         Signal::Success
     };
-    let kept = keep(&api, body);
-    record(&api, &id, signal, query, kept)
+    let kept = keep(&api, body.clone());
+    match record(&api, &id, signal, query.0.clone(), kept) {
+        Recorded::Elsewhere => forward(&api, &id, None, &query, &headers, body).await,
+        Recorded::Answer(response) => response,
+    }
 }
 
 fn is_health_json(headers: &HeaderMap) -> bool {
@@ -101,8 +104,84 @@ pub(super) async fn with_action(
         Ok(body) => body,
         Err(refused) => return refused.into_response(),
     };
-    let kept = keep(&api, body);
-    record(&api, &id, signal, query, kept)
+    let kept = keep(&api, body.clone());
+    match record(&api, &id, signal, query.0.clone(), kept) {
+        Recorded::Elsewhere => forward(&api, &id, Some(&action), &query, &headers, body).await,
+        Recorded::Answer(response) => response,
+    }
+}
+
+/// What became of a ping here: answered, or for a target another replica holds.
+enum Recorded {
+    Answer(Response),
+    Elsewhere,
+}
+
+/// Marks a ping one replica forwarded to another, which answers it itself (never forwards
+/// it again, so a shard moving in between cannot make a loop).
+const FORWARDED: &str = "x-vitals-forwarded";
+
+/// Sends a ping for a target another replica holds to that replica, as it came (path,
+/// query, body, content type), and answers with its answer. Pings are small and forwarded
+/// at once, so a sender behind a load balancer is told the truth: 200 once the holder took
+/// it, 502 when it could not be reached (the sender retries as it would any failed ping).
+async fn forward(
+    api: &Api,
+    id: &str,
+    action: Option<&str>,
+    Query(query): &Query<PingQuery>,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(fleet) = &api.fleet else {
+        return text(StatusCode::NOT_FOUND, "not found");
+    };
+    let target = api.pings.targets.load().get(id).cloned();
+    let holder = target.and_then(|t| fleet.membership.holder_api(crate::replicas::shard_of(&t)));
+    let Some(holder) = holder.filter(|_| !headers.contains_key(FORWARDED)) else {
+        api.metrics.heartbeat("http", "unknown_id");
+        return text(StatusCode::NOT_FOUND, "not found");
+    };
+    let url = match action {
+        Some(action) => format!("{holder}/ping/{id}/{action}"),
+        None => format!("{holder}/ping/{id}"),
+    };
+    let Ok(mut url) = reqwest::Url::parse(&url) else {
+        return text(
+            StatusCode::BAD_GATEWAY,
+            "this target's replica announced a bad address",
+        );
+    };
+    for (name, value) in [("rid", &query.rid), ("key", &query.key)] {
+        if let Some(value) = value {
+            url.query_pairs_mut().append_pair(name, value);
+        }
+    }
+    let mut request = fleet.http.post(url).header(FORWARDED, "1").body(body);
+    if let Some(kind) = headers.get(header::CONTENT_TYPE) {
+        request = request.header(header::CONTENT_TYPE, kind.clone());
+    }
+    if let Some(key) = headers.get(KEY_HEADER) {
+        request = request.header(KEY_HEADER, key.clone());
+    }
+    match request.send().await {
+        Ok(answer) => {
+            api.metrics.heartbeat("http", "forwarded");
+            let code =
+                StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+            text(code, answer.text().await.unwrap_or_default())
+        }
+        Err(e) => {
+            api.metrics.heartbeat("http", "forward_failed");
+            text(
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "this target's replica could not be reached ({}); retry",
+                    vitals_probes::error_root(&e)
+                ),
+            )
+        }
+    }
 }
 
 /// Why a ping was not taken, as its answer: plain text with the reason, as healthchecks.io
@@ -202,17 +281,11 @@ fn keep(api: &Api, body: Bytes) -> Bytes {
     }
 }
 
-fn record(
-    api: &Api,
-    id: &str,
-    signal: Signal,
-    Query(query): Query<PingQuery>,
-    body: Bytes,
-) -> Response {
+fn record(api: &Api, id: &str, signal: Signal, query: PingQuery, body: Bytes) -> Recorded {
     if let Some(rid) = &query.rid
         && (rid.len() > 64 || !rid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
     {
-        return text(StatusCode::BAD_REQUEST, "invalid rid: use a UUID");
+        return Recorded::Answer(text(StatusCode::BAD_REQUEST, "invalid rid: use a UUID"));
     }
     let ping = PingRecord {
         target: String::new(),
@@ -226,11 +299,12 @@ fn record(
     match api.engine.heartbeat(id, ping) {
         Ok(()) => {
             api.metrics.heartbeat("http", "accepted");
-            text(StatusCode::OK, "OK")
+            Recorded::Answer(text(StatusCode::OK, "OK"))
         }
+        Err(_) if api.fleet.is_some() => Recorded::Elsewhere,
         Err(_) => {
             api.metrics.heartbeat("http", "unknown_id");
-            text(StatusCode::NOT_FOUND, "not found")
+            Recorded::Answer(text(StatusCode::NOT_FOUND, "not found"))
         }
     }
 }

@@ -13,14 +13,14 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::{Record, RecordReceiver, Signal, Transition as Judged};
 use crate::recovery::Recoverer;
 use crate::store::{
-    CheckResult, Flags, Ping, PingKind, TargetState, TimelineState, Transition, Writer,
+    CheckResult, Flags, Ping, PingKind, RecordWriter, TargetState, TimelineState, Transition,
 };
 
 /// Hand the engine's records to the store writer, in order, then to the notifier and the
 /// recovery executor, with what root-cause analysis says of each transition.
 pub(super) async fn persist(
     mut records: RecordReceiver,
-    writer: Writer,
+    writer: RecordWriter,
     notifier: crate::notify::Notifier,
     recovery: Recoverer,
     stop: CancellationToken,
@@ -75,8 +75,14 @@ pub(super) async fn persist(
                 to,
                 reason,
             } => {
-                if let Err(error) = writer.transition(mark(&target, at, from, to, reason)).await {
-                    tracing::error!(%error, %target, "could not store a pause or maintenance mark");
+                match writer.transition(mark(&target, at, from, to, reason)).await {
+                    Ok(_) => {}
+                    // A shard handed to another replica: its targets leave this one, and
+                    // their marks are not this replica's to write.
+                    Err(crate::store::StoreError::Fenced { .. }) => {}
+                    Err(error) => {
+                        tracing::error!(%error, %target, "could not store a pause or maintenance mark")
+                    }
                 }
             }
             Record::Flapping {
@@ -133,7 +139,7 @@ struct Loose {
 
 impl Loose {
     /// Gathers a result or a ping; true when that filled a batch, which went to the writer.
-    fn add(&mut self, record: Record, writer: &Writer) -> bool {
+    fn add(&mut self, record: Record, writer: &RecordWriter) -> bool {
         match record {
             // Passing results come without their output (see `Record::Result`).
             Record::Result { target, outcome } => self.results.push(CheckResult {
@@ -170,7 +176,7 @@ impl Loose {
         full
     }
 
-    fn send(&mut self, writer: &Writer) {
+    fn send(&mut self, writer: &RecordWriter) {
         if !self.results.is_empty() {
             writer.results(std::mem::take(&mut self.results));
         }
@@ -185,7 +191,7 @@ impl Loose {
 /// executor; then save the state to carry on from.
 async fn transition(
     judged: Judged,
-    writer: &Writer,
+    writer: &RecordWriter,
     notifier: &crate::notify::Notifier,
     recovery: &Recoverer,
 ) {
@@ -211,8 +217,14 @@ async fn transition(
         cause_kind: cause.as_ref().map(|c| c.kind.as_str().to_string()),
         cause_output: cause.and_then(|c| c.output),
     };
-    if let Err(error) = writer.transition(stored).await {
-        tracing::error!(%error, %target, "could not store a transition");
+    match writer.transition(stored).await {
+        Ok(_) => {}
+        // Its shard is another replica's now: that one judges, stores and alerts.
+        Err(error @ crate::store::StoreError::Fenced { .. }) => {
+            tracing::info!(%error, %target, "transition not stored nor alerted: the shard moved");
+            return;
+        }
+        Err(error) => tracing::error!(%error, %target, "could not store a transition"),
     }
     // Stored first, then notified: the alert's outbox rows are committed before this
     // returns.

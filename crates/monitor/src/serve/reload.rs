@@ -54,6 +54,10 @@ pub(crate) struct Reloader {
     pub(crate) udp: Option<Arc<UdpSources>>,
     /// Saved states for targets that come (back): a read-only connection.
     pub(crate) store: Arc<Store>,
+    /// The shared store, when there is one: saved states come from it instead.
+    pub(crate) shared: Option<crate::store::PgStore>,
+    /// With replicas: only the targets of the shards this one holds run here.
+    pub(crate) membership: Option<Arc<crate::replicas::Membership>>,
     /// `/metrics`, where discoveries count what they find and their failures.
     pub(crate) metrics: Arc<crate::api::Metrics>,
     /// Itself, for the discovery tasks a reload starts (set once, right after it is made).
@@ -91,6 +95,7 @@ fn needs_restart(running: &Config, next: &Config) -> Vec<&'static str> {
         listen: _,
         udp_listen: _,
         data_dir: _,
+        store: _,
         api_token: _,
         read_token: _,
         ping_body_limit: _,
@@ -113,6 +118,8 @@ fn needs_restart(running: &Config, next: &Config) -> Vec<&'static str> {
     differ(a.listen != b.listen, "server.listen");
     differ(a.udp_listen != b.udp_listen, "server.udp_listen");
     differ(a.data_dir != b.data_dir, "server.data_dir");
+    // `--store` sets it outside the file: a file without the key changes nothing.
+    differ(b.store.is_some() && a.store != b.store, "server.store");
     differ(a.api_token != b.api_token, "server.api_token");
     differ(a.read_token != b.read_token, "server.read_token");
     differ(
@@ -280,14 +287,35 @@ impl Reloader {
         Ok(applied)
     }
 
-    /// Run `targets` (with `config`'s canaries and dependencies) from now on. Refused whole
-    /// when a target's probe cannot be built; nothing changes then.
+    /// The held shards changed: run the targets of exactly those (the file's and the
+    /// discovered), the new ones carrying on from their state in the shared store.
+    pub(crate) async fn reshard(&self) {
+        let mut running = self.running.lock().await;
+        let config = running.config.clone();
+        let all = all_targets(&config.targets, &running.discovered);
+        if let Err(refused) = self.apply(&mut running, &config, all).await {
+            tracing::error!(reason = %refused.message, "could not run the targets of the shards held");
+        }
+    }
+
+    /// Run `targets` (with `config`'s canaries and dependencies) from now on — with
+    /// replicas, those of them in the shards held. Refused whole when a target's probe
+    /// cannot be built; nothing changes then.
     async fn apply(
         &self,
         running: &mut Running,
         config: &Config,
-        targets: Vec<Target>,
+        mut targets: Vec<Target>,
     ) -> Result<Applied, Refused> {
+        // Pings are admitted for every target (key, rate), then run here or forwarded to
+        // the replica holding the target.
+        let every = Config {
+            targets: targets.clone(),
+            ..config.clone()
+        };
+        if let Some(membership) = &self.membership {
+            targets.retain(|target| membership.owns(&target.id));
+        }
         let before: HashMap<&str, &Target> = running
             .targets
             .iter()
@@ -336,6 +364,15 @@ impl Reloader {
         // Targets that come (back) carry on from their saved state, as at start-up.
         let restored = if added.is_empty() {
             HashMap::new()
+        } else if let Some(pg) = &self.shared {
+            use crate::store::HistoryStore;
+            match pg.load_states().await {
+                Ok(saved) => restored(saved),
+                Err(error) => {
+                    tracing::warn!(%error, "could not read saved states; added targets start unknown");
+                    HashMap::new()
+                }
+            }
         } else {
             let store = Arc::clone(&self.store);
             match tokio::task::spawn_blocking(move || store.load_states()).await {
@@ -362,7 +399,7 @@ impl Reloader {
                 maintenance_until: view.maintenance_until,
             })
         });
-        self.pings.reload(&effective);
+        self.pings.reload(&every);
         self.dashboard.set_targets(&targets);
         if let Some((udp, verifier)) = verifier {
             udp.replace(verifier).await;

@@ -140,11 +140,119 @@ pub enum StoreError {
          nothing was written — spawn a new Writer"
     )]
     WriterClosed,
+
+    /// `server.store` is not a PostgreSQL URL the driver can read.
+    #[error(
+        "server.store {url:?} is not a PostgreSQL URL ({source}); write it as \
+         postgres://USER:PASSWORD@HOST:5432/DATABASE"
+    )]
+    PostgresUrl {
+        /// The URL, with its password taken out.
+        url: String,
+        /// The driver's reason.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+
+    /// A PostgreSQL statement failed, or the server could not be reached.
+    #[error("{what}: {}{}", pg_reason(source), pg_hint(source))]
+    Postgres {
+        /// What was being done, e.g. "could not insert a transition".
+        what: &'static str,
+        /// The underlying error.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+
+    /// No pooled PostgreSQL connection could be had in time.
+    #[error(
+        "{what}: no connection to PostgreSQL ({reason}); check that the server at \
+         server.store is up and reachable"
+    )]
+    Unavailable {
+        /// What was being done.
+        what: &'static str,
+        /// The pool's reason, as text.
+        reason: String,
+    },
+
+    /// The PostgreSQL schema was written by a newer vitals.
+    #[error(
+        "the PostgreSQL store has schema version {found}, newer than the {supported} this \
+         vitals understands; upgrade every replica to the same vitals"
+    )]
+    NewerPgSchema {
+        /// `schema_version.version` in the database.
+        found: i64,
+        /// The newest version this build can read and write.
+        supported: i64,
+    },
+
+    /// A write for a shard carried an epoch the shard's lease no longer has: another replica
+    /// owns the shard now, and this write is refused (fencing).
+    #[error(
+        "shard {shard}'s lease is no longer ours at epoch {epoch} (another replica took it); \
+         the write was refused"
+    )]
+    Fenced {
+        /// The shard.
+        shard: i32,
+        /// The epoch the writer held.
+        epoch: i64,
+    },
 }
 
 impl StoreError {
     pub(crate) fn sqlite(what: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
         move |source| StoreError::Sqlite { what, source }
+    }
+
+    pub(crate) fn postgres(what: &'static str) -> impl FnOnce(tokio_postgres::Error) -> StoreError {
+        move |source| StoreError::Postgres { what, source }
+    }
+
+    pub(crate) fn pool(
+        what: &'static str,
+    ) -> impl FnOnce(deadpool_postgres::PoolError) -> StoreError {
+        move |error| match error {
+            deadpool_postgres::PoolError::Backend(source) => StoreError::Postgres { what, source },
+            other => StoreError::Unavailable {
+                what,
+                reason: other.to_string(),
+            },
+        }
+    }
+
+    /// Whether the store could not be reached at all (as opposed to refusing the input):
+    /// what a spool waits out.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Unavailable { .. } => true,
+            StoreError::Postgres { source, .. } => source.is_closed() || source.code().is_none(),
+            _ => false,
+        }
+    }
+}
+
+/// The server's own message when it sent one (tokio-postgres' Display says only "db error").
+fn pg_reason(source: &tokio_postgres::Error) -> String {
+    match source.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => vitals_probes::error_chain(source),
+    }
+}
+
+/// A hint for the PostgreSQL errors an operator can act on.
+fn pg_hint(source: &tokio_postgres::Error) -> &'static str {
+    use tokio_postgres::error::SqlState;
+    match source.code() {
+        Some(c) if *c == SqlState::INSUFFICIENT_PRIVILEGE => {
+            "; the user in server.store needs CREATE on the database (for migrations) and \
+             read-write access to its tables"
+        }
+        Some(c) if *c == SqlState::DISK_FULL => "; PostgreSQL's disk is full",
+        None if source.is_closed() => "; the connection to PostgreSQL closed",
+        _ => "",
     }
 }
 

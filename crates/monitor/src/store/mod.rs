@@ -44,19 +44,30 @@
 //! - Nothing here panics on input: bad times, empty target ids and damaged values come back as
 //!   [`StoreError`]s.
 //!
+//! # Two stores, one interface
+//!
+//! [`HistoryStore`] is what a monitor writes and reads of its targets' history; SQLite
+//! ([`SqliteHistory`] over a [`Store`]) and PostgreSQL ([`PgStore`], `server.store =
+//! "postgres://…"`, shared by replicas) implement it, and one test suite
+//! (`tests/suite.rs`) runs against both. The record loop writes through a [`RecordWriter`]
+//! (the SQLite [`Writer`] thread or the [`PgWriter`] task). Rollups, uptime, the outbox and
+//! the dashboard's histories are SQLite's only for now.
+//!
 //! What this is not: the engine (it decides nothing about states; it stores the strings it is
-//! given), the JSON API, or a shared store for several monitor replicas (that is PostgreSQL's
-//! job, not built yet).
+//! given) or the JSON API.
 
 mod actions;
 mod codec;
 mod error;
+mod history_store;
 mod outbox;
 mod overview;
 mod ping_budget;
+mod postgres;
 mod read;
 mod rollup;
 mod schema;
+mod sink;
 mod types;
 mod uptime;
 mod write;
@@ -74,10 +85,16 @@ use rusqlite::Connection;
 
 pub use actions::{ActionKind, ActionRecord};
 pub use error::StoreError;
+pub use history_store::{HistoryStore, SqliteHistory};
 pub use outbox::{AlertRecord, OutboxRow, Silence};
 pub use overview::History;
+pub use postgres::{
+    Fence, Held, MIGRATION_LOCK, PG_CONNECTIONS, PG_SCHEMA_VERSION, PG_TIMEOUT, PgStore, PgWriter,
+    Replica,
+};
 pub use rollup::{KEEP_PINGS, MINUTE_ROLLUP_DAYS, SETTLE};
 pub use schema::{BUSY_TIMEOUT, DB_FILE, SCHEMA_VERSION};
+pub use sink::RecordWriter;
 pub use types::{
     Bucket, CheckResult, Flags, Maintenance, Ping, PingKind, Rollup, TargetState, TimelineState,
     Transition, Uptime,

@@ -18,13 +18,13 @@ pub fn vitals() -> Command {
 /// `vitals serve --config CONFIG`, once it listens; and its base URL, from its banner
 /// (`vitals monitor on http://127.0.0.1:PORT …`).
 pub async fn serve(config: &Path) -> (Running, String) {
+    serve_with(vitals().args(["serve", "--config"]).arg(config)).await
+}
+
+/// `command` (a `vitals serve …`), once it listens; and its base URL, from its banner.
+pub async fn serve_with(command: &mut Command) -> (Running, String) {
     const BANNER: &str = "vitals monitor on ";
-    let monitor = Running::start(
-        vitals().args(["serve", "--config"]).arg(config),
-        Ready::Line(BANNER),
-    )
-    .await
-    .unwrap();
+    let monitor = Running::start(command, Ready::Line(BANNER)).await.unwrap();
     let base = monitor.banner()[BANNER.len()..]
         .split(' ')
         .next()

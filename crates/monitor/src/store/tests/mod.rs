@@ -6,8 +6,10 @@
 //! numbers in `docs/STORAGE.md`.
 
 mod crash;
+mod leases;
 mod measure;
 mod rollups;
+mod suite;
 mod uptime;
 mod writer;
 

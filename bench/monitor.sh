@@ -372,10 +372,10 @@ if [[ -z ${SKIP_ACTIVE:-} ]]; then
     share=$(echo "100 * $CPU_S / $ELAPSED" | bc -l)
     printf '| vitals serve | %s | %.0f | %.0f | %s ms | %.3f | %.0f %% of a core |\n' \
         "$before" "$rate" "$served_rate" "$p99" "$per_k" "$share" >>"$report"
-    # The lag's parts (issue 10): the timer waking late, a check task waiting for its first
-    # poll, a check waiting for a concurrency permit.
+    # The lag's parts (issue 10): the scheduler handing a check out late, a check task
+    # waiting for its first poll, a check waiting for a concurrency permit.
     parts=""
-    for part in timer_late queue permit; do
+    for part in handout queue permit; do
         parts+="$part $(histogram_p99_ms "vitals_scheduler_${part}_seconds" "$tmp/m0" "$tmp/m1") ms, "
     done
     vitals_note="vitals: results not stored because storage fell behind during the window: $dropped; p99 of the lag's parts: ${parts%, }; RSS $(awk '/VmRSS/ { print $2 " " $3 }' "/proc/$MONITOR_PID/status")."

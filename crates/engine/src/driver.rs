@@ -30,13 +30,13 @@ const CHANGES_CAPACITY: usize = 4096;
 /// Schedule lag of active checks and records dropped under overload.
 ///
 /// The lag (due → started) is the sum of three waits, kept apart so that a profile can say
-/// which one grows (issue 10): the timer task waking after the fleet's next timeout
-/// (`timer`), a spawned check task waiting for its first poll behind other ready tasks
-/// (`queue`), and waiting for a concurrency permit (`permit`).
+/// which one grows (issue 10): the timer task handing the check out after it was due
+/// (`handout`: the task woke late, or was busy), a spawned check task waiting for its first
+/// poll behind other ready tasks (`queue`), and waiting for a concurrency permit (`permit`).
 #[derive(Debug)]
 pub struct Lag {
     pub histogram: Histogram,
-    pub timer: Histogram,
+    pub handout: Histogram,
     pub queue: Histogram,
     pub permit: Histogram,
     pub dropped_records: AtomicU64,
@@ -49,7 +49,7 @@ impl Default for Lag {
         let buckets = || Histogram::new(exponential_buckets(0.0001, 2.0, 18));
         Lag {
             histogram: buckets(),
-            timer: buckets(),
+            handout: buckets(),
             queue: buckets(),
             permit: buckets(),
             dropped_records: AtomicU64::new(0),
@@ -313,6 +313,8 @@ impl Engine {
     async fn check(self, due: Due, specs: Arc<[TargetSpec]>, spawned: tokio::time::Instant) {
         let polled = tokio::time::Instant::now();
         let lag = &self.shared.lag;
+        let handed_out = spawned.into_std().saturating_duration_since(due.due);
+        lag.handout.observe(handed_out.as_secs_f64());
         lag.queue.observe((polled - spawned).as_secs_f64());
         let Ok(_permit) = self.shared.concurrency.clone().acquire_owned().await else {
             return;
@@ -386,23 +388,12 @@ async fn run_check(spec: &TargetSpec, clock: &Clock) -> (Outcome, Vec<(String, O
 /// let the fleet handle it, and start the checks it asks for. Holds the engine only while
 /// awake, so it ends once every [`Engine`] is dropped (dropping wakes it).
 async fn run(shared: Weak<Shared>, wake: Arc<Notify>) {
-    // When the last sleep was to end, if it ran to its end (not woken early).
-    let mut slept_until: Option<Instant> = None;
     loop {
         let next = {
             let Some(shared) = shared.upgrade() else {
                 return;
             };
             let engine = Engine { shared };
-            if let Some(until) = slept_until.take() {
-                let late = engine
-                    .shared
-                    .clock
-                    .now()
-                    .mono
-                    .saturating_duration_since(until);
-                engine.shared.lag.timer.observe(late.as_secs_f64());
-            }
             let (due, confirms, specs, next) = engine.feed(|fleet, now| {
                 fleet.handle_timeout(now);
                 let due: Vec<Due> = std::iter::from_fn(|| fleet.poll_check()).collect();
@@ -420,7 +411,7 @@ async fn run(shared: Weak<Shared>, wake: Arc<Notify>) {
             next
         };
         tokio::select! {
-            () = sleep_until(next) => slept_until = next,
+            () = sleep_until(next) => {}
             () = wake.notified() => {}
         }
     }

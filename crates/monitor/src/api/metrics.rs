@@ -233,9 +233,9 @@ pub(super) async fn scrape(State(api): State<Api>, headers: HeaderMap) -> Respon
     // The lag's parts, to tell which wait grows under load.
     for (name, help, histogram) in [
         (
-            "timer_late_seconds",
-            "How late the scheduler's timer wakes after the next check is due",
-            &lag.timer,
+            "handout_seconds",
+            "How late the scheduler hands a check out after it is due",
+            &lag.handout,
         ),
         (
             "queue_seconds",

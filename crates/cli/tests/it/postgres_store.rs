@@ -5,7 +5,6 @@
 
 #![allow(clippy::unwrap_used)] // test helpers
 
-
 use std::time::Duration;
 
 use crate::support::{ping, serve_with, vitals};

@@ -7,7 +7,6 @@
 
 #![allow(clippy::unwrap_used)] // test helpers
 
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 

@@ -103,8 +103,21 @@ impl PgStore {
     }
 
     /// Removes replica `id` and frees its leases (a clean shutdown: the others take its
-    /// shards at their next round instead of after the lease).
+    /// shards at their next round instead of after the lease). Tried twice: it is the last
+    /// call a replica makes, and a pooled connection may be found closed (the pool's fast
+    /// recycling sees a closure only once the connection's task has; one was, once, in the
+    /// replicas test), which the second try, on a new connection, gets past.
     pub async fn leave(&self, id: &str) -> Result<(), StoreError> {
+        match self.leave_once(id).await {
+            Err(StoreError::Postgres { source, .. }) if source.is_closed() => {
+                tracing::debug!("a pooled connection was closed; leaving on a new one");
+                self.leave_once(id).await
+            }
+            result => result,
+        }
+    }
+
+    async fn leave_once(&self, id: &str) -> Result<(), StoreError> {
         const WHAT: &str = "could not leave the fleet";
         let mut client = self.client(WHAT).await?;
         let tx = client

@@ -180,6 +180,9 @@ pub enum Signal {
     Log,
     /// `/ping/<id>/<exit-status>`: 0 is success, anything else failure.
     Exit(u8),
+    /// `/ping/<id>/exited`: the process that sends the heartbeats has exited, seen first-hand
+    /// (its supervisor's `waitpid`): a confirmed death, down at once (issue 15).
+    Exited,
     /// A UDP beat carrying a status.
     Beat(Status),
 }

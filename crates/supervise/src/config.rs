@@ -61,6 +61,9 @@ pub struct Plan {
     pub probes: [Option<ProbePlan>; 3],
     pub listen: Option<SocketAddr>,
     pub agent_check: Option<SocketAddr>,
+    /// `reportExitTo`: a monitor's ping URL for the child; each exit is POSTed to it at once
+    /// as `<url>/exited` (issue 15: an exit seen by `waitpid` confirms a death first-hand).
+    pub report_exit_to: Option<reqwest::Url>,
 }
 
 impl Plan {
@@ -98,6 +101,7 @@ struct FileSpec {
     termination_grace_period_seconds: Option<Spanned<f64>>,
     listen: Option<Spanned<String>>,
     agent_check: Option<Spanned<String>>,
+    report_exit_to: Option<Spanned<String>>,
     startup_probe: Option<Spanned<ProbeSpec>>,
     liveness_probe: Option<Spanned<ProbeSpec>>,
     readiness_probe: Option<Spanned<ProbeSpec>>,
@@ -195,6 +199,7 @@ pub fn bare(command: Vec<String>) -> Result<Plan, ConfigError> {
         probes: [None, None, None],
         listen: None,
         agent_check: None,
+        report_exit_to: None,
     })
 }
 
@@ -280,6 +285,16 @@ pub fn parse(path: &str, text: &str, command: Vec<String>) -> Result<Plan, Confi
     };
     let listen = address("listen", &spec.listen);
     let agent_check = address("agentCheck", &spec.agent_check);
+    let report_exit_to =
+        spec.report_exit_to
+            .as_ref()
+            .and_then(|url| match exit_url(url.get_ref()) {
+                Ok(exit) => Some(exit),
+                Err(why) => {
+                    problem(url.span(), "reportExitTo", why);
+                    None
+                }
+            });
 
     let mut probes: [Option<ProbePlan>; 3] = [None, None, None];
     let tables = [
@@ -319,7 +334,37 @@ pub fn parse(path: &str, text: &str, command: Vec<String>) -> Result<Plan, Confi
         probes,
         listen,
         agent_check,
+        report_exit_to,
     })
+}
+
+/// The URL an exit is POSTed to: the ping URL given, with `/exited` after its path (its
+/// query, a ping key for instance, kept).
+fn exit_url(given: &str) -> Result<reqwest::Url, String> {
+    let hint =
+        "write the monitor's ping URL of this target, like \"http://127.0.0.1:7070/ping/<id>\"";
+    let mut url = reqwest::Url::parse(given).map_err(|error| {
+        format!(
+            "{:?} is not a URL ({error}); {hint}",
+            vitals_probes::redact_url(given)
+        )
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(format!(
+            "{:?} is not an http(s) URL with a host; {hint}",
+            vitals_probes::redact_url(given)
+        ));
+    }
+    url.path_segments_mut()
+        .map_err(|()| {
+            format!(
+                "{:?} cannot take a path; {hint}",
+                vitals_probes::redact_url(given)
+            )
+        })?
+        .pop_if_empty()
+        .push("exited");
+    Ok(url)
 }
 
 /// A non-negative (or, with `positive`, more than zero) number of seconds, at most a year.

@@ -100,6 +100,9 @@ pub async fn run(plan: Plan, on_listening: impl FnOnce(Bound)) -> Result<i32, Su
 
     let (results_tx, mut results) = mpsc::channel::<ProbeResult>(16);
     let mut child: Option<GroupChild> = None;
+    // Exit reports on their way to the monitor: the supervisor waits for them (each bounded
+    // by REPORT_TIMEOUT) before it exits itself, so the last exit is told too.
+    let reports = tokio_util::task::TaskTracker::new();
     loop {
         while let Some(action) = machine.poll_action() {
             match action {
@@ -152,6 +155,8 @@ pub async fn run(plan: Plan, on_listening: impl FnOnce(Bound)) -> Result<i32, Su
                     if let Some(telling) = telling {
                         let _ = tokio::time::timeout(Duration::from_secs(1), telling).await;
                     }
+                    reports.close();
+                    reports.wait().await;
                     return Ok(code);
                 }
             }
@@ -178,9 +183,40 @@ pub async fn run(plan: Plan, on_listening: impl FnOnce(Bound)) -> Result<i32, Su
                 // Dropping the group child kills what the leader left behind in its group:
                 // as in a container, nothing outlives the main process.
                 child = None;
+                if let Some(url) = &plan.report_exit_to {
+                    reports.spawn(report_exit(url.clone(), status));
+                }
                 machine.handle_exit(now(), status);
             }
             sig = signals.recv() => machine.handle_signal(now(), sig),
+        }
+    }
+}
+
+/// How long a report of an exit may take: it must not outlast the restart it precedes by
+/// much, and a monitor that does not answer in this time learns of the death by silence.
+const REPORT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Tell the monitor at `url` (`…/ping/<id>/exited`) that the child exited, and how: a death
+/// seen first-hand, which the monitor takes down at once (issue 15). Failures are logged;
+/// the monitor still sees the silence.
+async fn report_exit(url: reqwest::Url, status: Exit) {
+    let shown = vitals_probes::redact_url(url.as_str());
+    let sent = reqwest::Client::new()
+        .post(url)
+        .timeout(REPORT_TIMEOUT)
+        .body(format!("{status} (seen by vitals supervise)"))
+        .send()
+        .await;
+    match sent {
+        Ok(answer) if answer.status().is_success() => {
+            tracing::info!(url = %shown, %status, "exit reported to the monitor");
+        }
+        Ok(answer) => {
+            tracing::warn!(url = %shown, status = %answer.status(), "the monitor refused the exit report");
+        }
+        Err(error) => {
+            tracing::warn!(url = %shown, error = %vitals_probes::error_chain(&error), "cannot report the exit to the monitor");
         }
     }
 }

@@ -512,3 +512,89 @@ async fn a_grpc_readiness_probe_follows_the_childs_health_service() {
     supervisor.signal(Signal::SIGTERM).unwrap();
     supervisor.wait(WITHIN).await.unwrap();
 }
+
+/// Issue 15: an exit `vitals supervise` sees (`waitpid`) is pushed to the monitor at once as
+/// `/ping/<id>/exited`, and the monitor takes the heartbeat target down then — first-hand
+/// evidence — rather than after its period and thresholds (an hour here).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_exit_the_supervisor_sees_takes_the_monitors_target_down_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let monitor_config = dir.path().join("vitals.toml");
+    std::fs::write(
+        &monitor_config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\n\n[[target]]\nid = \"worker\"\nkind = \"heartbeat\"\nperiod = \"1h\"\nping_id = \"worker-7f3a\"\n",
+            dir.path().join("data")
+        ),
+    )
+    .unwrap();
+    let (_monitor, base) = crate::support::serve(&monitor_config).await;
+    let client = reqwest::Client::new();
+    crate::support::ping(&client, &base, "worker-7f3a").await;
+    let state = async || {
+        crate::support::get(&client, format!("{base}/api/v1/targets/worker")).await["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    until("the worker healthy", Duration::from_secs(10), async || {
+        state().await == "healthy"
+    })
+    .await;
+
+    // The child runs a moment, then exits 3; the supervisor does not restart it.
+    let config = write(
+        dir.path(),
+        "supervise.toml",
+        &format!(
+            "command = [\"sh\", \"-c\", \"sleep 0.5; exit 3\"]\nrestartPolicy = \"Never\"\nreportExitTo = \"{base}/ping/worker-7f3a\"\n"
+        ),
+    );
+    let mut supervisor = vitals()
+        .args(["supervise", "--config"])
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    until("the worker down", Duration::from_secs(10), async || {
+        state().await == "down"
+    })
+    .await;
+    let target = crate::support::get(&client, format!("{base}/api/v1/targets/worker")).await;
+    let text = target.to_string();
+    assert!(
+        text.contains("confirmed dead: the process exited: exit 3 (seen by vitals supervise)"),
+        "{text}"
+    );
+    let exited = tokio::time::timeout(Duration::from_secs(10), supervisor.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        exited.code(),
+        Some(3),
+        "the supervisor exits as its child did"
+    );
+}
+
+/// A `reportExitTo` that is not an http(s) URL is refused at start, naming the key.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_report_exit_to_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "supervise.toml",
+        "command = [\"true\"]\nreportExitTo = \"ftp://monitor/ping/x\"\n",
+    );
+    let output = vitals()
+        .args(["supervise", "--config"])
+        .arg(&config)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("reportExitTo"), "{stderr}");
+    assert!(stderr.contains("is not an http(s) URL"), "{stderr}");
+}

@@ -38,6 +38,9 @@ impl Fleet {
         // A UDP beat was verified with the target's key; an HTTP ping is trusted as the
         // target says (issue 11, item 1: forged `/fail` pings ran recovery commands).
         let may_act = *trusted_pings || matches!(ping.signal, Signal::Beat(_));
+        if ping.signal == Signal::Exited {
+            return self.handle_exited(now, index, ping, may_act);
+        }
         let mut records = Vec::with_capacity(3);
         let live = &mut self.table[index];
         let status = match ping.signal {
@@ -48,6 +51,7 @@ impl Fleet {
             Signal::Log => None,
             Signal::Success | Signal::Exit(0) => Some(Status::Pass),
             Signal::Fail | Signal::Exit(_) => Some(Status::Fail),
+            Signal::Exited => None,
             Signal::Beat(status) => Some(status),
         };
         if let Some(status) = status {
@@ -92,6 +96,58 @@ impl Fleet {
             records.push(Record::Ping(ping));
         }
         if status.is_some() {
+            self.collapse(now, index, &mut records, may_act);
+            self.finish(now, index, records, may_act);
+        } else {
+            self.records.extend(records);
+        }
+    }
+
+    /// The process behind target `index`'s heartbeats exited, as its supervisor saw it
+    /// (`/ping/<id>/exited`, the body saying how): first-hand evidence, so the target is
+    /// confirmed dead and down at once (issue 15), whatever its detector thought. A paused
+    /// target only records it.
+    fn handle_exited(&mut self, now: Now, index: usize, mut ping: PingRecord, may_act: bool) {
+        let id = self.specs[index].id.clone();
+        let detail = ping
+            .body
+            .as_deref()
+            .map(str::trim)
+            .filter(|body| !body.is_empty())
+            .map_or_else(
+                || "the process exited".to_string(),
+                |body| format!("the process exited: {body}"),
+            );
+        let live = &mut self.table[index];
+        let mut records = Vec::with_capacity(3);
+        let judge = !live.paused && live.machine.state() != vitals_core::State::Down;
+        if let Some(confirmer) = live.confirmer.as_mut() {
+            confirmer.handle_evidence(
+                now.mono,
+                now.mono,
+                vitals_core::Evidence::Exited(detail.clone()),
+            );
+        }
+        if judge {
+            let outcome = vitals_core::Outcome::new(
+                vitals_core::Kind::Fail,
+                now.wall,
+                std::time::Duration::ZERO,
+            )
+            .with_output(format!("confirmed dead: {detail}"));
+            live.machine.handle_confirmed_down(now.mono, &outcome);
+            live.judged(
+                &id,
+                now.mono,
+                now.wall,
+                outcome,
+                &self.metrics,
+                &mut records,
+            );
+        }
+        ping.target = id;
+        records.push(Record::Ping(ping));
+        if judge {
             self.collapse(now, index, &mut records, may_act);
             self.finish(now, index, records, may_act);
         } else {

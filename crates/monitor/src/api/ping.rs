@@ -92,6 +92,7 @@ pub(super) async fn with_action(
         "start" => Signal::Start,
         "fail" => Signal::Fail,
         "log" => Signal::Log,
+        "exited" => Signal::Exited,
         code => match code.parse::<u8>() {
             Ok(code) => Signal::Exit(code),
             Err(_) => return text(StatusCode::BAD_REQUEST, "invalid url format"),

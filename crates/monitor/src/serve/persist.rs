@@ -156,6 +156,7 @@ impl Loose {
                     Signal::Fail => PingKind::Fail,
                     Signal::Log => PingKind::Log,
                     Signal::Exit(code) => PingKind::Exit(code),
+                    Signal::Exited => PingKind::Exited,
                 };
                 self.pings.push(Ping {
                     target: ping.target,

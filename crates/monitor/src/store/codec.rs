@@ -110,6 +110,7 @@ pub(crate) fn ping_kind(name: &str, exit: Option<i64>) -> Result<PingKind, Store
         ("success", None) => Ok(PingKind::Success),
         ("fail", None) => Ok(PingKind::Fail),
         ("log", None) => Ok(PingKind::Log),
+        ("exited", None) => Ok(PingKind::Exited),
         ("exit", Some(code)) => u8::try_from(code)
             .map(PingKind::Exit)
             .map_err(|_| corrupt()),
@@ -158,6 +159,7 @@ mod tests {
             PingKind::Log,
             PingKind::Exit(0),
             PingKind::Exit(255),
+            PingKind::Exited,
         ] {
             let (name, exit) = ping_code(p);
             assert_eq!(ping_kind(name, exit).unwrap(), p);

@@ -156,6 +156,8 @@ pub enum PingKind {
     Log,
     /// `/ping/<id>/<exit-status>`: a run ended with this exit status.
     Exit(u8),
+    /// `/ping/<id>/exited`: the process behind the heartbeats exited.
+    Exited,
 }
 
 impl PingKind {
@@ -167,6 +169,7 @@ impl PingKind {
             PingKind::Fail => "fail",
             PingKind::Log => "log",
             PingKind::Exit(_) => "exit",
+            PingKind::Exited => "exited",
         }
     }
 }

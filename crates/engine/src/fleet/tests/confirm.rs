@@ -213,3 +213,43 @@ fn a_paused_target_is_not_confirmed_dead() {
     }
     assert_ne!(sim.state("w"), Down);
 }
+
+/// A supervisor saw the process behind a heartbeat target exit (`/ping/<id>/exited`): that
+/// is first-hand, so the target is down at once, with or without a `confirm` address, and
+/// its next beat brings it back as any beat does.
+#[test]
+fn an_exit_seen_by_its_supervisor_takes_a_heartbeat_target_down_at_once() {
+    use State::*;
+    let mut sim = Sim::new(
+        vec![passive(
+            "job",
+            Duration::from_secs(60),
+            Duration::from_secs(10),
+        )],
+        Topology::default(),
+    );
+    sim.run_until(0.0);
+    sim.beat("job", Signal::Success, None);
+    assert_eq!(sim.state("job"), Healthy);
+    sim.run_until(5.0);
+    sim.beat("job", Signal::Exited, None);
+    assert_eq!(
+        sim.state("job"),
+        Down,
+        "not after the deadline and the thresholds"
+    );
+    // Along the diagram's edges, at once (a heartbeat target falls after one failure).
+    assert_eq!(
+        sim.transitions("job"),
+        [(Unknown, Healthy), (Healthy, Unhealthy), (Unhealthy, Down)]
+    );
+    // A second report of the same death changes nothing.
+    sim.beat("job", Signal::Exited, None);
+    assert_eq!(sim.transitions("job").len(), 3);
+    // Restarted, it beats again: healthy by its thresholds, as from any down.
+    for t in 6..12 {
+        sim.run_until(f64::from(t));
+        sim.beat("job", Signal::Success, None);
+    }
+    assert_eq!(sim.state("job"), Healthy);
+}

@@ -114,9 +114,14 @@ impl Fleet {
             .as_deref()
             .map(str::trim)
             .filter(|body| !body.is_empty())
+            // The body says how (`exit 3 (seen by vitals supervise)`): the stored ping keeps
+            // all of it, the verdict's text a line.
             .map_or_else(
                 || "the process exited".to_string(),
-                |body| format!("the process exited: {body}"),
+                |body| {
+                    let how: String = body.chars().take(200).collect();
+                    format!("the process exited: {how}")
+                },
             );
         let live = &mut self.table[index];
         let mut records = Vec::with_capacity(3);

@@ -42,7 +42,9 @@
 #                          repeated SIGSTOP (vitals only): STOP_TRIALS=50 times, under a
 #                          light load (wrk -c8), the time until b is out of rotation, and
 #                          whether its stall watch (pool/stall.rs: `stall` suspect or
-#                          stalled in the admin API) or its checks took it out
+#                          stalled in the admin API) or its checks took it out, and
+#                          whether it was ejected (a false death); then KILL_TRIALS
+#                          (default STOP_TRIALS) kill -9s of b, each restarted after
 #   BALANCERS="vitals haproxy nginx"
 #   PROFILE=0              1: perf record vitals during its plain throughput run (call graphs,
 #                          the middle of the run) and append perf report's top symbols and
@@ -352,6 +354,11 @@ start_lb vitals
 $(core 1) wrk -t1 -c8 -d3600s --timeout 10s "http://127.0.0.1:$LB_PORT/" >/dev/null 2>&1 &
 WRK=$!
 PIDS+=("$WRK")
+# Ejections of b so far, from the admin API's /metrics: one during a stop is a false death.
+ejections_of_b() {
+  curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" | awk '/ejections_total\{/ && /backend="b"/ {n += $NF} END {print n + 0}'
+}
+ejected_before=$(ejections_of_b)
 outs=()
 by_checks=0
 for _ in $(seq "$STOP_TRIALS"); do
@@ -363,16 +370,33 @@ for _ in $(seq "$STOP_TRIALS"); do
   curl -s "http://127.0.0.1:$ADMIN_PORT/api/v1/pools" | grep -o '"name":"b"[^}]*' | grep -q '"stall":"s' || by_checks=$((by_checks + 1))
   kill -CONT "${BPID[b]}"
 done
+false_deaths=$(( $(ejections_of_b) - ejected_before ))
+# The same backend killed (gone): KILL_TRIALS times, the time until it is out of rotation;
+# then a new one on its port, back in rotation before the next.
+KILL_TRIALS=${KILL_TRIALS:-$STOP_TRIALS}
+kills=()
+for _ in $(seq "$KILL_TRIALS"); do
+  for _ in $(seq 300); do b_is_out vitals || break; sleep 0.02; done
+  sleep 0.5
+  kill -9 "${BPID[b]}"
+  time_out vitals "$WORK/out.txt"
+  kills+=("$(cut -d' ' -f1 "$WORK/out.txt")")
+  wait "${BPID[b]}" 2>/dev/null || true
+  start_backend b
+done
 kill "$WRK" 2>/dev/null || true
 stop_lb
 sorted=$(printf '%s\n' "${outs[@]}" | grep -v '>' | sort -n)
 n=$(echo "$sorted" | grep -c . || true)
+killed=$(printf '%s\n' "${kills[@]}" | grep -v '>' | sort -n)
+k=$(echo "$killed" | grep -c . || true)
 {
-  echo "## Repeated SIGSTOP of b under light load ($STOP_TRIALS trials, checks every $CHECK_INTERVAL)"
+  echo "## Repeated SIGSTOP and kill -9 of b under light load (checks every $CHECK_INTERVAL)"
   echo
-  echo "| trials | out of rotation: median | max | out by its checks, not by the stall watch |"
-  echo "|---:|---:|---:|---:|"
-  echo "| $n | $(echo "$sorted" | sed -n "$(( (n + 1) / 2 ))p") ms | $(echo "$sorted" | tail -1) ms | $by_checks |"
+  echo "| fault | trials | out of rotation: median | max | out by its checks, not by the stall watch | ejected while only stopped (false deaths) |"
+  echo "|---|---:|---:|---:|---:|---:|"
+  echo "| SIGSTOP | $n | $(echo "$sorted" | sed -n "$(( (n + 1) / 2 ))p") ms | $(echo "$sorted" | tail -1) ms | $by_checks | $false_deaths |"
+  echo "| kill -9 | $k | $(echo "$killed" | sed -n "$(( (k + 1) / 2 ))p") ms | $(echo "$killed" | tail -1) ms | — | — |"
   echo
 } >> "$REPORT"
 fi

@@ -24,18 +24,32 @@ fn get(addr: &str, path: &str) -> String {
     answer
 }
 
+/// The demo process, killed if the test ends before it has stopped it.
+struct Demo(std::process::Child);
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 #[test]
 fn the_demo_binary_serves_its_probes_and_stops_on_sigterm() {
-    let mut demo = Command::new(env!("CARGO_BIN_EXE_vitals-demo"))
-        .args(["--listen", "127.0.0.1:0", "--drain-delay", "0s"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut demo = Demo(
+        Command::new(env!("CARGO_BIN_EXE_vitals-demo"))
+            .args(["--listen", "127.0.0.1:0", "--drain-delay", "0s"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     // Only the first line is read, and the pipe is closed while the demo still writes the
     // rest of its banner: it must go on serving (it once panicked on the closed pipe).
     let mut banner = String::new();
-    BufReader::new(demo.stdout.take().unwrap())
+    BufReader::new(demo.0.stdout.take().unwrap())
         .read_line(&mut banner)
         .unwrap();
     let addr = banner
@@ -48,10 +62,10 @@ fn the_demo_binary_serves_its_probes_and_stops_on_sigterm() {
     let index = get(&addr, "/");
     assert!(index.contains("/demo/database/MODE"), "{index}");
     let killed = Command::new("kill")
-        .args(["-TERM", &demo.id().to_string()])
+        .args(["-TERM", &demo.0.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
-    let status = demo.wait().unwrap();
+    let status = demo.0.wait().unwrap();
     assert!(status.success(), "{status}");
 }

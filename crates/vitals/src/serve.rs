@@ -176,7 +176,7 @@ impl Table {
 pub async fn serve_router(
     listener: TcpListener,
     app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     serve_router_with(listener, app, ServerLimits::default(), shutdown).await
 }
